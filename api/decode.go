@@ -1,0 +1,131 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// decodeJSON reads the request body into dst strictly: JSON content type,
+// one value, no unknown fields, no trailing data, within the body limit.
+// Each failure names what is wrong.
+func decodeJSON(c echo.Context, dst any) error {
+	req := c.Request()
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		// curl -d labels JSON as a form; phones and scripts that do so still
+		// get JSON parsing, and the decoder names any syntax error.
+		lenient := mt == "application/x-www-form-urlencoded" || mt == "text/plain"
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json") && !lenient) {
+			return &models.Error{Code: models.CodeUnsupportedMedia, Message: "Content-Type must be application/json"}
+		}
+	}
+	dec := json.NewDecoder(req.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return jsonError(err)
+		}
+		return &models.Error{Code: models.CodeMalformed, Message: "body must hold exactly one JSON value"}
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return &models.Error{Code: models.CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, io.EOF):
+		return &models.Error{Code: models.CodeMalformed, Message: "request body is empty; a JSON object is required"}
+	case errors.As(err, &syn):
+		return &models.Error{Code: models.CodeMalformed, Message: fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, syn)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &models.Error{Code: models.CodeMalformed, Message: "malformed JSON: body ends early"}
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return &models.Error{Code: models.CodeMalformed, Message: fmt.Sprintf("body must be a JSON %s", typ.Type.Kind())}
+		}
+		return &models.Error{
+			Code:    models.CodeInvalid,
+			Message: fmt.Sprintf("%s: must be %s, not %s", field, jsonKind(typ.Type.Kind().String()), typ.Value),
+			Fields:  []models.FieldError{{Field: field, Code: models.CodeInvalid, Message: fmt.Sprintf("must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)}},
+		}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &models.Error{
+			Code:    models.CodeInvalid,
+			Message: fmt.Sprintf("unknown field %q", field),
+			Fields:  []models.FieldError{{Field: field, Code: "unknown_field", Message: "is not a field of this request"}},
+		}
+	}
+	var me *models.Error
+	if errors.As(err, &me) {
+		return me
+	}
+	return &models.Error{Code: models.CodeMalformed, Message: "malformed JSON: " + err.Error()}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "int", "int64", "int32", "uint", "uint64", "float64", "float32":
+		return "a number"
+	}
+	return "a " + k
+}
+
+// parseUUID parses a required UUID named field.
+func parseUUID(field, s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return uuid.Nil, models.FieldInvalid(field, "must be a UUID")
+	}
+	return id, nil
+}
+
+// jsonEncode writes v without HTML escaping: names such as "Smith & Sons"
+// stay readable on the wire.
+func jsonEncode(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// writeJSON answers status with v as JSON.
+func writeJSON(c echo.Context, status int, v any) error {
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	c.Response().WriteHeader(status)
+	return jsonEncode(c.Response(), v)
+}

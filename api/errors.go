@@ -1,0 +1,120 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// statusOf is the one table from error code to HTTP status.
+var statusOf = map[string]int{
+	models.CodeInvalid:           http.StatusUnprocessableEntity,
+	models.CodeMalformed:         http.StatusBadRequest,
+	models.CodeNotFound:          http.StatusNotFound,
+	models.CodeConflict:          http.StatusConflict,
+	models.CodeUnauthorized:      http.StatusUnauthorized,
+	models.CodeForbidden:         http.StatusForbidden,
+	models.CodeRateLimited:       http.StatusTooManyRequests,
+	models.CodeTooLarge:          http.StatusRequestEntityTooLarge,
+	models.CodeUnsupportedSchema: http.StatusBadRequest,
+	models.CodeUnavailable:       http.StatusServiceUnavailable,
+	models.CodeInternal:          http.StatusInternalServerError,
+	models.CodeUnsupportedMedia:  http.StatusUnsupportedMediaType,
+	models.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
+}
+
+// Problem is an RFC 9457 problem document with fieldsync's stable code and
+// the fields at fault.
+type Problem struct {
+	Type     string              `json:"type"`
+	Title    string              `json:"title"`
+	Status   int                 `json:"status"`
+	Detail   string              `json:"detail"`
+	Code     string              `json:"code"`
+	Instance string              `json:"instance,omitempty"`
+	Errors   []models.FieldError `json:"errors,omitempty"`
+}
+
+// problemOf turns any error a handler returns into a problem document.
+func problemOf(err error) (Problem, *models.Error) {
+	var me *models.Error
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &me):
+	case errors.As(err, &he):
+		me = fromHTTPError(he)
+	default:
+		me = &models.Error{Code: models.CodeInternal, Message: "internal error; it has been logged"}
+	}
+	status, ok := statusOf[me.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	return Problem{
+		Type:   "urn:fieldsync:problem:" + me.Code,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: me.Message,
+		Code:   me.Code,
+		Errors: me.Fields,
+	}, me
+}
+
+func fromHTTPError(he *echo.HTTPError) *models.Error {
+	msg := http.StatusText(he.Code)
+	if s, ok := he.Message.(string); ok {
+		msg = s
+	}
+	switch he.Code {
+	case http.StatusNotFound:
+		return &models.Error{Code: models.CodeNotFound, Message: "no such route"}
+	case http.StatusMethodNotAllowed:
+		return &models.Error{Code: models.CodeMethodNotAllowed, Message: "method not allowed on this route"}
+	case http.StatusRequestEntityTooLarge:
+		return &models.Error{Code: models.CodeTooLarge, Message: "request body too large"}
+	case http.StatusUnauthorized:
+		return &models.Error{Code: models.CodeUnauthorized, Message: msg}
+	case http.StatusServiceUnavailable:
+		return &models.Error{Code: models.CodeUnavailable, Message: msg}
+	case http.StatusUnsupportedMediaType:
+		return &models.Error{Code: models.CodeUnsupportedMedia, Message: msg}
+	}
+	if he.Code >= 400 && he.Code < 500 {
+		return &models.Error{Code: models.CodeMalformed, Message: msg}
+	}
+	return &models.Error{Code: models.CodeInternal, Message: "internal error; it has been logged"}
+}
+
+// handleError is Echo's HTTPErrorHandler: every error leaves as
+// problem+json, and internal ones are logged here, once, with the request id.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p, me := problemOf(err)
+	p.Instance = c.Request().URL.Path
+	if p.Status >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed",
+			slog.String("request_id", requestID(c)), slog.String("route", c.Path()), slog.Any("err", err))
+	}
+	h := c.Response().Header()
+	if p.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="fieldsync", error="invalid_token"`)
+	}
+	if me.RetryAfterSeconds > 0 {
+		h.Set("Retry-After", strconv.Itoa(me.RetryAfterSeconds))
+	}
+	h.Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().WriteHeader(p.Status)
+	if c.Request().Method == http.MethodHead {
+		return
+	}
+	if err := jsonEncode(c.Response(), p); err != nil {
+		s.log.WarnContext(c.Request().Context(), "write problem", slog.Any("err", err))
+	}
+}

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+const (
+	ctxRequestID = "fieldsync.request_id"
+	ctxPrincipal = "fieldsync.principal"
+)
+
+// withRequestID takes a sane X-Request-ID from the client or makes one, and
+// echoes it in the response so a phone's bug report can name it.
+func withRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if id == "" || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			id = uuid.NewString()
+		}
+		c.Set(ctxRequestID, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(ctxRequestID).(string)
+	return id
+}
+
+// recoverPanics turns a panic into a 500 problem, logged with its stack by
+// the error handler.
+func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = errors.Join(errors.New("panic"), errorFromPanic(r))
+			}
+		}()
+		return next(c)
+	}
+}
+
+func errorFromPanic(r any) error {
+	if err, ok := r.(error); ok {
+		return err
+	}
+	return errors.New(strings.TrimSpace(strings.ReplaceAll(stringOf(r), "\n", " ")))
+}
+
+func stringOf(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return "non-error panic value"
+}
+
+// limitBody refuses bodies over the limit before reading them, and caps the
+// reader for bodies whose length is not declared.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > s.bodyLimit {
+			return &models.Error{Code: models.CodeTooLarge, Message: "request body is larger than " + strconv.FormatInt(s.bodyLimit, 10) + " bytes"}
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.bodyLimit)
+		return next(c)
+	}
+}
+
+// accessLog logs one line per request and records its metrics. It runs the
+// error handler itself so the status it logs is the one sent.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		took := time.Since(start)
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		s.metrics.observe(c.Request().Method, route, status, took)
+		attrs := []slog.Attr{
+			slog.String("request_id", requestID(c)),
+			slog.String("method", c.Request().Method),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Duration("latency", took),
+			slog.Int64("bytes", c.Response().Size),
+			slog.String("client", c.RealIP()),
+		}
+		if p, ok := c.Get(ctxPrincipal).(models.Principal); ok {
+			attrs = append(attrs, slog.String("user", p.UserID.String()), slog.String("org", p.OrgID.String()))
+		}
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
+		return nil
+	}
+}
+
+// requireAuth verifies the bearer token and that its session is live, and
+// stores the caller as the request's principal.
+func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		raw, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || strings.TrimSpace(raw) == "" {
+			return &models.Error{Code: models.CodeUnauthorized, Message: "missing bearer token"}
+		}
+		v, err := s.tokens.Verify(strings.TrimSpace(raw))
+		if err != nil {
+			return err
+		}
+		p, err := s.store.LivePrincipal(c.Request().Context(), v.OrgID, v.SessionID, v.UserID)
+		if err != nil {
+			return err
+		}
+		c.Set(ctxPrincipal, p)
+		return next(c)
+	}
+}
+
+func principal(c echo.Context) models.Principal {
+	p, _ := c.Get(ctxPrincipal).(models.Principal)
+	return p
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldsync_http_requests_total",
+			Help: "HTTP requests by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "fieldsync_http_request_duration_seconds",
+			Help:    "HTTP request latency by method and route.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+func (m *httpMetrics) observe(method, route string, status int, took time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(method, route).Observe(took.Seconds())
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

@@ -1,0 +1,139 @@
+// Package api is fieldsync's HTTP layer: Echo routes, JSON wire shapes that
+// mirror openapi.yaml, authentication, and problem+json errors. Handlers
+// are thin: they bind and validate, call a store or engine, and encode.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fieldsync/fieldsync/auth"
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// Store is what the HTTP layer needs of storage for people and sessions.
+// Methods return *models.Error codes as documented on the store.
+type Store interface {
+	Org(ctx context.Context, id uuid.UUID) (models.Org, error)
+	UserByEmail(ctx context.Context, email string) (models.User, error)
+	User(ctx context.Context, orgID, id uuid.UUID) (models.User, error)
+	Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]models.User, error)
+	CreateUser(ctx context.Context, u models.User) error
+	UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.UserPatch) (models.User, error)
+	CreateTeam(ctx context.Context, t models.Team) error
+	Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, error)
+	Teams(ctx context.Context, orgID uuid.UUID) ([]models.Team, error)
+
+	CreateSession(ctx context.Context, s models.Session, refreshHash string) error
+	RotateRefresh(ctx context.Context, oldHash, newHash string, expiresAt time.Time) (models.Session, models.User, error)
+	RevokeSession(ctx context.Context, orgID, id uuid.UUID) error
+	LivePrincipal(ctx context.Context, orgID, sessionID, userID uuid.UUID) (models.Principal, error)
+}
+
+// Deps are the server's collaborators. Store, Tokens and Passwords are
+// required; the rest have defaults.
+type Deps struct {
+	Store     Store
+	Tokens    *auth.Tokens
+	Passwords *auth.Passwords
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// Ready reports whether the service can take traffic (database
+	// reachable, schema current); nil means always ready.
+	Ready func(ctx context.Context) error
+	// Registry receives the HTTP metrics; nil makes a private one.
+	Registry *prometheus.Registry
+	// Spec is openapi.yaml, served at /openapi.yaml.
+	Spec []byte
+	// BodyLimit caps request bodies in bytes; 0 means 4 MiB.
+	BodyLimit int64
+	// TrustedProxies are the only peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// LoginLimits override the login attempt limits (tests); zero means
+	// 5 failures per email and 30 per client address per 15 minutes.
+	LoginLimits LoginLimits
+	Version     string
+}
+
+// LoginLimits bound failed logins.
+type LoginLimits struct {
+	PerEmail, PerAddress int
+	Window               time.Duration
+}
+
+// Server holds the HTTP layer's state; Handler returns its router.
+type Server struct {
+	store     Store
+	tokens    *auth.Tokens
+	passwords *auth.Passwords
+	log       *slog.Logger
+	now       func() time.Time
+	ready     func(ctx context.Context) error
+	spec      []byte
+	bodyLimit int64
+	version   string
+	byEmail   *auth.Limiter
+	byAddress *auth.Limiter
+	metrics   *httpMetrics
+	echo      *echo.Echo
+}
+
+// New builds the server and its router.
+func New(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Ready == nil {
+		d.Ready = func(context.Context) error { return nil }
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	if d.BodyLimit == 0 {
+		d.BodyLimit = 4 << 20
+	}
+	ll := d.LoginLimits
+	if ll.Window == 0 {
+		ll = LoginLimits{PerEmail: 5, PerAddress: 30, Window: 15 * time.Minute}
+	}
+	s := &Server{
+		store: d.Store, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
+		ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
+		byEmail:   auth.NewLimiter(ll.PerEmail, ll.Window, d.Now),
+		byAddress: auth.NewLimiter(ll.PerAddress, ll.Window, d.Now),
+		metrics:   newHTTPMetrics(d.Registry),
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(d.TrustedProxies)
+	s.echo = e
+	s.routes(e, d.Registry)
+	return s
+}
+
+// Handler is the router, ready for an http.Server.
+func (s *Server) Handler() *echo.Echo { return s.echo }
+
+// ipExtractor believes X-Forwarded-For only from the named proxies. Echo
+// v4's default trusts any X-Forwarded-For (GO-2026-6872), which would let
+// a client pick its own address and dodge the login limit.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(prefixNet(p)))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fieldsync/fieldsync"
+	"github.com/fieldsync/fieldsync/api"
+	"github.com/fieldsync/fieldsync/auth"
+	"github.com/fieldsync/fieldsync/config"
+	"github.com/fieldsync/fieldsync/demo"
+	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/store"
+)
+
+func newLogger(format, level string, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if cfg.NoMigrate {
+		st, err := db.MigrationStatus(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Behind() {
+			return fmt.Errorf("the schema is at version %d but this build needs %d; run `fieldsync migrate up` or start without --no-migrate", st.Current, st.Latest)
+		}
+	} else {
+		applied, err := db.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			log.Info("migrated database", "versions", applied)
+		}
+	}
+
+	secret := cfg.JWTSecret
+	if secret == "" && cfg.Demo {
+		if secret, err = demoSecret(db); err != nil {
+			return err
+		}
+	}
+	tokens, err := auth.NewTokens(secret, cfg.JWTPreviousSecrets, time.Now)
+	if err != nil {
+		return err
+	}
+	passwords := auth.NewPasswords(auth.DefaultCost)
+
+	if cfg.Demo {
+		seeded, err := demo.Seed(ctx, db, passwords, time.Now())
+		if err != nil {
+			return err
+		}
+		printDemo(stdout, seeded)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
+	srv := api.New(api.Deps{
+		Store: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
+		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
+		Version: version, Ready: readiness(db),
+	})
+	return listenAndServe(ctx, cfg.Addr, srv.Handler(), log, db.Dialect())
+}
+
+// readiness is ready when the database answers and the schema is current.
+func readiness(db *store.DB) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		st, err := db.MigrationStatus(ctx)
+		if err != nil {
+			return models.ErrUnavailable
+		}
+		if st.Behind() {
+			return &models.Error{Code: models.CodeUnavailable, Message: fmt.Sprintf("schema at version %d, want %d", st.Current, st.Latest)}
+		}
+		return nil
+	}
+}
+
+// listenAndServe serves until ctx ends, then stops taking connections and
+// lets requests in flight finish (up to 20 s).
+func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger, dialect store.Dialect) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	log.Info("fieldsync listening", "addr", ln.Addr().String(), "database", string(dialect), "version", version)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// demoSecret keeps a generated secret beside the SQLite file (or in the
+// working directory on PostgreSQL) so demo tokens survive restarts.
+func demoSecret(db *store.DB) (string, error) {
+	path := ".fieldsync-demo-secret"
+	if db.Path != "" {
+		path = filepath.Join(filepath.Dir(db.Path), filepath.Base(db.Path)+".jwt-secret")
+	}
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= auth.MinSecretLen {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [48]byte
+	_, _ = rand.Read(raw[:])
+	secret := base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep demo jwt secret: %w", err)
+	}
+	return secret, nil
+}
+
+func printDemo(w io.Writer, seeded bool) {
+	if seeded {
+		fmt.Fprintf(w, "Seeded the demo organisation %q.\n", demo.OrgName)
+	} else {
+		fmt.Fprintln(w, "Database already has data; demo seeding skipped.")
+	}
+	fmt.Fprintf(w, "Demo logins (password %q):\n", demo.Password)
+	for _, l := range demo.Logins() {
+		team := ""
+		if l.Team != "" {
+			team = " team " + l.Team
+		}
+		fmt.Fprintf(w, "  %-20s %-8s%s\n", l.Email, l.Role, team)
+	}
+}

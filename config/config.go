@@ -1,0 +1,179 @@
+// Package config reads fieldsync's settings from flags and their
+// environment twins. There are no globals: Load returns a value that main
+// passes to constructors.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	Addr               string
+	DatabaseURL        string
+	JWTSecret          string
+	JWTPreviousSecrets []string
+	LogFormat          string
+	LogLevel           string
+	NoMigrate          bool
+	Demo               bool
+	TrustedProxies     []netip.Prefix
+	BodyLimitBytes     int64
+}
+
+// Option is one setting: its flag, its environment twin and its default.
+// Options with File set also read NAME_FILE, a path whose contents are the
+// value, so secrets can come from mounted files rather than the environment.
+type Option struct {
+	Flag    string
+	Env     string
+	Default string
+	Usage   string
+	File    bool
+	Bool    bool
+}
+
+// Options lists every setting of `fieldsync serve`, in one table.
+var Options = []Option{
+	{Flag: "addr", Env: "FIELDSYNC_ADDR", Default: ":8080", Usage: "address to listen on"},
+	{Flag: "database-url", Env: "FIELDSYNC_DATABASE_URL", Default: "sqlite:fieldsync.db", Usage: "postgres://… for PostgreSQL, sqlite:PATH for an SQLite file", File: true},
+	{Flag: "jwt-secret", Env: "FIELDSYNC_JWT_SECRET", Usage: "HMAC secret for access tokens, at least 32 bytes (generated in --demo mode)", File: true},
+	{Flag: "jwt-previous-secrets", Env: "FIELDSYNC_JWT_PREVIOUS_SECRETS", Usage: "comma-separated secrets that still verify during rotation", File: true},
+	{Flag: "log-format", Env: "FIELDSYNC_LOG_FORMAT", Default: "text", Usage: "log format: json or text"},
+	{Flag: "log-level", Env: "FIELDSYNC_LOG_LEVEL", Default: "info", Usage: "log level: debug, info, warn or error"},
+	{Flag: "no-migrate", Env: "FIELDSYNC_NO_MIGRATE", Default: "false", Usage: "do not migrate on start; refuse to start if the schema is behind", Bool: true},
+	{Flag: "demo", Env: "FIELDSYNC_DEMO", Default: "false", Usage: "seed the demo organisation into an empty database", Bool: true},
+	{Flag: "trusted-proxies", Env: "FIELDSYNC_TRUSTED_PROXIES", Usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
+	{Flag: "body-limit", Env: "FIELDSYNC_BODY_LIMIT", Default: "4194304", Usage: "largest request body accepted, in bytes"},
+}
+
+// Env names every environment variable the server reads, including _FILE
+// twins; the docker-compose test checks compose sets nothing else.
+func Env() []string {
+	var names []string
+	for _, o := range Options {
+		names = append(names, o.Env)
+		if o.File {
+			names = append(names, o.Env+"_FILE")
+		}
+	}
+	return names
+}
+
+// Load parses args (after the subcommand) with getenv supplying defaults.
+// Flags win over the environment, which wins over the defaults.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := make(map[string]*string, len(Options))
+	for _, o := range Options {
+		def, err := envValue(o, getenv)
+		if err != nil {
+			return Config{}, err
+		}
+		if def == "" {
+			def = o.Default
+		}
+		if o.Bool {
+			fs.Bool(o.Flag, def == "true" || def == "1", o.Usage+" ("+o.Env+")")
+			continue
+		}
+		vals[o.Flag] = fs.String(o.Flag, def, o.Usage+" ("+o.Env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	get := func(name string) string {
+		if p := vals[name]; p != nil {
+			return *p
+		}
+		return ""
+	}
+	boolFlag := func(name string) bool {
+		f := fs.Lookup(name)
+		return f != nil && f.Value.String() == "true"
+	}
+	c := Config{
+		Addr:        get("addr"),
+		DatabaseURL: get("database-url"),
+		JWTSecret:   get("jwt-secret"),
+		LogFormat:   get("log-format"),
+		LogLevel:    get("log-level"),
+		NoMigrate:   boolFlag("no-migrate"),
+		Demo:        boolFlag("demo"),
+	}
+	c.JWTPreviousSecrets = splitList(get("jwt-previous-secrets"))
+	for _, s := range splitList(get("trusted-proxies")) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return Config{}, fmt.Errorf("trusted-proxies: %w", err)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	if _, err := fmt.Sscan(get("body-limit"), &c.BodyLimitBytes); err != nil || c.BodyLimitBytes < 1024 {
+		return Config{}, fmt.Errorf("body-limit: want a number of bytes ≥ 1024, got %q", get("body-limit"))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return Config{}, fmt.Errorf("log-format: want json or text, got %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return Config{}, fmt.Errorf("log-level: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if !c.Demo && c.JWTSecret == "" {
+		return Config{}, errors.New("jwt-secret is required outside --demo mode (set FIELDSYNC_JWT_SECRET or FIELDSYNC_JWT_SECRET_FILE)")
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		return Config{}, fmt.Errorf("jwt-secret must be at least 32 bytes, got %d", len(c.JWTSecret))
+	}
+	return c, nil
+}
+
+func envValue(o Option, getenv func(string) string) (string, error) {
+	if v := getenv(o.Env); v != "" {
+		return v, nil
+	}
+	if !o.File {
+		return "", nil
+	}
+	path := getenv(o.Env + "_FILE")
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", o.Env, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -1,0 +1,80 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes are stable: clients switch on them, so a code is never renamed.
+const (
+	CodeInvalid           = "invalid"            // a field or parameter failed validation
+	CodeMalformed         = "malformed"          // the body is not the JSON the endpoint expects
+	CodeNotFound          = "not_found"          // absent, or outside the caller's scope
+	CodeConflict          = "conflict"           // a uniqueness rule or concurrent change
+	CodeUnauthorized      = "unauthorized"       // no valid credentials
+	CodeForbidden         = "forbidden"          // authenticated, but the role may not do this
+	CodeRateLimited       = "rate_limited"       // too many attempts; see Retry-After
+	CodeTooLarge          = "too_large"          // body or batch over its limit
+	CodeUnsupportedSchema = "unsupported_schema" // schema_version the server does not speak
+	CodeUnavailable       = "unavailable"        // transient: the database is unreachable
+	CodeInternal          = "internal"           // a bug; logged with the request id
+	CodeUnsupportedMedia  = "unsupported_media"  // Content-Type is not JSON
+	CodeMethodNotAllowed  = "method_not_allowed" // route exists, method does not
+)
+
+// FieldError names one field at fault and why.
+type FieldError struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error is the one error type that crosses layers. Code is stable and
+// machine-readable; Message is for people. Fields lists the fields at fault,
+// when there are any.
+type Error struct {
+	Code    string
+	Message string
+	Fields  []FieldError
+	// RetryAfter is set on rate-limit errors: how long the caller must wait.
+	RetryAfterSeconds int
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) > 0 {
+		return fmt.Sprintf("%s: %s (%s: %s)", e.Code, e.Message, e.Fields[0].Field, e.Fields[0].Message)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldInvalid returns an invalid-input error naming one field.
+func FieldInvalid(field, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	return &Error{
+		Code:    CodeInvalid,
+		Message: field + ": " + msg,
+		Fields:  []FieldError{{Field: field, Code: CodeInvalid, Message: msg}},
+	}
+}
+
+// ErrorCode returns the code of err if it is (or wraps) an *Error, and
+// CodeInternal otherwise.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrNotFound is returned for anything absent or outside the caller's scope;
+// the two are deliberately indistinguishable.
+var ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
+
+// ErrUnavailable marks a transient storage failure: the caller may retry.
+var ErrUnavailable = &Error{Code: CodeUnavailable, Message: "the database is unavailable; retry later"}

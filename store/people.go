@@ -1,0 +1,331 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+type orgRow struct {
+	ID        uuid.UUID `gorm:"primaryKey"`
+	Name      string
+	CreatedAt time.Time
+}
+
+func (orgRow) TableName() string { return "orgs" }
+
+type loginRow struct {
+	Email  string `gorm:"primaryKey"`
+	OrgID  uuid.UUID
+	UserID uuid.UUID
+}
+
+func (loginRow) TableName() string { return "logins" }
+
+type teamRow struct {
+	OrgID     uuid.UUID `gorm:"primaryKey"`
+	ID        uuid.UUID `gorm:"primaryKey"`
+	Name      string
+	ManagerID *uuid.UUID
+	CreatedAt time.Time
+}
+
+func (teamRow) TableName() string { return "teams" }
+
+func (r teamRow) model() models.Team {
+	return models.Team{OrgID: r.OrgID, ID: r.ID, Name: r.Name, ManagerID: r.ManagerID, CreatedAt: r.CreatedAt.UTC()}
+}
+
+type userRow struct {
+	OrgID        uuid.UUID `gorm:"primaryKey"`
+	ID           uuid.UUID `gorm:"primaryKey"`
+	Email        string
+	Name         string
+	Role         string
+	TeamID       *uuid.UUID
+	Active       bool
+	TimeZone     string
+	PasswordHash string
+	CreatedAt    time.Time `gorm:"autoCreateTime:false"`
+	UpdatedAt    time.Time `gorm:"autoUpdateTime:false"`
+}
+
+func (userRow) TableName() string { return "users" }
+
+func (r userRow) model() models.User {
+	return models.User{
+		OrgID: r.OrgID, ID: r.ID, Email: r.Email, Name: r.Name, Role: models.Role(r.Role),
+		TeamID: r.TeamID, Active: r.Active, TimeZone: r.TimeZone, PasswordHash: r.PasswordHash,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+func newUserRow(u models.User) userRow {
+	return userRow{
+		OrgID: u.OrgID, ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role),
+		TeamID: u.TeamID, Active: u.Active, TimeZone: u.TimeZone, PasswordHash: u.PasswordHash,
+		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
+	}
+}
+
+// CreateOrg creates an organisation and its first admin in one transaction.
+// Errors: conflict (the admin's email is taken).
+func (db *DB) CreateOrg(ctx context.Context, org models.Org, admin models.User) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(&orgRow{ID: org.ID, Name: org.Name, CreatedAt: org.CreatedAt.UTC()}).Error; err != nil {
+			return fmt.Errorf("insert org: %w", err)
+		}
+		return insertUser(tx, admin)
+	})
+}
+
+// Org returns one organisation. Errors: not_found.
+func (db *DB) Org(ctx context.Context, id uuid.UUID) (models.Org, error) {
+	var r orgRow
+	if err := db.gorm.WithContext(ctx).Take(&r, "id = ?", id).Error; err != nil {
+		return models.Org{}, fmt.Errorf("get org: %w", translate(err))
+	}
+	return models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, nil
+}
+
+// OrgByName returns the organisation with that exact name. Errors: not_found.
+func (db *DB) OrgByName(ctx context.Context, name string) (models.Org, error) {
+	var r orgRow
+	if err := db.gorm.WithContext(ctx).Take(&r, "name = ?", name).Error; err != nil {
+		return models.Org{}, fmt.Errorf("get org by name: %w", translate(err))
+	}
+	return models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, nil
+}
+
+// CountOrgs reports how many organisations exist; demo seeding runs on zero.
+func (db *DB) CountOrgs(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.gorm.WithContext(ctx).Model(&orgRow{}).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count orgs: %w", translate(err))
+	}
+	return n, nil
+}
+
+func insertUser(tx *gorm.DB, u models.User) error {
+	var n int64
+	if err := tx.Model(&loginRow{}).Where("email = ?", u.Email).Count(&n).Error; err != nil {
+		return fmt.Errorf("check email: %w", err)
+	}
+	if n > 0 {
+		return &models.Error{Code: models.CodeConflict, Message: "a user with this email already exists",
+			Fields: []models.FieldError{{Field: "email", Code: models.CodeConflict, Message: "is already in use"}}}
+	}
+	if err := tx.Create(&loginRow{Email: u.Email, OrgID: u.OrgID, UserID: u.ID}).Error; err != nil {
+		return fmt.Errorf("insert login: %w", translate(err))
+	}
+	row := newUserRow(u)
+	if err := tx.Create(&row).Error; err != nil {
+		return fmt.Errorf("insert user: %w", translate(err))
+	}
+	return nil
+}
+
+// CreateTeam creates a team. When ManagerID is set, that user must be a
+// manager of the same organisation, and becomes the team's member-manager.
+// Errors: conflict (name taken), invalid (manager_id).
+func (db *DB) CreateTeam(ctx context.Context, t models.Team) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		if t.ManagerID != nil {
+			var m userRow
+			err := tx.Take(&m, "org_id = ? AND id = ?", t.OrgID, *t.ManagerID).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && m.Role != string(models.RoleManager)) {
+				return models.FieldInvalid("manager_id", "must name a manager of this organisation")
+			}
+			if err != nil {
+				return fmt.Errorf("get manager: %w", err)
+			}
+		}
+		var n int64
+		if err := tx.Model(&teamRow{}).Where("org_id = ? AND name = ?", t.OrgID, t.Name).Count(&n).Error; err != nil {
+			return fmt.Errorf("check team name: %w", err)
+		}
+		if n > 0 {
+			return &models.Error{Code: models.CodeConflict, Message: "a team with this name already exists",
+				Fields: []models.FieldError{{Field: "name", Code: models.CodeConflict, Message: "is already in use"}}}
+		}
+		row := teamRow{OrgID: t.OrgID, ID: t.ID, Name: t.Name, ManagerID: t.ManagerID, CreatedAt: t.CreatedAt.UTC()}
+		if err := tx.Create(&row).Error; err != nil {
+			return fmt.Errorf("insert team: %w", err)
+		}
+		if t.ManagerID != nil {
+			err := tx.Model(&userRow{}).Where("org_id = ? AND id = ?", t.OrgID, *t.ManagerID).
+				Updates(map[string]any{"team_id": t.ID, "updated_at": t.CreatedAt.UTC()}).Error
+			if err != nil {
+				return fmt.Errorf("assign manager: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Team returns one team of an organisation. Errors: not_found.
+func (db *DB) Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, error) {
+	var r teamRow
+	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
+		return models.Team{}, fmt.Errorf("get team: %w", translate(err))
+	}
+	return r.model(), nil
+}
+
+// TeamByName returns the team with that name. Errors: not_found.
+func (db *DB) TeamByName(ctx context.Context, orgID uuid.UUID, name string) (models.Team, error) {
+	var r teamRow
+	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND name = ?", orgID, name).Error; err != nil {
+		return models.Team{}, fmt.Errorf("get team by name: %w", translate(err))
+	}
+	return r.model(), nil
+}
+
+// Teams lists an organisation's teams by name.
+func (db *DB) Teams(ctx context.Context, orgID uuid.UUID) ([]models.Team, error) {
+	var rows []teamRow
+	if err := db.gorm.WithContext(ctx).Where("org_id = ?", orgID).Order("name").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list teams: %w", translate(err))
+	}
+	out := make([]models.Team, len(rows))
+	for i, r := range rows {
+		out[i] = r.model()
+	}
+	return out, nil
+}
+
+// CreateUser adds a user. Errors: conflict (email taken), invalid (team_id).
+func (db *DB) CreateUser(ctx context.Context, u models.User) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		if err := checkTeam(tx, u.OrgID, u.TeamID); err != nil {
+			return err
+		}
+		return insertUser(tx, u)
+	})
+}
+
+func checkTeam(tx *gorm.DB, orgID uuid.UUID, teamID *uuid.UUID) error {
+	if teamID == nil {
+		return nil
+	}
+	var n int64
+	if err := tx.Model(&teamRow{}).Where("org_id = ? AND id = ?", orgID, *teamID).Count(&n).Error; err != nil {
+		return fmt.Errorf("check team: %w", err)
+	}
+	if n == 0 {
+		return models.FieldInvalid("team_id", "must name a team of this organisation")
+	}
+	return nil
+}
+
+// User returns one user of an organisation. Errors: not_found.
+func (db *DB) User(ctx context.Context, orgID, id uuid.UUID) (models.User, error) {
+	var r userRow
+	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
+		return models.User{}, fmt.Errorf("get user: %w", translate(err))
+	}
+	return r.model(), nil
+}
+
+// UserByEmail finds a user by normalised email across organisations.
+// Errors: not_found.
+func (db *DB) UserByEmail(ctx context.Context, email string) (models.User, error) {
+	var l loginRow
+	if err := db.gorm.WithContext(ctx).Take(&l, "email = ?", email).Error; err != nil {
+		return models.User{}, fmt.Errorf("find login: %w", translate(err))
+	}
+	return db.User(ctx, l.OrgID, l.UserID)
+}
+
+// Users lists an organisation's users by name, or one team's when teamID is
+// set.
+func (db *DB) Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]models.User, error) {
+	q := db.gorm.WithContext(ctx).Where("org_id = ?", orgID)
+	if teamID != nil {
+		q = q.Where("team_id = ?", *teamID)
+	}
+	var rows []userRow
+	if err := q.Order("name, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list users: %w", translate(err))
+	}
+	out := make([]models.User, len(rows))
+	for i, r := range rows {
+		out[i] = r.model()
+	}
+	return out, nil
+}
+
+// UpdateUser applies a patch. Deactivating a user revokes all their sessions
+// in the same transaction, so their tokens stop working at once.
+// Errors: not_found, invalid (team_id).
+func (db *DB) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.UserPatch) (models.User, error) {
+	var out models.User
+	err := db.transaction(ctx, func(tx *gorm.DB) error {
+		var r userRow
+		if err := tx.Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
+			return fmt.Errorf("get user: %w", err)
+		}
+		now := db.now().UTC()
+		upd := map[string]any{"updated_at": now}
+		if p.Role != nil {
+			upd["role"] = string(*p.Role)
+		}
+		if p.Name != nil {
+			upd["name"] = *p.Name
+		}
+		switch {
+		case p.ClearTeam:
+			upd["team_id"] = nil
+		case p.TeamID != nil:
+			if err := checkTeam(tx, orgID, p.TeamID); err != nil {
+				return err
+			}
+			upd["team_id"] = *p.TeamID
+		}
+		if p.Active != nil {
+			upd["active"] = *p.Active
+			if !*p.Active {
+				if err := revokeUserSessions(tx, orgID, id, now); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.Model(&userRow{}).Where("org_id = ? AND id = ?", orgID, id).Updates(upd).Error; err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		if err := tx.Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
+			return fmt.Errorf("reload user: %w", err)
+		}
+		out = r.model()
+		return nil
+	})
+	return out, err
+}
+
+// SetTeamManager makes a manager the manager of a team.
+// Errors: not_found, invalid (manager_id).
+func (db *DB) SetTeamManager(ctx context.Context, orgID, teamID, managerID uuid.UUID) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		var m userRow
+		if err := tx.Take(&m, "org_id = ? AND id = ?", orgID, managerID).Error; err != nil {
+			return fmt.Errorf("get manager: %w", err)
+		}
+		if m.Role != string(models.RoleManager) {
+			return models.FieldInvalid("manager_id", "must name a manager")
+		}
+		res := tx.Model(&teamRow{}).Where("org_id = ? AND id = ?", orgID, teamID).Update("manager_id", managerID)
+		if res.Error != nil {
+			return fmt.Errorf("set team manager: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return models.ErrNotFound
+		}
+		return nil
+	})
+}
