@@ -30,6 +30,10 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.PATCH("/users/:id", s.patchUser)
 	v1.GET("/teams", s.listTeams)
 	v1.POST("/teams", s.createTeam)
+
+	v1.POST("/sync/push", s.push)
+	v1.GET("/sync/pull", s.pull)
+	v1.GET("/sync/conflicts", s.conflicts)
 }
 
 func (s *Server) healthz(c echo.Context) error {

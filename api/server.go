@@ -15,6 +15,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
+	syncengine "github.com/fieldsync/fieldsync/sync"
 )
 
 // Store is what the HTTP layer needs of storage for people and sessions.
@@ -40,6 +41,7 @@ type Store interface {
 // required; the rest have defaults.
 type Deps struct {
 	Store     Store
+	Sync      *syncengine.Engine
 	Tokens    *auth.Tokens
 	Passwords *auth.Passwords
 	Logger    *slog.Logger
@@ -70,6 +72,7 @@ type LoginLimits struct {
 // Server holds the HTTP layer's state; Handler returns its router.
 type Server struct {
 	store     Store
+	sync      *syncengine.Engine
 	tokens    *auth.Tokens
 	passwords *auth.Passwords
 	log       *slog.Logger
@@ -106,7 +109,7 @@ func New(d Deps) *Server {
 		ll = LoginLimits{PerEmail: 5, PerAddress: 30, Window: 15 * time.Minute}
 	}
 	s := &Server{
-		store: d.Store, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
+		store: d.Store, sync: d.Sync, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
 		ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
 		byEmail:   auth.NewLimiter(ll.PerEmail, ll.Window, d.Now),
 		byAddress: auth.NewLimiter(ll.PerAddress, ll.Window, d.Now),

@@ -14,6 +14,7 @@ import (
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
+	syncengine "github.com/fieldsync/fieldsync/sync"
 )
 
 // Password is every demo user's password.
@@ -94,7 +95,7 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 	}
 	repNames := []string{"Riley Park", "Jordan Lee", "Casey Morgan", "Sam Ortiz", "Taylor Brooks", "Morgan Diaz"}
 	managerNames := []string{"Dana North", "Chris South"}
-	var accounts []models.Account
+	var accounts []*syncengine.Record
 	for ti, tp := range teams {
 		const tz = "America/Chicago" // both cities keep Central time
 		mgr := user(tp.manager, managerNames[ti], models.RoleManager, nil)
@@ -121,21 +122,23 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 			r := 0.02 + 0.13*math.Sqrt(float64(i)/float64(len(businesses[ti])))
 			lat := tp.lat + r*math.Cos(angle)
 			lng := tp.lng + r*math.Sin(angle)/math.Cos(tp.lat*math.Pi/180)
-			status := models.AccountCustomer
+			status := "customer"
 			if i%3 == 2 {
-				status = models.AccountProspect
+				status = "prospect"
 			}
-			owner := reps[i%len(reps)]
-			accounts = append(accounts, models.Account{
-				OrgID: org.ID, ID: uuid.New(), TeamID: &team.ID, Name: name,
-				Address: fmt.Sprintf("%d %s", 100+(i*137)%4800, tp.streets[i%len(tp.streets)]),
-				City:    tp.city, Lat: &lat, Lng: &lng, Status: status,
-				Phone:      fmt.Sprintf("+1 %s 555 01%02d", tp.areaCode, i),
-				OwnerRepID: &owner, CreatedAt: now, UpdatedAt: now,
+			accounts = append(accounts, &syncengine.Record{
+				ID: uuid.New(), CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+				Values: map[string]any{
+					"name": name, "name_key": syncengine.NameKey(name), "team_id": team.ID,
+					"address": fmt.Sprintf("%d %s", 100+(i*137)%4800, tp.streets[i%len(tp.streets)]),
+					"city":    tp.city, "lat": lat, "lng": lng, "status": status,
+					"phone":        fmt.Sprintf("+1 %s 555 01%02d", tp.areaCode, i),
+					"owner_rep_id": reps[i%len(reps)],
+				},
 			})
 		}
 	}
-	if err := db.InsertAccounts(ctx, accounts); err != nil {
+	if err := db.SeedRecords(ctx, org.ID, syncengine.Accounts(), accounts); err != nil {
 		return false, fmt.Errorf("seed accounts: %w", err)
 	}
 	return true, nil

@@ -299,10 +299,14 @@ func (db *DB) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.User
 		if err := tx.Model(&userRow{}).Where("org_id = ? AND id = ?", orgID, id).Updates(upd).Error; err != nil {
 			return fmt.Errorf("update user: %w", err)
 		}
-		if err := tx.Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
+		// Reload into a fresh row: GORM leaves a pointer field as it was
+		// when the column is NULL, so reusing r would report a cleared
+		// team_id as still set.
+		var fresh userRow
+		if err := tx.Take(&fresh, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
 			return fmt.Errorf("reload user: %w", err)
 		}
-		out = r.model()
+		out = fresh.model()
 		return nil
 	})
 	return out, err

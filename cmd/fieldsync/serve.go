@@ -26,6 +26,7 @@ import (
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
+	syncengine "github.com/fieldsync/fieldsync/sync"
 )
 
 func newLogger(format, level string, w io.Writer) *slog.Logger {
@@ -95,7 +96,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
 	srv := api.New(api.Deps{
-		Store: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
+		Store: db, Sync: syncengine.New(db, syncengine.Entities(), time.Now, log), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		Version: version, Ready: readiness(db),
 	})

@@ -77,28 +77,7 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_session ON refresh_tokens (org_id, session_id);
 
-CREATE TABLE accounts (
-    org_id                uuid NOT NULL REFERENCES orgs (id),
-    id                    uuid NOT NULL,
-    team_id               uuid,
-    name                  text NOT NULL,
-    address               text NOT NULL DEFAULT '',
-    city                  text NOT NULL DEFAULT '',
-    lat                   double precision,
-    lng                   double precision,
-    status                text NOT NULL DEFAULT 'prospect',
-    phone                 text NOT NULL DEFAULT '',
-    notes                 text NOT NULL DEFAULT '',
-    owner_rep_id          uuid,
-    possible_duplicate_of uuid,
-    created_at            timestamptz NOT NULL,
-    updated_at            timestamptz NOT NULL,
-    PRIMARY KEY (org_id, id)
-);
-CREATE INDEX accounts_team ON accounts (org_id, team_id);
-
 -- +goose Down
-DROP TABLE accounts;
 DROP TABLE refresh_tokens;
 DROP TABLE sessions;
 ALTER TABLE teams DROP CONSTRAINT teams_org_id_manager_id_fkey;

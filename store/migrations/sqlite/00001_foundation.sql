@@ -76,28 +76,7 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_session ON refresh_tokens (org_id, session_id);
 
-CREATE TABLE accounts (
-    org_id                TEXT NOT NULL REFERENCES orgs (id),
-    id                    TEXT NOT NULL,
-    team_id               TEXT,
-    name                  text NOT NULL,
-    address               text NOT NULL DEFAULT '',
-    city                  text NOT NULL DEFAULT '',
-    lat                   REAL,
-    lng                   REAL,
-    status                text NOT NULL DEFAULT 'prospect',
-    phone                 text NOT NULL DEFAULT '',
-    notes                 text NOT NULL DEFAULT '',
-    owner_rep_id          TEXT,
-    possible_duplicate_of TEXT,
-    created_at            DATETIME NOT NULL,
-    updated_at            DATETIME NOT NULL,
-    PRIMARY KEY (org_id, id)
-);
-CREATE INDEX accounts_team ON accounts (org_id, team_id);
-
 -- +goose Down
-DROP TABLE accounts;
 DROP TABLE refresh_tokens;
 DROP TABLE sessions;
 DROP TABLE teams;

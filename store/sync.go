@@ -1,0 +1,585 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/fieldsync/fieldsync/models"
+	syncengine "github.com/fieldsync/fieldsync/sync"
+)
+
+// The store implements the sync engine's Store.
+var _ syncengine.Store = (*DB)(nil)
+
+// baseColumns precede an entity's field columns in every table of a synced
+// entity.
+var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "created_by", "created_at", "updated_at"}
+
+// Push runs fn in one transaction that holds the device's row lock, so two
+// copies of one batch pushed at once apply one after the other and the
+// second finds every seq already processed.
+func (db *DB) Push(ctx context.Context, p models.Principal, fn func(syncengine.Tx) error) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		return fn(&syncTx{db: db, tx: tx, p: p, now: db.now().UTC()})
+	})
+}
+
+// SeedRecords writes records as the server (demo data, imports), through
+// the same change feed a push uses.
+func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *syncengine.Entity, recs []*syncengine.Record) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		st := &syncTx{db: db, tx: tx, p: models.Principal{OrgID: orgID}, now: db.now().UTC()}
+		versions, err := st.NextVersions(ctx, len(recs))
+		if err != nil {
+			return err
+		}
+		for i, r := range recs {
+			r.Version = versions[i]
+		}
+		return st.Save(ctx, e, recs)
+	})
+}
+
+type syncTx struct {
+	db  *DB
+	tx  *gorm.DB
+	p   models.Principal
+	now time.Time
+}
+
+func (t *syncTx) forUpdate() string {
+	if t.db.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (t *syncTx) LastSeq(ctx context.Context) (int64, error) {
+	err := t.tx.Exec(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
+		ON CONFLICT (org_id, user_id, device_id) DO NOTHING`, t.p.OrgID, t.p.UserID, t.p.DeviceID, t.now).Error
+	if err != nil {
+		return 0, fmt.Errorf("register device: %w", err)
+	}
+	var seq int64
+	err = t.tx.Raw(`SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`+t.forUpdate(),
+		t.p.OrgID, t.p.UserID, t.p.DeviceID).Row().Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("lock device: %w", err)
+	}
+	return seq, nil
+}
+
+func (t *syncTx) SetLastSeq(ctx context.Context, seq int64) error {
+	err := t.tx.Exec(`UPDATE sync_devices SET last_seq = ?, updated_at = ? WHERE org_id = ? AND user_id = ? AND device_id = ?`,
+		seq, t.now, t.p.OrgID, t.p.UserID, t.p.DeviceID).Error
+	if err != nil {
+		return fmt.Errorf("set last seq: %w", err)
+	}
+	return nil
+}
+
+// Lock takes a transaction-scoped advisory lock per record on PostgreSQL,
+// in one sorted order so two batches never deadlock. Without it, two
+// devices creating the same record at once would both see nothing and the
+// second upsert would overwrite the first instead of merging. SQLite needs
+// nothing: its writers are serial.
+func (t *syncTx) Lock(ctx context.Context, keys []syncengine.Key) error {
+	if t.db.dialect != Postgres || len(keys) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(keys))
+	for i, k := range keys {
+		h := fnv.New64a()
+		h.Write(t.p.OrgID[:])
+		h.Write([]byte(k.Entity))
+		h.Write(k.ID[:])
+		ids[i] = int64(h.Sum64())
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var n int
+	if err := t.tx.Raw(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest(ARRAY[?]::bigint[]) AS k`, ids).Row().Scan(&n); err != nil {
+		return fmt.Errorf("lock records: %w", err)
+	}
+	return nil
+}
+
+func columns(e *syncengine.Entity) []string {
+	cols := append([]string(nil), baseColumns...)
+	for _, f := range e.Fields {
+		cols = append(cols, f.Name)
+	}
+	return cols
+}
+
+func (t *syncTx) Load(ctx context.Context, e *syncengine.Entity, ids []uuid.UUID) (map[uuid.UUID]*syncengine.Record, error) {
+	out := make(map[uuid.UUID]*syncengine.Record, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = ? AND id IN ?`
+		if err := scanRecords(t.tx.Raw(q, t.p.OrgID, chunk), e, func(r *syncengine.Record) { out[r.ID] = r }); err != nil {
+			return nil, fmt.Errorf("load %s: %w", e.Name, err)
+		}
+	}
+	return out, nil
+}
+
+func (t *syncTx) Find(ctx context.Context, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
+	q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = ? AND deleted = ?`
+	args := []any{t.p.OrgID, false}
+	keys := make([]string, 0, len(where))
+	for k := range where {
+		if e.Field(k) == nil {
+			return nil, fmt.Errorf("find %s: no field %q", e.Name, k)
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if where[k] == nil {
+			q += " AND " + k + " IS NULL"
+			continue
+		}
+		q += " AND " + k + " = ?"
+		args = append(args, where[k])
+	}
+	var out []*syncengine.Record
+	if err := scanRecords(t.tx.Raw(q+" LIMIT 100", args...), e, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+		return nil, fmt.Errorf("find %s: %w", e.Name, err)
+	}
+	return out, nil
+}
+
+func (t *syncTx) User(ctx context.Context, id uuid.UUID) (models.User, error) {
+	var r userRow
+	if err := t.tx.Take(&r, "org_id = ? AND id = ?", t.p.OrgID, id).Error; err != nil {
+		return models.User{}, fmt.Errorf("get user: %w", translate(err))
+	}
+	return r.model(), nil
+}
+
+func (t *syncTx) NextVersions(ctx context.Context, n int) ([]int64, error) {
+	out := make([]int64, 0, n)
+	if t.db.dialect == Postgres {
+		rows, err := t.tx.Raw(`SELECT nextval('sync_version') FROM generate_series(1, ?)`, n).Rows()
+		if err != nil {
+			return nil, fmt.Errorf("next versions: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v int64
+			if err := rows.Scan(&v); err != nil {
+				return nil, fmt.Errorf("next versions: %w", err)
+			}
+			out = append(out, v)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("next versions: %w", err)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+		return out, nil
+	}
+	var last int64
+	if err := t.tx.Raw(`UPDATE sync_counter SET value = value + ? WHERE id = 1 RETURNING value`, n).Row().Scan(&last); err != nil {
+		return nil, fmt.Errorf("next versions: %w", err)
+	}
+	for v := last - int64(n) + 1; v <= last; v++ {
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// txidExpr is the writing transaction's id on PostgreSQL. SQLite writers
+// are serial, so version order is commit order there and txid is 0.
+func (t *syncTx) txidExpr() string {
+	if t.db.dialect == Postgres {
+		return "pg_current_xact_id()::text::bigint"
+	}
+	return "0"
+}
+
+// Save upserts records with multi-row statements, and moves each record's
+// change-feed row to its new version.
+func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*syncengine.Record) error {
+	cols := columns(e)
+	var upd []string
+	for _, c := range cols {
+		switch c {
+		case "org_id", "id", "created_at", "created_by":
+		default:
+			upd = append(upd, c+" = excluded."+c)
+		}
+	}
+	const chunk = 500
+	for start := 0; start < len(recs); start += chunk {
+		part := recs[start:min(start+chunk, len(recs))]
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO " + e.Name + " (" + strings.Join(cols, ", ") + ") VALUES ")
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+		args := make([]any, 0, len(part)*len(cols))
+		for i, r := range part {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(row)
+			clocks, err := json.Marshal(r.Clocks)
+			if err != nil {
+				return fmt.Errorf("encode clocks: %w", err)
+			}
+			args = append(args, t.p.OrgID, r.ID, r.Version, r.Deleted, string(clocks), nullUUID(r.CreatedBy), r.CreatedAt.UTC(), r.UpdatedAt.UTC())
+			for _, f := range e.Fields {
+				args = append(args, dbValue(r.Values[f.Name]))
+			}
+		}
+		sb.WriteString(" ON CONFLICT (org_id, id) DO UPDATE SET " + strings.Join(upd, ", "))
+		if err := t.tx.Exec(sb.String(), args...).Error; err != nil {
+			return fmt.Errorf("save %s: %w", e.Name, err)
+		}
+
+		sb.Reset()
+		sb.WriteString(`INSERT INTO sync_changes (org_id, entity, record_id, txid, version, team_id, user_id, visibility, deleted, created_by, created_version) VALUES `)
+		args = args[:0]
+		for i, r := range part {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, " + t.txidExpr() + ", ?, ?, ?, ?, ?, ?, ?)")
+			s := e.Scope(r)
+			args = append(args, t.p.OrgID, e.Name, r.ID, r.Version, s.TeamID, s.UserID, int(s.Visibility), r.Deleted, nullUUID(r.CreatedBy), r.Version)
+		}
+		sb.WriteString(` ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
+			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted`)
+		if err := t.tx.Exec(sb.String(), args...).Error; err != nil {
+			return fmt.Errorf("save %s changes: %w", e.Name, err)
+		}
+	}
+	return nil
+}
+
+func (t *syncTx) SaveConflicts(ctx context.Context, cs []syncengine.ConflictRecord) error {
+	for start := 0; start < len(cs); start += 500 {
+		part := cs[start:min(start+500, len(cs))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO sync_conflicts (org_id, id, entity, record_id, field, kept, server_value, client_value, user_id, device_id, team_id, owner_id, visibility, created_at) VALUES `)
+		var args []any
+		for i, c := range part {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, t.p.OrgID, c.ID, c.Entity, c.RecordID, c.Conflict.Field, c.Conflict.Kept,
+				string(c.Conflict.ServerValue), string(c.Conflict.ClientValue), c.UserID, c.DeviceID,
+				c.Scope.TeamID, c.Scope.UserID, int(c.Scope.Visibility), c.CreatedAt.UTC())
+		}
+		if err := t.tx.Exec(sb.String(), args...).Error; err != nil {
+			return fmt.Errorf("save conflicts: %w", err)
+		}
+	}
+	return nil
+}
+
+func (t *syncTx) SaveRejections(ctx context.Context, rs []syncengine.Rejection) error {
+	for start := 0; start < len(rs); start += 500 {
+		part := rs[start:min(start+500, len(rs))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO sync_rejections (org_id, user_id, device_id, seq, entity, record_id, code, message, field, created_at) VALUES `)
+		var args []any
+		for i, r := range part {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, t.p.OrgID, t.p.UserID, t.p.DeviceID, r.Seq, r.Entity, r.RecordID, r.Code, r.Message, r.Field, r.CreatedAt.UTC())
+		}
+		if err := t.tx.Exec(sb.String(), args...).Error; err != nil {
+			return fmt.Errorf("save rejections: %w", err)
+		}
+	}
+	return nil
+}
+
+// visibleTo is the SQL form of syncengine.Scope.Visible over a table with
+// team_id, a user column and visibility. The two must agree; the pull
+// scope tests hold them to it.
+func visibleTo(p models.Principal, userCol string) (string, []any) {
+	var team any
+	if p.TeamID != nil {
+		team = *p.TeamID
+	}
+	switch p.Role {
+	case models.RoleAdmin:
+		return "(visibility IN (0, 1, 2) OR " + userCol + " = ?)", []any{p.UserID}
+	case models.RoleManager:
+		return "(visibility = 0 OR " + userCol + " = ? OR (visibility IN (1, 2) AND team_id = ?))", []any{p.UserID, team}
+	}
+	return "(visibility = 0 OR " + userCol + " = ? OR (visibility = 1 AND team_id = ?))", []any{p.UserID, team}
+}
+
+// Pull reads the change feed after a position.
+//
+// Why not a plain sequence cursor: on PostgreSQL, transaction A can take
+// version 10 and transaction B version 11, and B can commit first. A pull
+// between the two commits sees 11, moves its cursor past it, and never
+// sees 10. So every feed row records its writer's transaction id, and a
+// pull returns only rows written by transactions older than the oldest one
+// still running (pg_snapshot_xmin of the pull's snapshot): those have all
+// finished, so no row can later appear before the cursor. Rows are ordered
+// by (txid, version) and the cursor is that pair. A long transaction
+// delays pulls while it runs; it never makes them skip.
+//
+// On SQLite writers are serial (BEGIN IMMEDIATE), versions are handed out
+// in commit order, and txid is always 0.
+//
+// The feed rows and the records are read in one REPEATABLE READ snapshot
+// on PostgreSQL, so each record is returned as of the version the feed
+// says.
+func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]*syncengine.Entity, after syncengine.Position, limit int) ([]syncengine.Change, bool, error) {
+	var (
+		out  []syncengine.Change
+		more bool
+	)
+	read := func(tx *gorm.DB) error {
+		vis, vargs := visibleTo(p, "user_id")
+		q := `SELECT entity, record_id, txid, version FROM sync_changes
+			WHERE org_id = ? AND (txid > ? OR (txid = ? AND version > ?)) AND ` + vis
+		args := append([]any{p.OrgID, after.Txid, after.Txid, after.Version}, vargs...)
+		if db.dialect == Postgres {
+			q += ` AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
+		}
+		q += ` ORDER BY txid, version LIMIT ?`
+		args = append(args, limit+1)
+		rows, err := tx.Raw(q, args...).Rows()
+		if err != nil {
+			return fmt.Errorf("read change feed: %w", err)
+		}
+		type ref struct {
+			entity string
+			id     uuid.UUID
+			pos    syncengine.Position
+		}
+		var refs []ref
+		for rows.Next() {
+			var r ref
+			if err := rows.Scan(&r.entity, &r.id, &r.pos.Txid, &r.pos.Version); err != nil {
+				rows.Close()
+				return fmt.Errorf("read change feed: %w", err)
+			}
+			refs = append(refs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read change feed: %w", err)
+		}
+		if len(refs) > limit {
+			refs, more = refs[:limit], true
+		}
+		byEntity := map[string][]uuid.UUID{}
+		for _, r := range refs {
+			byEntity[r.entity] = append(byEntity[r.entity], r.id)
+		}
+		st := &syncTx{db: db, tx: tx, p: p}
+		loaded := map[string]map[uuid.UUID]*syncengine.Record{}
+		for name, ids := range byEntity {
+			e := entities[name]
+			if e == nil {
+				continue // an entity this build no longer serves
+			}
+			recs, err := st.Load(ctx, e, ids)
+			if err != nil {
+				return err
+			}
+			loaded[name] = recs
+		}
+		out = make([]syncengine.Change, 0, len(refs))
+		for _, r := range refs {
+			rec := loaded[r.entity][r.id]
+			if rec == nil {
+				continue
+			}
+			out = append(out, syncengine.Change{Entity: entities[r.entity], Record: rec, Pos: r.pos})
+		}
+		return nil
+	}
+	var err error
+	if db.dialect == Postgres {
+		err = db.gorm.WithContext(ctx).Transaction(read, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	} else {
+		err = read(db.gorm.WithContext(ctx))
+	}
+	if err != nil {
+		return nil, false, translate(err)
+	}
+	return out, more, nil
+}
+
+// DeviceState returns the device's last processed seq and its latest
+// rejections, newest first.
+func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []syncengine.Rejection, error) {
+	g := db.gorm.WithContext(ctx)
+	var seq int64
+	err := g.Raw(`SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`,
+		p.OrgID, p.UserID, p.DeviceID).Row().Scan(&seq)
+	if err != nil && err != sql.ErrNoRows {
+		return 0, nil, fmt.Errorf("device state: %w", translate(err))
+	}
+	rows, err := g.Raw(`SELECT seq, entity, record_id, code, message, field, created_at FROM sync_rejections
+		WHERE org_id = ? AND user_id = ? AND device_id = ? ORDER BY seq DESC LIMIT ?`,
+		p.OrgID, p.UserID, p.DeviceID, limit).Rows()
+	if err != nil {
+		return 0, nil, fmt.Errorf("device rejections: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []syncengine.Rejection
+	for rows.Next() {
+		var r syncengine.Rejection
+		var field sql.NullString
+		if err := rows.Scan(&r.Seq, &r.Entity, &r.RecordID, &r.Code, &r.Message, &field, &r.CreatedAt); err != nil {
+			return 0, nil, fmt.Errorf("device rejections: %w", err)
+		}
+		r.Field, r.CreatedAt = field.String, r.CreatedAt.UTC()
+		out = append(out, r)
+	}
+	return seq, out, rows.Err()
+}
+
+// Conflicts lists the conflicts on records p may see, newest first.
+func (db *DB) Conflicts(ctx context.Context, p models.Principal, before time.Time, limit int) ([]syncengine.ConflictRecord, error) {
+	vis, vargs := visibleTo(p, "owner_id")
+	args := append([]any{p.OrgID, before.UTC()}, vargs...)
+	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT id, entity, record_id, field, kept, server_value, client_value,
+		user_id, device_id, team_id, owner_id, visibility, created_at FROM sync_conflicts
+		WHERE org_id = ? AND created_at < ? AND `+vis+` ORDER BY created_at DESC, id LIMIT ?`, append(args, limit)...).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("list conflicts: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []syncengine.ConflictRecord
+	for rows.Next() {
+		var c syncengine.ConflictRecord
+		var sv, cv string
+		var team, owner sql.Null[uuid.UUID]
+		var vis int
+		if err := rows.Scan(&c.ID, &c.Entity, &c.RecordID, &c.Conflict.Field, &c.Conflict.Kept, &sv, &cv,
+			&c.UserID, &c.DeviceID, &team, &owner, &vis, &c.CreatedAt); err != nil {
+			return nil, fmt.Errorf("list conflicts: %w", err)
+		}
+		c.Conflict.ServerValue, c.Conflict.ClientValue = json.RawMessage(sv), json.RawMessage(cv)
+		if team.Valid {
+			c.Scope.TeamID = &team.V
+		}
+		if owner.Valid {
+			c.Scope.UserID = &owner.V
+		}
+		c.Scope.Visibility = syncengine.Visibility(vis)
+		c.CreatedAt = c.CreatedAt.UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func nullUUID(id uuid.UUID) any {
+	if id == uuid.Nil {
+		return nil
+	}
+	return id
+}
+
+// dbValue converts a record value to a driver argument.
+func dbValue(v any) any {
+	if t, ok := v.(time.Time); ok {
+		return t.UTC()
+	}
+	return v
+}
+
+// scanRecords runs q and decodes each row into a record of e.
+func scanRecords(q *gorm.DB, e *syncengine.Entity, each func(*syncengine.Record)) error {
+	rows, err := q.Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	nbase := len(baseColumns)
+	dest := make([]any, nbase+len(e.Fields))
+	var (
+		org       uuid.UUID
+		createdBy sql.Null[uuid.UUID]
+		clocks    string
+	)
+	for rows.Next() {
+		r := &syncengine.Record{Values: make(map[string]any, len(e.Fields))}
+		dest[0], dest[1], dest[2], dest[3] = &org, &r.ID, &r.Version, &r.Deleted
+		dest[4], dest[5], dest[6], dest[7] = &clocks, &createdBy, &r.CreatedAt, &r.UpdatedAt
+		vals := make([]fieldScanner, len(e.Fields))
+		for i := range e.Fields {
+			vals[i] = newFieldScanner(e.Fields[i].Type)
+			dest[nbase+i] = vals[i]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		if err := json.Unmarshal([]byte(clocks), &r.Clocks); err != nil {
+			return fmt.Errorf("decode clocks of %s: %w", r.ID, err)
+		}
+		if createdBy.Valid {
+			r.CreatedBy = createdBy.V
+		}
+		r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+		for i := range e.Fields {
+			if v := vals[i].value(); v != nil {
+				r.Values[e.Fields[i].Name] = v
+			}
+		}
+		each(r)
+	}
+	return rows.Err()
+}
+
+type fieldScanner interface {
+	sql.Scanner
+	value() any
+}
+
+type nullScanner[T any] struct{ n sql.Null[T] }
+
+func (s *nullScanner[T]) Scan(src any) error { return s.n.Scan(src) }
+
+func (s *nullScanner[T]) value() any {
+	if !s.n.Valid {
+		return nil
+	}
+	return s.n.V
+}
+
+type timeScanner struct{ nullScanner[time.Time] }
+
+func (s *timeScanner) value() any {
+	if !s.n.Valid {
+		return nil
+	}
+	return s.n.V.UTC()
+}
+
+func newFieldScanner(t syncengine.FieldType) fieldScanner {
+	switch t {
+	case syncengine.UUID:
+		return &nullScanner[uuid.UUID]{}
+	case syncengine.Time:
+		return &timeScanner{}
+	case syncengine.Float:
+		return &nullScanner[float64]{}
+	case syncengine.Int, syncengine.Money:
+		return &nullScanner[int64]{}
+	case syncengine.Bool:
+		return &nullScanner[bool]{}
+	}
+	return &nullScanner[string]{}
+}

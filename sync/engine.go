@@ -1,0 +1,678 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// SchemaVersion is the sync schema this server speaks. A client naming
+// another gets unsupported_schema, never a silent drop.
+const SchemaVersion = 1
+
+// MaxBatch is the most mutations one push may carry.
+const MaxBatch = 1000
+
+// Ops.
+const (
+	OpUpsert = "upsert"
+	OpDelete = "delete"
+)
+
+// Statuses of a mutation's result.
+const (
+	StatusApplied   = "applied"
+	StatusMerged    = "merged"
+	StatusDuplicate = "duplicate"
+	StatusRejected  = "rejected"
+)
+
+// Rejection codes, stable for clients.
+const (
+	CodeNotFound        = models.CodeNotFound
+	CodeInvalidValue    = "invalid_value"
+	CodeUnknownField    = "unknown_field"
+	CodeServerOwned     = "server_owned_field"
+	CodeReadOnly        = "read_only_entity"
+	CodeForbidden       = models.CodeForbidden
+	CodeMissingRequired = "missing_required_field"
+)
+
+// Mutation is one change a device made offline.
+type Mutation struct {
+	Seq    int64
+	Entity string
+	ID     uuid.UUID
+	Op     string
+	Fields map[string]json.RawMessage
+	HLC    HLC
+	// BaseVersion is the record version the device last saw, if it says;
+	// it lets the server report overwrites of edits the device never saw.
+	BaseVersion *int64
+}
+
+// RejectError is why a mutation was rejected.
+type RejectError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// Result is what happened to one mutation.
+type Result struct {
+	Seq          int64
+	Status       string
+	Version      int64
+	Conflicts    []Conflict
+	Error        *RejectError
+	ClockClamped bool
+
+	key *Key // the record whose version, after the batch, the result reports
+}
+
+// Rejection is a rejected mutation as remembered for the device's pulls.
+type Rejection struct {
+	Seq       int64
+	Entity    string
+	RecordID  uuid.UUID
+	Code      string
+	Message   string
+	Field     string
+	CreatedAt time.Time
+}
+
+// ConflictRecord is a stored conflict, listed for the rep and their manager.
+type ConflictRecord struct {
+	ID        uuid.UUID
+	Entity    string
+	RecordID  uuid.UUID
+	Conflict  Conflict
+	UserID    uuid.UUID // who pushed the mutation
+	DeviceID  uuid.UUID
+	Scope     Scope // the record's scope: who may see the conflict
+	CreatedAt time.Time
+}
+
+// Position is a place in the change feed. Changes are ordered by the
+// writing transaction's id (0 on SQLite, whose writers are serial) and then
+// by version.
+type Position struct {
+	Txid    int64
+	Version int64
+}
+
+// Change is one entry of a pull: a record's full current state, or its
+// tombstone when Record.Deleted.
+type Change struct {
+	Entity *Entity
+	Record *Record
+	Pos    Position
+}
+
+// Key names one record.
+type Key struct {
+	Entity string
+	ID     uuid.UUID
+}
+
+// Tx is the storage work of one push, inside one transaction that holds
+// the pushing device's lock.
+type Tx interface {
+	// LastSeq returns the device's last processed seq.
+	LastSeq(ctx context.Context) (int64, error)
+	// SetLastSeq records the device's last processed seq.
+	SetLastSeq(ctx context.Context, seq int64) error
+	// Lock serialises writers of the same records until commit.
+	Lock(ctx context.Context, keys []Key) error
+	// Load returns the stored records with these ids (tombstones too).
+	Load(ctx context.Context, e *Entity, ids []uuid.UUID) (map[uuid.UUID]*Record, error)
+	// Find returns live records whose fields equal the given values.
+	Find(ctx context.Context, e *Entity, where map[string]any) ([]*Record, error)
+	// User returns a user of the organisation. Errors: not_found.
+	User(ctx context.Context, id uuid.UUID) (models.User, error)
+	// NextVersions returns n new versions, increasing in commit order.
+	NextVersions(ctx context.Context, n int) ([]int64, error)
+	// Save upserts records and their change-feed entries.
+	Save(ctx context.Context, e *Entity, recs []*Record) error
+	SaveConflicts(ctx context.Context, cs []ConflictRecord) error
+	SaveRejections(ctx context.Context, rs []Rejection) error
+}
+
+// Store is the storage the engine needs.
+type Store interface {
+	// Push runs fn in one transaction holding the lock of p's device.
+	// A transient failure is reported as models.ErrUnavailable.
+	Push(ctx context.Context, p models.Principal, fn func(Tx) error) error
+	// Pull returns up to limit changes after pos visible to p, and whether
+	// more follow. It never returns a change of a transaction that might
+	// still commit before an earlier one (see the store's comment).
+	Pull(ctx context.Context, p models.Principal, entities map[string]*Entity, after Position, limit int) ([]Change, bool, error)
+	// DeviceState returns the device's last seq and its recent rejections.
+	DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []Rejection, error)
+	// Conflicts lists the conflicts p may see, newest first.
+	Conflicts(ctx context.Context, p models.Principal, before time.Time, limit int) ([]ConflictRecord, error)
+}
+
+// Engine applies pushes and serves pulls.
+type Engine struct {
+	store    Store
+	entities map[string]*Entity
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// New returns an engine over store for the given entities.
+func New(store Store, entities []*Entity, now func() time.Time, log *slog.Logger) *Engine {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := make(map[string]*Entity, len(entities))
+	for _, e := range entities {
+		m[e.Name] = e
+	}
+	return &Engine{store: store, entities: m, now: now, log: log}
+}
+
+// Entity returns a declared entity, or nil.
+func (en *Engine) Entity(name string) *Entity { return en.entities[name] }
+
+// Entities returns the declared entities by name.
+func (en *Engine) Entities() map[string]*Entity { return en.entities }
+
+// CheckBatch validates a batch's shape before anything is read: the
+// structural errors a client must fix, answered as one 4xx.
+func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
+	if schemaVersion != SchemaVersion {
+		return &models.Error{Code: models.CodeUnsupportedSchema, Message: fmt.Sprintf("schema_version %d is not supported; this server speaks %d", schemaVersion, SchemaVersion),
+			Fields: []models.FieldError{{Field: "schema_version", Code: models.CodeUnsupportedSchema, Message: fmt.Sprintf("must be %d", SchemaVersion)}}}
+	}
+	if len(muts) > MaxBatch {
+		return &models.Error{Code: models.CodeTooLarge, Message: fmt.Sprintf("a push carries at most %d mutations, got %d", MaxBatch, len(muts))}
+	}
+	var prev int64
+	for i, m := range muts {
+		at := fmt.Sprintf("mutations[%d]", i)
+		switch {
+		case m.Seq <= 0:
+			return models.FieldInvalid(at+".seq", "must be a positive integer")
+		case i > 0 && m.Seq <= prev:
+			return models.FieldInvalid(at+".seq", "must be greater than the previous mutation's seq (%d)", prev)
+		case en.entities[m.Entity] == nil:
+			return models.FieldInvalid(at+".entity", "unknown entity %q", m.Entity)
+		case m.Op != OpUpsert && m.Op != OpDelete:
+			return models.FieldInvalid(at+".op", "must be upsert or delete")
+		case m.ID == uuid.Nil:
+			return models.FieldInvalid(at+".id", "must be a client-generated UUID")
+		case m.HLC.MS <= 0 || m.HLC.Counter < 0:
+			return models.FieldInvalid(at+".hlc", "must carry a positive ms and a non-negative counter")
+		case m.Op == OpUpsert && m.Fields == nil:
+			return models.FieldInvalid(at+".fields", "is required for an upsert")
+		}
+		prev = m.Seq
+	}
+	return nil
+}
+
+// PushResult is the outcome of a push.
+type PushResult struct {
+	LastSeq int64
+	Results []Result
+}
+
+// Push applies a device's batch exactly once: mutations at or below the
+// device's last processed seq are duplicates; the rest are applied in seq
+// order, each on its own merits. Everything — records, change feed,
+// conflicts, rejections, the device's new seq — commits in one
+// transaction, so a crash or a lost response leaves either all of it or
+// none, and the retry then yields the same single effect.
+func (en *Engine) Push(ctx context.Context, p models.Principal, muts []Mutation) (PushResult, error) {
+	var out PushResult
+	err := en.store.Push(ctx, p, func(tx Tx) error {
+		b := &batch{en: en, tx: tx, ctx: ctx, p: p, now: en.now().UTC(), state: map[Key]*Record{}, dirty: map[Key]bool{}}
+		res, last, err := b.run(muts)
+		if err != nil {
+			return err
+		}
+		out = PushResult{LastSeq: last, Results: res}
+		return nil
+	})
+	if err != nil {
+		return PushResult{}, err
+	}
+	return out, nil
+}
+
+// batch is the state of one push while it is applied.
+type batch struct {
+	en    *Engine
+	tx    Tx
+	ctx   context.Context
+	p     models.Principal
+	now   time.Time
+	state map[Key]*Record // records read or written by the batch, as they now stand
+	dirty map[Key]bool
+	order []Key // dirty keys in first-write order
+	users map[uuid.UUID]*models.User
+
+	conflicts  []ConflictRecord
+	rejections []Rejection
+}
+
+func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
+	last, err := b.tx.LastSeq(b.ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	results := make([]Result, len(muts))
+	var todo []int
+	for i, m := range muts {
+		if m.Seq <= last {
+			results[i] = Result{Seq: m.Seq, Status: StatusDuplicate}
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return results, last, nil
+	}
+	if err := b.prefetch(muts, todo); err != nil {
+		return nil, 0, err
+	}
+	for _, i := range todo {
+		m := muts[i]
+		r, err := b.apply(m)
+		if err != nil {
+			return nil, 0, err
+		}
+		if r.Status == StatusRejected {
+			b.rejections = append(b.rejections, Rejection{Seq: m.Seq, Entity: m.Entity, RecordID: m.ID,
+				Code: r.Error.Code, Message: r.Error.Message, Field: r.Error.Field, CreatedAt: b.now})
+		}
+		results[i] = r
+		last = m.Seq
+	}
+	if err := b.flush(); err != nil {
+		return nil, 0, err
+	}
+	for i := range results {
+		if k := results[i].key; k != nil {
+			results[i].Version = b.state[*k].Version
+		}
+	}
+	if err := b.tx.SetLastSeq(b.ctx, last); err != nil {
+		return nil, 0, err
+	}
+	return results, last, nil
+}
+
+// prefetch locks every record the batch writes and loads them, and the
+// records their reference fields name, with one query per entity.
+func (b *batch) prefetch(muts []Mutation, todo []int) error {
+	written := map[string][]uuid.UUID{}
+	var keys []Key
+	seen := map[Key]bool{}
+	for _, i := range todo {
+		k := Key{muts[i].Entity, muts[i].ID}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+			written[k.Entity] = append(written[k.Entity], k.ID)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Entity != keys[j].Entity {
+			return keys[i].Entity < keys[j].Entity
+		}
+		return keys[i].ID.String() < keys[j].ID.String()
+	})
+	if err := b.tx.Lock(b.ctx, keys); err != nil {
+		return err
+	}
+	refs := map[string][]uuid.UUID{}
+	for _, i := range todo {
+		e := b.en.entities[muts[i].Entity]
+		for name, raw := range muts[i].Fields {
+			f := e.Field(name)
+			if f == nil || f.Ref == "" {
+				continue
+			}
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				continue
+			}
+			if id, err := uuid.Parse(s); err == nil && !seen[Key{f.Ref, id}] {
+				seen[Key{f.Ref, id}] = true
+				refs[f.Ref] = append(refs[f.Ref], id)
+			}
+		}
+	}
+	for _, group := range []map[string][]uuid.UUID{written, refs} {
+		for name, ids := range group {
+			e := b.en.entities[name]
+			if e == nil {
+				continue
+			}
+			recs, err := b.tx.Load(b.ctx, e, ids)
+			if err != nil {
+				return err
+			}
+			for id, r := range recs {
+				b.state[Key{name, id}] = r
+			}
+		}
+	}
+	return nil
+}
+
+func reject(code, field, msg string) Result {
+	return Result{Status: StatusRejected, Error: &RejectError{Code: code, Field: field, Message: msg}}
+}
+
+func rejectErr(err error) (Result, bool) {
+	var me *models.Error
+	if !errors.As(err, &me) {
+		return Result{}, false
+	}
+	code, field := me.Code, ""
+	if len(me.Fields) > 0 {
+		field = me.Fields[0].Field
+	}
+	if code == models.CodeInvalid {
+		code = CodeInvalidValue
+	}
+	return reject(code, field, me.Message), true
+}
+
+// apply runs one mutation against the batch state. A rule the mutation
+// breaks is a rejection (returned as a Result); only storage failures are
+// errors, and they abort the whole push.
+func (b *batch) apply(m Mutation) (Result, error) {
+	r, err := b.applyOne(m)
+	if err != nil {
+		if rr, ok := rejectErr(err); ok {
+			rr.Seq = m.Seq
+			rr.ClockClamped = r.ClockClamped
+			return rr, nil
+		}
+		return Result{}, err
+	}
+	r.Seq = m.Seq
+	return r, nil
+}
+
+func (b *batch) applyOne(m Mutation) (Result, error) {
+	e := b.en.entities[m.Entity]
+	var res Result
+	h, clamped := m.HLC.Clamp(b.now)
+	h.Device = b.p.DeviceID.String()
+	res.ClockClamped = clamped
+	if e.ReadOnly {
+		return res, &models.Error{Code: CodeReadOnly, Message: m.Entity + " are computed by the server and cannot be written"}
+	}
+	key := Key{m.Entity, m.ID}
+	cur := b.state[key]
+	c := &Context{Context: b.ctx, P: b.p, Now: b.now, batch: b, Entity: e}
+	if cur != nil && !e.Scope(cur).Visible(b.p) {
+		return res, models.ErrNotFound
+	}
+	var (
+		next      *Record
+		conflicts []Conflict
+	)
+	if m.Op == OpDelete {
+		if cur == nil {
+			return res, &models.Error{Code: CodeNotFound, Message: fmt.Sprintf("%s %s does not exist", m.Entity, m.ID)}
+		}
+		if cur.Deleted {
+			res.Status, res.key = StatusApplied, &key
+			return res, nil
+		}
+		if e.Prepare != nil {
+			if err := e.Prepare(c, cur, nil); err != nil {
+				return res, err
+			}
+		}
+		next, conflicts = MergeDelete(e, cur, h, m.BaseVersion)
+	} else {
+		vals, err := b.parseFields(e, m.Fields)
+		if err != nil {
+			return res, err
+		}
+		c.Sent = vals
+		base := cur
+		if cur == nil {
+			base = b.newRecord(e, m.ID, h)
+		}
+		if !base.Deleted && e.Prepare != nil {
+			if err := e.Prepare(c, cur, base); err != nil {
+				return res, err
+			}
+		}
+		next, conflicts = MergeUpsert(e, base, vals, h, m.BaseVersion, 0)
+		if !next.Deleted {
+			if err := checkRequired(e, next); err != nil {
+				return res, err
+			}
+			if e.Validate != nil {
+				if err := e.Validate(c, cur, next); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	res.Status = StatusApplied
+	if len(conflicts) > 0 {
+		res.Status, res.Conflicts = StatusMerged, conflicts
+		for _, cf := range conflicts {
+			b.conflicts = append(b.conflicts, ConflictRecord{
+				ID: uuid.New(), Entity: e.Name, RecordID: m.ID, Conflict: cf, UserID: b.p.UserID,
+				DeviceID: b.p.DeviceID, Scope: e.Scope(next), CreatedAt: b.now,
+			})
+		}
+	}
+	res.key = &key
+	if next == cur { // an update that lost to a delete changes nothing
+		return res, nil
+	}
+	next.UpdatedAt = b.now
+	b.state[key] = next
+	if !b.dirty[key] {
+		b.dirty[key] = true
+		b.order = append(b.order, key)
+	}
+	return res, nil
+}
+
+// newRecord is a record about to be created: defaults applied, stamped h.
+func (b *batch) newRecord(e *Entity, id uuid.UUID, h HLC) *Record {
+	r := &Record{ID: id, CreatedAt: b.now, UpdatedAt: b.now, Values: map[string]any{}, Clocks: map[string]FieldClock{}, CreatedBy: b.p.DeviceID}
+	for i := range e.Fields {
+		f := &e.Fields[i]
+		if f.Default != nil {
+			r.Values[f.Name] = f.Default
+			r.Clocks[f.Name] = FieldClock{HLC: h}
+		}
+	}
+	return r
+}
+
+// parseFields parses the fields a client sent, refusing unknown and
+// server-owned ones by name.
+func (b *batch) parseFields(e *Entity, raw map[string]json.RawMessage) (map[string]any, error) {
+	vals := make(map[string]any, len(raw))
+	for _, name := range sortedKeys(raw) {
+		f := e.Field(name)
+		switch {
+		case f == nil || f.Hidden:
+			if isAudit(name) {
+				return nil, &models.Error{Code: CodeServerOwned, Message: name + " is set by the server", Fields: []models.FieldError{{Field: name, Code: CodeServerOwned, Message: "is set by the server"}}}
+			}
+			return nil, &models.Error{Code: CodeUnknownField, Message: fmt.Sprintf("%s has no field %q", e.Name, name), Fields: []models.FieldError{{Field: name, Code: CodeUnknownField, Message: "is not a field of " + e.Name}}}
+		case f.Access == ServerOwned:
+			return nil, &models.Error{Code: CodeServerOwned, Message: name + " is set by the server", Fields: []models.FieldError{{Field: name, Code: CodeServerOwned, Message: "is set by the server"}}}
+		}
+		v, err := f.Parse(raw[name], b.now)
+		if err != nil {
+			return nil, err
+		}
+		if f.Access == SelfOnly && v != nil && v != any(b.p.UserID) {
+			if err := b.checkSelfOnly(f, v); err != nil {
+				return nil, err
+			}
+		}
+		vals[name] = v
+	}
+	return vals, nil
+}
+
+// checkSelfOnly lets a rep name only themselves in a SelfOnly field, a
+// manager a member of their team, and an admin anyone in the organisation.
+func (b *batch) checkSelfOnly(f *Field, v any) error {
+	id, _ := v.(uuid.UUID)
+	if id == b.p.UserID {
+		return nil
+	}
+	deny := &models.Error{Code: CodeServerOwned, Message: f.Name + " must be your own id", Fields: []models.FieldError{{Field: f.Name, Code: CodeServerOwned, Message: "must be your own id"}}}
+	if b.p.Role == models.RoleRep {
+		return deny
+	}
+	u, err := b.user(id)
+	if models.ErrorCode(err) == models.CodeNotFound {
+		return deny
+	}
+	if err != nil {
+		return err
+	}
+	if b.p.Role == models.RoleManager && (u.TeamID == nil || b.p.TeamID == nil || *u.TeamID != *b.p.TeamID) {
+		return deny
+	}
+	return nil
+}
+
+func isAudit(name string) bool {
+	switch name {
+	case "id", "version", "created_at", "updated_at", "deleted", "deleted_at":
+		return true
+	}
+	return false
+}
+
+func checkRequired(e *Entity, r *Record) error {
+	for i := range e.Fields {
+		f := &e.Fields[i]
+		if f.Required && r.Values[f.Name] == nil {
+			return &models.Error{Code: CodeMissingRequired, Message: f.Name + " is required", Fields: []models.FieldError{{Field: f.Name, Code: CodeMissingRequired, Message: "is required"}}}
+		}
+	}
+	return nil
+}
+
+func (b *batch) user(id uuid.UUID) (models.User, error) {
+	if u, ok := b.users[id]; ok {
+		return *u, nil
+	}
+	u, err := b.tx.User(b.ctx, id)
+	if err != nil {
+		return u, err
+	}
+	if b.users == nil {
+		b.users = map[uuid.UUID]*models.User{}
+	}
+	b.users[id] = &u
+	return u, nil
+}
+
+// flush writes the batch's dirty records with new versions, and its
+// conflicts and rejections.
+func (b *batch) flush() error {
+	if len(b.order) > 0 {
+		versions, err := b.tx.NextVersions(b.ctx, len(b.order))
+		if err != nil {
+			return err
+		}
+		byEntity := map[string][]*Record{}
+		var names []string
+		for i, k := range b.order {
+			r := b.state[k]
+			r.Version = versions[i]
+			for name, fc := range r.Clocks {
+				if fc.Version == 0 {
+					fc.Version = r.Version
+					r.Clocks[name] = fc
+				}
+			}
+			if byEntity[k.Entity] == nil {
+				names = append(names, k.Entity)
+			}
+			byEntity[k.Entity] = append(byEntity[k.Entity], r)
+		}
+		for _, name := range names {
+			if err := b.tx.Save(b.ctx, b.en.entities[name], byEntity[name]); err != nil {
+				return err
+			}
+		}
+	}
+	if len(b.conflicts) > 0 {
+		if err := b.tx.SaveConflicts(b.ctx, b.conflicts); err != nil {
+			return err
+		}
+	}
+	if len(b.rejections) > 0 {
+		if err := b.tx.SaveRejections(b.ctx, b.rejections); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Context is what entity hooks see of a push.
+type Context struct {
+	context.Context
+	P      models.Principal
+	Now    time.Time
+	Entity *Entity
+	// Sent holds the parsed fields of the mutation being applied (nil for
+	// a delete).
+	Sent  map[string]any
+	batch *batch
+}
+
+// Lookup returns a record as the batch now sees it (its own writes
+// included), or nil when it does not exist, is deleted, or p may not see
+// it.
+func (c *Context) Lookup(entity string, id uuid.UUID) (*Record, error) {
+	e := c.batch.en.entities[entity]
+	k := Key{entity, id}
+	r, ok := c.batch.state[k]
+	if !ok {
+		recs, err := c.batch.tx.Load(c, e, []uuid.UUID{id})
+		if err != nil {
+			return nil, err
+		}
+		r = recs[id]
+		c.batch.state[k] = r
+	}
+	if r == nil || r.Deleted || !e.Scope(r).Visible(c.P) {
+		return nil, nil
+	}
+	return r, nil
+}
+
+// Find returns live records of an entity matching where, as stored.
+func (c *Context) Find(entity string, where map[string]any) ([]*Record, error) {
+	return c.batch.tx.Find(c, c.batch.en.entities[entity], where)
+}
+
+// User returns a user of the caller's organisation. Errors: not_found.
+func (c *Context) User(id uuid.UUID) (models.User, error) { return c.batch.user(id) }

@@ -1,0 +1,416 @@
+package sync
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// FieldType is the type of a field on the wire and in storage.
+type FieldType int
+
+const (
+	String FieldType = iota // a short string (MaxLen, default 200 characters)
+	Text                    // free text (MaxLen, default 4000 characters)
+	Enum                    // a string from Field.Enum
+	UUID                    // a UUID (stored as uuid / TEXT)
+	Time                    // an RFC 3339 instant, stored in UTC
+	Float                   // a number within [Min, Max]
+	Int                     // an integer within [Min, Max]
+	Money                   // a non-negative amount with at most two decimals, stored as integer cents
+	Bool                    // true or false
+)
+
+// Access says who may write a field.
+type Access int
+
+const (
+	// ClientWritable fields are written by clients and merged per field.
+	ClientWritable Access = iota
+	// ServerOwned fields are set by the server; a client that sends one has
+	// its mutation rejected, never silently ignored.
+	ServerOwned
+	// SelfOnly fields are set by the server to the caller; a client may
+	// send the value the server would set (its own id), nothing else.
+	SelfOnly
+)
+
+// Field declares one field of an entity. Its Name is the wire name and the
+// column name.
+type Field struct {
+	Name     string
+	Type     FieldType
+	Access   Access
+	Required bool // a create must supply it (after Default)
+	Default  any  // the value a create that omits the field takes
+	Enum     []string
+	MaxLen   int
+	Min, Max float64
+	// NotFuture bounds a Time to now plus a day: a visit cannot start next
+	// week, whatever the phone's clock says.
+	NotFuture bool
+	// Ref names the entity a UUID field points at; pushes prefetch the
+	// referenced records in one query.
+	Ref string
+	// Hidden fields are stored for the server's own queries and never sent
+	// or accepted on the wire.
+	Hidden bool
+}
+
+// Visibility says how widely a record is shared.
+type Visibility int
+
+const (
+	// VisOrg records are visible to everyone in the organisation.
+	VisOrg Visibility = 0
+	// VisTeam records are visible to everyone in their team and admins.
+	VisTeam Visibility = 1
+	// VisOwner records are visible to their owner, the owner's team's
+	// manager and admins.
+	VisOwner Visibility = 2
+	// VisPrivate records are visible to their owner alone.
+	VisPrivate Visibility = 3
+)
+
+// Scope names who may see a record.
+type Scope struct {
+	TeamID     *uuid.UUID
+	UserID     *uuid.UUID
+	Visibility Visibility
+}
+
+// Visible reports whether p may see a record with scope s.
+func (s Scope) Visible(p models.Principal) bool {
+	own := s.UserID != nil && *s.UserID == p.UserID
+	team := s.TeamID != nil && p.TeamID != nil && *s.TeamID == *p.TeamID
+	switch s.Visibility {
+	case VisOrg:
+		return true
+	case VisPrivate:
+		return own
+	case VisTeam:
+		return own || team || p.Role == models.RoleAdmin
+	}
+	return own || p.Role == models.RoleAdmin || (team && p.Role == models.RoleManager)
+}
+
+// Entity declares a synced record type.
+type Entity struct {
+	Name   string // wire name and table name
+	Fields []Field
+	// ReadOnly entities are computed by the server; pushes are rejected.
+	ReadOnly bool
+	// Scope says who may see r. It must depend only on server-owned fields.
+	Scope func(r *Record) Scope
+	// Prepare runs before a create or an update is merged: it authorises
+	// the caller (not_found for records they may not see) and sets
+	// server-owned fields of new records (r.Values). old is nil on create.
+	Prepare func(c *Context, old, r *Record) error
+	// Validate checks the merged record as a whole (cross-field rules,
+	// references). It runs after field values were parsed and defaulted.
+	Validate func(c *Context, old, r *Record) error
+
+	byName map[string]*Field
+}
+
+// Field returns the named field, or nil.
+func (e *Entity) Field(name string) *Field {
+	if e.byName == nil {
+		e.byName = make(map[string]*Field, len(e.Fields))
+		for i := range e.Fields {
+			e.byName[e.Fields[i].Name] = &e.Fields[i]
+		}
+	}
+	return e.byName[name]
+}
+
+// Record is one stored record of an entity.
+type Record struct {
+	ID        uuid.UUID
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Deleted   bool
+	// Values holds field values by name as Go values: string, int64,
+	// float64, bool, time.Time, uuid.UUID (Money is int64 cents). A missing
+	// or nil value is null.
+	Values map[string]any
+	// Clocks holds the stamp of the last accepted write of each field.
+	Clocks map[string]FieldClock
+	// CreatedBy is the device that created the record: the WatermelonDB
+	// endpoint never sends a device its own creates back as "created".
+	CreatedBy uuid.UUID
+}
+
+// Clone returns a deep enough copy to merge into.
+func (r *Record) Clone() *Record {
+	c := *r
+	c.Values = make(map[string]any, len(r.Values))
+	for k, v := range r.Values {
+		c.Values[k] = v
+	}
+	c.Clocks = make(map[string]FieldClock, len(r.Clocks))
+	for k, v := range r.Clocks {
+		c.Clocks[k] = v
+	}
+	return &c
+}
+
+// UUIDValue returns a UUID field's value, or nil when null.
+func (r *Record) UUIDValue(name string) *uuid.UUID {
+	if id, ok := r.Values[name].(uuid.UUID); ok {
+		return &id
+	}
+	return nil
+}
+
+// StringValue returns a string field's value, or "".
+func (r *Record) StringValue(name string) string {
+	s, _ := r.Values[name].(string)
+	return s
+}
+
+// TimeValue returns a time field's value, or nil.
+func (r *Record) TimeValue(name string) *time.Time {
+	if t, ok := r.Values[name].(time.Time); ok {
+		return &t
+	}
+	return nil
+}
+
+// FloatValue returns a float field's value, or nil.
+func (r *Record) FloatValue(name string) *float64 {
+	if f, ok := r.Values[name].(float64); ok {
+		return &f
+	}
+	return nil
+}
+
+// Parse turns a field's JSON value into its Go value, or explains why it
+// cannot (a *models.Error naming the field).
+func (f *Field) Parse(raw json.RawMessage, now time.Time) (any, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		if f.Required {
+			return nil, models.FieldInvalid(f.Name, "is required and cannot be null")
+		}
+		return nil, nil
+	}
+	switch f.Type {
+	case String, Text, Enum:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, models.FieldInvalid(f.Name, "must be a string")
+		}
+		max := f.MaxLen
+		if max == 0 {
+			max = map[FieldType]int{String: 200, Text: 4000, Enum: 50}[f.Type]
+		}
+		if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+			return nil, models.FieldInvalid(f.Name, "must be valid UTF-8 text")
+		}
+		if utf8.RuneCountInString(s) > max {
+			return nil, models.FieldInvalid(f.Name, "must be at most %d characters", max)
+		}
+		if f.Type == Enum && !slices.Contains(f.Enum, s) {
+			return nil, models.FieldInvalid(f.Name, "must be one of %s", strings.Join(f.Enum, ", "))
+		}
+		return s, nil
+	case UUID:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, models.FieldInvalid(f.Name, "must be a UUID string")
+		}
+		id, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 {
+			return nil, models.FieldInvalid(f.Name, "must be a UUID")
+		}
+		return id, nil
+	case Time:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, models.FieldInvalid(f.Name, "must be an RFC 3339 time string")
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, models.FieldInvalid(f.Name, "must be an RFC 3339 time such as 2026-11-27T09:12:00Z")
+		}
+		return checkTime(f, t.UTC(), now)
+	case Float, Int:
+		n, err := parseNumber(raw)
+		if err != nil {
+			return nil, models.FieldInvalid(f.Name, "must be a number")
+		}
+		if math.IsNaN(n) || n < f.Min || n > f.Max {
+			return nil, models.FieldInvalid(f.Name, "must be between %g and %g", f.Min, f.Max)
+		}
+		if f.Type == Int {
+			if n != math.Trunc(n) {
+				return nil, models.FieldInvalid(f.Name, "must be a whole number")
+			}
+			return int64(n), nil
+		}
+		return n, nil
+	case Money:
+		cents, err := parseCents(raw)
+		if err != nil {
+			return nil, models.FieldInvalid(f.Name, "%s", err.Error())
+		}
+		if float64(cents) > f.Max*100 {
+			return nil, models.FieldInvalid(f.Name, "must be at most %.0f", f.Max)
+		}
+		return cents, nil
+	case Bool:
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return nil, models.FieldInvalid(f.Name, "must be true or false")
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("field %s: unknown type %d", f.Name, f.Type)
+}
+
+// checkTime refuses instants beyond now+1 day where the field forbids the
+// future, and any before 2000 or after 2100 (a unit or clock bug).
+func checkTime(f *Field, t, now time.Time) (any, error) {
+	if t.Year() < 2000 || t.Year() > 2100 {
+		return nil, models.FieldInvalid(f.Name, "must be between the years 2000 and 2100")
+	}
+	if f.NotFuture && t.After(now.Add(24*time.Hour)) {
+		return nil, models.FieldInvalid(f.Name, "is in the future (after %s)", now.Add(24*time.Hour).Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+func parseNumber(raw json.RawMessage) (float64, error) {
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, err
+	}
+	return n.Float64()
+}
+
+// parseCents reads a JSON number with at most two decimals into integer
+// cents without going through floating point, so 0.1 + 0.2 stays 30 cents.
+func parseCents(raw json.RawMessage) (int64, error) {
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, fmt.Errorf("must be a number")
+	}
+	s := n.String()
+	if strings.ContainsAny(s, "eE") {
+		f, err := n.Float64()
+		if err != nil {
+			return 0, fmt.Errorf("must be a number")
+		}
+		s = strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("must not be negative")
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	frac = strings.TrimRight(frac, "0")
+	if len(frac) > 2 {
+		return 0, fmt.Errorf("must have at most two decimals")
+	}
+	if len(whole) > 13 {
+		return 0, fmt.Errorf("is too large")
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("must be a number")
+	}
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	c, _ := strconv.ParseInt(frac, 10, 64)
+	return w*100 + c, nil
+}
+
+// AppendValue appends a field value as JSON.
+func (f *Field) AppendValue(b []byte, v any) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	switch f.Type {
+	case String, Text, Enum:
+		s, _ := v.(string)
+		return appendString(b, s)
+	case UUID:
+		id, _ := v.(uuid.UUID)
+		b = append(b, '"')
+		b = append(b, id.String()...)
+		return append(b, '"')
+	case Time:
+		t, _ := v.(time.Time)
+		b = append(b, '"')
+		b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	case Float:
+		x, _ := v.(float64)
+		return strconv.AppendFloat(b, x, 'f', -1, 64)
+	case Int:
+		x, _ := v.(int64)
+		return strconv.AppendInt(b, x, 10)
+	case Money:
+		c, _ := v.(int64)
+		b = strconv.AppendInt(b, c/100, 10)
+		if c%100 != 0 {
+			b = append(b, '.')
+			b = append(b, byte('0'+c%100/10))
+			if c%10 != 0 {
+				b = append(b, byte('0'+c%10))
+			}
+		}
+		return b
+	case Bool:
+		x, _ := v.(bool)
+		return strconv.AppendBool(b, x)
+	}
+	return append(b, "null"...)
+}
+
+func appendString(b []byte, s string) []byte {
+	enc, _ := json.Marshal(s) // handles escaping; strings are short
+	return append(b, enc...)
+}
+
+// MarshalRecord encodes a record's full current state for a pull: id,
+// version, audit times and every field, in declaration order.
+func (e *Entity) MarshalRecord(b []byte, r *Record) []byte {
+	b = append(b, `{"id":"`...)
+	b = append(b, r.ID.String()...)
+	b = append(b, `","version":`...)
+	b = strconv.AppendInt(b, r.Version, 10)
+	b = append(b, `,"created_at":"`...)
+	b = r.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","updated_at":"`...)
+	b = r.UpdatedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	for i := range e.Fields {
+		f := &e.Fields[i]
+		if f.Hidden {
+			continue
+		}
+		b = append(b, ',')
+		b = appendString(b, f.Name)
+		b = append(b, ':')
+		b = f.AppendValue(b, r.Values[f.Name])
+	}
+	return append(b, '}')
+}
+
+// ValueJSON encodes one value of a field, for conflict reports.
+func (f *Field) ValueJSON(v any) json.RawMessage {
+	return json.RawMessage(f.AppendValue(nil, v))
+}

@@ -1,0 +1,122 @@
+package sync
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// Pull limits.
+const (
+	DefaultPullLimit = 500
+	MaxPullLimit     = 1000
+	// RecentRejections is how many of a device's latest rejections a pull
+	// repeats, so a phone that lost a push response still learns them.
+	RecentRejections = 50
+)
+
+// cursor is the opaque pull position. It also records whose it is and the
+// scope it was issued under: a cursor of another user, or issued before the
+// user's role or team changed, cannot be continued and answers reset.
+type cursor struct {
+	V    int        `json:"v"`
+	Org  uuid.UUID  `json:"o"`
+	User uuid.UUID  `json:"u"`
+	Role string     `json:"r"`
+	Team *uuid.UUID `json:"t,omitempty"`
+	Txid int64      `json:"x"`
+	Ver  int64      `json:"n"`
+}
+
+const cursorVersion = 1
+
+// EncodeCursor makes the opaque cursor for p at pos.
+func EncodeCursor(p models.Principal, pos Position) string {
+	b, _ := json.Marshal(cursor{V: cursorVersion, Org: p.OrgID, User: p.UserID, Role: string(p.Role), Team: p.TeamID, Txid: pos.Txid, Ver: pos.Version})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor reads a cursor; ok is false when it is corrupt, of another
+// user or organisation, or from before a change of the user's scope.
+func DecodeCursor(p models.Principal, s string) (pos Position, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Position{}, false
+	}
+	var c cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.V != cursorVersion {
+		return Position{}, false
+	}
+	sameTeam := (c.Team == nil && p.TeamID == nil) || (c.Team != nil && p.TeamID != nil && *c.Team == *p.TeamID)
+	if c.Org != p.OrgID || c.User != p.UserID || c.Role != string(p.Role) || !sameTeam || c.Txid < 0 || c.Ver < 0 {
+		return Position{}, false
+	}
+	return Position{Txid: c.Txid, Version: c.Ver}, true
+}
+
+// PullResult is a page of changes.
+type PullResult struct {
+	Changes    []Change
+	Cursor     string
+	HasMore    bool
+	Reset      bool
+	LastSeq    int64
+	Rejections []Rejection
+}
+
+// Pull returns the changes p may see after the cursor (from the beginning
+// when it is empty). A cursor that cannot be continued answers Reset with
+// no changes: the client drops its replica and pulls from the beginning.
+func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string, limit int) (PullResult, error) {
+	if limit <= 0 {
+		limit = DefaultPullLimit
+	}
+	if limit > MaxPullLimit {
+		limit = MaxPullLimit
+	}
+	var out PullResult
+	var after Position
+	if rawCursor != "" {
+		pos, ok := DecodeCursor(p, rawCursor)
+		if !ok {
+			out.Reset, out.HasMore, out.Changes = true, true, []Change{}
+		}
+		after = pos
+	}
+	seq, rejections, err := en.store.DeviceState(ctx, p, RecentRejections)
+	if err != nil {
+		return PullResult{}, err
+	}
+	out.LastSeq, out.Rejections = seq, rejections
+	if out.Reset {
+		return out, nil
+	}
+	changes, more, err := en.store.Pull(ctx, p, en.entities, after, limit)
+	if err != nil {
+		return PullResult{}, err
+	}
+	if len(changes) > 0 {
+		after = changes[len(changes)-1].Pos
+	}
+	out.Changes, out.HasMore, out.Cursor = changes, more, EncodeCursor(p, after)
+	return out, nil
+}
+
+// PullFrom is Pull for callers that keep their own position (the
+// WatermelonDB endpoint).
+func (en *Engine) PullFrom(ctx context.Context, p models.Principal, after Position, limit int) ([]Change, bool, error) {
+	return en.store.Pull(ctx, p, en.entities, after, limit)
+}
+
+// Conflicts lists the conflicts p may see, newest first, before a time.
+func (en *Engine) Conflicts(ctx context.Context, p models.Principal, before time.Time, limit int) ([]ConflictRecord, error) {
+	if before.IsZero() {
+		before = en.now().Add(time.Minute)
+	}
+	return en.store.Conflicts(ctx, p, before, limit)
+}
