@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,8 +106,13 @@ func (t *syncTx) Lock(ctx context.Context, keys []syncengine.Key) error {
 		ids[i] = int64(h.Sum64())
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	lit := make([]string, len(ids))
+	for i, id := range ids {
+		lit[i] = strconv.FormatInt(id, 10)
+	}
 	var n int
-	if err := t.tx.Raw(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest(ARRAY[?]::bigint[]) AS k`, ids).Row().Scan(&n); err != nil {
+	err := t.tx.Raw(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k`, "{"+strings.Join(lit, ",")+"}").Row().Scan(&n)
+	if err != nil {
 		return fmt.Errorf("lock records: %w", err)
 	}
 	return nil
@@ -121,11 +127,21 @@ func columns(e *syncengine.Entity) []string {
 }
 
 func (t *syncTx) Load(ctx context.Context, e *syncengine.Entity, ids []uuid.UUID) (map[uuid.UUID]*syncengine.Record, error) {
+	return t.load(e, ids, true)
+}
+
+// load reads records by id; clocks are decoded only when the caller will
+// merge into the records (a pull never needs them).
+func (t *syncTx) load(e *syncengine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*syncengine.Record, error) {
 	out := make(map[uuid.UUID]*syncengine.Record, len(ids))
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		strs := make([]string, len(chunk))
+		for i, id := range chunk {
+			strs[i] = id.String()
+		}
 		q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = ? AND id IN ?`
-		if err := scanRecords(t.tx.Raw(q, t.p.OrgID, chunk), e, func(r *syncengine.Record) { out[r.ID] = r }); err != nil {
+		if err := scanRecords(t.tx.Raw(q, t.p.OrgID.String(), strs), e, clocks, func(r *syncengine.Record) { out[r.ID] = r }); err != nil {
 			return nil, fmt.Errorf("load %s: %w", e.Name, err)
 		}
 	}
@@ -149,10 +165,10 @@ func (t *syncTx) Find(ctx context.Context, e *syncengine.Entity, where map[strin
 			continue
 		}
 		q += " AND " + k + " = ?"
-		args = append(args, where[k])
+		args = append(args, dbValue(where[k]))
 	}
 	var out []*syncengine.Record
-	if err := scanRecords(t.tx.Raw(q+" LIMIT 100", args...), e, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+	if err := scanRecords(t.tx.Raw(q+" LIMIT 100", args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("find %s: %w", e.Name, err)
 	}
 	return out, nil
@@ -234,7 +250,7 @@ func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*synceng
 			if err != nil {
 				return fmt.Errorf("encode clocks: %w", err)
 			}
-			args = append(args, t.p.OrgID, r.ID, r.Version, r.Deleted, string(clocks), nullUUID(r.CreatedBy), r.CreatedAt.UTC(), r.UpdatedAt.UTC())
+			args = append(args, t.p.OrgID.String(), r.ID.String(), r.Version, r.Deleted, string(clocks), nullUUID(r.CreatedBy), r.CreatedAt.UTC(), r.UpdatedAt.UTC())
 			for _, f := range e.Fields {
 				args = append(args, dbValue(r.Values[f.Name]))
 			}
@@ -253,7 +269,7 @@ func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*synceng
 			}
 			sb.WriteString("(?, ?, ?, " + t.txidExpr() + ", ?, ?, ?, ?, ?, ?, ?)")
 			s := e.Scope(r)
-			args = append(args, t.p.OrgID, e.Name, r.ID, r.Version, s.TeamID, s.UserID, int(s.Visibility), r.Deleted, nullUUID(r.CreatedBy), r.Version)
+			args = append(args, t.p.OrgID.String(), e.Name, r.ID.String(), r.Version, dbValue(s.TeamID), dbValue(s.UserID), int(s.Visibility), r.Deleted, nullUUID(r.CreatedBy), r.Version)
 		}
 		sb.WriteString(` ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
 			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted`)
@@ -392,7 +408,7 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 			if e == nil {
 				continue // an entity this build no longer serves
 			}
-			recs, err := st.Load(ctx, e, ids)
+			recs, err := st.load(e, ids, false)
 			if err != nil {
 				return err
 			}
@@ -489,19 +505,29 @@ func nullUUID(id uuid.UUID) any {
 	if id == uuid.Nil {
 		return nil
 	}
-	return id
+	return id.String()
 }
 
-// dbValue converts a record value to a driver argument.
+// dbValue converts a record value to a driver argument. UUIDs travel as
+// strings: pgx otherwise tries (and fails, expensively) several encode
+// plans for a driver.Valuer before taking its value.
 func dbValue(v any) any {
-	if t, ok := v.(time.Time); ok {
-		return t.UTC()
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC()
+	case uuid.UUID:
+		return x.String()
+	case *uuid.UUID:
+		if x == nil {
+			return nil
+		}
+		return x.String()
 	}
 	return v
 }
 
 // scanRecords runs q and decodes each row into a record of e.
-func scanRecords(q *gorm.DB, e *syncengine.Entity, each func(*syncengine.Record)) error {
+func scanRecords(q *gorm.DB, e *syncengine.Entity, withClocks bool, each func(*syncengine.Record)) error {
 	rows, err := q.Rows()
 	if err != nil {
 		return err
@@ -526,8 +552,10 @@ func scanRecords(q *gorm.DB, e *syncengine.Entity, each func(*syncengine.Record)
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		if err := json.Unmarshal([]byte(clocks), &r.Clocks); err != nil {
-			return fmt.Errorf("decode clocks of %s: %w", r.ID, err)
+		if withClocks {
+			if err := json.Unmarshal([]byte(clocks), &r.Clocks); err != nil {
+				return fmt.Errorf("decode clocks of %s: %w", r.ID, err)
+			}
 		}
 		if createdBy.Valid {
 			r.CreatedBy = createdBy.V

@@ -2,6 +2,8 @@ package sync
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"reflect"
 	"sort"
 )
@@ -116,4 +118,33 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// MarshalJSON stores a clock compactly as [ms, counter, device, version]:
+// every record carries one per field written.
+func (fc FieldClock) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 64)
+	b = append(b, '[')
+	b = strconv.AppendInt(b, fc.MS, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, fc.Counter, 10)
+	b = append(b, ',')
+	b = strconv.AppendQuote(b, fc.Device)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, fc.Version, 10)
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads the form MarshalJSON writes.
+func (fc *FieldClock) UnmarshalJSON(b []byte) error {
+	var a [4]json.RawMessage
+	if err := json.Unmarshal(b, &a); err != nil {
+		return fmt.Errorf("field clock: %w", err)
+	}
+	for i, dst := range []any{&fc.MS, &fc.Counter, &fc.Device, &fc.Version} {
+		if err := json.Unmarshal(a[i], dst); err != nil {
+			return fmt.Errorf("field clock: %w", err)
+		}
+	}
+	return nil
 }

@@ -33,6 +33,8 @@ commands:
                                 (password from stdin or FIELDSYNC_ADMIN_PASSWORD)
   user create --org ORG --email E --role rep|manager|admin [--team T] [--name N]
                                 create a user (password as for org create)
+  bench [flags]                 measure push/pull throughput against the raw
+                                database ceiling (bench -h lists flags)
   version                       print the version
 `
 
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return orgCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "user":
 		return userCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "fieldsync", version)
 		return nil

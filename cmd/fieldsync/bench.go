@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+
+	"github.com/fieldsync/fieldsync/internal/bench"
+)
+
+func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	dbURL := fs.String("database-url", getenv("FIELDSYNC_DATABASE_URL"), "database to measure (default: a temporary SQLite file)")
+	devices := fs.Int("devices", 8, "concurrent devices pushing in the throughput phase")
+	batches := fs.Int("batches", 10, "batches each device pushes")
+	size := fs.Int("batch-size", 500, "visits per batch")
+	pullLimit := fs.Int("pull-limit", 1000, "page size of pulls")
+	latencyDevs := fs.Int("latency-devices", 200, "concurrent devices in the latency phase")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	incremental := fs.String("incremental", "10000,1000000", "visit-table sizes at which to time an incremental pull of 100 changes")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return ignoreHelp(err)
+	}
+	var sizes []int
+	for _, s := range strings.Split(*incremental, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return usageError{"--incremental: want comma-separated visit counts"}
+		}
+		sizes = append(sizes, n)
+	}
+	if *devices < 1 || *batches < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 {
+		return usageError{"bench: sizes must be positive; --batch-size and --pull-limit at most 1000"}
+	}
+	url := *dbURL
+	if url == "" {
+		dir, err := os.MkdirTemp("", "fieldsync-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		url = "sqlite:" + filepath.Join(dir, "bench.db")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	_, err := bench.Run(ctx, bench.Config{
+		DatabaseURL: url, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
+		LatencyDevs: *latencyDevs, Incremental: sizes,
+	}, stdout, stderr)
+	return err
+}

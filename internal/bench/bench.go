@@ -1,0 +1,613 @@
+// Package bench measures fieldsync's sync engine end to end — HTTP, JSON,
+// the engine and the database — against the raw ceiling of the same
+// database: hand-written multi-row upserts and keyset reads of the same
+// rows, in the same run, so the figures compare on a noisy machine.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fieldsync/fieldsync/api"
+	"github.com/fieldsync/fieldsync/auth"
+	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/store"
+	syncengine "github.com/fieldsync/fieldsync/sync"
+)
+
+// Config sets the size of a run.
+type Config struct {
+	DatabaseURL string
+	Devices     int   // concurrent devices in the throughput phase
+	Batches     int   // batches each device pushes
+	BatchSize   int   // mutations per batch
+	PullLimit   int   // page size of pulls
+	LatencyDevs int   // concurrent devices in the latency phase
+	Incremental []int // table sizes for the incremental-pull phase
+}
+
+// Result holds the figures of a run.
+type Result struct {
+	PushRate, PullRate         float64 // mutations/s, records/s through the API
+	RawUpsertRate, RawReadRate float64 // rows/s, hand-written SQL
+	PushP50, PushP99           time.Duration
+	LatencyP50, LatencyP99     time.Duration
+	Incremental                map[int]time.Duration // table size → one incremental pull of 100 changes
+	PeakRSSBytes               int64
+	Dialect                    store.Dialect
+	Rows                       int
+}
+
+const password = "bench-password-1234"
+
+// Run performs a benchmark and writes progress to progress and a summary
+// table to out.
+func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, error) {
+	var res Result
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: 32})
+	if err != nil {
+		return res, err
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		return res, err
+	}
+	res.Dialect = db.Dialect()
+	w := newWorld(ctx, db)
+	if err := w.setup(max(cfg.Devices, cfg.LatencyDevs)); err != nil {
+		return res, err
+	}
+	base, stop, err := w.serve()
+	if err != nil {
+		return res, err
+	}
+	defer stop()
+
+	// Push throughput.
+	total := cfg.Devices * cfg.Batches
+	bar := newBar(progress, "push", total)
+	lat, dur, err := w.pushPhase(base, cfg.Devices, cfg.Batches, cfg.BatchSize, bar)
+	bar.done()
+	if err != nil {
+		return res, err
+	}
+	res.Rows = cfg.Devices * cfg.Batches * cfg.BatchSize
+	res.PushRate = float64(res.Rows) / dur.Seconds()
+	res.PushP50, res.PushP99 = percentile(lat, 50), percentile(lat, 99)
+
+	// Pull throughput: the admin pulls everything from the beginning.
+	bar = newBar(progress, "pull", res.Rows/cfg.PullLimit+1)
+	n, dur, err := w.pullAll(base, w.admin, "", cfg.PullLimit, bar)
+	bar.done()
+	if err != nil {
+		return res, err
+	}
+	res.PullRate = float64(n) / dur.Seconds()
+
+	// The raw ceiling on the same rows.
+	bar = newBar(progress, "raw", 2)
+	res.RawUpsertRate, res.RawReadRate, err = w.raw(res.Rows)
+	bar.step()
+	bar.done()
+	if err != nil {
+		return res, err
+	}
+
+	// Latency under many devices.
+	bar = newBar(progress, "latency", cfg.LatencyDevs*5)
+	lat, _, err = w.pushPhase(base, cfg.LatencyDevs, 5, 10, bar)
+	bar.done()
+	if err != nil {
+		return res, err
+	}
+	res.LatencyP50, res.LatencyP99 = percentile(lat, 50), percentile(lat, 99)
+
+	// Incremental pulls against growing tables.
+	res.Incremental = map[int]time.Duration{}
+	for _, size := range cfg.Incremental {
+		bar = newBar(progress, fmt.Sprintf("fill %d", size), 1)
+		if err := w.fill(size, bar); err != nil {
+			return res, err
+		}
+		bar.done()
+		d, err := w.incremental(base)
+		if err != nil {
+			return res, err
+		}
+		res.Incremental[size] = d
+	}
+	res.PeakRSSBytes = peakRSS()
+	report(out, cfg, res)
+	return res, nil
+}
+
+type device struct {
+	token string
+	seq   int64
+	user  models.User
+}
+
+type world struct {
+	ctx     context.Context
+	db      *store.DB
+	org     models.Org
+	team    models.Team
+	account uuid.UUID
+	reps    []models.User
+	admin   *device
+	client  *http.Client
+	engine  *syncengine.Engine
+	filled  int // visits of the filler rep
+	filler  models.User
+}
+
+func newWorld(ctx context.Context, db *store.DB) *world {
+	return &world{ctx: ctx, db: db, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: 2 * time.Minute}}
+}
+
+// setup creates a fresh organisation for this run, so runs never mix.
+func (w *world) setup(reps int) error {
+	ctx := w.ctx
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	tag := strconv.FormatInt(now.UnixNano(), 36)
+	w.org = models.Org{ID: uuid.New(), Name: "bench " + tag, CreatedAt: now}
+	mk := func(i int, role models.Role, team *uuid.UUID) models.User {
+		return models.User{OrgID: w.org.ID, ID: uuid.New(), Email: fmt.Sprintf("%s-%d@bench.test", tag, i), Name: fmt.Sprintf("Bench %d", i),
+			Role: role, TeamID: team, Active: true, TimeZone: "UTC", PasswordHash: string(hash), CreatedAt: now, UpdatedAt: now}
+	}
+	admin := mk(0, models.RoleAdmin, nil)
+	if err := w.db.CreateOrg(ctx, w.org, admin); err != nil {
+		return err
+	}
+	w.team = models.Team{OrgID: w.org.ID, ID: uuid.New(), Name: "Bench", CreatedAt: now}
+	if err := w.db.CreateTeam(ctx, w.team); err != nil {
+		return err
+	}
+	for i := 1; i <= reps+1; i++ {
+		u := mk(i, models.RoleRep, &w.team.ID)
+		if err := w.db.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		w.reps = append(w.reps, u)
+	}
+	w.filler, w.reps = w.reps[reps], w.reps[:reps]
+	lat, lng := 44.97, -93.26
+	w.account = uuid.New()
+	acc := &syncengine.Record{ID: w.account, CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+		Values: map[string]any{"name": "Bench Hardware", "name_key": "bench hardware", "status": "customer", "team_id": w.team.ID, "lat": lat, "lng": lng}}
+	if err := w.db.SeedRecords(ctx, w.org.ID, syncengine.Accounts(), []*syncengine.Record{acc}); err != nil {
+		return err
+	}
+	w.admin = &device{user: admin}
+	return nil
+}
+
+// serve runs the real router on a loopback port.
+func (w *world) serve() (string, func(), error) {
+	tokens, err := auth.NewTokens(strings.Repeat("b", 40), nil, time.Now)
+	if err != nil {
+		return "", nil, err
+	}
+	w.engine = syncengine.New(w.db, syncengine.Entities(), time.Now, nil)
+	srv := api.New(api.Deps{Store: w.db, Sync: w.engine, Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
+		LoginLimits: api.LoginLimits{PerEmail: 1 << 20, PerAddress: 1 << 20, Window: time.Minute}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	if err := w.login(base, w.admin); err != nil {
+		return "", nil, err
+	}
+	return base, func() { _ = hs.Close() }, nil
+}
+
+func (w *world) login(base string, d *device) error {
+	body, _ := json.Marshal(map[string]string{"email": d.user.Email, "password": password, "device_id": uuid.NewString()})
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := w.call(base, http.MethodPost, "/v1/auth/login", "", body, &tr); err != nil {
+		return fmt.Errorf("login %s: %w", d.user.Email, err)
+	}
+	d.token = tr.AccessToken
+	return nil
+}
+
+func (w *world) call(base, method, path, token string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(w.ctx, method, base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := w.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// visitBatch builds a push of n new completed unscheduled visits.
+func (w *world) visitBatch(d *device, n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"schema_version":1,"mutations":[`)
+	now := time.Now().UTC()
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		d.seq++
+		fmt.Fprintf(&b, `{"seq":%d,"entity":"visits","id":"%s","op":"upsert","hlc":{"ms":%d,"counter":%d},"fields":{"account_id":"%s","outcome":"order","order_value":%d.50,"started_at":"%s","ended_at":"%s","check_in_lat":44.97,"check_in_lng":-93.26,"check_in_accuracy_m":12,"notes":"Bench visit %d"}}`,
+			d.seq, uuid.NewString(), now.UnixMilli(), i, w.account, 100+i, now.Add(-time.Hour).Format(time.RFC3339), now.Add(-30*time.Minute).Format(time.RFC3339), d.seq)
+	}
+	b.WriteString(`]}`)
+	return b.Bytes()
+}
+
+func (w *world) pushPhase(base string, devices, batches, size int, bar *bar) ([]time.Duration, time.Duration, error) {
+	devs := make([]*device, devices)
+	for i := range devs {
+		devs[i] = &device{user: w.reps[i]}
+		if err := w.login(base, devs[i]); err != nil {
+			return nil, 0, err
+		}
+	}
+	// Bodies are built before the clock starts: the figure is the server's.
+	bodies := make([][][]byte, devices)
+	for i, d := range devs {
+		for j := 0; j < batches; j++ {
+			bodies[i] = append(bodies[i], w.visitBatch(d, size))
+		}
+	}
+	var (
+		mu    sync.Mutex
+		lats  []time.Duration
+		first error
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	for i, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, body := range bodies[i] {
+				t0 := time.Now()
+				var pr struct {
+					Results []struct{ Status string } `json:"results"`
+				}
+				err := w.call(base, http.MethodPost, "/v1/sync/push", d.token, body, &pr)
+				took := time.Since(t0)
+				if err == nil {
+					for _, r := range pr.Results {
+						if r.Status != syncengine.StatusApplied {
+							err = fmt.Errorf("a bench mutation was %s", r.Status)
+							break
+						}
+					}
+				}
+				mu.Lock()
+				lats = append(lats, took)
+				if err != nil && first == nil {
+					first = err
+				}
+				mu.Unlock()
+				bar.step()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return lats, time.Since(start), first
+}
+
+// pullAll pulls from cursor to the end and returns the records seen.
+func (w *world) pullAll(base string, d *device, cursor string, limit int, bar *bar) (int, time.Duration, error) {
+	n := 0
+	start := time.Now()
+	for {
+		var pr struct {
+			Changes []json.RawMessage `json:"changes"`
+			Cursor  string            `json:"cursor"`
+			HasMore bool              `json:"has_more"`
+		}
+		path := fmt.Sprintf("/v1/sync/pull?limit=%d&cursor=%s", limit, cursor)
+		if err := w.call(base, http.MethodGet, path, d.token, nil, &pr); err != nil {
+			return n, 0, err
+		}
+		n += len(pr.Changes)
+		cursor = pr.Cursor
+		if bar != nil {
+			bar.step()
+		}
+		if !pr.HasMore {
+			return n, time.Since(start), nil
+		}
+	}
+}
+
+// raw measures the database's own ceiling on rows like the pushed visits:
+// multi-row INSERT … ON CONFLICT in batches of 500 on one connection, then
+// keyset pages of 1,000 read back and JSON-encoded.
+func (w *world) raw(rows int) (float64, float64, error) {
+	g := w.db.Gorm().WithContext(w.ctx)
+	cols := []string{"org_id", "id", "account_id", "kind", "status", "started_at", "ended_at", "check_in_lat", "check_in_lng", "check_in_accuracy_m", "outcome", "order_value", "referrals", "notes", "rep_id", "team_id", "version", "updated_at"}
+	table := "bench_raw_visits"
+	_ = g.Exec("DROP TABLE IF EXISTS " + table).Error
+	ddl := `CREATE TABLE ` + table + ` (org_id uuid, id uuid, account_id uuid, kind text, status text, started_at timestamptz, ended_at timestamptz,
+		check_in_lat double precision, check_in_lng double precision, check_in_accuracy_m double precision, outcome text, order_value bigint,
+		referrals bigint, notes text, rep_id uuid, team_id uuid, version bigint, updated_at timestamptz, PRIMARY KEY (org_id, id))`
+	if w.db.Dialect() == store.SQLite {
+		ddl = strings.NewReplacer("uuid", "TEXT", "timestamptz", "DATETIME", "double precision", "REAL", "bigint", "INTEGER").Replace(ddl)
+	}
+	if err := g.Exec(ddl).Error; err != nil {
+		return 0, 0, fmt.Errorf("raw table: %w", err)
+	}
+	defer g.Exec("DROP TABLE IF EXISTS " + table)
+	now := time.Now().UTC()
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	var upd []string
+	for _, c := range cols[2:] {
+		upd = append(upd, c+" = excluded."+c)
+	}
+	start := time.Now()
+	for done := 0; done < rows; done += 500 {
+		n := min(500, rows-done)
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
+		args := make([]any, 0, n*len(cols))
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(row)
+			args = append(args, w.org.ID, uuid.New(), w.account, "unscheduled", "completed", now, now, 44.97, -93.26, 12.0, "order", int64(10050), int64(0), "Bench visit", w.reps[0].ID, w.team.ID, int64(done+i), now)
+		}
+		sb.WriteString(" ON CONFLICT (org_id, id) DO UPDATE SET " + strings.Join(upd, ", "))
+		if err := g.Exec(sb.String(), args...).Error; err != nil {
+			return 0, 0, fmt.Errorf("raw upsert: %w", err)
+		}
+	}
+	upsert := float64(rows) / time.Since(start).Seconds()
+
+	type rawVisit struct {
+		ID            uuid.UUID `json:"id"`
+		AccountID     uuid.UUID `json:"account_id"`
+		Kind, Status  string
+		StartedAt     time.Time `json:"started_at"`
+		EndedAt       time.Time `json:"ended_at"`
+		Lat, Lng, Acc float64
+		Outcome       string `json:"outcome"`
+		OrderValue    int64  `json:"order_value"`
+		Referrals     int64  `json:"referrals"`
+		Notes         string `json:"notes"`
+		RepID, TeamID uuid.UUID
+		Version       int64     `json:"version"`
+		UpdatedAt     time.Time `json:"updated_at"`
+	}
+	start = time.Now()
+	var last int64 = -1
+	read := 0
+	for {
+		r, err := g.Raw(`SELECT id, account_id, kind, status, started_at, ended_at, check_in_lat, check_in_lng, check_in_accuracy_m, outcome, order_value, referrals, notes, rep_id, team_id, version, updated_at
+			FROM `+table+` WHERE org_id = ? AND version > ? ORDER BY version LIMIT 1000`, w.org.ID, last).Rows()
+		if err != nil {
+			return 0, 0, fmt.Errorf("raw read: %w", err)
+		}
+		page := make([]rawVisit, 0, 1000)
+		for r.Next() {
+			var v rawVisit
+			if err := r.Scan(&v.ID, &v.AccountID, &v.Kind, &v.Status, &v.StartedAt, &v.EndedAt, &v.Lat, &v.Lng, &v.Acc, &v.Outcome, &v.OrderValue, &v.Referrals, &v.Notes, &v.RepID, &v.TeamID, &v.Version, &v.UpdatedAt); err != nil {
+				r.Close()
+				return 0, 0, fmt.Errorf("raw read: %w", err)
+			}
+			page = append(page, v)
+		}
+		r.Close()
+		if len(page) == 0 {
+			break
+		}
+		if _, err := json.Marshal(page); err != nil {
+			return 0, 0, err
+		}
+		read += len(page)
+		last = page[len(page)-1].Version
+	}
+	return upsert, float64(read) / time.Since(start).Seconds(), nil
+}
+
+// fill grows the filler rep's visits to size rows through the store's own
+// write path, so the change feed and indexes are those of real data.
+func (w *world) fill(size int, bar *bar) error {
+	e := syncengine.Visits()
+	now := time.Now().UTC()
+	for w.filled < size {
+		n := min(5000, size-w.filled)
+		recs := make([]*syncengine.Record, n)
+		for i := range recs {
+			recs[i] = &syncengine.Record{ID: uuid.New(), CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+				Values: map[string]any{"account_id": w.account, "kind": "unscheduled", "status": "completed", "outcome": "none",
+					"referrals": int64(0), "started_at": now.Add(-time.Hour), "rep_id": w.filler.ID, "team_id": w.team.ID}}
+		}
+		if err := w.db.SeedRecords(w.ctx, w.org.ID, e, recs); err != nil {
+			return err
+		}
+		w.filled += n
+		bar.set(w.filled, size)
+	}
+	if w.db.Dialect() == store.Postgres {
+		return w.db.Gorm().WithContext(w.ctx).Exec("ANALYZE sync_changes; ANALYZE visits").Error
+	}
+	return w.db.Gorm().WithContext(w.ctx).Exec("ANALYZE").Error
+}
+
+// incremental times a pull of 100 fresh changes by a rep whose cursor is
+// at the end of the feed; the median of five rounds.
+func (w *world) incremental(base string) (time.Duration, error) {
+	d := &device{user: w.reps[0]}
+	if err := w.login(base, d); err != nil {
+		return 0, err
+	}
+	cursor, err := w.endCursor(base, d)
+	if err != nil {
+		return 0, err
+	}
+	var times []time.Duration
+	for round := 0; round < 5; round++ {
+		if err := w.call(base, http.MethodPost, "/v1/sync/push", d.token, w.visitBatch(d, 100), nil); err != nil {
+			return 0, err
+		}
+		t0 := time.Now()
+		var pr struct {
+			Changes []json.RawMessage `json:"changes"`
+			Cursor  string            `json:"cursor"`
+		}
+		if err := w.call(base, http.MethodGet, "/v1/sync/pull?limit=1000&cursor="+cursor, d.token, nil, &pr); err != nil {
+			return 0, err
+		}
+		times = append(times, time.Since(t0))
+		if len(pr.Changes) != 100 {
+			return 0, fmt.Errorf("incremental pull returned %d changes, want 100", len(pr.Changes))
+		}
+		cursor = pr.Cursor
+	}
+	return percentile(times, 50), nil
+}
+
+func (w *world) endCursor(base string, d *device) (string, error) {
+	cursor := ""
+	for {
+		var pr struct {
+			Cursor  string `json:"cursor"`
+			HasMore bool   `json:"has_more"`
+		}
+		if err := w.call(base, http.MethodGet, "/v1/sync/pull?limit=1000&cursor="+cursor, d.token, nil, &pr); err != nil {
+			return "", err
+		}
+		cursor = pr.Cursor
+		if !pr.HasMore {
+			return cursor, nil
+		}
+	}
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// peakRSS reads the process's high-water resident set from /proc.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func report(out io.Writer, cfg Config, r Result) {
+	fmt.Fprintf(out, "\nfieldsync bench on %s: %d devices × %d batches × %d visits (%d rows)\n\n", r.Dialect, cfg.Devices, cfg.Batches, cfg.BatchSize, r.Rows)
+	fmt.Fprintf(out, "%-42s %14s %14s %8s\n", "measure", "fieldsync", "raw ceiling", "ratio")
+	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%\n", "push mutations/s (batches of "+strconv.Itoa(cfg.BatchSize)+")", r.PushRate, r.RawUpsertRate, 100*r.PushRate/r.RawUpsertRate)
+	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%\n", "pull records/s (pages of "+strconv.Itoa(cfg.PullLimit)+")", r.PullRate, r.RawReadRate, 100*r.PullRate/r.RawReadRate)
+	fmt.Fprintf(out, "%-42s %14s\n", "push latency p50 / p99", r.PushP50.Round(time.Millisecond).String()+" / "+r.PushP99.Round(time.Millisecond).String())
+	fmt.Fprintf(out, "%-42s %14s\n", fmt.Sprintf("push latency p50 / p99, %d devices × 10", cfg.LatencyDevs), r.LatencyP50.Round(time.Millisecond).String()+" / "+r.LatencyP99.Round(time.Millisecond).String())
+	sizes := make([]int, 0, len(r.Incremental))
+	for s := range r.Incremental {
+		sizes = append(sizes, s)
+	}
+	sort.Ints(sizes)
+	for _, s := range sizes {
+		ratio := ""
+		if len(sizes) > 0 && r.Incremental[sizes[0]] > 0 {
+			ratio = fmt.Sprintf("%7.2f×", float64(r.Incremental[s])/float64(r.Incremental[sizes[0]]))
+		}
+		fmt.Fprintf(out, "%-42s %14s %14s %8s\n", fmt.Sprintf("incremental pull of 100, %d visits", s), r.Incremental[s].Round(10*time.Microsecond), "", ratio)
+	}
+	fmt.Fprintf(out, "%-42s %12.1f MB\n", "peak RSS", float64(r.PeakRSSBytes)/(1<<20))
+}
+
+// bar is a one-line progress bar.
+type bar struct {
+	w     io.Writer
+	label string
+	total int64
+	n     atomic.Int64
+	mu    sync.Mutex
+	shown int64 // the percentage last drawn
+}
+
+func newBar(w io.Writer, label string, total int) *bar {
+	b := &bar{w: w, label: label, total: int64(max(total, 1)), shown: -1}
+	b.draw()
+	return b
+}
+
+func (b *bar) step() { b.n.Add(1); b.draw() }
+
+func (b *bar) set(n, total int) { b.total = int64(max(total, 1)); b.n.Store(int64(n)); b.draw() }
+
+func (b *bar) draw() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(b.n.Load(), b.total)
+	if 100*n/b.total == b.shown {
+		return
+	}
+	b.shown = 100 * n / b.total
+	width := 30
+	filled := int(int64(width) * n / b.total)
+	fmt.Fprintf(b.w, "\r%-12s [%s%s] %3d%%", b.label, strings.Repeat("#", filled), strings.Repeat(" ", width-filled), 100*n/b.total)
+}
+
+func (b *bar) done() { b.n.Store(b.total); b.draw(); fmt.Fprintln(b.w) }
