@@ -34,6 +34,14 @@ func (db *DB) Push(ctx context.Context, p models.Principal, fn func(syncengine.T
 	})
 }
 
+// Server runs fn in one transaction of the organisation, for the server's
+// own writes.
+func (db *DB) Server(ctx context.Context, orgID uuid.UUID, fn func(syncengine.Tx) error) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		return fn(&syncTx{db: db, tx: tx, p: models.Principal{OrgID: orgID}, now: db.now().UTC()})
+	})
+}
+
 // SeedRecords writes records as the server (demo data, imports), through
 // the same change feed a push uses.
 func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *syncengine.Entity, recs []*syncengine.Record) error {

@@ -151,6 +151,10 @@ type Store interface {
 	// Push runs fn in one transaction holding the lock of p's device.
 	// A transient failure is reported as models.ErrUnavailable.
 	Push(ctx context.Context, p models.Principal, fn func(Tx) error) error
+	// Server runs fn in one transaction of the organisation, for writes
+	// the server makes itself (HTTP resources, scheduled jobs). LastSeq
+	// and SetLastSeq are not to be called on its Tx.
+	Server(ctx context.Context, orgID uuid.UUID, fn func(Tx) error) error
 	// Pull returns up to limit changes after pos visible to p, and whether
 	// more follow. It never returns a change of a transaction that might
 	// still commit before an earlier one (see the store's comment).
@@ -253,6 +257,20 @@ func (en *Engine) Push(ctx context.Context, p models.Principal, muts []Mutation)
 	return out, nil
 }
 
+// Server runs fn as the server's own unit of work in orgID: records fn
+// puts are versioned, fed to pulls and passed through AfterWrite hooks,
+// all in one transaction. p names the acting user for hooks (the zero
+// Principal for scheduled jobs).
+func (en *Engine) Server(ctx context.Context, p models.Principal, fn func(c *Context) error) error {
+	return en.store.Server(ctx, p.OrgID, func(tx Tx) error {
+		b := &batch{en: en, tx: tx, ctx: ctx, p: p, now: en.now().UTC(), state: map[Key]*Record{}, dirty: map[Key]bool{}}
+		if err := fn(&Context{Context: ctx, P: p, Now: b.now, batch: b}); err != nil {
+			return err
+		}
+		return b.flush()
+	})
+}
+
 // batch is the state of one push while it is applied.
 type batch struct {
 	en    *Engine
@@ -267,6 +285,7 @@ type batch struct {
 
 	conflicts  []ConflictRecord
 	rejections []Rejection
+	depth      int // nesting of AfterWrite hooks
 }
 
 func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
@@ -485,13 +504,38 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 	if next == cur { // an update that lost to a delete changes nothing
 		return res, nil
 	}
+	if err := b.put(c, e, cur, next); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// put records next as the new state of a record and runs the entity's
+// AfterWrite hook. A hook's own puts run theirs in turn.
+func (b *batch) put(c *Context, e *Entity, cur, next *Record) error {
+	key := Key{e.Name, next.ID}
 	next.UpdatedAt = b.now
 	b.state[key] = next
 	if !b.dirty[key] {
 		b.dirty[key] = true
 		b.order = append(b.order, key)
 	}
-	return res, nil
+	if len(e.AfterWrite) == 0 {
+		return nil
+	}
+	b.depth++
+	defer func() { b.depth-- }()
+	if b.depth > 8 {
+		return fmt.Errorf("after-write hooks of %s recurse too deeply", e.Name)
+	}
+	hc := *c
+	hc.Entity = e
+	for _, h := range e.AfterWrite {
+		if err := h(&hc, cur, next); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // newRecord is a record about to be created: defaults applied, stamped h.
@@ -676,3 +720,64 @@ func (c *Context) Find(entity string, where map[string]any) ([]*Record, error) {
 
 // User returns a user of the caller's organisation. Errors: not_found.
 func (c *Context) User(id uuid.UUID) (models.User, error) { return c.batch.user(id) }
+
+// Get returns a record as the batch now sees it, whoever may see it, or
+// nil when it does not exist. Tombstones are returned.
+func (c *Context) Get(entity string, id uuid.UUID) (*Record, error) {
+	e := c.batch.en.entities[entity]
+	if e == nil {
+		return nil, fmt.Errorf("get: unknown entity %q", entity)
+	}
+	k := Key{entity, id}
+	if r, ok := c.batch.state[k]; ok {
+		return r, nil
+	}
+	recs, err := c.batch.tx.Load(c, e, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	c.batch.state[k] = recs[id]
+	return recs[id], nil
+}
+
+// Put writes a record as the server: no client rules apply, the record
+// gets a new version at commit and reaches pulls like any other change,
+// and the entity's AfterWrite hook runs. r replaces the stored state; to
+// change a stored record, Get it, Clone it and Put the clone.
+func (c *Context) Put(entity string, r *Record) error {
+	e := c.batch.en.entities[entity]
+	if e == nil {
+		return fmt.Errorf("put: unknown entity %q", entity)
+	}
+	cur, err := c.Get(entity, r.ID)
+	if err != nil {
+		return err
+	}
+	if cur == nil && r.CreatedAt.IsZero() {
+		r.CreatedAt = c.batch.now
+	}
+	if r.Values == nil {
+		r.Values = map[string]any{}
+	}
+	if r.Clocks == nil {
+		r.Clocks = map[string]FieldClock{}
+	}
+	return c.batch.put(c, e, cur, r)
+}
+
+// PutNew writes r only if no record with its id exists yet, and reports
+// whether it did. With ids derived from a dedupe key (NameID), it makes a
+// trigger fire once however often the change behind it is replayed.
+func (c *Context) PutNew(entity string, r *Record) (bool, error) {
+	cur, err := c.Get(entity, r.ID)
+	if err != nil || cur != nil {
+		return false, err
+	}
+	return true, c.Put(entity, r)
+}
+
+// NameID derives a stable record id from an organisation and a key.
+func NameID(orgID uuid.UUID, key string) uuid.UUID {
+	return uuid.NewSHA1(orgID, []byte(key))
+}
+

@@ -166,7 +166,7 @@ func Visits() *Entity {
 		Scope:   repScope,
 		Prepare: prepareRepRecord,
 		Validate: func(c *Context, old, r *Record) error {
-			if err := checkAccountRef(c, r); err != nil {
+			if err := checkAccountRef(c, old, r); err != nil {
 				return err
 			}
 			for _, pair := range [][2]string{{"check_in_lat", "check_in_lng"}, {"check_out_lat", "check_out_lng"}} {
@@ -204,7 +204,7 @@ func Activities() *Entity {
 		Scope:   repScope,
 		Prepare: prepareRepRecord,
 		Validate: func(c *Context, old, r *Record) error {
-			if err := checkAccountRef(c, r); err != nil {
+			if err := checkAccountRef(c, old, r); err != nil {
 				return err
 			}
 			if v := r.UUIDValue("visit_id"); v != nil && (old == nil || !sameUUID(old.UUIDValue("visit_id"), v)) {
@@ -255,11 +255,14 @@ func prepareRepRecord(c *Context, old, r *Record) error {
 	return nil
 }
 
-// checkAccountRef requires account_id, when set, to name an account the
-// caller can see; a hidden one is reported like a missing one.
-func checkAccountRef(c *Context, r *Record) error {
+// checkAccountRef requires account_id, when set or changed, to name an
+// account the caller can see; a hidden one is reported like a missing one.
+// An update that leaves account_id alone is not checked: the account being
+// deleted or leaving the caller's sight since must not make every later
+// edit of the record a rejection.
+func checkAccountRef(c *Context, old, r *Record) error {
 	id := r.UUIDValue("account_id")
-	if id == nil {
+	if id == nil || (old != nil && sameUUID(old.UUIDValue("account_id"), id)) {
 		return nil
 	}
 	a, err := c.Lookup("accounts", *id)

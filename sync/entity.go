@@ -29,6 +29,7 @@ const (
 	Int                     // an integer within [Min, Max]
 	Money                   // a non-negative amount with at most two decimals, stored as integer cents
 	Bool                    // true or false
+	JSON                    // any JSON value, stored as text; entities validate its shape
 )
 
 // Access says who may write a field.
@@ -119,8 +120,28 @@ type Entity struct {
 	// Validate checks the merged record as a whole (cross-field rules,
 	// references). It runs after field values were parsed and defaulted.
 	Validate func(c *Context, old, r *Record) error
+	// AfterWrite hooks run after a record was written, by a push or by the
+	// server, inside the same transaction: domain rules put the records
+	// that follow from the change (score entries, standings, notifications)
+	// with c.Put. old is nil on create; r.Deleted is set on delete. Each
+	// concern adds its own hook (see OnWrite).
+	AfterWrite []Hook
 
 	byName map[string]*Field
+}
+
+// Hook is a rule that runs after a record is written.
+type Hook func(c *Context, old, r *Record) error
+
+// OnWrite adds a hook to the named entity of a set.
+func OnWrite(entities []*Entity, name string, h Hook) {
+	for _, e := range entities {
+		if e.Name == name {
+			e.AfterWrite = append(e.AfterWrite, h)
+			return
+		}
+	}
+	panic("OnWrite: no entity " + name)
 }
 
 // Field returns the named field, or nil.
@@ -276,6 +297,19 @@ func (f *Field) Parse(raw json.RawMessage, now time.Time) (any, error) {
 			return nil, models.FieldInvalid(f.Name, "must be true or false")
 		}
 		return b, nil
+	case JSON:
+		max := f.MaxLen
+		if max == 0 {
+			max = 16 << 10
+		}
+		if len(raw) > max || !json.Valid(raw) {
+			return nil, models.FieldInvalid(f.Name, "must be JSON of at most %d bytes", max)
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			return nil, models.FieldInvalid(f.Name, "must be JSON")
+		}
+		return buf.String(), nil
 	}
 	return nil, fmt.Errorf("field %s: unknown type %d", f.Name, f.Type)
 }
@@ -376,6 +410,12 @@ func (f *Field) AppendValue(b []byte, v any) []byte {
 	case Bool:
 		x, _ := v.(bool)
 		return strconv.AppendBool(b, x)
+	case JSON:
+		s, _ := v.(string)
+		if s == "" {
+			return append(b, "null"...)
+		}
+		return append(b, s...)
 	}
 	return append(b, "null"...)
 }
