@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -55,7 +56,7 @@ func (s *Server) login(c echo.Context) error {
 	if err != nil {
 		fields = append(fields, models.FieldError{Field: "device_id", Code: models.CodeInvalid, Message: "must be a UUID the app generated at install"})
 	}
-	if len(req.DeviceName) > models.MaxNameLen {
+	if utf8.RuneCountInString(strings.TrimSpace(req.DeviceName)) > models.MaxNameLen {
 		fields = append(fields, models.FieldError{Field: "device_name", Code: models.CodeInvalid, Message: "must be at most 200 characters"})
 	}
 	switch req.Platform {

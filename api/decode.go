@@ -63,7 +63,7 @@ func jsonError(err error) error {
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
-			return &models.Error{Code: models.CodeMalformed, Message: fmt.Sprintf("body must be a JSON %s", typ.Type.Kind())}
+			return &models.Error{Code: models.CodeMalformed, Message: "body must be " + jsonKind(typ.Type.Kind().String())}
 		}
 		return &models.Error{
 			Code:    models.CodeInvalid,

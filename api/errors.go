@@ -104,7 +104,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	h := c.Response().Header()
 	if p.Status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `Bearer realm="fieldsync", error="invalid_token"`)
+		// error="invalid_token" is for a presented token that failed (RFC
+		// 6750); a wrong password or a missing token gets the bare challenge.
+		if c.Request().Header.Get(echo.HeaderAuthorization) != "" {
+			h.Set("WWW-Authenticate", `Bearer realm="fieldsync", error="invalid_token"`)
+		} else {
+			h.Set("WWW-Authenticate", `Bearer realm="fieldsync"`)
+		}
 	}
 	if me.RetryAfterSeconds > 0 {
 		h.Set("Retry-After", strconv.Itoa(me.RetryAfterSeconds))

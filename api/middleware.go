@@ -125,8 +125,8 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		raw, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || strings.TrimSpace(raw) == "" {
+		scheme, raw, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 			return &models.Error{Code: models.CodeUnauthorized, Message: "missing bearer token"}
 		}
 		v, err := s.tokens.Verify(strings.TrimSpace(raw))

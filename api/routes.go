@@ -14,26 +14,32 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	e.Use(withRequestID, s.accessLog, recoverPanics, s.limitBody)
 
 	e.GET("/healthz", s.healthz)
+	e.HEAD("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.HEAD("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", s.openapi)
 
 	e.POST("/v1/auth/login", s.login)
 	e.POST("/v1/auth/refresh", s.refresh)
 
-	v1 := e.Group("/v1", s.requireAuth)
-	v1.POST("/auth/logout", s.logout)
-	v1.GET("/me", s.me)
-	v1.GET("/users", s.listUsers)
-	v1.POST("/users", s.createUser)
-	v1.GET("/users/:id", s.getUser)
-	v1.PATCH("/users/:id", s.patchUser)
-	v1.GET("/teams", s.listTeams)
-	v1.POST("/teams", s.createTeam)
+	// Auth is per route, not group middleware: a group with middleware makes
+	// Echo answer every unknown /v1 path and wrong method with that
+	// middleware (401) instead of 404 and 405.
+	v1 := e.Group("/v1")
+	authed := s.requireAuth
+	v1.POST("/auth/logout", s.logout, authed)
+	v1.GET("/me", s.me, authed)
+	v1.GET("/users", s.listUsers, authed)
+	v1.POST("/users", s.createUser, authed)
+	v1.GET("/users/:id", s.getUser, authed)
+	v1.PATCH("/users/:id", s.patchUser, authed)
+	v1.GET("/teams", s.listTeams, authed)
+	v1.POST("/teams", s.createTeam, authed)
 
-	v1.POST("/sync/push", s.push)
-	v1.GET("/sync/pull", s.pull)
-	v1.GET("/sync/conflicts", s.conflicts)
+	v1.POST("/sync/push", s.push, authed)
+	v1.GET("/sync/pull", s.pull, authed)
+	v1.GET("/sync/conflicts", s.conflicts, authed)
 }
 
 func (s *Server) healthz(c echo.Context) error {

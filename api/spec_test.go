@@ -90,6 +90,36 @@ func TestSpecIsValid(t *testing.T) {
 	if got, want := doc.OpenAPI, "3.0.3"; got != want {
 		t.Errorf("openapi = %q, want %q", got, want)
 	}
+
+	// House rules every operation follows, so that a new one cannot
+	// quietly drop them: every response names X-Request-ID, every error is
+	// a problem document, and every authenticated operation lists 401.
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			name := method + " " + path
+			if op.Security != nil && len(*op.Security) > 0 && op.Responses.Status(http.StatusUnauthorized) == nil {
+				t.Errorf("%s requires a token but lists no 401", name)
+			}
+			for status, ref := range op.Responses.Map() {
+				r := ref.Value
+				if r.Headers["X-Request-ID"] == nil {
+					t.Errorf("%s %s: no X-Request-ID header", name, status)
+				}
+				if status[0] != '4' && status[0] != '5' {
+					continue
+				}
+				if len(r.Content) != 1 || r.Content.Get("application/problem+json") == nil {
+					t.Errorf("%s %s: an error must be application/problem+json only", name, status)
+				}
+				if status == "401" && r.Headers["WWW-Authenticate"] == nil {
+					t.Errorf("%s 401: no WWW-Authenticate header", name)
+				}
+				if status == "429" && r.Headers["Retry-After"] == nil {
+					t.Errorf("%s 429: no Retry-After header", name)
+				}
+			}
+		}
+	}
 }
 
 // TestSpecServedAndChecked serves the spec, and sends a few representative

@@ -72,7 +72,8 @@ type conflictDTO struct {
 }
 
 type conflictsResponse struct {
-	Conflicts []conflictDTO `json:"conflicts"`
+	Conflicts  []conflictDTO `json:"conflicts"`
+	NextCursor string        `json:"next_cursor"`
 }
 
 // mutations converts the wire batch, refusing structural mistakes (bad
@@ -206,17 +207,11 @@ func (s *Server) conflicts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var before time.Time
-	if raw := c.QueryParam("before"); raw != "" {
-		if before, err = time.Parse(time.RFC3339Nano, raw); err != nil {
-			return models.FieldInvalid("before", "must be an RFC 3339 time")
-		}
-	}
-	cs, err := s.sync.Conflicts(c.Request().Context(), principal(c), before, limit)
+	cs, next, err := s.sync.Conflicts(c.Request().Context(), principal(c), c.QueryParam("cursor"), limit)
 	if err != nil {
 		return err
 	}
-	out := conflictsResponse{Conflicts: make([]conflictDTO, len(cs))}
+	out := conflictsResponse{Conflicts: make([]conflictDTO, len(cs)), NextCursor: next}
 	for i, cr := range cs {
 		out.Conflicts[i] = conflictDTO{ID: cr.ID, Entity: cr.Entity, RecordID: cr.RecordID, Field: cr.Conflict.Field,
 			Kept: cr.Conflict.Kept, ServerValue: cr.Conflict.ServerValue, ClientValue: cr.Conflict.ClientValue,

@@ -192,7 +192,11 @@ func (s *Server) patchUser(c echo.Context) error {
 	}
 	if p.Role != models.RoleAdmin {
 		// Others learn nothing about ids outside their scope.
-		if u, err := s.store.User(c.Request().Context(), p.OrgID, id); err != nil || !p.CanSeeUser(u) {
+		u, err := s.store.User(c.Request().Context(), p.OrgID, id)
+		if err != nil {
+			return err
+		}
+		if !p.CanSeeUser(u) {
 			return models.ErrNotFound
 		}
 		return errAdminOnly

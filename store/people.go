@@ -159,7 +159,14 @@ func (db *DB) CreateTeam(ctx context.Context, t models.Team) error {
 			return fmt.Errorf("insert team: %w", err)
 		}
 		if t.ManagerID != nil {
-			err := tx.Model(&userRow{}).Where("org_id = ? AND id = ?", t.OrgID, *t.ManagerID).
+			// The manager moves to the new team; their old team is left
+			// without a manager rather than pointing at someone elsewhere.
+			err := tx.Model(&teamRow{}).Where("org_id = ? AND manager_id = ? AND id <> ?", t.OrgID, *t.ManagerID, t.ID).
+				Update("manager_id", nil).Error
+			if err != nil {
+				return fmt.Errorf("unassign old team: %w", err)
+			}
+			err = tx.Model(&userRow{}).Where("org_id = ? AND id = ?", t.OrgID, *t.ManagerID).
 				Updates(map[string]any{"team_id": t.ID, "updated_at": t.CreatedAt.UTC()}).Error
 			if err != nil {
 				return fmt.Errorf("assign manager: %w", err)
@@ -271,10 +278,20 @@ func (db *DB) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.User
 		if err := tx.Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
 			return fmt.Errorf("get user: %w", err)
 		}
+		if p == (models.UserPatch{}) {
+			out = r.model() // nothing to change: not even updated_at
+			return nil
+		}
 		now := db.now().UTC()
 		upd := map[string]any{"updated_at": now}
 		if p.Role != nil {
 			upd["role"] = string(*p.Role)
+			if *p.Role != models.RoleManager {
+				// A demoted manager manages no team any more.
+				if err := tx.Model(&teamRow{}).Where("org_id = ? AND manager_id = ?", orgID, id).Update("manager_id", nil).Error; err != nil {
+					return fmt.Errorf("unassign teams: %w", err)
+				}
+			}
 		}
 		if p.Name != nil {
 			upd["name"] = *p.Name

@@ -475,12 +475,18 @@ func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (i
 }
 
 // Conflicts lists the conflicts on records p may see, newest first.
-func (db *DB) Conflicts(ctx context.Context, p models.Principal, before time.Time, limit int) ([]syncengine.ConflictRecord, error) {
+func (db *DB) Conflicts(ctx context.Context, p models.Principal, after syncengine.ConflictPos, limit int) ([]syncengine.ConflictRecord, error) {
 	vis, vargs := visibleTo(p, "owner_id")
-	args := append([]any{p.OrgID, before.UTC()}, vargs...)
+	page := ""
+	args := []any{p.OrgID.String()}
+	if after.ID != uuid.Nil {
+		page = ` AND (created_at < ? OR (created_at = ? AND id > ?))`
+		args = append(args, after.At.UTC(), after.At.UTC(), after.ID.String())
+	}
+	args = append(append(args, vargs...), limit)
 	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT id, entity, record_id, field, kept, server_value, client_value,
 		user_id, device_id, team_id, owner_id, visibility, created_at FROM sync_conflicts
-		WHERE org_id = ? AND created_at < ? AND `+vis+` ORDER BY created_at DESC, id LIMIT ?`, append(args, limit)...).Rows()
+		WHERE org_id = ?`+page+` AND `+vis+` ORDER BY created_at DESC, id LIMIT ?`, args...).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("list conflicts: %w", translate(err))
 	}

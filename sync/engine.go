@@ -101,6 +101,13 @@ type ConflictRecord struct {
 	CreatedAt time.Time
 }
 
+// ConflictPos is a place in the newest-first list of conflicts. One push's
+// conflicts share a time, so the id breaks ties.
+type ConflictPos struct {
+	At time.Time
+	ID uuid.UUID
+}
+
 // Position is a place in the change feed. Changes are ordered by the
 // writing transaction's id (0 on SQLite, whose writers are serial) and then
 // by version.
@@ -161,8 +168,9 @@ type Store interface {
 	Pull(ctx context.Context, p models.Principal, entities map[string]*Entity, after Position, limit int) ([]Change, bool, error)
 	// DeviceState returns the device's last seq and its recent rejections.
 	DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []Rejection, error)
-	// Conflicts lists the conflicts p may see, newest first.
-	Conflicts(ctx context.Context, p models.Principal, before time.Time, limit int) ([]ConflictRecord, error)
+	// Conflicts lists the conflicts p may see, newest first, after a
+	// position in that order (the zero After starts at the newest).
+	Conflicts(ctx context.Context, p models.Principal, after ConflictPos, limit int) ([]ConflictRecord, error)
 }
 
 // Engine applies pushes and serves pulls.
@@ -400,7 +408,9 @@ func reject(code, field, msg string) Result {
 
 func rejectErr(err error) (Result, bool) {
 	var me *models.Error
-	if !errors.As(err, &me) {
+	if !errors.As(err, &me) || me.Code == models.CodeUnavailable || me.Code == models.CodeInternal {
+		// A storage failure met inside a rule is not the mutation's fault:
+		// it fails the push (503), and the retry applies it.
 		return Result{}, false
 	}
 	code, field := me.Code, ""
@@ -780,4 +790,3 @@ func (c *Context) PutNew(entity string, r *Record) (bool, error) {
 func NameID(orgID uuid.UUID, key string) uuid.UUID {
 	return uuid.NewSHA1(orgID, []byte(key))
 }
-

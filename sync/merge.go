@@ -3,9 +3,9 @@ package sync
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"reflect"
 	"sort"
+	"strconv"
 )
 
 // Conflict reports one field on which two writers disagreed. Kept says whose

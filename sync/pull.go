@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -113,10 +112,26 @@ func (en *Engine) PullFrom(ctx context.Context, p models.Principal, after Positi
 	return en.store.Pull(ctx, p, en.entities, after, limit)
 }
 
-// Conflicts lists the conflicts p may see, newest first, before a time.
-func (en *Engine) Conflicts(ctx context.Context, p models.Principal, before time.Time, limit int) ([]ConflictRecord, error) {
-	if before.IsZero() {
-		before = en.now().Add(time.Minute)
+// Conflicts lists the conflicts p may see, newest first, from an opaque
+// cursor (empty: the newest), and the cursor of the next page ("" when
+// there is none). Errors: invalid (cursor).
+func (en *Engine) Conflicts(ctx context.Context, p models.Principal, rawCursor string, limit int) ([]ConflictRecord, string, error) {
+	var after ConflictPos
+	if rawCursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(rawCursor)
+		if err == nil {
+			err = json.Unmarshal(b, &after)
+		}
+		if err != nil || after.ID == uuid.Nil {
+			return nil, "", models.FieldInvalid("cursor", "is not a cursor this server issued")
+		}
 	}
-	return en.store.Conflicts(ctx, p, before, limit)
+	cs, err := en.store.Conflicts(ctx, p, after, limit+1)
+	if err != nil || len(cs) <= limit {
+		return cs, "", err
+	}
+	cs = cs[:limit]
+	last := cs[len(cs)-1]
+	b, _ := json.Marshal(ConflictPos{At: last.CreatedAt, ID: last.ID})
+	return cs, base64.RawURLEncoding.EncodeToString(b), nil
 }
