@@ -65,19 +65,19 @@ func expectFields(t *testing.T, p api.Problem, want ...string) {
 	}
 }
 
-func login(env *apitest.Env, email, password string, header http.Header) *apitest.Response {
+func tryLogin(env *apitest.Env, email, password string, header http.Header) *apitest.Response {
 	env.T.Helper()
 	return env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/auth/login", Header: header, Body: map[string]any{
 		"email": email, "password": password, "device_id": uuid.NewString(),
 	}})
 }
 
-func refresh(env *apitest.Env, token string) *apitest.Response {
+func tryRefresh(env *apitest.Env, token string) *apitest.Response {
 	env.T.Helper()
 	return env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/auth/refresh", Body: map[string]string{"refresh_token": token}})
 }
 
-func me(env *apitest.Env, access string) *apitest.Response {
+func getMe(env *apitest.Env, access string) *apitest.Response {
 	env.T.Helper()
 	return env.Do(apitest.Request{Method: http.MethodGet, Path: "/v1/me", Token: access})
 }
@@ -129,7 +129,7 @@ func TestLoginSuccess(t *testing.T) {
 	}
 
 	// The access token works, and /v1/me names the same user.
-	m := me(env, tp.AccessToken)
+	m := getMe(env, tp.AccessToken)
 	apitest.Expect(t, m, http.StatusOK)
 	var got map[string]any
 	m.JSON(t, &got)
@@ -146,7 +146,7 @@ func TestLoginRefusals(t *testing.T) {
 		Body: map[string]any{"active": false}})
 	apitest.Expect(t, res, http.StatusOK)
 
-	wrong := login(env, "rep1@demo.test", "not-the-password", nil)
+	wrong := tryLogin(env, "rep1@demo.test", "not-the-password", nil)
 	want := expectProblem(t, wrong, http.StatusUnauthorized, "unauthorized")
 
 	tests := []struct {
@@ -162,7 +162,7 @@ func TestLoginRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := login(env, tt.email, tt.password, nil)
+			res := tryLogin(env, tt.email, tt.password, nil)
 			got := expectProblem(t, res, http.StatusUnauthorized, "unauthorized")
 			if got.Detail != want.Detail || got.Title != want.Title || got.Type != want.Type || len(got.Errors) != 0 {
 				t.Errorf("got problem %+v, want the same as for a wrong password %+v", got, want)
@@ -203,27 +203,27 @@ func TestLoginLockoutPerEmail(t *testing.T) {
 	}})
 	// Successful logins do not count towards the limit.
 	for range 4 {
-		apitest.Expect(t, login(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
+		apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
 	}
 	// Three failures, spelled differently: the limit is per normalised email.
 	for _, email := range []string{"rep1@demo.test", "REP1@DEMO.TEST", " Rep1@demo.test "} {
-		expectProblem(t, login(env, email, "wrong-password-1", nil), http.StatusUnauthorized, "unauthorized")
+		expectProblem(t, tryLogin(env, email, "wrong-password-1", nil), http.StatusUnauthorized, "unauthorized")
 	}
 	// The fourth attempt is refused even with the right password.
-	res := login(env, "rep1@demo.test", demo.Password, nil)
+	res := tryLogin(env, "rep1@demo.test", demo.Password, nil)
 	expectProblem(t, res, http.StatusTooManyRequests, "rate_limited")
 	retry, err := strconv.Atoi(res.Header.Get("Retry-After"))
 	if err != nil || retry <= 0 || retry > 60 {
 		t.Errorf("Retry-After = %q, want whole seconds in (0, 60]", res.Header.Get("Retry-After"))
 	}
 	// Other emails from the same address are unaffected.
-	apitest.Expect(t, login(env, "rep2@demo.test", demo.Password, nil), http.StatusOK)
+	apitest.Expect(t, tryLogin(env, "rep2@demo.test", demo.Password, nil), http.StatusOK)
 
 	env.Clock.Advance(30 * time.Second)
-	expectProblem(t, login(env, "rep1@demo.test", demo.Password, nil), http.StatusTooManyRequests, "rate_limited")
+	expectProblem(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusTooManyRequests, "rate_limited")
 
 	env.Clock.Advance(31 * time.Second)
-	apitest.Expect(t, login(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
+	apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
 }
 
 func TestLoginLockoutPerAddress(t *testing.T) {
@@ -231,15 +231,15 @@ func TestLoginLockoutPerAddress(t *testing.T) {
 		d.LoginLimits = api.LoginLimits{PerEmail: 100, PerAddress: 3, Window: time.Minute}
 	}})
 	for _, email := range []string{"rep1@demo.test", "rep2@demo.test", "nobody@demo.test"} {
-		expectProblem(t, login(env, email, "wrong-password-1", nil), http.StatusUnauthorized, "unauthorized")
+		expectProblem(t, tryLogin(env, email, "wrong-password-1", nil), http.StatusUnauthorized, "unauthorized")
 	}
-	res := login(env, "admin@demo.test", demo.Password, nil)
+	res := tryLogin(env, "admin@demo.test", demo.Password, nil)
 	expectProblem(t, res, http.StatusTooManyRequests, "rate_limited")
 	if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || n <= 0 {
 		t.Errorf("Retry-After = %q, want a positive number of seconds", res.Header.Get("Retry-After"))
 	}
 	env.Clock.Advance(time.Minute + time.Second)
-	apitest.Expect(t, login(env, "admin@demo.test", demo.Password, nil), http.StatusOK)
+	apitest.Expect(t, tryLogin(env, "admin@demo.test", demo.Password, nil), http.StatusOK)
 }
 
 func TestLoginLockoutIgnoresSpoofedForwardedFor(t *testing.T) {
@@ -266,9 +266,9 @@ func TestLoginLockoutIgnoresSpoofedForwardedFor(t *testing.T) {
 				return http.Header{"X-Forwarded-For": {"203.0.113." + strconv.Itoa(10+i)}}
 			}
 			for i := range 3 {
-				expectProblem(t, login(env, "rep1@demo.test", "wrong-password-1", xff(i)), http.StatusUnauthorized, "unauthorized")
+				expectProblem(t, tryLogin(env, "rep1@demo.test", "wrong-password-1", xff(i)), http.StatusUnauthorized, "unauthorized")
 			}
-			res := login(env, "rep1@demo.test", "wrong-password-1", xff(3))
+			res := tryLogin(env, "rep1@demo.test", "wrong-password-1", xff(3))
 			if res.StatusCode != tt.want {
 				t.Fatalf("fourth attempt: status %d, want %d; body %s", res.StatusCode, tt.want, res.Body)
 			}
@@ -280,7 +280,7 @@ func TestRefreshRotation(t *testing.T) {
 	env := apitest.New(t, apitest.Options{})
 	s := env.Login("rep1@demo.test")
 
-	res := refresh(env, s.Refresh)
+	res := tryRefresh(env, s.Refresh)
 	apitest.Expect(t, res, http.StatusOK)
 	var next tokenPair
 	res.JSON(t, &next)
@@ -290,22 +290,24 @@ func TestRefreshRotation(t *testing.T) {
 	if next.TokenType != "Bearer" || next.ExpiresIn != 900 || next.User["email"] != "rep1@demo.test" {
 		t.Errorf("refresh returned token_type %q, expires_in %d, user %v", next.TokenType, next.ExpiresIn, next.User["email"])
 	}
-	apitest.Expect(t, me(env, next.AccessToken), http.StatusOK)
+	apitest.Expect(t, getMe(env, next.AccessToken), http.StatusOK)
 
 	// The old refresh token was used already: someone holds a copy. The
 	// whole session ends.
-	expectProblem(t, refresh(env, s.Refresh), http.StatusUnauthorized, "unauthorized")
+	expectProblem(t, tryRefresh(env, s.Refresh), http.StatusUnauthorized, "unauthorized")
 	for _, c := range []struct{ name, token string }{
 		{"new access token", next.AccessToken},
 		{"first access token", s.Access},
 	} {
-		expectProblem(t, me(env, c.token), http.StatusUnauthorized, "unauthorized")
+		t.Run(c.name, func(t *testing.T) {
+			expectProblem(t, getMe(env, c.token), http.StatusUnauthorized, "unauthorized")
+		})
 	}
-	expectProblem(t, refresh(env, next.RefreshToken), http.StatusUnauthorized, "unauthorized")
+	expectProblem(t, tryRefresh(env, next.RefreshToken), http.StatusUnauthorized, "unauthorized")
 
 	// Other sessions of the same user are unaffected.
 	other := env.Login("rep1@demo.test")
-	apitest.Expect(t, refresh(env, other.Refresh), http.StatusOK)
+	apitest.Expect(t, tryRefresh(env, other.Refresh), http.StatusOK)
 }
 
 func TestRefreshRefusals(t *testing.T) {
@@ -328,11 +330,11 @@ func TestRefreshRefusals(t *testing.T) {
 		})
 	}
 	// None of that touched the real session.
-	apitest.Expect(t, me(env, s.Access), http.StatusOK)
+	apitest.Expect(t, getMe(env, s.Access), http.StatusOK)
 
 	t.Run("expired token", func(t *testing.T) {
 		env.Clock.Advance(auth.RefreshTTL + time.Minute)
-		expectProblem(t, refresh(env, s.Refresh), http.StatusUnauthorized, "unauthorized")
+		expectProblem(t, tryRefresh(env, s.Refresh), http.StatusUnauthorized, "unauthorized")
 	})
 }
 
@@ -344,12 +346,12 @@ func TestLogoutRevokes(t *testing.T) {
 	res := env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/auth/logout", Token: s.Access})
 	apitest.Expect(t, res, http.StatusNoContent)
 
-	expectProblem(t, me(env, s.Access), http.StatusUnauthorized, "unauthorized")
-	expectProblem(t, refresh(env, s.Refresh), http.StatusUnauthorized, "unauthorized")
+	expectProblem(t, getMe(env, s.Access), http.StatusUnauthorized, "unauthorized")
+	expectProblem(t, tryRefresh(env, s.Refresh), http.StatusUnauthorized, "unauthorized")
 	expectProblem(t, env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/auth/logout", Token: s.Access}),
 		http.StatusUnauthorized, "unauthorized")
 	// Only that device's session ended.
-	apitest.Expect(t, me(env, other.Access), http.StatusOK)
+	apitest.Expect(t, getMe(env, other.Access), http.StatusOK)
 }
 
 func TestLoginAgainOnSameDeviceRevokesEarlierSession(t *testing.T) {
@@ -360,12 +362,12 @@ func TestLoginAgainOnSameDeviceRevokesEarlierSession(t *testing.T) {
 	teammate := env.LoginDevice("rep2@demo.test", device) // another user on the shared device
 	second := env.LoginDevice("rep1@demo.test", device)
 
-	expectProblem(t, me(env, first.Access), http.StatusUnauthorized, "unauthorized")
-	expectProblem(t, refresh(env, first.Refresh), http.StatusUnauthorized, "unauthorized")
+	expectProblem(t, getMe(env, first.Access), http.StatusUnauthorized, "unauthorized")
+	expectProblem(t, tryRefresh(env, first.Refresh), http.StatusUnauthorized, "unauthorized")
 	for _, s := range []apitest.Session{second, elsewhere, teammate} {
-		apitest.Expect(t, me(env, s.Access), http.StatusOK)
+		apitest.Expect(t, getMe(env, s.Access), http.StatusOK)
 	}
-	apitest.Expect(t, refresh(env, second.Refresh), http.StatusOK)
+	apitest.Expect(t, tryRefresh(env, second.Refresh), http.StatusOK)
 }
 
 // claimsOf reads the claims of a token the server issued.
@@ -379,7 +381,7 @@ func claimsOf(t *testing.T, token string) auth.Claims {
 }
 
 // sign signs claims with method and key, under kid when it is not empty.
-func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, c auth.Claims) string {
+func signClaims(t *testing.T, method jwt.SigningMethod, key any, kid string, c auth.Claims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, c)
 	if kid != "" {
@@ -392,7 +394,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, c auth.Cl
 	return s
 }
 
-func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+func b64url(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
 func TestForgedAccessTokens(t *testing.T) {
 	env := apitest.New(t, apitest.Options{})
@@ -417,40 +419,40 @@ func TestForgedAccessTokens(t *testing.T) {
 	}{
 		// Control: the same claims signed properly are accepted, so each
 		// refusal below is for the reason the case names.
-		{"control: re-signed with the right key", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, base), http.StatusOK},
+		{"control: re-signed with the right key", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, base), http.StatusOK},
 		{"control: the issued token", "Bearer " + s.Access, http.StatusOK},
 
-		{"alg none", "Bearer " + sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, kid, base), http.StatusUnauthorized},
-		{"alg none, empty signature stripped", "Bearer " + b64(`{"alg":"none","typ":"JWT","kid":"`+kid+`"}`) + "." + parts[1] + ".", http.StatusUnauthorized},
-		{"HS512 with the right key", "Bearer " + sign(t, jwt.SigningMethodHS512, key, kid, base), http.StatusUnauthorized},
-		{"HS384 with the right key", "Bearer " + sign(t, jwt.SigningMethodHS384, key, kid, base), http.StatusUnauthorized},
-		{"RS256 header, garbage signature", "Bearer " + b64(`{"alg":"RS256","typ":"JWT","kid":"`+kid+`"}`) + "." + parts[1] + "." + b64("not an rsa signature"), http.StatusUnauthorized},
-		{"HS256 header, signature of another token", "Bearer " + parts[0] + "." + parts[1] + "." + strings.Split(sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.ID = "x" })), ".")[2], http.StatusUnauthorized},
-		{"wrong key under the right kid", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-0123456789"), kid, base), http.StatusUnauthorized},
-		{"right key, unknown kid", "Bearer " + sign(t, jwt.SigningMethodHS256, key, "0123456789ab", base), http.StatusUnauthorized},
-		{"right key, no kid", "Bearer " + sign(t, jwt.SigningMethodHS256, key, "", base), http.StatusUnauthorized},
-		{"wrong issuer", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Issuer = "evil" })), http.StatusUnauthorized},
-		{"no issuer", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Issuer = "" })), http.StatusUnauthorized},
-		{"wrong audience", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Audience = jwt.ClaimStrings{"other-api"} })), http.StatusUnauthorized},
-		{"no audience", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Audience = nil })), http.StatusUnauthorized},
-		{"expired", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) {
+		{"alg none", "Bearer " + signClaims(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, kid, base), http.StatusUnauthorized},
+		{"alg none, empty signature stripped", "Bearer " + b64url(`{"alg":"none","typ":"JWT","kid":"`+kid+`"}`) + "." + parts[1] + ".", http.StatusUnauthorized},
+		{"HS512 with the right key", "Bearer " + signClaims(t, jwt.SigningMethodHS512, key, kid, base), http.StatusUnauthorized},
+		{"HS384 with the right key", "Bearer " + signClaims(t, jwt.SigningMethodHS384, key, kid, base), http.StatusUnauthorized},
+		{"RS256 header, garbage signature", "Bearer " + b64url(`{"alg":"RS256","typ":"JWT","kid":"`+kid+`"}`) + "." + parts[1] + "." + b64url("not an rsa signature"), http.StatusUnauthorized},
+		{"HS256 header, signature of another token", "Bearer " + parts[0] + "." + parts[1] + "." + strings.Split(signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.ID = "x" })), ".")[2], http.StatusUnauthorized},
+		{"wrong key under the right kid", "Bearer " + signClaims(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-0123456789"), kid, base), http.StatusUnauthorized},
+		{"right key, unknown kid", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, "0123456789ab", base), http.StatusUnauthorized},
+		{"right key, no kid", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, "", base), http.StatusUnauthorized},
+		{"wrong issuer", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Issuer = "evil" })), http.StatusUnauthorized},
+		{"no issuer", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Issuer = "" })), http.StatusUnauthorized},
+		{"wrong audience", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Audience = jwt.ClaimStrings{"other-api"} })), http.StatusUnauthorized},
+		{"no audience", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Audience = nil })), http.StatusUnauthorized},
+		{"expired", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) {
 			c.IssuedAt, c.NotBefore, c.ExpiresAt = at(-2*time.Hour), at(-2*time.Hour), at(-time.Hour)
 		})), http.StatusUnauthorized},
-		{"expired beyond the leeway", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) {
+		{"expired beyond the leeway", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) {
 			c.IssuedAt, c.NotBefore, c.ExpiresAt = at(-16*time.Minute), at(-16*time.Minute), at(-time.Minute)
 		})), http.StatusUnauthorized},
-		{"not valid before the future", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.NotBefore = at(time.Hour) })), http.StatusUnauthorized},
-		{"issued in the future", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.IssuedAt = at(time.Hour) })), http.StatusUnauthorized},
-		{"no exp", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.ExpiresAt = nil })), http.StatusUnauthorized},
-		{"session id not a UUID", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Sid = "all" })), http.StatusUnauthorized},
-		{"another session id", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Sid = uuid.NewString() })), http.StatusUnauthorized},
-		{"another user in the session", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Subject = uuid.NewString() })), http.StatusUnauthorized},
-		{"another org", "Bearer " + sign(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Org = uuid.NewString() })), http.StatusUnauthorized},
-		{"tampered payload", "Bearer " + parts[0] + "." + tamper(t, parts[1]) + "." + parts[2], http.StatusUnauthorized},
+		{"not valid before the future", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.NotBefore = at(time.Hour) })), http.StatusUnauthorized},
+		{"issued in the future", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.IssuedAt = at(time.Hour) })), http.StatusUnauthorized},
+		{"no exp", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.ExpiresAt = nil })), http.StatusUnauthorized},
+		{"session id not a UUID", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Sid = "all" })), http.StatusUnauthorized},
+		{"another session id", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Sid = uuid.NewString() })), http.StatusUnauthorized},
+		{"another user in the session", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Subject = uuid.NewString() })), http.StatusUnauthorized},
+		{"another org", "Bearer " + signClaims(t, jwt.SigningMethodHS256, key, kid, with(func(c *auth.Claims) { c.Org = uuid.NewString() })), http.StatusUnauthorized},
+		{"tampered payload", "Bearer " + parts[0] + "." + tamperRole(t, parts[1]) + "." + parts[2], http.StatusUnauthorized},
 		{"malformed string", "Bearer not-a-jwt", http.StatusUnauthorized},
 		{"three garbage segments", "Bearer a.b.c", http.StatusUnauthorized},
 		{"missing Bearer prefix", s.Access, http.StatusUnauthorized},
-		{"Basic scheme", "Basic " + b64("rep1@demo.test:"+demo.Password), http.StatusUnauthorized},
+		{"Basic scheme", "Basic " + b64url("rep1@demo.test:"+demo.Password), http.StatusUnauthorized},
 		{"Bearer with no token", "Bearer ", http.StatusUnauthorized},
 		{"no Authorization header", "", http.StatusUnauthorized},
 	}
@@ -470,8 +472,8 @@ func TestForgedAccessTokens(t *testing.T) {
 	}
 }
 
-// tamper rewrites a token's payload to claim the admin role.
-func tamper(t *testing.T, payload string) string {
+// tamperRole rewrites a token's payload to claim the admin role.
+func tamperRole(t *testing.T, payload string) string {
 	t.Helper()
 	raw, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
@@ -493,18 +495,18 @@ func TestAccessTokenExpiresWithTheClock(t *testing.T) {
 	env := apitest.New(t, apitest.Options{})
 	s := env.Login("rep1@demo.test")
 	env.Clock.Advance(14 * time.Minute)
-	apitest.Expect(t, me(env, s.Access), http.StatusOK)
+	apitest.Expect(t, getMe(env, s.Access), http.StatusOK)
 	env.Clock.Advance(2 * time.Minute)
-	p := expectProblem(t, me(env, s.Access), http.StatusUnauthorized, "unauthorized")
+	p := expectProblem(t, getMe(env, s.Access), http.StatusUnauthorized, "unauthorized")
 	if !strings.Contains(p.Detail, "expired") {
 		t.Errorf("detail %q, want it to say the token expired", p.Detail)
 	}
 	// The refresh token still works and gives a fresh access token.
-	res := refresh(env, s.Refresh)
+	res := tryRefresh(env, s.Refresh)
 	apitest.Expect(t, res, http.StatusOK)
 	var next tokenPair
 	res.JSON(t, &next)
-	apitest.Expect(t, me(env, next.AccessToken), http.StatusOK)
+	apitest.Expect(t, getMe(env, next.AccessToken), http.StatusOK)
 }
 
 func TestPreviousSecretStillVerifies(t *testing.T) {
@@ -526,13 +528,13 @@ func TestPreviousSecretStillVerifies(t *testing.T) {
 		want  int
 	}{
 		{"issued under the new secret", s.Access, http.StatusOK},
-		{"signed with the previous secret", sign(t, jwt.SigningMethodHS256, []byte(apitest.Secret), auth.KeyID(apitest.Secret), c), http.StatusOK},
-		{"signed with an unlisted secret", sign(t, jwt.SigningMethodHS256, []byte(unlisted), auth.KeyID(unlisted), c), http.StatusUnauthorized},
-		{"unlisted secret under the previous kid", sign(t, jwt.SigningMethodHS256, []byte(unlisted), auth.KeyID(apitest.Secret), c), http.StatusUnauthorized},
+		{"signed with the previous secret", signClaims(t, jwt.SigningMethodHS256, []byte(apitest.Secret), auth.KeyID(apitest.Secret), c), http.StatusOK},
+		{"signed with an unlisted secret", signClaims(t, jwt.SigningMethodHS256, []byte(unlisted), auth.KeyID(unlisted), c), http.StatusUnauthorized},
+		{"unlisted secret under the previous kid", signClaims(t, jwt.SigningMethodHS256, []byte(unlisted), auth.KeyID(apitest.Secret), c), http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := me(env, tt.token)
+			res := getMe(env, tt.token)
 			if tt.want == http.StatusOK {
 				apitest.Expect(t, res, http.StatusOK)
 				return
@@ -551,23 +553,23 @@ func TestDeactivationEndsAccessAtOnce(t *testing.T) {
 	rep := env.Login("rep1@demo.test")
 	repOther := env.Login("rep1@demo.test")
 	teammate := env.Login("rep2@demo.test")
-	apitest.Expect(t, me(env, rep.Access), http.StatusOK)
+	apitest.Expect(t, getMe(env, rep.Access), http.StatusOK)
 
 	res := env.Do(apitest.Request{Method: http.MethodPatch, Path: "/v1/users/" + rep.UserID.String(), Token: admin.Access,
 		Body: map[string]any{"active": false}})
 	apitest.Expect(t, res, http.StatusOK)
 
 	for _, s := range []apitest.Session{rep, repOther} {
-		expectProblem(t, me(env, s.Access), http.StatusUnauthorized, "unauthorized")
-		expectProblem(t, refresh(env, s.Refresh), http.StatusUnauthorized, "unauthorized")
+		expectProblem(t, getMe(env, s.Access), http.StatusUnauthorized, "unauthorized")
+		expectProblem(t, tryRefresh(env, s.Refresh), http.StatusUnauthorized, "unauthorized")
 	}
-	expectProblem(t, login(env, "rep1@demo.test", demo.Password, nil), http.StatusUnauthorized, "unauthorized")
-	apitest.Expect(t, me(env, teammate.Access), http.StatusOK)
+	expectProblem(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusUnauthorized, "unauthorized")
+	apitest.Expect(t, getMe(env, teammate.Access), http.StatusOK)
 
 	// Reactivation lets them log in again; old sessions stay ended.
 	res = env.Do(apitest.Request{Method: http.MethodPatch, Path: "/v1/users/" + rep.UserID.String(), Token: admin.Access,
 		Body: map[string]any{"active": true}})
 	apitest.Expect(t, res, http.StatusOK)
-	expectProblem(t, me(env, rep.Access), http.StatusUnauthorized, "unauthorized")
-	apitest.Expect(t, login(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
+	expectProblem(t, getMe(env, rep.Access), http.StatusUnauthorized, "unauthorized")
+	apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
 }

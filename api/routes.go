@@ -40,6 +40,14 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.POST("/sync/push", s.push, authed)
 	v1.GET("/sync/pull", s.pull, authed)
 	v1.GET("/sync/conflicts", s.conflicts, authed)
+
+	v1.GET("/contests", s.listContests, authed)
+	v1.POST("/contests", s.createContest, authed)
+	v1.GET("/contests/:id", s.getContest, authed)
+	v1.PATCH("/contests/:id", s.patchContest, authed)
+	v1.GET("/contests/:id/standings", s.contestStandings, authed)
+	v1.GET("/contests/:id/score-entries", s.contestScoreEntries, authed)
+	v1.GET("/reports/productivity", s.productivity, authed)
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -37,11 +37,17 @@ type Store interface {
 	LivePrincipal(ctx context.Context, orgID, sessionID, userID uuid.UUID) (models.Principal, error)
 }
 
+// Reports are the aggregate reads behind /v1/reports.
+type Reports interface {
+	Productivity(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID, from, to time.Time) ([]models.ProductivityRow, error)
+}
+
 // Deps are the server's collaborators. Store, Tokens and Passwords are
 // required; the rest have defaults.
 type Deps struct {
 	Store     Store
 	Sync      *syncengine.Engine
+	Reports   Reports
 	Tokens    *auth.Tokens
 	Passwords *auth.Passwords
 	Logger    *slog.Logger
@@ -73,6 +79,7 @@ type LoginLimits struct {
 type Server struct {
 	store     Store
 	sync      *syncengine.Engine
+	reports   Reports
 	tokens    *auth.Tokens
 	passwords *auth.Passwords
 	log       *slog.Logger
@@ -109,7 +116,7 @@ func New(d Deps) *Server {
 		ll = LoginLimits{PerEmail: 5, PerAddress: 30, Window: 15 * time.Minute}
 	}
 	s := &Server{
-		store: d.Store, sync: d.Sync, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
+		store: d.Store, sync: d.Sync, reports: d.Reports, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
 		ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
 		byEmail:   auth.NewLimiter(ll.PerEmail, ll.Window, d.Now),
 		byAddress: auth.NewLimiter(ll.PerAddress, ll.Window, d.Now),

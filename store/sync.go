@@ -156,13 +156,16 @@ func (t *syncTx) load(e *syncengine.Entity, ids []uuid.UUID, clocks bool) (map[u
 	return out, nil
 }
 
-func (t *syncTx) Find(ctx context.Context, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
-	q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = ? AND deleted = ?`
-	args := []any{t.p.OrgID, false}
+// where builds the filter of Find and Range: live records of the org
+// whose fields equal the given values. Field names come from the entity's
+// declaration, never from clients.
+func (t *syncTx) where(e *syncengine.Entity, where map[string]any) (string, []any, error) {
+	q := ` FROM ` + e.Name + ` WHERE org_id = ? AND deleted = ?`
+	args := []any{t.p.OrgID.String(), false}
 	keys := make([]string, 0, len(where))
 	for k := range where {
-		if e.Field(k) == nil {
-			return nil, fmt.Errorf("find %s: no field %q", e.Name, k)
+		if k != "id" && e.Field(k) == nil {
+			return "", nil, fmt.Errorf("%s has no field %q", e.Name, k)
 		}
 		keys = append(keys, k)
 	}
@@ -175,9 +178,59 @@ func (t *syncTx) Find(ctx context.Context, e *syncengine.Entity, where map[strin
 		q += " AND " + k + " = ?"
 		args = append(args, dbValue(where[k]))
 	}
+	return q, args, nil
+}
+
+func (t *syncTx) Find(ctx context.Context, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
+	q, args, err := t.where(e, where)
+	if err != nil {
+		return nil, fmt.Errorf("find: %w", err)
+	}
+	q = `SELECT ` + strings.Join(columns(e), ", ") + q + fmt.Sprintf(" ORDER BY id LIMIT %d", syncengine.MaxFind)
 	var out []*syncengine.Record
-	if err := scanRecords(t.tx.Raw(q+" LIMIT 100", args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("find %s: %w", e.Name, err)
+	}
+	return out, nil
+}
+
+func (t *syncTx) Range(ctx context.Context, e *syncengine.Entity, where map[string]any, field string, from, to time.Time) ([]*syncengine.Record, error) {
+	if f := e.Field(field); f == nil || f.Type != syncengine.Time {
+		return nil, fmt.Errorf("range: %s.%s is not a time field", e.Name, field)
+	}
+	q, args, err := t.where(e, where)
+	if err != nil {
+		return nil, fmt.Errorf("range: %w", err)
+	}
+	q = `SELECT ` + strings.Join(columns(e), ", ") + q + ` AND ` + field + ` >= ? AND ` + field + ` < ?`
+	args = append(args, from.UTC(), to.UTC())
+	var out []*syncengine.Record
+	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+		return nil, fmt.Errorf("range %s: %w", e.Name, err)
+	}
+	return out, nil
+}
+
+func (t *syncTx) Team(ctx context.Context, id uuid.UUID) (models.Team, error) {
+	var r teamRow
+	if err := t.tx.Take(&r, "org_id = ? AND id = ?", t.p.OrgID, id).Error; err != nil {
+		return models.Team{}, fmt.Errorf("get team: %w", translate(err))
+	}
+	return r.model(), nil
+}
+
+func (t *syncTx) Users(ctx context.Context, teamID *uuid.UUID) ([]models.User, error) {
+	q := t.tx.Where("org_id = ? AND active", t.p.OrgID)
+	if teamID != nil {
+		q = q.Where("team_id = ?", *teamID)
+	}
+	var rows []userRow
+	if err := q.Order("id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	out := make([]models.User, len(rows))
+	for i, r := range rows {
+		out[i] = r.model()
 	}
 	return out, nil
 }
@@ -624,4 +677,44 @@ func newFieldScanner(t syncengine.FieldType) fieldScanner {
 		return &nullScanner[bool]{}
 	}
 	return &nullScanner[string]{}
+}
+
+// SaveRuleVersion audits a change of a contest's scoring rules.
+func (t *syncTx) SaveRuleVersion(ctx context.Context, v syncengine.RuleVersion) error {
+	err := t.tx.Exec(`INSERT INTO contest_rule_versions (org_id, contest_id, version, rules, targets, changed_by, changed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.p.OrgID.String(), v.ContestID.String(), v.Version, v.Rules, v.Targets,
+		v.ChangedBy.String(), v.ChangedAt.UTC()).Error
+	if err != nil {
+		return fmt.Errorf("audit rule version: %w", err)
+	}
+	return nil
+}
+
+// Records returns the live records of an entity matching where, for reads
+// outside a push (the HTTP resources over synced entities).
+func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
+	st := &syncTx{db: db, tx: db.gorm.WithContext(ctx), p: models.Principal{OrgID: orgID}}
+	recs, err := st.Find(ctx, e, where)
+	return recs, translate(err)
+}
+
+// RuleVersions lists a contest's audited rule versions, oldest first.
+func (db *DB) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]syncengine.RuleVersion, error) {
+	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT version, rules, targets, changed_by, changed_at FROM contest_rule_versions
+		WHERE org_id = ? AND contest_id = ? ORDER BY version`, orgID.String(), contestID.String()).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("rule versions: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []syncengine.RuleVersion
+	for rows.Next() {
+		v := syncengine.RuleVersion{ContestID: contestID}
+		var targets sql.NullString
+		if err := rows.Scan(&v.Version, &v.Rules, &targets, &v.ChangedBy, &v.ChangedAt); err != nil {
+			return nil, fmt.Errorf("rule versions: %w", err)
+		}
+		v.Targets, v.ChangedAt = targets.String, v.ChangedAt.UTC()
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

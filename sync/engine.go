@@ -124,6 +124,9 @@ type Change struct {
 	Pos    Position
 }
 
+// MaxFind bounds Tx.Find: it serves lookups by keys that match few rows.
+const MaxFind = 1000
+
 // Key names one record.
 type Key struct {
 	Entity string
@@ -141,10 +144,18 @@ type Tx interface {
 	Lock(ctx context.Context, keys []Key) error
 	// Load returns the stored records with these ids (tombstones too).
 	Load(ctx context.Context, e *Entity, ids []uuid.UUID) (map[uuid.UUID]*Record, error)
-	// Find returns live records whose fields equal the given values.
+	// Find returns live records whose fields equal the given values (nil
+	// matches null), at most MaxFind of them.
 	Find(ctx context.Context, e *Entity, where map[string]any) ([]*Record, error)
+	// Range returns live records matching where whose Time field lies in
+	// [from, to).
+	Range(ctx context.Context, e *Entity, where map[string]any, field string, from, to time.Time) ([]*Record, error)
 	// User returns a user of the organisation. Errors: not_found.
 	User(ctx context.Context, id uuid.UUID) (models.User, error)
+	// Team returns a team of the organisation. Errors: not_found.
+	Team(ctx context.Context, id uuid.UUID) (models.Team, error)
+	// Users lists the organisation's active users, or one team's.
+	Users(ctx context.Context, teamID *uuid.UUID) ([]models.User, error)
 	// NextVersions returns n new versions, increasing in commit order.
 	NextVersions(ctx context.Context, n int) ([]int64, error)
 	// Save upserts records and their change-feed entries.
@@ -166,6 +177,9 @@ type Store interface {
 	// more follow. It never returns a change of a transaction that might
 	// still commit before an earlier one (see the store's comment).
 	Pull(ctx context.Context, p models.Principal, entities map[string]*Entity, after Position, limit int) ([]Change, bool, error)
+	// Records returns live records of an entity matching where, outside a
+	// push (at most MaxFind).
+	Records(ctx context.Context, orgID uuid.UUID, e *Entity, where map[string]any) ([]*Record, error)
 	// DeviceState returns the device's last seq and its recent rejections.
 	DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []Rejection, error)
 	// Conflicts lists the conflicts p may see, newest first, after a
@@ -194,6 +208,38 @@ func New(store Store, entities []*Entity, now func() time.Time, log *slog.Logger
 		m[e.Name] = e
 	}
 	return &Engine{store: store, entities: m, now: now, log: log}
+}
+
+// Find returns the live records of an entity matching where that p may
+// see.
+func (en *Engine) Find(ctx context.Context, p models.Principal, entity string, where map[string]any) ([]*Record, error) {
+	e := en.entities[entity]
+	if e == nil {
+		return nil, fmt.Errorf("find: unknown entity %q", entity)
+	}
+	recs, err := en.store.Records(ctx, p.OrgID, e, where)
+	if err != nil {
+		return nil, err
+	}
+	out := recs[:0]
+	for _, r := range recs {
+		if e.Scope(r).Visible(p) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Get returns one record p may see, or not_found.
+func (en *Engine) Get(ctx context.Context, p models.Principal, entity string, id uuid.UUID) (*Record, error) {
+	recs, err := en.Find(ctx, p, entity, map[string]any{"id": id})
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, models.ErrNotFound
+	}
+	return recs[0], nil
 }
 
 // Entity returns a declared entity, or nil.
@@ -294,6 +340,15 @@ type batch struct {
 	conflicts  []ConflictRecord
 	rejections []Rejection
 	depth      int // nesting of AfterWrite hooks
+
+	deferred     []deferredFn
+	deferredKeys map[string]bool
+	cache        map[string]any
+}
+
+type deferredFn struct {
+	c  *Context
+	fn func(*Context) error
 }
 
 func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
@@ -479,9 +534,14 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 			return res, err
 		}
 		c.Sent = vals
-		base := cur
-		if cur == nil {
+		var base *Record
+		switch {
+		case cur == nil:
 			base = b.newRecord(e, m.ID, h)
+		case cur.Deleted:
+			base = cur
+		default:
+			base = cur.Clone() // Prepare may set server-owned fields on it
 		}
 		if !base.Deleted && e.Prepare != nil {
 			if err := e.Prepare(c, cur, base); err != nil {
@@ -511,7 +571,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 		}
 	}
 	res.key = &key
-	if next == cur { // an update that lost to a delete changes nothing
+	if cur != nil && cur.Deleted { // an update that lost to a delete changes nothing
 		return res, nil
 	}
 	if err := b.put(c, e, cur, next); err != nil {
@@ -647,9 +707,18 @@ func (b *batch) user(id uuid.UUID) (models.User, error) {
 	return u, nil
 }
 
-// flush writes the batch's dirty records with new versions, and its
-// conflicts and rejections.
+// flush runs the deferred work, then writes the batch's dirty records with
+// new versions, and its conflicts and rejections.
 func (b *batch) flush() error {
+	// Deferred work may defer more (a recomputed score moves a standing,
+	// which re-ranks the contest); run until none is left.
+	for len(b.deferred) > 0 {
+		d := b.deferred[0]
+		b.deferred = b.deferred[1:]
+		if err := d.fn(d.c); err != nil {
+			return err
+		}
+	}
 	if len(b.order) > 0 {
 		versions, err := b.tx.NextVersions(b.ctx, len(b.order))
 		if err != nil {
@@ -723,13 +792,137 @@ func (c *Context) Lookup(entity string, id uuid.UUID) (*Record, error) {
 	return r, nil
 }
 
-// Find returns live records of an entity matching where, as stored.
-func (c *Context) Find(entity string, where map[string]any) ([]*Record, error) {
-	return c.batch.tx.Find(c, c.batch.en.entities[entity], where)
-}
-
 // User returns a user of the caller's organisation. Errors: not_found.
 func (c *Context) User(id uuid.UUID) (models.User, error) { return c.batch.user(id) }
+
+// Team returns a team of the organisation, cached for the batch.
+func (c *Context) Team(id uuid.UUID) (models.Team, error) {
+	v, err := c.Cached("team:"+id.String(), func() (any, error) { return c.batch.tx.Team(c, id) })
+	if err != nil {
+		return models.Team{}, err
+	}
+	return v.(models.Team), nil
+}
+
+// Users lists the organisation's active users, or one team's.
+func (c *Context) Users(teamID *uuid.UUID) ([]models.User, error) { return c.batch.tx.Users(c, teamID) }
+
+// Cached returns the value computed for key in this batch, computing it
+// once.
+func (c *Context) Cached(key string, compute func() (any, error)) (any, error) {
+	if v, ok := c.batch.cache[key]; ok {
+		return v, nil
+	}
+	v, err := compute()
+	if err != nil {
+		return nil, err
+	}
+	if c.batch.cache == nil {
+		c.batch.cache = map[string]any{}
+	}
+	c.batch.cache[key] = v
+	return v, nil
+}
+
+// Forget drops a cached value, after the caller changed what it holds.
+func (c *Context) Forget(key string) { delete(c.batch.cache, key) }
+
+// Defer schedules fn to run once per key before the batch is written, after
+// every mutation was applied: a push of 500 visits recomputes each affected
+// score bucket once, not 500 times.
+func (c *Context) Defer(key string, fn func(*Context) error) {
+	if c.batch.deferredKeys == nil {
+		c.batch.deferredKeys = map[string]bool{}
+	}
+	if c.batch.deferredKeys[key] {
+		return
+	}
+	c.batch.deferredKeys[key] = true
+	cc := *c
+	c.batch.deferred = append(c.batch.deferred, deferredFn{c: &cc, fn: func(c *Context) error {
+		delete(c.batch.deferredKeys, key)
+		return fn(c)
+	}})
+}
+
+// Range returns the live records of an entity matching where whose Time
+// field lies in [from, to), as the batch now sees them: stored records
+// overlaid with the batch's own writes.
+func (c *Context) Range(entity string, where map[string]any, field string, from, to time.Time) ([]*Record, error) {
+	e := c.batch.en.entities[entity]
+	if e == nil {
+		return nil, fmt.Errorf("range: unknown entity %q", entity)
+	}
+	stored, err := c.batch.tx.Range(c, e, where, field, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return c.overlay(e, stored, where, func(r *Record) bool {
+		t := r.TimeValue(field)
+		return t != nil && !t.Before(from) && t.Before(to)
+	}), nil
+}
+
+// Find returns live records of an entity matching where, as the batch now
+// sees them.
+func (c *Context) Find(entity string, where map[string]any) ([]*Record, error) {
+	e := c.batch.en.entities[entity]
+	if e == nil {
+		return nil, fmt.Errorf("find: unknown entity %q", entity)
+	}
+	stored, err := c.batch.tx.Find(c, e, where)
+	if err != nil {
+		return nil, err
+	}
+	return c.overlay(e, stored, where, func(*Record) bool { return true }), nil
+}
+
+// overlay replaces stored records by the batch's state of them and adds
+// the batch's records that match, so hooks see their own batch's writes.
+func (c *Context) overlay(e *Entity, stored []*Record, where map[string]any, keep func(*Record) bool) []*Record {
+	out := make([]*Record, 0, len(stored))
+	seen := make(map[uuid.UUID]bool, len(stored))
+	match := func(r *Record) bool {
+		if r == nil || r.Deleted || !keep(r) {
+			return false
+		}
+		for k, v := range where {
+			if !sameValue(r.Values[k], v) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, r := range stored {
+		seen[r.ID] = true
+		if cur, ok := c.batch.state[Key{e.Name, r.ID}]; ok {
+			r = cur
+		}
+		if match(r) {
+			out = append(out, r)
+		}
+	}
+	for _, k := range c.batch.order {
+		if k.Entity != e.Name || seen[k.ID] {
+			continue
+		}
+		if r := c.batch.state[k]; match(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func sameValue(a, b any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	if ta, ok := a.(time.Time); ok {
+		tb, ok := b.(time.Time)
+		return ok && ta.Equal(tb)
+	}
+	return a == b
+}
 
 // Get returns a record as the batch now sees it, whoever may see it, or
 // nil when it does not exist. Tombstones are returned.

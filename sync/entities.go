@@ -12,7 +12,20 @@ import (
 
 // Entities returns the synced entities, freshly declared.
 func Entities() []*Entity {
-	return []*Entity{Accounts(), Visits(), Activities()}
+	es := []*Entity{Accounts(), Visits(), Activities(), RideAlongs(), Assessments(), Contests(), ScoreEntries(), Standings(), Recognitions(), Notifications()}
+	registerDomainRules(es)
+	registerNotifyTriggers(es)
+	return es
+}
+
+// registerDomainRules wires the rules that follow from a change into the
+// entities it touches. Hooks run in the order added.
+func registerDomainRules(es []*Entity) {
+	OnWrite(es, "visits", verifyHook)
+	OnWrite(es, "visits", bindNextUnscheduled)
+	OnWrite(es, "visits", scoreHook("started_at"))
+	OnWrite(es, "activities", scoreHook("occurred_at"))
+	OnWrite(es, "ride_alongs", rideAlongAfterWrite)
 }
 
 var (
@@ -162,12 +175,17 @@ func Visits() *Entity {
 			{Name: "notes", Type: Text},
 			{Name: "rep_id", Type: UUID, Access: SelfOnly},
 			{Name: "team_id", Type: UUID, Access: ServerOwned},
+			{Name: "verification", Type: Enum, Enum: []string{models.CheckInVerified, models.CheckInOutOfRange, models.CheckInUnverifiable, models.CheckInSuspicious}, Access: ServerOwned},
+			{Name: "check_in_distance_m", Type: Float, Min: 0, Max: 1e8, Access: ServerOwned},
 		},
 		Scope:   repScope,
 		Prepare: prepareRepRecord,
 		Validate: func(c *Context, old, r *Record) error {
 			if err := checkAccountRef(c, old, r); err != nil {
 				return err
+			}
+			if old == nil {
+				r.Values["verification"] = models.CheckInUnverifiable // until verifyRep runs, before commit
 			}
 			for _, pair := range [][2]string{{"check_in_lat", "check_in_lng"}, {"check_out_lat", "check_out_lng"}} {
 				if err := bothOrNeither(r, pair[0], pair[1]); err != nil {

@@ -398,6 +398,10 @@ func (f *Field) AppendValue(b []byte, v any) []byte {
 		return strconv.AppendInt(b, x, 10)
 	case Money:
 		c, _ := v.(int64)
+		if c < 0 { // reversing ledger entries carry negative amounts
+			b = append(b, '-')
+			c = -c
+		}
 		b = strconv.AppendInt(b, c/100, 10)
 		if c%100 != 0 {
 			b = append(b, '.')

@@ -95,12 +95,39 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
+	engine := syncengine.New(db, syncengine.Entities(), time.Now, log)
+	go schedule(ctx, db, engine, log, time.Minute)
 	srv := api.New(api.Deps{
-		Store: db, Sync: syncengine.New(db, syncengine.Entities(), time.Now, log), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
+		Store: db, Sync: engine, Reports: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		Version: version, Ready: readiness(db),
 	})
 	return listenAndServe(ctx, cfg.Addr, srv.Handler(), log, db.Dialect())
+}
+
+// schedule runs the domain's time-based rules every interval until ctx
+// ends: contests start, end and finalize, stale ride-along requests
+// expire. Each organisation's tick is one transaction and idempotent, so
+// several replicas may run it at once.
+func schedule(ctx context.Context, db *store.DB, engine *syncengine.Engine, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		orgs, err := db.OrgIDs(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("scheduler: list organisations", "err", err)
+		}
+		for _, org := range orgs {
+			if err := engine.Server(ctx, models.Principal{OrgID: org}, syncengine.Tick); err != nil && ctx.Err() == nil {
+				log.Warn("scheduler: tick", "org", org, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // readiness is ready when the database answers and the schema is current.

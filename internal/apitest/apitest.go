@@ -86,7 +86,7 @@ func New(t testing.TB, opt Options) *Env {
 			t.Fatalf("seed demo: %v", err)
 		}
 	}
-	d := api.Deps{Store: db, Sync: syncengine.New(db, syncengine.Entities(), clock.Now, nil), Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t)}
+	d := api.Deps{Store: db, Sync: syncengine.New(db, syncengine.Entities(), clock.Now, nil), Reports: db, Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t)}
 	if opt.Deps != nil {
 		opt.Deps(&d)
 	}

@@ -1,0 +1,477 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/auth"
+	"github.com/fieldsync/fieldsync/demo"
+	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/store"
+	"github.com/fieldsync/fieldsync/store/storetest"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while a server goroutine
+// writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a fake environment.
+type env map[string]string
+
+func (e env) get(k string) string { return e[k] }
+
+// invocation is one run of the program.
+type invocation struct {
+	stdout, stderr string
+	err            error
+}
+
+func invoke(t *testing.T, ctx context.Context, e env, stdin string, args ...string) invocation {
+	t.Helper()
+	var out, errOut syncBuffer
+	err := run(ctx, args, e.get, strings.NewReader(stdin), &out, &errOut)
+	return invocation{stdout: out.String(), stderr: errOut.String(), err: err}
+}
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version", "-v"} {
+		t.Run(arg, func(t *testing.T) {
+			got := invoke(t, context.Background(), env{}, "", arg)
+			if got.err != nil {
+				t.Fatal(got.err)
+			}
+			if want := "fieldsync " + version + "\n"; got.stdout != want {
+				t.Errorf("stdout %q, want %q", got.stdout, want)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "x.db")
+	e := env{"FIELDSYNC_DATABASE_URL": dbURL, "FIELDSYNC_ADMIN_PASSWORD": "long-enough-pw"}
+	tests := []struct {
+		name string
+		args []string
+		want string // in the message
+	}{
+		{"no command", nil, "no command"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"org without create", []string{"org"}, "org create"},
+		{"org create without --name", []string{"org", "create", "--admin-email", "a@acme.test"}, "--name"},
+		{"org create without --admin-email", []string{"org", "create", "--name", "Acme"}, "--email"},
+		{"org create with a bad email", []string{"org", "create", "--name", "Acme", "--admin-email", "acme"}, "email"},
+		{"org create with an unknown flag", []string{"org", "create", "--name", "Acme", "--colour", "red"}, "colour"},
+		{"org create with a stray argument", []string{"org", "create", "--name", "Acme", "--admin-email", "a@acme.test", "extra"}, `unexpected argument "extra"`},
+		{"user without create", []string{"user", "delete"}, "user create"},
+		{"user create without --org", []string{"user", "create", "--email", "r@acme.test", "--role", "rep"}, "--org"},
+		{"user create with a bad role", []string{"user", "create", "--org", "Acme", "--email", "r@acme.test", "--role", "boss"}, "--role"},
+		{"migrate with an unknown action", []string{"migrate", "down"}, `unknown action "down"`},
+		{"serve with a bad log format", []string{"serve", "--demo", "--log-format", "xml"}, "log-format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := invoke(t, context.Background(), e, "", tt.args...)
+			var ue usageError
+			if !errors.As(got.err, &ue) {
+				t.Fatalf("err = %v, want a usage error", got.err)
+			}
+			if code := exitCode(got.err); code != 2 {
+				t.Errorf("exit code %d, want 2", code)
+			}
+			if !strings.Contains(got.err.Error(), tt.want) || !strings.Contains(got.err.Error(), "usage: fieldsync") {
+				t.Errorf("message %q, want it to mention %q and show the usage", got.err, tt.want)
+			}
+		})
+	}
+	// None of those created anything.
+	if _, err := os.Stat(strings.TrimPrefix(dbURL, "sqlite:")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused command created the database: %v", err)
+	}
+	if code := exitCode(errors.New("database down")); code != 1 {
+		t.Errorf("exit code of a plain error = %d, want 1", code)
+	}
+}
+
+func TestOrgAndUserCreate(t *testing.T) {
+	ctx := context.Background()
+	dbURL := storetest.URL(t)
+	base := env{"FIELDSYNC_DATABASE_URL": dbURL}
+
+	got := invoke(t, ctx, env{"FIELDSYNC_DATABASE_URL": dbURL, "FIELDSYNC_ADMIN_PASSWORD": "acme-admin-pw"}, "",
+		"org", "create", "--name", "Acme", "--admin-email", "A@Acme.Test")
+	if got.err != nil {
+		t.Fatalf("org create: %v", got.err)
+	}
+	if !strings.Contains(got.stdout, `created organisation "Acme"`) || !strings.Contains(got.stdout, "a@acme.test") {
+		t.Errorf("org create printed %q", got.stdout)
+	}
+
+	// The password comes from stdin when the environment has none.
+	got = invoke(t, ctx, base, "rep-password-1\n", "user", "create", "--org", "Acme", "--email", "r@acme.test", "--role", "rep", "--team", "East")
+	if got.err != nil {
+		t.Fatalf("user create: %v", got.err)
+	}
+	for _, want := range []string{`created team "East"`, "created rep r@acme.test"} {
+		if !strings.Contains(got.stdout, want) {
+			t.Errorf("user create printed %q, want %q", got.stdout, want)
+		}
+	}
+	// A manager named with the now existing team becomes its manager.
+	got = invoke(t, ctx, base, "manager-password-1\r\n", "user", "create", "--org", "Acme", "--email", "m@acme.test", "--role", "manager", "--team", "East", "--name", "Mia Manager")
+	if got.err != nil {
+		t.Fatalf("user create manager: %v", got.err)
+	}
+	if strings.Contains(got.stdout, "created team") {
+		t.Errorf("the second user create made the team again: %q", got.stdout)
+	}
+
+	// Each refusal below that gets as far as hashing costs a production
+	// bcrypt hash (seconds under -race), so the list is kept short; the
+	// store's tests cover the rules themselves.
+	refusals := []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"duplicate email", "another-password\n", []string{"user", "create", "--org", "Acme", "--email", "R@acme.test", "--role", "rep"}, "already exists"},
+		{"unknown org", "another-password\n", []string{"user", "create", "--org", "Nope Inc", "--email", "x@acme.test", "--role", "rep"}, `"Nope Inc"`},
+		{"no password", "", []string{"user", "create", "--org", "Acme", "--email", "x@acme.test", "--role", "rep"}, "FIELDSYNC_ADMIN_PASSWORD"},
+		{"short password", "short\n", []string{"user", "create", "--org", "Acme", "--email", "x@acme.test", "--role", "rep"}, "at least 10"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			got := invoke(t, ctx, base, tt.stdin, tt.args...)
+			if got.err == nil || !strings.Contains(got.err.Error(), tt.want) {
+				t.Errorf("err = %v, want one mentioning %s", got.err, tt.want)
+			}
+		})
+	}
+
+	db, err := store.Open(ctx, dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	org, err := db.OrgByName(ctx, "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	team, err := db.TeamByName(ctx, org.ID, "East")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := auth.NewPasswords(4)
+	users := []struct {
+		email, password string
+		role            models.Role
+		team            bool
+	}{
+		{"a@acme.test", "acme-admin-pw", models.RoleAdmin, false},
+		{"r@acme.test", "rep-password-1", models.RoleRep, true},
+		{"m@acme.test", "manager-password-1", models.RoleManager, true},
+	}
+	for _, want := range users {
+		u, err := db.UserByEmail(ctx, want.email)
+		if err != nil {
+			t.Errorf("%s: %v", want.email, err)
+			continue
+		}
+		if u.OrgID != org.ID || u.Role != want.role || !u.Active {
+			t.Errorf("%s: %+v", want.email, u)
+		}
+		if want.team != (u.TeamID != nil && *u.TeamID == team.ID) {
+			t.Errorf("%s: team %v, want in East = %v", want.email, u.TeamID, want.team)
+		}
+		if !pw.Check(u.PasswordHash, want.password) {
+			t.Errorf("%s: the stored hash does not match the password given", want.email)
+		}
+	}
+	if m, _ := db.UserByEmail(ctx, "m@acme.test"); team.ManagerID == nil || *team.ManagerID != m.ID {
+		t.Errorf("East's manager = %v, want m@acme.test %s", team.ManagerID, m.ID)
+	}
+
+	got = invoke(t, ctx, base, "", "migrate", "status")
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if !strings.Contains(got.stdout, "(current)") {
+		t.Errorf("migrate status printed %q, want current", got.stdout)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	ctx := context.Background()
+	dbURL := storetest.URL(t)
+	steps := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version 0 of", "(behind)"}},
+		{[]string{"migrate", "--database-url", dbURL}, []string{"applied", "(current)"}},
+		{[]string{"migrate", "up", "--database-url", dbURL}, []string{"applied 0 migration(s)", "(current)"}},
+		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"(current)"}},
+	}
+	for _, s := range steps {
+		got := invoke(t, ctx, env{}, "", s.args...)
+		if got.err != nil {
+			t.Fatalf("%v: %v", s.args[:2], got.err)
+		}
+		for _, w := range s.want {
+			if !strings.Contains(got.stdout, w) {
+				t.Errorf("%v printed %q, want %q", s.args[:2], got.stdout, w)
+			}
+		}
+	}
+	got := invoke(t, ctx, env{}, "", "migrate", "status", "--database-url", "mysql://nope")
+	if got.err == nil || exitCode(got.err) != 1 {
+		t.Errorf("a bad database url: err %v, want a runtime error", got.err)
+	}
+}
+
+const testSecret = "cmd-test-secret-cmd-test-secret-0123456"
+
+func TestServeRefuses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tests := []struct {
+		name  string
+		env   env
+		args  []string
+		want  string
+		usage bool
+	}{
+		{"no-migrate on an empty database", env{"FIELDSYNC_JWT_SECRET": testSecret},
+			[]string{"--no-migrate"}, "migrate", false},
+		{"no jwt secret outside demo mode", env{}, nil, "FIELDSYNC_JWT_SECRET", true},
+		{"a short jwt secret", env{"FIELDSYNC_JWT_SECRET": "short"}, nil, "at least 32 bytes", true},
+		{"an unreadable secret file", env{"FIELDSYNC_JWT_SECRET_FILE": "/nonexistent/secret"}, nil, "FIELDSYNC_JWT_SECRET_FILE", true},
+		{"a short previous secret", env{"FIELDSYNC_JWT_SECRET": testSecret, "FIELDSYNC_JWT_PREVIOUS_SECRETS": "old"}, nil, "previous jwt secret", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dbURL := storetest.URL(t)
+			// If the refusal broke, the server would start: the addr and
+			// the context's deadline keep that from hanging the test.
+			args := append([]string{"serve", "--database-url", dbURL, "--addr", "127.0.0.1:0"}, tt.args...)
+			got := invoke(t, ctx, tt.env, "", args...)
+			if got.err == nil {
+				t.Fatalf("serve started; want it to refuse mentioning %s", tt.want)
+			}
+			if !strings.Contains(got.err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to mention %s", got.err, tt.want)
+			}
+			var ue usageError
+			if errors.As(got.err, &ue) != tt.usage {
+				t.Errorf("usage error = %v, want %v", !tt.usage, tt.usage)
+			}
+		})
+	}
+}
+
+// freeAddr finds a local port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// server is a `fieldsync serve` running in a goroutine.
+type server struct {
+	base           string
+	stdout, stderr *syncBuffer
+	cancel         context.CancelFunc
+	done           chan error
+}
+
+func startServe(t *testing.T, e env, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := freeAddr(t)
+	s := &server{base: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		s.done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), e.get, strings.NewReader(""), s.stdout, s.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	// Poll until it answers: seeding at production bcrypt cost takes a
+	// moment. The deadline only bounds a broken server.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve exited early: %v\nstderr: %s", err, s.stderr)
+		default:
+		}
+		res, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			_ = res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not become ready\nstderr: %s", s.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop cancels the server's context and returns what run returned.
+func (s *server) stop(t *testing.T) error {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after its context was cancelled")
+		return nil
+	}
+}
+
+func call(t *testing.T, method, url, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(b, &out)
+	return res.StatusCode, out
+}
+
+func TestServeDemo(t *testing.T) {
+	// On PostgreSQL the demo secret lives in the working directory.
+	t.Chdir(t.TempDir())
+	dbURL := storetest.URL(t)
+	secretPath := ".fieldsync-demo-secret"
+	if d, dsn, _ := store.ParseURL(dbURL); d == store.SQLite {
+		secretPath = dsn + ".jwt-secret"
+	}
+	e := env{"FIELDSYNC_DATABASE_URL": dbURL, "FIELDSYNC_LOG_FORMAT": "json"}
+
+	first := startServe(t, e, "--demo")
+	out := first.stdout.String()
+	for _, want := range []string{"Seeded the demo organisation", demo.Password, "admin@demo.test", "manager1@demo.test", "rep6@demo.test"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first start printed %q, want %q", out, want)
+		}
+	}
+	status, tok := call(t, http.MethodPost, first.base+"/v1/auth/login", "", map[string]any{
+		"email": "rep1@demo.test", "password": demo.Password, "device_id": uuid.NewString()})
+	if status != http.StatusOK {
+		t.Fatalf("login: status %d: %v", status, tok)
+	}
+	access, _ := tok["access_token"].(string)
+	if status, body := call(t, http.MethodGet, first.base+"/v1/me", access, nil); status != http.StatusOK || body["email"] != "rep1@demo.test" {
+		t.Fatalf("/v1/me: %d %v", status, body)
+	}
+	if status, body := call(t, http.MethodGet, first.base+"/healthz", "", nil); status != http.StatusOK || body["version"] != version {
+		t.Errorf("/healthz: %d %v", status, body)
+	}
+	secret1, err := os.ReadFile(secretPath)
+	if err != nil {
+		t.Fatalf("demo secret not kept: %v", err)
+	}
+	if fi, err := os.Stat(secretPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("demo secret file mode = %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	if len(strings.TrimSpace(string(secret1))) < auth.MinSecretLen {
+		t.Errorf("demo secret is %d bytes, want ≥ %d", len(strings.TrimSpace(string(secret1))), auth.MinSecretLen)
+	}
+
+	// Cancelling the context is a graceful stop.
+	if err := first.stop(t); err != nil {
+		t.Fatalf("first serve returned %v, want nil after a graceful stop", err)
+	}
+	if !strings.Contains(first.stderr.String(), `"msg":"stopped"`) {
+		t.Errorf("the log does not record a clean stop:\n%s", first.stderr)
+	}
+
+	// A second start leaves the data alone and reuses the secret, so the
+	// token from the first run still works.
+	second := startServe(t, e, "--demo")
+	if out := second.stdout.String(); !strings.Contains(out, "demo seeding skipped") || strings.Contains(out, "Seeded") {
+		t.Errorf("second start printed %q, want seeding skipped", out)
+	}
+	if status, body := call(t, http.MethodGet, second.base+"/v1/me", access, nil); status != http.StatusOK || body["email"] != "rep1@demo.test" {
+		t.Errorf("first run's token on the second run: %d %v", status, body)
+	}
+	secret2, err := os.ReadFile(secretPath)
+	if err != nil || !bytes.Equal(secret1, secret2) {
+		t.Errorf("the demo secret changed between runs")
+	}
+	db, err := store.Open(context.Background(), dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n, err := db.CountOrgs(context.Background()); err != nil || n != 1 {
+		t.Errorf("orgs after two demo starts = %d (%v), want 1", n, err)
+	}
+	if err := second.stop(t); err != nil {
+		t.Errorf("second serve returned %v", err)
+	}
+}

@@ -1,0 +1,321 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// ContestInput is a contest as an admin or manager writes it over HTTP.
+// Nil fields of an update are left alone.
+type ContestInput struct {
+	Name       *string
+	StartsAt   *time.Time
+	EndsAt     *time.Time
+	TimeZone   *string
+	TeamID     *uuid.UUID
+	Rules      *models.ScoringRules
+	Targets    map[uuid.UUID]float64
+	HasTargets bool
+	GraceHours *int
+}
+
+// RuleVersion is one audited version of a contest's rules.
+type RuleVersion struct {
+	ContestID uuid.UUID
+	Version   int64
+	Rules     string
+	Targets   string
+	ChangedBy uuid.UUID
+	ChangedAt time.Time
+}
+
+// RuleAuditor records rule versions; the store implements it on its Tx.
+type RuleAuditor interface {
+	SaveRuleVersion(ctx context.Context, v RuleVersion) error
+}
+
+func invalidField(field, format string, args ...any) error {
+	return models.FieldInvalid(field, format, args...)
+}
+
+// canManageContest: admins manage every contest, managers those of the team
+// they manage.
+func canManageContest(c *Context, team *uuid.UUID) error {
+	switch c.P.Role {
+	case models.RoleAdmin:
+		return nil
+	case models.RoleManager:
+		if team != nil && c.P.TeamID != nil && *team == *c.P.TeamID {
+			t, err := c.Team(*team)
+			if err != nil {
+				return err
+			}
+			if sameUUID(t.ManagerID, &c.P.UserID) {
+				return nil
+			}
+		}
+		return &models.Error{Code: models.CodeForbidden, Message: "a manager may run contests only for the team they manage"}
+	}
+	return &models.Error{Code: models.CodeForbidden, Message: "only admins and managers run contests"}
+}
+
+// CreateContest creates a contest as a draft; one whose start has passed
+// starts at once.
+func CreateContest(c *Context, in ContestInput) (*Record, error) {
+	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
+		return nil, invalidField("name", "is required")
+	}
+	if in.StartsAt == nil || in.EndsAt == nil {
+		return nil, invalidField("starts_at", "starts_at and ends_at are required")
+	}
+	if err := canManageContest(c, in.TeamID); err != nil {
+		return nil, err
+	}
+	if in.TeamID != nil {
+		if _, err := c.Team(*in.TeamID); err != nil {
+			if models.ErrorCode(err) == models.CodeNotFound {
+				return nil, invalidField("team_id", "must name a team of this organisation")
+			}
+			return nil, err
+		}
+	}
+	r := &Record{ID: uuid.New(), Values: map[string]any{
+		"status": models.ContestStatusDraft, "rules_version": int64(1), "owner_id": c.P.UserID,
+		"grace_hours": int64(models.DefaultGraceHours), "time_zone": "UTC",
+	}}
+	if in.TimeZone == nil {
+		tz := "UTC"
+		in.TimeZone = &tz
+	}
+	if in.Rules == nil {
+		def := models.DefaultScoringRules()
+		in.Rules = &def
+	}
+	if err := applyContestInput(c, r, in); err != nil {
+		return nil, err
+	}
+	if err := c.Put("contests", r); err != nil {
+		return nil, err
+	}
+	return r, AdvanceContest(c, r.ID)
+}
+
+func applyContestInput(c *Context, r *Record, in ContestInput) error {
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		if err := models.ValidateName("name", name); err != nil {
+			return err
+		}
+		r.Values["name"] = name
+	}
+	if in.TimeZone != nil {
+		if err := models.ValidateTimeZone("time_zone", *in.TimeZone); err != nil {
+			return err
+		}
+		r.Values["time_zone"] = *in.TimeZone
+	}
+	if in.StartsAt != nil {
+		r.Values["starts_at"] = in.StartsAt.UTC()
+	}
+	if in.EndsAt != nil {
+		r.Values["ends_at"] = in.EndsAt.UTC()
+	}
+	if in.TeamID != nil {
+		r.Values["team_id"] = *in.TeamID
+	}
+	s, e := r.TimeValue("starts_at"), r.TimeValue("ends_at")
+	if s != nil && e != nil {
+		if !e.After(*s) {
+			return invalidField("ends_at", "must be after starts_at")
+		}
+		if e.Sub(*s) > 366*24*time.Hour {
+			return invalidField("ends_at", "a contest lasts at most a year")
+		}
+	}
+	if in.GraceHours != nil {
+		if *in.GraceHours < 0 || *in.GraceHours > 24*30 {
+			return invalidField("grace_hours", "must be between 0 and 720")
+		}
+		r.Values["grace_hours"] = int64(*in.GraceHours)
+	}
+	if in.Rules != nil {
+		if err := in.Rules.Validate("rules"); err != nil {
+			return err
+		}
+		b, _ := json.Marshal(in.Rules)
+		r.Values["rules"] = string(b)
+	}
+	if in.HasTargets {
+		for rep, t := range in.Targets {
+			u, err := c.User(rep)
+			if err != nil || u.Role != models.RoleRep {
+				return invalidField("targets", "%s is not a rep of this organisation", rep)
+			}
+			if t <= 0 || t > 1e9 {
+				return invalidField("targets", "target of %s must be positive", rep)
+			}
+		}
+		m := make(map[string]float64, len(in.Targets))
+		for k, v := range in.Targets {
+			m[k.String()] = v
+		}
+		b, _ := json.Marshal(m)
+		r.Values["targets"] = string(b)
+	}
+	return nil
+}
+
+// UpdateContest changes a contest. Rules freeze when it starts: a later
+// change of rules or targets makes a new rules version, is audited, and
+// recomputes the contest. A finalized contest never changes.
+func UpdateContest(c *Context, id uuid.UUID, in ContestInput) (*Record, error) {
+	cur, err := c.Get("contests", id)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil || cur.Deleted || !teamOrOrgScope(cur).Visible(c.P) {
+		return nil, models.ErrNotFound
+	}
+	if err := canManageContest(c, cur.UUIDValue("team_id")); err != nil {
+		return nil, err
+	}
+	status := cur.StringValue("status")
+	if status == models.ContestStatusFinalized {
+		return nil, &models.Error{Code: models.CodeConflict, Message: "a finalized contest does not change"}
+	}
+	if in.TeamID != nil && !sameUUID(cur.UUIDValue("team_id"), in.TeamID) {
+		return nil, invalidField("team_id", "a contest's participants cannot change")
+	}
+	started := status != models.ContestStatusDraft
+	if started && (in.StartsAt != nil || in.TimeZone != nil) {
+		return nil, invalidField("starts_at", "a started contest keeps its start and time zone")
+	}
+	next := cur.Clone()
+	if err := applyContestInput(c, next, in); err != nil {
+		return nil, err
+	}
+	rulesChanged := next.StringValue("rules") != cur.StringValue("rules") || next.StringValue("targets") != cur.StringValue("targets")
+	if started && rulesChanged {
+		v, _ := cur.Values["rules_version"].(int64)
+		next.Values["rules_version"] = v + 1
+		audit, ok := c.batch.tx.(RuleAuditor)
+		if !ok {
+			return nil, fmt.Errorf("update contest: the store keeps no rule audit")
+		}
+		if err := audit.SaveRuleVersion(c, RuleVersion{ContestID: id, Version: v + 1, Rules: next.StringValue("rules"),
+			Targets: next.StringValue("targets"), ChangedBy: c.P.UserID, ChangedAt: c.Now}); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Put("contests", next); err != nil {
+		return nil, err
+	}
+	c.Forget("scoring-contests")
+	if started && (rulesChanged || !sameValue(cur.Values["ends_at"], next.Values["ends_at"])) {
+		if err := RecomputeContest(c, next); err != nil {
+			return nil, err
+		}
+	}
+	return next, AdvanceContest(c, id)
+}
+
+// AdvanceContest moves a contest along draft → active → ended → finalized
+// as its times pass. Starting creates every participant's standing and
+// scores what already happened in the window; finalizing freezes it.
+func AdvanceContest(c *Context, id uuid.UUID) error {
+	for {
+		cur, err := c.Get("contests", id)
+		if err != nil || cur == nil {
+			return err
+		}
+		cv, err := viewContest(cur)
+		if err != nil {
+			return err
+		}
+		var to string
+		switch {
+		case cv.status == models.ContestStatusDraft && !c.Now.Before(cv.start):
+			to = models.ContestStatusActive
+		case cv.status == models.ContestStatusActive && !c.Now.Before(cv.end):
+			to = models.ContestStatusEnded
+		case cv.status == models.ContestStatusEnded && !c.Now.Before(cv.end.Add(cv.grace)):
+			to = models.ContestStatusFinalized
+		default:
+			return nil
+		}
+		next := cur.Clone()
+		next.Values["status"] = to
+		if err := c.Put("contests", next); err != nil {
+			return err
+		}
+		c.Forget("scoring-contests")
+		if to == models.ContestStatusActive {
+			if err := RecomputeContest(c, next); err != nil {
+				return err
+			}
+		}
+		if to == models.ContestStatusActive || to == models.ContestStatusEnded {
+			if err := assessmentsDue(c, cv, to); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// assessmentsDue makes a coaching assessment due for every participant at
+// a contest's start and end, assigned to their team's manager.
+func assessmentsDue(c *Context, cv *contestView, status string) error {
+	phase := models.PhaseContestStart
+	if status == models.ContestStatusEnded {
+		phase = models.PhaseContestEnd
+	}
+	users, err := c.Users(cv.team)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Role != models.RoleRep || u.TeamID == nil {
+			continue
+		}
+		team, err := c.Team(*u.TeamID)
+		if err != nil {
+			return err
+		}
+		if team.ManagerID == nil {
+			continue
+		}
+		a := &Record{ID: NameID(c.P.OrgID, fmt.Sprintf("assessment:%s:%s:%s", phase, cv.id, u.ID)), Values: map[string]any{
+			"rep_id": u.ID, "assessor_id": *team.ManagerID, "phase": phase, "contest_id": cv.id,
+			"status": models.AssessDraft, "due_at": c.Now.Add(7 * 24 * time.Hour),
+			"template_version": int64(models.DefaultTemplate().Version), "team_id": *u.TeamID,
+		}}
+		if _, err := c.PutNew("assessments", a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Tick runs the organisation's scheduled rules: contests move along their
+// lifecycle and stale ride-along requests expire. It is idempotent.
+func Tick(c *Context) error {
+	for _, st := range []string{models.ContestStatusDraft, models.ContestStatusActive, models.ContestStatusEnded} {
+		cs, err := c.Find("contests", map[string]any{"status": st})
+		if err != nil {
+			return err
+		}
+		for _, r := range cs {
+			if err := AdvanceContest(c, r.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return ExpireRideAlongs(c)
+}

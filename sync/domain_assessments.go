@@ -1,0 +1,140 @@
+package sync
+
+import (
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// Assessments are a manager's coaching assessment of a rep: at a contest's
+// start and end, and after a ride-along. Behaviours are scored done right
+// or done wrong against the organisation's template.
+func Assessments() *Entity {
+	return &Entity{
+		Name: "assessments",
+		Fields: []Field{
+			{Name: "rep_id", Type: UUID, Required: true},
+			{Name: "assessor_id", Type: UUID, Access: ServerOwned},
+			{Name: "phase", Type: Enum, Enum: []string{models.PhaseContestStart, models.PhaseContestEnd, models.PhaseRideAlong}, Required: true},
+			{Name: "contest_id", Type: UUID, Ref: "contests"},
+			{Name: "ride_along_id", Type: UUID, Ref: "ride_alongs"},
+			{Name: "behaviours", Type: JSON, MaxLen: 32 << 10},
+			{Name: "status", Type: Enum, Enum: []string{models.AssessDraft, models.AssessShared, models.AssessAcknowledged}, Default: models.AssessDraft, Required: true},
+			{Name: "rep_comment", Type: Text},
+			{Name: "due_at", Type: Time, Access: ServerOwned},
+			{Name: "template_version", Type: Int, Min: 1, Max: 1 << 30, Access: ServerOwned},
+			{Name: "team_id", Type: UUID, Access: ServerOwned},
+		},
+		Scope:    repScope,
+		Prepare:  prepareAssessment,
+		Validate: validateAssessment,
+	}
+}
+
+var assessmentNext = map[string]string{models.AssessDraft: models.AssessShared, models.AssessShared: models.AssessAcknowledged}
+
+// prepareAssessment: only the rep's manager assesses; the rep may only
+// acknowledge a shared assessment and comment on it; an acknowledged
+// assessment is locked.
+func prepareAssessment(c *Context, old, r *Record) error {
+	if old != nil && old.StringValue("status") == models.AssessAcknowledged {
+		return &models.Error{Code: CodeLocked, Message: "an acknowledged assessment is locked"}
+	}
+	if r == nil {
+		if old.StringValue("status") != models.AssessDraft || !sameUUID(old.UUIDValue("assessor_id"), &c.P.UserID) {
+			return forbidden("status", "only the assessor may delete an assessment, and only a draft")
+		}
+		return nil
+	}
+	if old == nil {
+		rep, _ := c.Sent["rep_id"].(uuid.UUID)
+		if err := checkAssessor(c, rep); err != nil {
+			return err
+		}
+		r.Values["assessor_id"] = c.P.UserID
+		u, err := c.User(rep)
+		if err != nil {
+			return err
+		}
+		r.Values["team_id"] = valueOr(u.TeamID)
+		r.Values["template_version"] = int64(models.DefaultTemplate().Version)
+	}
+	isRep := old != nil && sameUUID(old.UUIDValue("rep_id"), &c.P.UserID)
+	if isRep {
+		for f := range c.Sent {
+			if f != "status" && f != "rep_comment" {
+				return forbidden(f, "a rep may only acknowledge an assessment and comment on it")
+			}
+		}
+	} else if old != nil {
+		if err := checkAssessor(c, *old.UUIDValue("rep_id")); err != nil {
+			return err
+		}
+		if _, sent := c.Sent["rep_comment"]; sent {
+			return forbidden("rep_comment", "only the rep comments on their assessment")
+		}
+		if rep, ok := c.Sent["rep_id"].(uuid.UUID); ok && !sameUUID(old.UUIDValue("rep_id"), &rep) {
+			return forbidden("rep_id", "rep_id cannot change")
+		}
+	}
+	to, sent := c.Sent["status"].(string)
+	if !sent {
+		return nil
+	}
+	delete(c.Sent, "status")
+	cur := models.AssessDraft
+	if old != nil {
+		cur = old.StringValue("status")
+	}
+	if to == cur {
+		return nil
+	}
+	switch {
+	case assessmentNext[cur] != to:
+		return invalidTransition("an assessment goes draft → shared → acknowledged; it is " + cur)
+	case to == models.AssessShared && isRep, to == models.AssessAcknowledged && !isRep:
+		return invalidTransition("the manager shares an assessment and the rep acknowledges it")
+	}
+	r.Values["status"] = to
+	return nil
+}
+
+// checkAssessor requires the caller to be the manager of rep's team.
+func checkAssessor(c *Context, rep uuid.UUID) error {
+	deny := forbidden("rep_id", "only the rep's manager assesses them")
+	if c.P.Role != models.RoleManager || c.P.TeamID == nil {
+		return deny
+	}
+	u, err := c.User(rep)
+	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
+		return err
+	}
+	if err != nil || !sameUUID(u.TeamID, c.P.TeamID) || u.ID == c.P.UserID {
+		return deny
+	}
+	team, err := c.Team(*c.P.TeamID)
+	if err != nil {
+		return err
+	}
+	if !sameUUID(team.ManagerID, &c.P.UserID) {
+		return deny
+	}
+	return nil
+}
+
+func validateAssessment(c *Context, old, r *Record) error {
+	if _, err := models.ParseBehaviours(r.StringValue("behaviours"), models.DefaultTemplate()); err != nil {
+		return err
+	}
+	switch r.StringValue("phase") {
+	case models.PhaseRideAlong:
+		if r.UUIDValue("ride_along_id") == nil {
+			return &models.Error{Code: CodeMissingRequired, Message: "ride_along_id is required for a ride-along assessment", Fields: []models.FieldError{{Field: "ride_along_id", Code: CodeMissingRequired, Message: "is required for phase ride_along"}}}
+		}
+	default:
+		if r.UUIDValue("contest_id") == nil {
+			return &models.Error{Code: CodeMissingRequired, Message: "contest_id is required for a contest assessment", Fields: []models.FieldError{{Field: "contest_id", Code: CodeMissingRequired, Message: "is required for a contest phase"}}}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,568 @@
+package sync
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// Contests are synced read-only to their participants; admins and managers
+// edit them over HTTP (the server writes them with Engine.Server).
+func Contests() *Entity {
+	return &Entity{
+		Name:     "contests",
+		ReadOnly: true,
+		Fields: []Field{
+			{Name: "name", Type: String, Required: true},
+			{Name: "starts_at", Type: Time, Required: true},
+			{Name: "ends_at", Type: Time, Required: true},
+			{Name: "time_zone", Type: String, MaxLen: 64, Required: true},
+			{Name: "team_id", Type: UUID},
+			{Name: "rules", Type: JSON},
+			{Name: "targets", Type: JSON},
+			{Name: "grace_hours", Type: Int, Min: 0, Max: 24 * 30},
+			{Name: "status", Type: Enum, Enum: []string{models.ContestStatusDraft, models.ContestStatusActive, models.ContestStatusEnded, models.ContestStatusFinalized}},
+			{Name: "rules_version", Type: Int, Min: 1, Max: 1 << 30},
+			{Name: "owner_id", Type: UUID},
+		},
+		Scope: teamOrOrgScope,
+	}
+}
+
+func teamOrOrgScope(r *Record) Scope {
+	if t := r.UUIDValue("team_id"); t != nil {
+		return Scope{TeamID: t, Visibility: VisTeam}
+	}
+	return Scope{Visibility: VisOrg}
+}
+
+// ScoreEntries are the append-only points ledger: every point a rep has,
+// with its source record, rule and a reason they can read. A changed or
+// deleted source gets a reversing entry, never an edit.
+func ScoreEntries() *Entity {
+	return &Entity{
+		Name:     "score_entries",
+		ReadOnly: true,
+		Fields: []Field{
+			{Name: "contest_id", Type: UUID},
+			{Name: "rep_id", Type: UUID},
+			{Name: "team_id", Type: UUID},
+			{Name: "source_entity", Type: String},
+			{Name: "source_id", Type: UUID},
+			{Name: "rule", Type: String},
+			{Name: "kind", Type: Enum, Enum: []string{models.KindOutcome, models.KindActivity}},
+			{Name: "points", Type: Float, Min: -1e12, Max: 1e12},
+			{Name: "value", Type: Money, Max: 1e12},
+			{Name: "cost", Type: Money, Max: 1e12},
+			{Name: "reason", Type: Text},
+			{Name: "occurred_at", Type: Time},
+			{Name: "reverses", Type: UUID},
+			{Name: "rules_version", Type: Int, Min: 0, Max: 1 << 30},
+		},
+		Scope: repScope,
+	}
+}
+
+// Standings are computed by the server and synced read-only: one per rep
+// and contest, with outcome and activity points apart.
+func Standings() *Entity {
+	return &Entity{
+		Name:     "standings",
+		ReadOnly: true,
+		Fields: []Field{
+			{Name: "contest_id", Type: UUID},
+			{Name: "rep_id", Type: UUID},
+			{Name: "team_id", Type: UUID},
+			{Name: "rank", Type: Int, Min: 0, Max: 1 << 30},
+			{Name: "previous_rank", Type: Int, Min: 0, Max: 1 << 30},
+			{Name: "outcome_points", Type: Float, Min: -1e12, Max: 1e12},
+			{Name: "activity_points", Type: Float, Min: -1e12, Max: 1e12},
+			{Name: "total_points", Type: Float, Min: -1e12, Max: 1e12},
+			{Name: "outcome_value", Type: Money, Max: 1e12},
+			{Name: "activity_cost", Type: Money, Max: 1e12},
+			{Name: "productivity", Type: Float, Min: 0, Max: 1e12},
+			{Name: "target", Type: Float, Min: 0, Max: 1e12},
+			{Name: "progress", Type: Float, Min: 0, Max: 1e12},
+			{Name: "as_of", Type: Time},
+			{Name: "contest_scope_team", Type: UUID, Hidden: true},
+		},
+		Scope: func(r *Record) Scope {
+			// Everyone in a contest sees its standings.
+			if t := r.UUIDValue("contest_scope_team"); t != nil {
+				return Scope{TeamID: t, UserID: r.UUIDValue("rep_id"), Visibility: VisTeam}
+			}
+			return Scope{Visibility: VisOrg}
+		},
+	}
+}
+
+// contestView is a contest as scoring reads it.
+type contestView struct {
+	rec          *Record
+	id           uuid.UUID
+	team         *uuid.UUID
+	start, end   time.Time
+	loc          *time.Location
+	grace        time.Duration
+	status       string
+	rules        models.ScoringRules
+	rulesVersion int64
+	targets      models.ContestTargets
+}
+
+func viewContest(r *Record) (*contestView, error) {
+	v := &contestView{rec: r, id: r.ID, team: r.UUIDValue("team_id"), status: r.StringValue("status"), rules: models.DefaultScoringRules()}
+	if s := r.TimeValue("starts_at"); s != nil {
+		v.start = *s
+	}
+	if e := r.TimeValue("ends_at"); e != nil {
+		v.end = *e
+	}
+	loc, err := time.LoadLocation(r.StringValue("time_zone"))
+	if err != nil {
+		loc = time.UTC
+	}
+	v.loc = loc
+	g, ok := r.Values["grace_hours"].(int64)
+	if !ok {
+		g = models.DefaultGraceHours
+	}
+	v.grace = time.Duration(g) * time.Hour
+	if raw := r.StringValue("rules"); raw != "" && raw != "null" {
+		if err := json.Unmarshal([]byte(raw), &v.rules); err != nil {
+			return nil, fmt.Errorf("contest %s rules: %w", r.ID, err)
+		}
+	}
+	v.rulesVersion, _ = r.Values["rules_version"].(int64)
+	if v.targets, err = models.ParseTargets(r.StringValue("targets")); err != nil {
+		return nil, fmt.Errorf("contest %s targets: %w", r.ID, err)
+	}
+	return v, nil
+}
+
+// scoring reports whether the contest still takes changes at now: started,
+// not finalized, and within its grace period.
+func (v *contestView) scoring(now time.Time) bool {
+	return (v.status == models.ContestStatusActive || v.status == models.ContestStatusEnded) && now.Before(v.end.Add(v.grace))
+}
+
+func (v *contestView) includes(team *uuid.UUID) bool {
+	return v.team == nil || sameUUID(v.team, team)
+}
+
+// day returns the contest-local day containing t, clipped to the window.
+func (v *contestView) day(t time.Time) (from, to time.Time, ok bool) {
+	if t.Before(v.start) || !t.Before(v.end) {
+		return time.Time{}, time.Time{}, false
+	}
+	lt := t.In(v.loc)
+	from = time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, v.loc).UTC()
+	to = time.Date(lt.Year(), lt.Month(), lt.Day()+1, 0, 0, 0, 0, v.loc).UTC()
+	if from.Before(v.start) {
+		from = v.start
+	}
+	if to.After(v.end) {
+		to = v.end
+	}
+	return from, to, true
+}
+
+// scoringContests returns the organisation's contests that take changes
+// now, cached for the batch.
+func scoringContests(c *Context) ([]*contestView, error) {
+	v, err := c.Cached("scoring-contests", func() (any, error) {
+		var out []*contestView
+		for _, st := range []string{models.ContestStatusActive, models.ContestStatusEnded} {
+			recs, err := c.Find("contests", map[string]any{"status": st})
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range recs {
+				cv, err := viewContest(r)
+				if err != nil {
+					return nil, err
+				}
+				if cv.scoring(c.Now) {
+					out = append(out, cv)
+				}
+			}
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]*contestView), nil
+}
+
+// scoreHook schedules the recomputation of the score buckets — one rep's
+// day in one contest — that a change of a visit or an activity touches.
+// It runs once per bucket per batch, so a push of ten visits recomputes a
+// few rep-days, never the contest.
+func scoreHook(timeField string) Hook {
+	return func(c *Context, old, r *Record) error {
+		contests, err := scoringContests(c)
+		if err != nil || len(contests) == 0 {
+			return err
+		}
+		for _, rec := range []*Record{old, r} {
+			if rec == nil {
+				continue
+			}
+			rep, at := rec.UUIDValue("rep_id"), rec.TimeValue(timeField)
+			if rep == nil || at == nil {
+				continue
+			}
+			for _, cv := range contests {
+				if !cv.includes(rec.UUIDValue("team_id")) {
+					continue
+				}
+				from, to, ok := cv.day(*at)
+				if !ok {
+					continue
+				}
+				cv, rep := cv, *rep
+				c.Defer(fmt.Sprintf("score:%s:%s:%d", cv.id, rep, from.Unix()), func(c *Context) error {
+					return recomputeDay(c, cv, rep, from, to)
+				})
+			}
+		}
+		return nil
+	}
+}
+
+type entryKey struct {
+	source uuid.UUID
+	rule   string
+}
+
+type netEntry struct {
+	points      float64
+	value, cost int64
+	last        *Record
+}
+
+// recomputeDay brings one rep's score entries for one contest day in line
+// with the sources as they now stand, writing only differences: a reversal
+// of what no longer holds and a new entry for what now does. Running it
+// twice writes nothing the second time.
+func recomputeDay(c *Context, cv *contestView, rep uuid.UUID, from, to time.Time) error {
+	visits, err := c.Range("visits", map[string]any{"rep_id": rep}, "started_at", from, to)
+	if err != nil {
+		return err
+	}
+	acts, err := c.Range("activities", map[string]any{"rep_id": rep}, "occurred_at", from, to)
+	if err != nil {
+		return err
+	}
+	sources := make([]models.ScoreSource, 0, len(visits)+len(acts))
+	for _, v := range visits {
+		s := models.ScoreSource{Entity: "visits", ID: v.ID, At: *v.TimeValue("started_at"), Kind: v.StringValue("kind"),
+			Status: v.StringValue("status"), Outcome: v.StringValue("outcome"), Verification: v.StringValue("verification"), Minutes: -1}
+		s.OrderCents, _ = v.Values["order_value"].(int64)
+		if d := v.FloatValue("check_in_distance_m"); d != nil {
+			s.DistanceM = *d
+		}
+		if e := v.TimeValue("ended_at"); e != nil {
+			s.Minutes = e.Sub(s.At).Minutes()
+		}
+		if s.AccountName, err = accountName(c, v.UUIDValue("account_id")); err != nil {
+			return err
+		}
+		sources = append(sources, s)
+	}
+	for _, a := range acts {
+		s := models.ScoreSource{Entity: "activities", ID: a.ID, At: *a.TimeValue("occurred_at"), Kind: a.StringValue("type")}
+		s.CostCents, _ = a.Values["cost"].(int64)
+		if s.AccountName, err = accountName(c, a.UUIDValue("account_id")); err != nil {
+			return err
+		}
+		sources = append(sources, s)
+	}
+	desired, _ := models.ScoreDay(cv.rules, sources)
+
+	existing, err := c.Range("score_entries", map[string]any{"contest_id": cv.id, "rep_id": rep}, "occurred_at", from, to)
+	if err != nil {
+		return err
+	}
+	net := map[entryKey]*netEntry{}
+	for _, e := range existing {
+		k := entryKey{*e.UUIDValue("source_id"), e.StringValue("rule")}
+		n := net[k]
+		if n == nil {
+			n = &netEntry{}
+			net[k] = n
+		}
+		p, _ := e.Values["points"].(float64)
+		val, _ := e.Values["value"].(int64)
+		cost, _ := e.Values["cost"].(int64)
+		n.points += p
+		n.value += val
+		n.cost += cost
+		if n.last == nil || e.CreatedAt.After(n.last.CreatedAt) || (e.CreatedAt.Equal(n.last.CreatedAt) && e.ID.String() > n.last.ID.String()) {
+			n.last = e
+		}
+	}
+	want := map[entryKey]models.Entry{}
+	for _, e := range desired {
+		want[entryKey{e.SourceID, e.Rule}] = e
+	}
+	var delta models.Standing
+	team := c.batchTeam(rep)
+	write := func(e models.Entry, reverses *uuid.UUID) error {
+		rec := &Record{ID: uuid.New(), Values: map[string]any{
+			"contest_id": cv.id, "rep_id": rep, "team_id": valueOr(team), "source_entity": e.SourceEntity,
+			"source_id": e.SourceID, "rule": e.Rule, "kind": e.Kind, "points": e.Points, "reason": e.Reason,
+			"occurred_at": e.At, "rules_version": cv.rulesVersion,
+		}}
+		if e.ValueCents != 0 {
+			rec.Values["value"] = e.ValueCents
+		}
+		if e.CostCents != 0 {
+			rec.Values["cost"] = e.CostCents
+		}
+		if reverses != nil {
+			rec.Values["reverses"] = *reverses
+		}
+		if e.Kind == models.KindOutcome {
+			delta.OutcomePoints += e.Points
+		} else {
+			delta.ActivityPoints += e.Points
+		}
+		delta.ValueCents += e.ValueCents
+		delta.CostCents += e.CostCents
+		return c.Put("score_entries", rec)
+	}
+	keys := make([]entryKey, 0, len(net)+len(want))
+	for k := range net {
+		keys = append(keys, k)
+	}
+	for k := range want {
+		if _, ok := net[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].source != keys[j].source {
+			return keys[i].source.String() < keys[j].source.String()
+		}
+		return keys[i].rule < keys[j].rule
+	})
+	for _, k := range keys {
+		have, w := net[k], want[k]
+		_, wanted := want[k]
+		if have != nil && wanted && math.Abs(have.points-w.Points) < 0.005 && have.value == w.ValueCents && have.cost == w.CostCents {
+			continue
+		}
+		if have != nil && (math.Abs(have.points) >= 0.005 || have.value != 0 || have.cost != 0) {
+			last := have.last
+			rev := models.Entry{SourceEntity: last.StringValue("source_entity"), SourceID: k.source, Rule: k.rule,
+				Kind: last.StringValue("kind"), Points: -have.points, ValueCents: -have.value, CostCents: -have.cost,
+				Reason: "Reversed: " + last.StringValue("reason"), At: *last.TimeValue("occurred_at")}
+			if err := write(rev, &last.ID); err != nil {
+				return err
+			}
+		}
+		if wanted {
+			if err := write(w, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if delta == (models.Standing{}) {
+		return nil
+	}
+	return addToStanding(c, cv, rep, team, delta)
+}
+
+// batchTeam is the rep's team, for the scope of entries and standings.
+func (c *Context) batchTeam(rep uuid.UUID) *uuid.UUID {
+	u, err := c.User(rep)
+	if err != nil {
+		return nil
+	}
+	return u.TeamID
+}
+
+func accountName(c *Context, id *uuid.UUID) (string, error) {
+	if id == nil {
+		return "", nil
+	}
+	a, err := c.Get("accounts", *id)
+	if err != nil || a == nil {
+		return "", err
+	}
+	return a.StringValue("name"), nil
+}
+
+// StandingID is the id of a rep's standing in a contest.
+func StandingID(org, contest, rep uuid.UUID) uuid.UUID {
+	return NameID(org, "standing:"+contest.String()+":"+rep.String())
+}
+
+func standingRecord(c *Context, cv *contestView, rep uuid.UUID, team *uuid.UUID) (*Record, error) {
+	id := StandingID(c.P.OrgID, cv.id, rep)
+	cur, err := c.Get("standings", id)
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil {
+		return cur.Clone(), nil
+	}
+	return &Record{ID: id, Values: map[string]any{
+		"contest_id": cv.id, "rep_id": rep, "team_id": valueOr(team), "contest_scope_team": valueOr(cv.team),
+		"rank": int64(0), "previous_rank": int64(0), "outcome_points": 0.0, "activity_points": 0.0, "total_points": 0.0,
+		"outcome_value": int64(0), "activity_cost": int64(0), "productivity": 0.0, "target": cv.targets[rep], "progress": 0.0,
+	}}, nil
+}
+
+func standingOf(r *Record) models.Standing {
+	s := models.Standing{RepID: *r.UUIDValue("rep_id")}
+	s.OutcomePoints, _ = r.Values["outcome_points"].(float64)
+	s.ActivityPoints, _ = r.Values["activity_points"].(float64)
+	s.ValueCents, _ = r.Values["outcome_value"].(int64)
+	s.CostCents, _ = r.Values["activity_cost"].(int64)
+	s.Target, _ = r.Values["target"].(float64)
+	rank, _ := r.Values["rank"].(int64)
+	s.Rank = int(rank)
+	prev, _ := r.Values["previous_rank"].(int64)
+	s.Previous = int(prev)
+	return s
+}
+
+func setStanding(r *Record, s models.Standing, now time.Time) {
+	r.Values["outcome_points"] = math.Round(s.OutcomePoints*100) / 100
+	r.Values["activity_points"] = math.Round(s.ActivityPoints*100) / 100
+	r.Values["total_points"] = s.Total()
+	r.Values["outcome_value"] = s.ValueCents
+	r.Values["activity_cost"] = s.CostCents
+	r.Values["productivity"] = s.Productivity()
+	r.Values["target"] = s.Target
+	r.Values["progress"] = s.Progress()
+	r.Values["as_of"] = now
+}
+
+// addToStanding adds a delta to a rep's standing and schedules the
+// contest's re-ranking: ranks move among the contest's standings only,
+// without reading a single visit.
+func addToStanding(c *Context, cv *contestView, rep uuid.UUID, team *uuid.UUID, d models.Standing) error {
+	r, err := standingRecord(c, cv, rep, team)
+	if err != nil {
+		return err
+	}
+	s := standingOf(r)
+	s.OutcomePoints += d.OutcomePoints
+	s.ActivityPoints += d.ActivityPoints
+	s.ValueCents += d.ValueCents
+	s.CostCents += d.CostCents
+	s.Target = cv.targets[rep]
+	setStanding(r, s, c.Now)
+	if err := c.Put("standings", r); err != nil {
+		return err
+	}
+	c.Defer("rank:"+cv.id.String(), func(c *Context) error { return Rerank(c, cv.rec) })
+	return nil
+}
+
+// Rerank orders a contest's standings and writes those whose rank moved,
+// remembering the rank they left.
+func Rerank(c *Context, contest *Record) error {
+	cv, err := viewContest(contest)
+	if err != nil {
+		return err
+	}
+	recs, err := c.Find("standings", map[string]any{"contest_id": cv.id})
+	if err != nil {
+		return err
+	}
+	ss := make([]models.Standing, len(recs))
+	byRep := make(map[uuid.UUID]*Record, len(recs))
+	for i, r := range recs {
+		ss[i] = standingOf(r)
+		byRep[ss[i].RepID] = r
+	}
+	models.Rank(ss, len(cv.targets) > 0)
+	for _, s := range ss {
+		r := byRep[s.RepID]
+		old, _ := r.Values["rank"].(int64)
+		if int(old) == s.Rank {
+			continue
+		}
+		next := r.Clone()
+		next.Values["previous_rank"] = old
+		next.Values["rank"] = int64(s.Rank)
+		next.Values["as_of"] = c.Now
+		if err := c.Put("standings", next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnsureStandings gives every participant of a contest a standing, so a
+// contest's board lists everyone from its first minute.
+func EnsureStandings(c *Context, contest *Record) error {
+	cv, err := viewContest(contest)
+	if err != nil {
+		return err
+	}
+	users, err := c.Users(cv.team)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Role != models.RoleRep {
+			continue
+		}
+		r, err := standingRecord(c, cv, u.ID, u.TeamID)
+		if err != nil {
+			return err
+		}
+		s := standingOf(r)
+		s.Target = cv.targets[u.ID]
+		setStanding(r, s, c.Now)
+		if _, err := c.PutNew("standings", r); err != nil {
+			return err
+		}
+	}
+	return Rerank(c, contest)
+}
+
+// RecomputeContest rebuilds every score bucket of a contest: after its
+// rules change (a new rules version) or when it starts. It reads every
+// source in the window, so it is for those rare events only.
+func RecomputeContest(c *Context, contest *Record) error {
+	cv, err := viewContest(contest)
+	if err != nil {
+		return err
+	}
+	if err := EnsureStandings(c, contest); err != nil {
+		return err
+	}
+	users, err := c.Users(cv.team)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.Role != models.RoleRep {
+			continue
+		}
+		for day := cv.start; day.Before(cv.end); {
+			from, to, ok := cv.day(day)
+			if !ok {
+				break
+			}
+			if err := recomputeDay(c, cv, u.ID, from, to); err != nil {
+				return err
+			}
+			day = to
+		}
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package sync
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// verifyHook queues a visit whose check-in, start or account changed for
+// verification, once per rep per batch (see verifyRep).
+func verifyHook(c *Context, old, v *Record) error {
+	rep := v.UUIDValue("rep_id")
+	if v.Deleted || rep == nil {
+		return nil
+	}
+	if old != nil && !changed(old, v, "check_in_lat", "check_in_lng", "check_in_accuracy_m", "started_at", "account_id") {
+		return nil
+	}
+	key := "verify:" + rep.String()
+	pending, err := c.Cached(key, func() (any, error) { return &[]uuid.UUID{}, nil })
+	if err != nil {
+		return err
+	}
+	ids := pending.(*[]uuid.UUID)
+	*ids = append(*ids, v.ID)
+	repID := *rep
+	c.Defer(key, func(c *Context) error {
+		todo := *ids
+		*ids = nil
+		return verifyRep(c, repID, todo)
+	})
+	return nil
+}
+
+func changed(a, b *Record, fields ...string) bool {
+	for _, f := range fields {
+		if !sameValue(a.Values[f], b.Values[f]) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyRep classifies the check-ins of a rep's visits: within 250 m of the
+// account with accuracy ≤ 100 m is verified; an implausible speed from the
+// rep's previous check-in, or the same account again within the cooldown,
+// is suspicious. One query reads the rep's visits around the batch's.
+func verifyRep(c *Context, rep uuid.UUID, ids []uuid.UUID) error {
+	var todo []*Record
+	var lo, hi time.Time
+	for _, id := range ids {
+		v, err := c.Get("visits", id)
+		if err != nil {
+			return err
+		}
+		if v == nil || v.Deleted {
+			continue
+		}
+		todo = append(todo, v)
+		if t := v.TimeValue("started_at"); t != nil {
+			if lo.IsZero() || t.Before(lo) {
+				lo = *t
+			}
+			if t.After(hi) {
+				hi = *t
+			}
+		}
+	}
+	var around []*Record
+	if !lo.IsZero() {
+		var err error
+		around, err = c.Range("visits", map[string]any{"rep_id": rep}, "started_at", lo.Add(-24*time.Hour), hi.Add(time.Second))
+		if err != nil {
+			return err
+		}
+		sort.Slice(around, func(i, j int) bool {
+			return around[i].TimeValue("started_at").Before(*around[j].TimeValue("started_at"))
+		})
+	}
+	for _, v := range todo {
+		verdict, dist, err := verifyVisit(c, v, around)
+		if err != nil {
+			return err
+		}
+		if v.StringValue("verification") == verdict && sameValue(v.Values["check_in_distance_m"], dist) {
+			continue
+		}
+		next := v.Clone()
+		next.Values["verification"] = verdict
+		next.Values["check_in_distance_m"] = dist
+		if err := c.Put("visits", next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func verifyVisit(c *Context, v *Record, around []*Record) (string, any, error) {
+	ci := models.CheckIn{Lat: v.FloatValue("check_in_lat"), Lng: v.FloatValue("check_in_lng"), AccuracyM: v.FloatValue("check_in_accuracy_m")}
+	var dist *float64
+	var distVal any
+	if id := v.UUIDValue("account_id"); id != nil && ci.Lat != nil && ci.Lng != nil {
+		a, err := c.Get("accounts", *id)
+		if err != nil {
+			return "", nil, err
+		}
+		if a != nil && a.FloatValue("lat") != nil && a.FloatValue("lng") != nil {
+			d := math.Round(DistanceM(*ci.Lat, *ci.Lng, *a.FloatValue("lat"), *a.FloatValue("lng")))
+			dist, distVal = &d, d
+		}
+	}
+	start := v.TimeValue("started_at")
+	var speed *float64
+	revisit := false
+	if start != nil && ci.Lat != nil && ci.Lng != nil {
+		for i := len(around) - 1; i >= 0; i-- {
+			p := around[i]
+			pt := p.TimeValue("started_at")
+			if p.ID == v.ID || !pt.Before(*start) {
+				continue
+			}
+			if sameUUID(p.UUIDValue("account_id"), v.UUIDValue("account_id")) && start.Sub(*pt) < models.RevisitCooldownHours*time.Hour {
+				revisit = true
+			}
+			plat, plng := p.FloatValue("check_in_lat"), p.FloatValue("check_in_lng")
+			if speed == nil && plat != nil && plng != nil {
+				km := DistanceM(*plat, *plng, *ci.Lat, *ci.Lng) / 1000
+				h := start.Sub(*pt).Hours()
+				s := math.Inf(1)
+				if h > 0 {
+					s = km / h
+				}
+				if km < 1 { // a walk next door is never implausible
+					s = 0
+				}
+				speed = &s
+			}
+		}
+	}
+	return models.VerifyCheckIn(ci, dist, speed, revisit), distVal, nil
+}
+
+// Recognitions are kudos from anyone to anyone in the organisation, and
+// badges the server awards on milestones.
+func Recognitions() *Entity {
+	return &Entity{
+		Name: "recognitions",
+		Fields: []Field{
+			{Name: "from_user_id", Type: UUID, Access: SelfOnly},
+			{Name: "to_user_id", Type: UUID, Required: true},
+			{Name: "message", Type: Text, MaxLen: 500, Required: true},
+			{Name: "badge", Type: Enum, Enum: Badges},
+			{Name: "kind", Type: Enum, Enum: []string{"kudos", "badge"}, Access: ServerOwned},
+			{Name: "contest_id", Type: UUID, Access: ServerOwned},
+			{Name: "sent_at", Type: Time, Access: ServerOwned},
+		},
+		Scope: func(*Record) Scope { return Scope{Visibility: VisOrg} },
+		Prepare: func(c *Context, old, r *Record) error {
+			if old != nil {
+				if r == nil && sameUUID(old.UUIDValue("from_user_id"), &c.P.UserID) {
+					return nil // a giver may withdraw their kudos
+				}
+				return &models.Error{Code: CodeLocked, Message: "recognition cannot be changed once given"}
+			}
+			r.Values["from_user_id"] = c.P.UserID
+			r.Values["kind"] = "kudos"
+			r.Values["sent_at"] = c.Now
+			c.Sent["from_user_id"] = c.P.UserID
+			return nil
+		},
+		Validate: validateKudos,
+	}
+}
+
+// Badges a person may give or the server awards.
+var Badges = []string{"first_verified_call", "top_3", "target_reached", "team_player", "closer", "hustle", "coach"}
+
+// MonthlyKudosCap is how many kudos one person may give per calendar month.
+const MonthlyKudosCap = 20
+
+func validateKudos(c *Context, old, r *Record) error {
+	if old != nil {
+		return nil
+	}
+	to := r.UUIDValue("to_user_id")
+	if sameUUID(to, &c.P.UserID) {
+		return models.FieldInvalid("to_user_id", "kudos go to someone else")
+	}
+	u, err := c.User(*to)
+	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
+		return err
+	}
+	if err != nil || !u.Active {
+		return models.FieldInvalid("to_user_id", "must name an active person in your organisation")
+	}
+	switch r.StringValue("badge") {
+	case "first_verified_call", "top_3", "target_reached":
+		return models.FieldInvalid("badge", "%s is awarded by the server", r.StringValue("badge"))
+	}
+	month := time.Date(c.Now.Year(), c.Now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	given, err := c.Range("recognitions", map[string]any{"from_user_id": c.P.UserID}, "sent_at", month, month.AddDate(0, 1, 0))
+	if err != nil {
+		return err
+	}
+	if len(given) > MonthlyKudosCap { // the batch's own new one is among them
+		return &models.Error{Code: CodeLimitReached, Message: "you have given the most kudos allowed this month"}
+	}
+	return nil
+}

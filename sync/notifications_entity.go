@@ -1,0 +1,160 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// NotificationsEntity is the entity name of the in-app inbox.
+const NotificationsEntity = "notifications"
+
+// Notifications are each user's in-app inbox, synced to their phones alone
+// so the inbox works offline. The server writes them (Notify) and marks
+// them read (ReadNotification); clients never push them.
+//
+// The hidden fields are fixed when the notification is written and read by
+// the dispatcher. Its delivery state (status, attempts, next attempt,
+// lease, sent_at, last error) lives in columns of the same table that the
+// entity does not declare, so the engine never writes them: marking a
+// notification read rewrites the declared fields and cannot undo a send
+// the dispatcher recorded meanwhile. See store/notifications.go.
+func Notifications() *Entity {
+	return &Entity{
+		Name:     NotificationsEntity,
+		ReadOnly: true,
+		Fields: []Field{
+			{Name: "user_id", Type: UUID, Access: ServerOwned, Required: true},
+			{Name: "category", Type: Enum, Enum: categoryNames(), Access: ServerOwned, Required: true},
+			{Name: "type", Type: String, MaxLen: 100, Access: ServerOwned, Required: true},
+			{Name: "title", Type: String, MaxLen: models.MaxNotificationTitle, Access: ServerOwned, Required: true},
+			{Name: "body", Type: Text, MaxLen: models.MaxNotificationBody, Access: ServerOwned},
+			{Name: "data", Type: JSON, Access: ServerOwned},
+			{Name: "read_at", Type: Time, Access: ServerOwned},
+			{Name: "dedupe_key", Type: String, MaxLen: 300, Hidden: true},
+			{Name: "collapse_key", Type: String, MaxLen: 100, Hidden: true},
+			{Name: "urgent", Type: Bool, Hidden: true},
+			{Name: "not_before", Type: Time, Hidden: true},
+		},
+		Scope: func(r *Record) Scope {
+			return Scope{UserID: r.UUIDValue("user_id"), Visibility: VisPrivate}
+		},
+	}
+}
+
+func categoryNames() []string {
+	out := make([]string, len(models.Categories))
+	for i, c := range models.Categories {
+		out[i] = string(c)
+	}
+	return out
+}
+
+// NotificationID is the record id of the notification with dedupe key key
+// for userID in orgID.
+func NotificationID(orgID, userID uuid.UUID, key string) uuid.UUID {
+	return NameID(orgID, "notif:"+userID.String()+":"+key)
+}
+
+// Notify writes n to its recipient's inbox and the push outbox, in the
+// transaction of c, once: the record id derives from the organisation, the
+// recipient and n.DedupeKey (NotificationID), and PutNew writes nothing
+// when that record exists. So a trigger fires once however often the
+// change behind it is replayed: a batch pushed twice, a hook run on two
+// replicas, a standing recomputed. The dispatcher (package notifications)
+// later decides whether and when to push it (preferences, quiet hours,
+// daily cap, a visit in progress) and sends it.
+//
+// How a domain rule fires a notification: in an AfterWrite hook (added
+// with OnWrite) or a server transaction (Engine.Server), build it with one
+// of the models builders, address it, and call Notify:
+//
+//	OnWrite(entities, "ride_alongs", func(c *Context, old, r *Record) error {
+//		if r.StringValue("status") != models.RideAccepted || (old != nil && old.StringValue("status") == models.RideAccepted) {
+//			return nil
+//		}
+//		n := models.RideAlongAcceptedNotification(r.ID, accepterName, accountName, when.In(loc))
+//		return Notify(c, n.To(requesterID))
+//	})
+//
+// Pick the dedupe key so that it names the event, not the run: the
+// builders' keys hold the entity ids and, where an event may recur (an
+// overtake), a time bucket. Notify returns the model errors of
+// Notification.Validate for a malformed n.
+func Notify(c *Context, n models.Notification) error {
+	_, err := notify(c, n)
+	return err
+}
+
+// notify is Notify that reports whether it wrote a new notification.
+func notify(c *Context, n models.Notification) (bool, error) {
+	if err := n.Validate(); err != nil {
+		return false, fmt.Errorf("notify %s: %w", n.Type, err)
+	}
+	data := map[string]string{"type": n.Type}
+	for k, v := range n.Data {
+		data[k] = v
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return false, fmt.Errorf("notify %s: encode data: %w", n.Type, err)
+	}
+	notBefore := n.NotBefore.UTC()
+	if n.NotBefore.IsZero() {
+		notBefore = c.Now
+	}
+	r := &Record{
+		ID: NotificationID(c.P.OrgID, n.UserID, n.DedupeKey),
+		Values: map[string]any{
+			"user_id":    n.UserID,
+			"category":   string(n.Category),
+			"type":       n.Type,
+			"title":      models.Clip(n.Title, models.MaxNotificationTitle),
+			"body":       models.Clip(n.Body, models.MaxNotificationBody),
+			"data":       string(raw),
+			"dedupe_key": models.Clip(n.DedupeKey, 300),
+			"urgent":     n.Urgent,
+			"not_before": notBefore,
+		},
+	}
+	if n.CollapseKey != "" {
+		r.Values["collapse_key"] = n.CollapseKey
+	}
+	return c.PutNew(NotificationsEntity, r)
+}
+
+// ReadNotification marks one of p's notifications read, through a server
+// write so p's other devices see it in their next pull. Marking a read
+// notification again keeps the first read_at. Errors: not_found (no such
+// notification, or another user's).
+func (en *Engine) ReadNotification(ctx context.Context, p models.Principal, id uuid.UUID) (*Record, error) {
+	if en.entities[NotificationsEntity] == nil {
+		return nil, models.ErrNotFound
+	}
+	var out *Record
+	err := en.Server(ctx, p, func(c *Context) error {
+		r, err := c.Lookup(NotificationsEntity, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return models.ErrNotFound
+		}
+		if r.TimeValue("read_at") != nil {
+			out = r
+			return nil
+		}
+		next := r.Clone()
+		next.Values["read_at"] = c.Now
+		out = next
+		return c.Put(NotificationsEntity, next)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,202 @@
+package sync
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// The notification triggers on visits: a rep's streak of unscheduled calls
+// without an order (to their manager) and follow-ups falling due (to the
+// rep). Each writes its notification in the transaction of the change that
+// caused it, with a dedupe key, through Notify.
+
+const (
+	// streakWindow is how far back a streak is looked for.
+	streakWindow = 30 * 24 * time.Hour
+	// FollowUpLookback is how late a follow-up may still be reminded of:
+	// one set in the past, or missed while the server was down, older than
+	// this is left alone.
+	FollowUpLookback = 24 * time.Hour
+)
+
+// registerNotifyTriggers adds the notification hooks to the entities.
+func registerNotifyTriggers(es []*Entity) {
+	OnWrite(es, "visits", streakHook)
+	OnWrite(es, "visits", followUpHook)
+}
+
+func notifyFieldsChanged(old, r *Record, fields ...string) bool {
+	if old == nil {
+		return true
+	}
+	for _, f := range fields {
+		if !sameValue(old.Values[f], r.Values[f]) {
+			return true
+		}
+	}
+	return false
+}
+
+// streakHook notes a completed unscheduled visit whose outcome or time
+// changed, and evaluates the rep's streak once per batch (Defer): a push
+// of 300 visits reads the rep's recent calls once.
+func streakHook(c *Context, old, v *Record) error {
+	rep := v.UUIDValue("rep_id")
+	if v.Deleted || rep == nil || v.StringValue("kind") != "unscheduled" || v.StringValue("status") != "completed" {
+		return nil
+	}
+	if !notifyFieldsChanged(old, v, "kind", "status", "outcome", "started_at") {
+		return nil
+	}
+	key := "notify:streak:" + rep.String()
+	set, err := c.Cached(key, func() (any, error) { return map[uuid.UUID]bool{}, nil })
+	if err != nil {
+		return err
+	}
+	written := set.(map[uuid.UUID]bool)
+	written[v.ID] = true
+	repID := *rep
+	c.Defer(key, func(c *Context) error {
+		err := checkStreak(c, repID, written)
+		clear(written)
+		return err
+	})
+	return nil
+}
+
+// checkStreak tells the rep's manager when the rep's unscheduled calls since
+// their last order number models.StreakLength or more, and this batch
+// wrote one of the first StreakLength of them: the batch is what made the
+// streak. The dedupe key names the streak's first call, so the streak
+// fires once; later calls that lengthen it, or the window sliding past an
+// old order, do not fire it again. Visits without started_at are not
+// placed in the sequence and do not count.
+func checkStreak(c *Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
+	visits, err := c.Range("visits", map[string]any{"rep_id": rep, "kind": "unscheduled"}, "started_at",
+		c.Now.Add(-streakWindow), c.Now.Add(25*time.Hour))
+	if err != nil {
+		return err
+	}
+	calls := visits[:0:0]
+	for _, v := range visits {
+		if v.StringValue("status") == "completed" {
+			calls = append(calls, v)
+		}
+	}
+	sort.Slice(calls, func(i, j int) bool {
+		a, b := calls[i].TimeValue("started_at"), calls[j].TimeValue("started_at")
+		if !a.Equal(*b) {
+			return a.Before(*b)
+		}
+		return calls[i].ID.String() < calls[j].ID.String()
+	})
+	tail := calls
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i].StringValue("outcome") == "order" {
+			tail = calls[i+1:]
+			break
+		}
+	}
+	if len(tail) < models.StreakLength {
+		return nil
+	}
+	crossed := false
+	for _, v := range tail[:models.StreakLength] {
+		crossed = crossed || written[v.ID]
+	}
+	if !crossed {
+		return nil
+	}
+	u, err := c.User(rep)
+	if err != nil || u.TeamID == nil {
+		return ignoreNotFound(err)
+	}
+	team, err := c.Team(*u.TeamID)
+	if err != nil || team.ManagerID == nil || *team.ManagerID == rep {
+		return ignoreNotFound(err)
+	}
+	n := models.UnscheduledStreakNotification(rep, u.Name, len(tail), tail[0].ID, tail[len(tail)-1].ID)
+	return Notify(c, n.To(*team.ManagerID))
+}
+
+func ignoreNotFound(err error) error {
+	if models.ErrorCode(err) == models.CodeNotFound {
+		return nil
+	}
+	return err
+}
+
+// followUpHook reminds a rep at once of a follow-up that is already due
+// when its visit is written: a visit synced late, or a follow-up set for
+// an hour ago. Follow-ups in the future are left to the scheduled job
+// (Engine.NotifyFollowUps).
+func followUpHook(c *Context, old, v *Record) error {
+	at := v.TimeValue("follow_up_at")
+	if v.Deleted || at == nil || !notifyFieldsChanged(old, v, "follow_up_at") {
+		return nil
+	}
+	if at.After(c.Now) || c.Now.Sub(*at) > FollowUpLookback {
+		return nil
+	}
+	_, err := notifyFollowUp(c, v)
+	return err
+}
+
+// notifyFollowUp writes the follow-up reminder of visit v to its rep. Its
+// dedupe key holds the visit and the follow-up time: the same follow-up
+// reminds once, a moved one again.
+func notifyFollowUp(c *Context, v *Record) (bool, error) {
+	rep, at := v.UUIDValue("rep_id"), v.TimeValue("follow_up_at")
+	if rep == nil || at == nil || v.StringValue("status") == "cancelled" {
+		return false, nil
+	}
+	var account uuid.UUID
+	name := ""
+	if id := v.UUIDValue("account_id"); id != nil {
+		account = *id
+		a, err := c.Get("accounts", *id)
+		if err != nil {
+			return false, err
+		}
+		if a != nil && !a.Deleted {
+			name = a.StringValue("name")
+		}
+	}
+	n := models.FollowUpDueNotification(v.ID, account, name, *at)
+	n.NotBefore = *at
+	return notify(c, n.To(*rep))
+}
+
+// NotifyFollowUps is the scheduled job behind follow-up reminders: it
+// writes the reminder of every visit of orgID whose follow_up_at lies in
+// [from, to), once each (however often, or on however many replicas, the
+// job covers the same window), and reports how many it wrote.
+func (en *Engine) NotifyFollowUps(ctx context.Context, orgID uuid.UUID, from, to time.Time) (int, error) {
+	if en.entities[NotificationsEntity] == nil || en.entities["visits"] == nil {
+		return 0, nil
+	}
+	wrote := 0
+	err := en.Server(ctx, models.Principal{OrgID: orgID}, func(c *Context) error {
+		wrote = 0
+		visits, err := c.Range("visits", nil, "follow_up_at", from, to)
+		if err != nil {
+			return err
+		}
+		for _, v := range visits {
+			ok, err := notifyFollowUp(c, v)
+			if err != nil {
+				return err
+			}
+			if ok {
+				wrote++
+			}
+		}
+		return nil
+	})
+	return wrote, err
+}
