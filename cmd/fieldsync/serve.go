@@ -84,10 +84,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	passwords := auth.NewPasswords(auth.DefaultCost)
 
+	engine := syncengine.New(db, syncengine.Entities(), time.Now, log)
 	if cfg.Demo {
 		seeded, err := demo.Seed(ctx, db, passwords, time.Now())
 		if err != nil {
 			return err
+		}
+		if seeded {
+			if err := demo.SeedHistory(ctx, db, engine, time.Now()); err != nil {
+				return err
+			}
 		}
 		printDemo(stdout, seeded)
 	}
@@ -95,7 +101,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
-	engine := syncengine.New(db, syncengine.Entities(), time.Now, log)
 	go schedule(ctx, db, engine, log, time.Minute)
 	srv := api.New(api.Deps{
 		Store: db, Sync: engine, Reports: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
