@@ -307,7 +307,7 @@ func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*synceng
 				sb.WriteString(", ")
 			}
 			sb.WriteString(row)
-			clocks, err := json.Marshal(r.Clocks)
+			clocks, err := r.ClocksJSON()
 			if err != nil {
 				return fmt.Errorf("encode clocks: %w", err)
 			}
@@ -620,9 +620,7 @@ func scanRecords(q *gorm.DB, e *syncengine.Entity, withClocks bool, each func(*s
 			return err
 		}
 		if withClocks {
-			if err := json.Unmarshal([]byte(clocks), &r.Clocks); err != nil {
-				return fmt.Errorf("decode clocks of %s: %w", r.ID, err)
-			}
+			r.SetRawClocks([]byte(clocks))
 		}
 		if createdBy.Valid {
 			r.CreatedBy = createdBy.V

@@ -223,10 +223,16 @@ func bindNextUnscheduled(c *Context, old, v *Record) error {
 	if start == nil || rep == nil {
 		return nil
 	}
-	ras, err := c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "visit_id": nil})
+	// One query per rep per batch: a push of 500 visits must not look up
+	// ride-alongs 500 times. Binding one drops it from the cached list.
+	key := "unbound-ride-alongs:" + rep.String()
+	cached, err := c.Cached(key, func() (any, error) {
+		return c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "visit_id": nil})
+	})
 	if err != nil {
 		return err
 	}
+	ras := cached.([]*Record)
 	var pick *Record
 	for _, ra := range ras {
 		st := ra.StringValue("status")
@@ -238,6 +244,7 @@ func bindNextUnscheduled(c *Context, old, v *Record) error {
 	if pick == nil {
 		return nil
 	}
+	c.Forget(key)
 	next := pick.Clone()
 	next.Values["visit_id"] = v.ID
 	next.Values["joint_verified"] = jointVerified(next, v)

@@ -11,13 +11,14 @@ import (
 )
 
 // verifyHook queues a visit whose check-in, start or account changed for
-// verification, once per rep per batch (see verifyRep).
+// verification, once per rep per batch (see verifyRep). A deleted visit is
+// queued too: the verdicts of the rep's later visits may rest on it.
 func verifyHook(c *Context, old, v *Record) error {
 	rep := v.UUIDValue("rep_id")
-	if v.Deleted || rep == nil {
+	if rep == nil || (v.Deleted && (old == nil || old.Deleted)) {
 		return nil
 	}
-	if old != nil && !changed(old, v, "check_in_lat", "check_in_lng", "check_in_accuracy_m", "started_at", "account_id") {
+	if old != nil && !v.Deleted && !changed(old, v, "check_in_lat", "check_in_lng", "check_in_accuracy_m", "started_at", "account_id") {
 		return nil
 	}
 	key := "verify:" + rep.String()
@@ -49,18 +50,26 @@ func changed(a, b *Record, fields ...string) bool {
 // account with accuracy ≤ 100 m is verified; an implausible speed from the
 // rep's previous check-in, or the same account again within the cooldown,
 // is suspicious. One query reads the rep's visits around the batch's.
+//
+// A verdict rests on the visits before it, so the rep's visits up to a
+// cooldown after the batch's (or after a deleted one) are judged again:
+// the verdicts must not depend on the order the phone synced in.
 func verifyRep(c *Context, rep uuid.UUID, ids []uuid.UUID) error {
 	var todo []*Record
 	var lo, hi time.Time
+	queued := map[uuid.UUID]bool{}
 	for _, id := range ids {
 		v, err := c.Get("visits", id)
 		if err != nil {
 			return err
 		}
-		if v == nil || v.Deleted {
+		if v == nil {
 			continue
 		}
-		todo = append(todo, v)
+		if !v.Deleted && !queued[id] {
+			queued[id] = true
+			todo = append(todo, v)
+		}
 		if t := v.TimeValue("started_at"); t != nil {
 			if lo.IsZero() || t.Before(lo) {
 				lo = *t
@@ -70,16 +79,26 @@ func verifyRep(c *Context, rep uuid.UUID, ids []uuid.UUID) error {
 			}
 		}
 	}
-	var around []*Record
+	// Only check-ins within the cooldown before a visit matter: a revisit
+	// is one within it, and no speed over longer gaps is implausible
+	// enough to flag (four hours at 200 km/h is a flight).
+	var around []timedVisit
 	if !lo.IsZero() {
-		var err error
-		around, err = c.Range("visits", map[string]any{"rep_id": rep}, "started_at", lo.Add(-24*time.Hour), hi.Add(time.Second))
+		cooldown := models.RevisitCooldownHours * time.Hour
+		recs, err := c.Range("visits", map[string]any{"rep_id": rep}, "started_at", lo.Add(-cooldown), hi.Add(cooldown+time.Second))
 		if err != nil {
 			return err
 		}
-		sort.Slice(around, func(i, j int) bool {
-			return around[i].TimeValue("started_at").Before(*around[j].TimeValue("started_at"))
-		})
+		around = make([]timedVisit, 0, len(recs))
+		for _, r := range recs {
+			t, _ := r.TimeAt("started_at")
+			around = append(around, timedVisit{t, r})
+			if t.After(lo) && !queued[r.ID] {
+				queued[r.ID] = true
+				todo = append(todo, r)
+			}
+		}
+		sort.Slice(around, func(i, j int) bool { return around[i].at.Before(around[j].at) })
 	}
 	for _, v := range todo {
 		verdict, dist, err := verifyVisit(c, v, around)
@@ -99,7 +118,12 @@ func verifyRep(c *Context, rep uuid.UUID, ids []uuid.UUID) error {
 	return nil
 }
 
-func verifyVisit(c *Context, v *Record, around []*Record) (string, any, error) {
+type timedVisit struct {
+	at time.Time
+	r  *Record
+}
+
+func verifyVisit(c *Context, v *Record, around []timedVisit) (string, any, error) {
 	ci := models.CheckIn{Lat: v.FloatValue("check_in_lat"), Lng: v.FloatValue("check_in_lng"), AccuracyM: v.FloatValue("check_in_accuracy_m")}
 	var dist *float64
 	var distVal any
@@ -113,23 +137,24 @@ func verifyVisit(c *Context, v *Record, around []*Record) (string, any, error) {
 			dist, distVal = &d, d
 		}
 	}
-	start := v.TimeValue("started_at")
+	start, hasStart := v.TimeAt("started_at")
 	var speed *float64
 	revisit := false
-	if start != nil && ci.Lat != nil && ci.Lng != nil {
-		for i := len(around) - 1; i >= 0; i-- {
-			p := around[i]
-			pt := p.TimeValue("started_at")
-			if p.ID == v.ID || !pt.Before(*start) {
+	if hasStart && ci.Lat != nil && ci.Lng != nil {
+		cooldown := start.Add(-models.RevisitCooldownHours * time.Hour)
+		first := sort.Search(len(around), func(i int) bool { return !around[i].at.Before(start) })
+		for i := first - 1; i >= 0 && !around[i].at.Before(cooldown); i-- {
+			p, pt := around[i].r, around[i].at
+			if p.ID == v.ID {
 				continue
 			}
-			if sameUUID(p.UUIDValue("account_id"), v.UUIDValue("account_id")) && start.Sub(*pt) < models.RevisitCooldownHours*time.Hour {
+			if sameUUID(p.UUIDValue("account_id"), v.UUIDValue("account_id")) {
 				revisit = true
 			}
 			plat, plng := p.FloatValue("check_in_lat"), p.FloatValue("check_in_lng")
 			if speed == nil && plat != nil && plng != nil {
 				km := DistanceM(*plat, *plng, *ci.Lat, *ci.Lng) / 1000
-				h := start.Sub(*pt).Hours()
+				h := start.Sub(pt).Hours()
 				s := math.Inf(1)
 				if h > 0 {
 					s = km / h

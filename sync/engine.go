@@ -729,10 +729,11 @@ func (b *batch) flush() error {
 		for i, k := range b.order {
 			r := b.state[k]
 			r.Version = versions[i]
-			for name, fc := range r.Clocks {
+			clocks := r.FieldClocks()
+			for name, fc := range clocks {
 				if fc.Version == 0 {
 					fc.Version = r.Version
-					r.Clocks[name] = fc
+					clocks[name] = fc
 				}
 			}
 			if byEntity[k.Entity] == nil {
@@ -962,9 +963,7 @@ func (c *Context) Put(entity string, r *Record) error {
 	if r.Values == nil {
 		r.Values = map[string]any{}
 	}
-	if r.Clocks == nil {
-		r.Clocks = map[string]FieldClock{}
-	}
+	r.FieldClocks() // decodes stored clocks, or starts an empty set
 	return c.batch.put(c, e, cur, r)
 }
 

@@ -70,7 +70,7 @@ func MergeUpsert(e *Entity, cur *Record, vals map[string]any, h HLC, baseVersion
 		f := e.Field(name)
 		cv := vals[name]
 		sv := next.Values[name]
-		fc, known := next.Clocks[name]
+		fc, known := next.FieldClocks()[name]
 		switch {
 		case !known:
 			// First write of this field.
@@ -95,8 +95,9 @@ func MergeDelete(e *Entity, cur *Record, h HLC, baseVersion *int64) (*Record, []
 	next := cur.Clone()
 	next.Deleted = true
 	var conflicts []Conflict
-	for _, name := range sortedKeys(cur.Clocks) {
-		fc := cur.Clocks[name]
+	clocks := cur.FieldClocks()
+	for _, name := range sortedKeys(clocks) {
+		fc := clocks[name]
 		if fc.Device == h.Device {
 			continue
 		}

@@ -9,8 +9,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-
-	"github.com/fieldsync/fieldsync/internal/bench"
 )
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -60,7 +58,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer pprof.StopCPUProfile()
 	}
-	_, err := bench.Run(ctx, bench.Config{
+	_, err := runBench(ctx, benchConfig{
 		DatabaseURL: url, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
 		LatencyDevs: *latencyDevs, Incremental: sizes,
 	}, stdout, stderr)

@@ -1,8 +1,8 @@
-// Package bench measures fieldsync's sync engine end to end — HTTP, JSON,
+// The bench command measures fieldsync's sync engine end to end — HTTP, JSON,
 // the engine and the database — against the raw ceiling of the same
 // database: hand-written multi-row upserts and keyset reads of the same
 // rows, in the same run, so the figures compare on a noisy machine.
-package bench
+package main
 
 import (
 	"bytes"
@@ -32,8 +32,8 @@ import (
 	syncengine "github.com/fieldsync/fieldsync/sync"
 )
 
-// Config sets the size of a run.
-type Config struct {
+// benchConfig sets the size of a run.
+type benchConfig struct {
 	DatabaseURL string
 	Devices     int   // concurrent devices in the throughput phase
 	Batches     int   // batches each device pushes
@@ -43,8 +43,8 @@ type Config struct {
 	Incremental []int // table sizes for the incremental-pull phase
 }
 
-// Result holds the figures of a run.
-type Result struct {
+// benchResult holds the figures of a run.
+type benchResult struct {
 	PushRate, PullRate         float64 // mutations/s, records/s through the API
 	RawUpsertRate, RawReadRate float64 // rows/s, hand-written SQL
 	PushP50, PushP99           time.Duration
@@ -55,12 +55,12 @@ type Result struct {
 	Rows                       int
 }
 
-const password = "bench-password-1234"
+const benchPassword = "bench-password-1234"
 
-// Run performs a benchmark and writes progress to progress and a summary
+// runBench performs a benchmark and writes progress to progress and a summary
 // table to out.
-func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, error) {
-	var res Result
+func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (benchResult, error) {
+	var res benchResult
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: 32})
 	if err != nil {
 		return res, err
@@ -165,7 +165,7 @@ func newWorld(ctx context.Context, db *store.DB) *world {
 // setup creates a fresh organisation for this run, so runs never mix.
 func (w *world) setup(reps int) error {
 	ctx := w.ctx
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(benchPassword), bcrypt.MinCost)
 	if err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ func (w *world) serve() (string, func(), error) {
 }
 
 func (w *world) login(base string, d *device) error {
-	body, _ := json.Marshal(map[string]string{"email": d.user.Email, "password": password, "device_id": uuid.NewString()})
+	body, _ := json.Marshal(map[string]string{"email": d.user.Email, "password": benchPassword, "device_id": uuid.NewString()})
 	var tr struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -275,8 +275,11 @@ func (w *world) visitBatch(d *device, n int) []byte {
 			b.WriteByte(',')
 		}
 		d.seq++
+		// A rep's calls spread over the past weeks, seven minutes apart,
+		// as a field day's would be.
+		start := now.Add(-time.Hour - time.Duration(d.seq%4000)*7*time.Minute)
 		fmt.Fprintf(&b, `{"seq":%d,"entity":"visits","id":"%s","op":"upsert","hlc":{"ms":%d,"counter":%d},"fields":{"account_id":"%s","outcome":"order","order_value":%d.50,"started_at":"%s","ended_at":"%s","check_in_lat":44.97,"check_in_lng":-93.26,"check_in_accuracy_m":12,"notes":"Bench visit %d"}}`,
-			d.seq, uuid.NewString(), now.UnixMilli(), i, w.account, 100+i, now.Add(-time.Hour).Format(time.RFC3339), now.Add(-30*time.Minute).Format(time.RFC3339), d.seq)
+			d.seq, uuid.NewString(), now.UnixMilli(), i, w.account, 100+i, start.Format(time.RFC3339), start.Add(30*time.Minute).Format(time.RFC3339), d.seq)
 	}
 	b.WriteString(`]}`)
 	return b.Bytes()
@@ -555,7 +558,7 @@ func peakRSS() int64 {
 	return 0
 }
 
-func report(out io.Writer, cfg Config, r Result) {
+func report(out io.Writer, cfg benchConfig, r benchResult) {
 	fmt.Fprintf(out, "\nfieldsync bench on %s: %d devices × %d batches × %d visits (%d rows)\n\n", r.Dialect, cfg.Devices, cfg.Batches, cfg.BatchSize, r.Rows)
 	fmt.Fprintf(out, "%-42s %14s %14s %8s\n", "measure", "fieldsync", "raw ceiling", "ratio")
 	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%\n", "push mutations/s (batches of "+strconv.Itoa(cfg.BatchSize)+")", r.PushRate, r.RawUpsertRate, 100*r.PushRate/r.RawUpsertRate)

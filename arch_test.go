@@ -1,0 +1,52 @@
+package fieldsync_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportsPointInward keeps the layering of DESIGN.md: models imports
+// nothing of ours; the sync engine and notifications know no storage or
+// HTTP; api knows no GORM; and nothing but the command (and the HTTP test
+// harness) imports api.
+func TestImportsPointInward(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}:{{join .Imports " "}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/fieldsync/fieldsync"
+	rules := []struct {
+		pkg    string
+		banned []string
+	}{
+		{mod + "/models", []string{mod + "/", "gorm.io/", "github.com/labstack/echo"}},
+		{mod + "/sync", []string{mod + "/store", mod + "/api", mod + "/notifications", "gorm.io/", "github.com/labstack/echo"}},
+		{mod + "/notifications", []string{mod + "/store", mod + "/api", "gorm.io/", "github.com/labstack/echo"}},
+		{mod + "/api", []string{mod + "/store", "gorm.io/"}},
+	}
+	mayImportAPI := map[string]bool{mod + "/cmd/fieldsync": true, mod + "/internal/apitest": true}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, imports, _ := strings.Cut(line, ":")
+		for _, imp := range strings.Fields(imports) {
+			if imp == mod+"/api" && !mayImportAPI[pkg] {
+				t.Errorf("%s imports api; only cmd/fieldsync may", pkg)
+			}
+			for _, r := range rules {
+				if pkg != r.pkg {
+					continue
+				}
+				for _, b := range r.banned {
+					if strings.HasPrefix(imp, b) && imp != pkg {
+						t.Errorf("%s imports %s", pkg, imp)
+					}
+				}
+			}
+		}
+		checked++
+	}
+	if checked < 8 {
+		t.Fatalf("go list saw %d packages; the check is not looking at the module", checked)
+	}
+}
