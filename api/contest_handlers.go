@@ -18,8 +18,8 @@ import (
 // of a PATCH are left alone.
 type contestRequest struct {
 	Name       *string              `json:"name"`
-	StartsAt   *time.Time           `json:"starts_at"`
-	EndsAt     *time.Time           `json:"ends_at"`
+	StartsAt   *string              `json:"starts_at"`
+	EndsAt     *string              `json:"ends_at"`
 	TimeZone   *string              `json:"time_zone"`
 	TeamID     *string              `json:"team_id"`
 	Rules      *models.ScoringRules `json:"rules"`
@@ -28,8 +28,21 @@ type contestRequest struct {
 }
 
 func (req contestRequest) input() (syncengine.ContestInput, error) {
-	in := syncengine.ContestInput{Name: req.Name, StartsAt: req.StartsAt, EndsAt: req.EndsAt, TimeZone: req.TimeZone,
-		Rules: req.Rules, GraceHours: req.GraceHours}
+	in := syncengine.ContestInput{Name: req.Name, TimeZone: req.TimeZone, Rules: req.Rules, GraceHours: req.GraceHours}
+	for _, t := range []struct {
+		field string
+		raw   *string
+		dst   **time.Time
+	}{{"starts_at", req.StartsAt, &in.StartsAt}, {"ends_at", req.EndsAt, &in.EndsAt}} {
+		if t.raw == nil {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339Nano, *t.raw)
+		if err != nil {
+			return in, models.FieldInvalid(t.field, "must be an RFC 3339 time such as 2026-12-01T00:00:00Z")
+		}
+		*t.dst = &v
+	}
 	if req.TeamID != nil {
 		id, err := parseUUID("team_id", *req.TeamID)
 		if err != nil {
@@ -183,11 +196,8 @@ func (s *Server) contestScoreEntries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(recs) == 0 && rep != p.UserID {
-		// Nothing visible: a rep out of reach looks like a rep with no
-		// points, never like a forbidden one.
-		recs = nil
-	}
+	// A rep out of the caller's reach looks like a rep with no points,
+	// never like a forbidden one: Find returns only what p may see.
 	sort.Slice(recs, func(i, j int) bool {
 		a, b := recs[i], recs[j]
 		if !a.CreatedAt.Equal(b.CreatedAt) {
@@ -265,8 +275,14 @@ func (s *Server) productivity(c echo.Context) error {
 		if p.TeamID == nil {
 			return writeJSON(c, http.StatusOK, productivityResponse{From: from, To: to, Reps: []productivityDTO{}})
 		}
-		if raw := c.QueryParam("team_id"); raw != "" && raw != p.TeamID.String() {
-			return models.ErrNotFound
+		if raw := c.QueryParam("team_id"); raw != "" {
+			id, err := parseUUID("team_id", raw)
+			if err != nil {
+				return err
+			}
+			if id != *p.TeamID {
+				return models.ErrNotFound
+			}
 		}
 		team = p.TeamID
 	}

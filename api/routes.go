@@ -1,11 +1,14 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fieldsync/fieldsync/models"
 )
 
 // routes lists the whole HTTP surface in one place. openapi.yaml describes
@@ -40,6 +43,8 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.POST("/sync/push", s.push, authed)
 	v1.GET("/sync/pull", s.pull, authed)
 	v1.GET("/sync/conflicts", s.conflicts, authed)
+	v1.GET("/sync/watermelondb", s.watermelonPull, authed)
+	v1.POST("/sync/watermelondb", s.watermelonPush, authed)
 
 	v1.GET("/contests", s.listContests, authed)
 	v1.POST("/contests", s.createContest, authed)
@@ -48,6 +53,13 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.GET("/contests/:id/standings", s.contestStandings, authed)
 	v1.GET("/contests/:id/score-entries", s.contestScoreEntries, authed)
 	v1.GET("/reports/productivity", s.productivity, authed)
+
+	v1.PUT("/devices/current/push-token", s.putPushToken, authed)
+	v1.DELETE("/devices/current/push-token", s.deletePushToken, authed)
+	v1.GET("/me/notification-preferences", s.getNotificationPrefs, authed)
+	v1.PUT("/me/notification-preferences", s.putNotificationPrefs, authed)
+	v1.GET("/notifications", s.listNotifications, authed)
+	v1.POST("/notifications/:id/read", s.readNotification, authed)
 }
 
 func (s *Server) healthz(c echo.Context) error {
@@ -56,6 +68,11 @@ func (s *Server) healthz(c echo.Context) error {
 
 func (s *Server) readyz(c echo.Context) error {
 	if err := s.ready(c.Request().Context()); err != nil {
+		var me *models.Error
+		if !errors.As(err, &me) {
+			s.log.WarnContext(c.Request().Context(), "not ready", "err", err)
+			return models.ErrUnavailable
+		}
 		return err
 	}
 	return writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})

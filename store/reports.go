@@ -50,7 +50,12 @@ func (db *DB) Productivity(ctx context.Context, orgID uuid.UUID, teamID *uuid.UU
 			return nil, fmt.Errorf("productivity visits: %w", err)
 		}
 		r := row(rep, team.ptr())
-		r.Visits, r.UnscheduledCalls, r.VerifiedCalls, r.Orders, r.OutcomeValueCents = visits, calls, verified, orders, value
+		// A rep who changed teams in the period has a group per team.
+		r.Visits += visits
+		r.UnscheduledCalls += calls
+		r.VerifiedCalls += verified
+		r.Orders += orders
+		r.OutcomeValueCents += value
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

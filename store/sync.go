@@ -688,12 +688,21 @@ func (t *syncTx) SaveRuleVersion(ctx context.Context, v syncengine.RuleVersion) 
 	return nil
 }
 
-// Records returns the live records of an entity matching where, for reads
-// outside a push (the HTTP resources over synced entities).
+// Records returns every live record of an entity matching where, for the
+// HTTP reads over synced entities (a contest's standings, a rep's score
+// entries). Unlike Find it has no cap: callers filter by selective keys.
 func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
 	st := &syncTx{db: db, tx: db.gorm.WithContext(ctx), p: models.Principal{OrgID: orgID}}
-	recs, err := st.Find(ctx, e, where)
-	return recs, translate(err)
+	q, args, err := st.where(e, where)
+	if err != nil {
+		return nil, fmt.Errorf("records: %w", err)
+	}
+	var out []*syncengine.Record
+	err = scanRecords(st.tx.Raw(`SELECT `+strings.Join(columns(e), ", ")+q+` ORDER BY id`, args...), e, false, func(r *syncengine.Record) { out = append(out, r) })
+	if err != nil {
+		return nil, fmt.Errorf("records of %s: %w", e.Name, translate(err))
+	}
+	return out, nil
 }
 
 // RuleVersions lists a contest's audited rule versions, oldest first.

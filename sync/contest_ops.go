@@ -69,14 +69,17 @@ func canManageContest(c *Context, team *uuid.UUID) error {
 // CreateContest creates a contest as a draft; one whose start has passed
 // starts at once.
 func CreateContest(c *Context, in ContestInput) (*Record, error) {
+	if err := canManageContest(c, in.TeamID); err != nil {
+		return nil, err
+	}
 	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
 		return nil, invalidField("name", "is required")
 	}
-	if in.StartsAt == nil || in.EndsAt == nil {
-		return nil, invalidField("starts_at", "starts_at and ends_at are required")
+	if in.StartsAt == nil {
+		return nil, invalidField("starts_at", "is required")
 	}
-	if err := canManageContest(c, in.TeamID); err != nil {
-		return nil, err
+	if in.EndsAt == nil {
+		return nil, invalidField("ends_at", "is required")
 	}
 	if in.TeamID != nil {
 		if _, err := c.Team(*in.TeamID); err != nil {
@@ -266,6 +269,13 @@ func AdvanceContest(c *Context, id uuid.UUID) error {
 				return err
 			}
 		}
+		ncv, err := viewContest(next)
+		if err != nil {
+			return err
+		}
+		if err := notifyContestStatus(c, ncv, to); err != nil {
+			return err
+		}
 	}
 }
 
@@ -296,8 +306,15 @@ func assessmentsDue(c *Context, cv *contestView, status string) error {
 			"status": models.AssessDraft, "due_at": c.Now.Add(7 * 24 * time.Hour),
 			"template_version": int64(models.DefaultTemplate().Version), "team_id": *u.TeamID,
 		}}
-		if _, err := c.PutNew("assessments", a); err != nil {
+		created, err := c.PutNew("assessments", a)
+		if err != nil {
 			return err
+		}
+		if created {
+			n := models.AssessmentDueNotification(cv.id, cv.rec.StringValue("name"), u.ID, u.Name, phase)
+			if err := Notify(c, n.To(*team.ManagerID)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -314,6 +331,19 @@ func Tick(c *Context) error {
 		for _, r := range cs {
 			if err := AdvanceContest(c, r.ID); err != nil {
 				return err
+			}
+			if st == models.ContestStatusActive {
+				cur, err := c.Get("contests", r.ID)
+				if err != nil {
+					return err
+				}
+				cv, err := viewContest(cur)
+				if err != nil {
+					return err
+				}
+				if err := notifyEnding24h(c, cv); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -1,6 +1,8 @@
 package sync
 
 import (
+	"encoding/json"
+
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
@@ -25,10 +27,19 @@ func Assessments() *Entity {
 			{Name: "template_version", Type: Int, Min: 1, Max: 1 << 30, Access: ServerOwned},
 			{Name: "team_id", Type: UUID, Access: ServerOwned},
 		},
-		Scope:    repScope,
+		Scope:    assessmentScope,
 		Prepare:  prepareAssessment,
 		Validate: validateAssessment,
 	}
+}
+
+// assessmentScope keeps a draft between the assessor, the team's manager
+// and admins; the rep sees it once it is shared.
+func assessmentScope(r *Record) Scope {
+	if r.StringValue("status") == models.AssessDraft {
+		return Scope{TeamID: r.UUIDValue("team_id"), UserID: r.UUIDValue("assessor_id"), Visibility: VisOwner}
+	}
+	return repScope(r)
 }
 
 var assessmentNext = map[string]string{models.AssessDraft: models.AssessShared, models.AssessShared: models.AssessAcknowledged}
@@ -123,17 +134,43 @@ func checkAssessor(c *Context, rep uuid.UUID) error {
 }
 
 func validateAssessment(c *Context, old, r *Record) error {
-	if _, err := models.ParseBehaviours(r.StringValue("behaviours"), models.DefaultTemplate()); err != nil {
+	bs, err := models.ParseBehaviours(r.StringValue("behaviours"), models.DefaultTemplate())
+	if err != nil {
 		return err
 	}
+	if bs != nil {
+		// Stored in canonical form: keys as the template spells them.
+		b, _ := json.Marshal(bs)
+		r.Values["behaviours"] = string(b)
+	}
+	if old != nil && sameValue(old.Values["ride_along_id"], r.Values["ride_along_id"]) && sameValue(old.Values["contest_id"], r.Values["contest_id"]) {
+		return nil
+	}
+	rep := r.UUIDValue("rep_id")
 	switch r.StringValue("phase") {
 	case models.PhaseRideAlong:
-		if r.UUIDValue("ride_along_id") == nil {
+		id := r.UUIDValue("ride_along_id")
+		if id == nil {
 			return &models.Error{Code: CodeMissingRequired, Message: "ride_along_id is required for a ride-along assessment", Fields: []models.FieldError{{Field: "ride_along_id", Code: CodeMissingRequired, Message: "is required for phase ride_along"}}}
 		}
+		ra, err := c.Get("ride_alongs", *id)
+		if err != nil {
+			return err
+		}
+		if ra == nil || ra.Deleted || !sameUUID(ra.UUIDValue("rep_id"), rep) || ra.StringValue("status") != models.RideCompleted {
+			return models.FieldInvalid("ride_along_id", "must name a completed ride-along with this rep")
+		}
 	default:
-		if r.UUIDValue("contest_id") == nil {
+		id := r.UUIDValue("contest_id")
+		if id == nil {
 			return &models.Error{Code: CodeMissingRequired, Message: "contest_id is required for a contest assessment", Fields: []models.FieldError{{Field: "contest_id", Code: CodeMissingRequired, Message: "is required for a contest phase"}}}
+		}
+		ct, err := c.Get("contests", *id)
+		if err != nil {
+			return err
+		}
+		if ct == nil || ct.Deleted || !teamOrOrgScope(ct).Visible(c.P) || !(ct.UUIDValue("team_id") == nil || sameUUID(ct.UUIDValue("team_id"), r.UUIDValue("team_id"))) {
+			return models.FieldInvalid("contest_id", "must name a contest the rep takes part in")
 		}
 	}
 	return nil

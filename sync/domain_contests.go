@@ -285,7 +285,10 @@ func recomputeDay(c *Context, cv *contestView, rep uuid.UUID, from, to time.Time
 		}
 		sources = append(sources, s)
 	}
-	desired, _ := models.ScoreDay(cv.rules, sources)
+	desired, unscored := models.ScoreDay(cv.rules, sources)
+	if err := notifyUnscored(c, cv, rep, unscored); err != nil {
+		return err
+	}
 
 	existing, err := c.Range("score_entries", map[string]any{"contest_id": cv.id, "rep_id": rep}, "occurred_at", from, to)
 	if err != nil {
@@ -305,7 +308,10 @@ func recomputeDay(c *Context, cv *contestView, rep uuid.UUID, from, to time.Time
 		n.points += p
 		n.value += val
 		n.cost += cost
-		if n.last == nil || e.CreatedAt.After(n.last.CreatedAt) || (e.CreatedAt.Equal(n.last.CreatedAt) && e.ID.String() > n.last.ID.String()) {
+		// A reversal names, and quotes, the entry now standing: the
+		// newest one that is not itself a reversal.
+		if rev, lastRev := e.Values["reverses"] != nil, n.last != nil && n.last.Values["reverses"] != nil; n.last == nil ||
+			(lastRev && !rev) || (lastRev == rev && entryAfter(e, n.last)) {
 			n.last = e
 		}
 	}
@@ -379,6 +385,19 @@ func recomputeDay(c *Context, cv *contestView, rep uuid.UUID, from, to time.Time
 		return nil
 	}
 	return addToStanding(c, cv, rep, team, delta)
+}
+
+// entryAfter reports whether score entry a was written after b: by time,
+// then version (0 until its batch commits, so the newest), then id.
+func entryAfter(a, b *Record) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	av, bv := uint64(a.Version-1), uint64(b.Version-1) // 0 wraps to the largest
+	if av != bv {
+		return av > bv
+	}
+	return a.ID.String() > b.ID.String()
 }
 
 // batchTeam is the rep's team, for the scope of entries and standings.
@@ -457,6 +476,8 @@ func addToStanding(c *Context, cv *contestView, rep uuid.UUID, team *uuid.UUID, 
 		return err
 	}
 	s := standingOf(r)
+	before := s
+	before.Target = cv.targets[rep]
 	s.OutcomePoints += d.OutcomePoints
 	s.ActivityPoints += d.ActivityPoints
 	s.ValueCents += d.ValueCents
@@ -464,6 +485,9 @@ func addToStanding(c *Context, cv *contestView, rep uuid.UUID, team *uuid.UUID, 
 	s.Target = cv.targets[rep]
 	setStanding(r, s, c.Now)
 	if err := c.Put("standings", r); err != nil {
+		return err
+	}
+	if err := notifyTargets(c, cv, rep, before, s); err != nil {
 		return err
 	}
 	c.Defer("rank:"+cv.id.String(), func(c *Context) error { return Rerank(c, cv.rec) })
@@ -487,7 +511,14 @@ func Rerank(c *Context, contest *Record) error {
 		ss[i] = standingOf(r)
 		byRep[ss[i].RepID] = r
 	}
+	before := make(map[uuid.UUID]int, len(ss))
+	for _, s := range ss {
+		before[s.RepID] = s.Rank
+	}
 	models.Rank(ss, len(cv.targets) > 0)
+	if err := notifyRankMoves(c, cv, before, ss); err != nil {
+		return err
+	}
 	for _, s := range ss {
 		r := byRep[s.RepID]
 		old, _ := r.Values["rank"].(int64)
@@ -525,8 +556,15 @@ func EnsureStandings(c *Context, contest *Record) error {
 			return err
 		}
 		s := standingOf(r)
+		retarget := s.Target != cv.targets[u.ID] // targets changed: progress moves
 		s.Target = cv.targets[u.ID]
 		setStanding(r, s, c.Now)
+		if retarget {
+			if err := c.Put("standings", r); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, err := c.PutNew("standings", r); err != nil {
 			return err
 		}

@@ -55,7 +55,7 @@ func invalidTransition(msg string) error {
 // phone sends is a transition it asks for, judged against the status the
 // server has when it arrives.
 func prepareRideAlong(c *Context, old, r *Record) error {
-	if r == nil { // delete: only the one who asked for it, while requested
+	if r == nil { // delete: a participant withdraws it while it is requested
 		if !isParty(c, old) || old.StringValue("status") != models.RideRequested {
 			return forbidden("status", "a ride-along can only be withdrawn by a participant while it is requested; cancel it instead")
 		}
@@ -215,6 +215,8 @@ func jointVerified(r, visit *Record) bool {
 
 // bindNextUnscheduled binds a rep's pending "next unscheduled call"
 // ride-along to the first unscheduled visit that starts after the flag.
+// Phones sync in any order: a call that syncs late but started before the
+// one a pending ride-along was bound to takes its place.
 func bindNextUnscheduled(c *Context, old, v *Record) error {
 	if v.Deleted || v.StringValue("kind") != "unscheduled" || old != nil && old.TimeValue("started_at") != nil {
 		return nil
@@ -224,10 +226,18 @@ func bindNextUnscheduled(c *Context, old, v *Record) error {
 		return nil
 	}
 	// One query per rep per batch: a push of 500 visits must not look up
-	// ride-alongs 500 times. Binding one drops it from the cached list.
-	key := "unbound-ride-alongs:" + rep.String()
+	// ride-alongs 500 times. Binding one drops the cached list.
+	key := "pending-ride-alongs:" + rep.String()
 	cached, err := c.Cached(key, func() (any, error) {
-		return c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "visit_id": nil})
+		var out []*Record
+		for _, st := range []string{models.RideRequested, models.RideAccepted} {
+			ras, err := c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "status": st})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ras...)
+		}
+		return out, nil
 	})
 	if err != nil {
 		return err
@@ -235,11 +245,19 @@ func bindNextUnscheduled(c *Context, old, v *Record) error {
 	ras := cached.([]*Record)
 	var pick *Record
 	for _, ra := range ras {
-		st := ra.StringValue("status")
-		if (st == models.RideRequested || st == models.RideAccepted) && !ra.CreatedAt.After(*start) &&
-			(pick == nil || ra.CreatedAt.Before(pick.CreatedAt)) {
-			pick = ra
+		if ra.CreatedAt.After(*start) || (pick != nil && !ra.CreatedAt.Before(pick.CreatedAt)) {
+			continue
 		}
+		if bound := ra.UUIDValue("visit_id"); bound != nil {
+			bv, err := c.Get("visits", *bound)
+			if err != nil {
+				return err
+			}
+			if *bound == v.ID || (bv != nil && !bv.Deleted && bv.TimeValue("started_at") != nil && !bv.TimeValue("started_at").After(*start)) {
+				continue // bound to this call, or to one before it
+			}
+		}
+		pick = ra
 	}
 	if pick == nil {
 		return nil

@@ -105,6 +105,13 @@ func verifyRep(c *Context, rep uuid.UUID, ids []uuid.UUID) error {
 		if err != nil {
 			return err
 		}
+		if verdict == models.CheckInVerified && v.StringValue("kind") == "unscheduled" {
+			if rep := v.UUIDValue("rep_id"); rep != nil {
+				if err := awardBadge(c, *rep, "first_verified_call", nil, "First verified unscheduled call"); err != nil {
+					return err
+				}
+			}
+		}
 		if v.StringValue("verification") == verdict && sameValue(v.Values["check_in_distance_m"], dist) {
 			continue
 		}
@@ -191,6 +198,10 @@ func Recognitions() *Entity {
 				}
 				return &models.Error{Code: CodeLocked, Message: "recognition cannot be changed once given"}
 			}
+			if from, ok := c.Sent["from_user_id"]; ok && from != any(c.P.UserID) {
+				return &models.Error{Code: CodeServerOwned, Message: "kudos are given in your own name",
+					Fields: []models.FieldError{{Field: "from_user_id", Code: CodeServerOwned, Message: "must be your own id"}}}
+			}
 			r.Values["from_user_id"] = c.P.UserID
 			r.Values["kind"] = "kudos"
 			r.Values["sent_at"] = c.Now
@@ -231,7 +242,7 @@ func validateKudos(c *Context, old, r *Record) error {
 	if err != nil {
 		return err
 	}
-	if len(given) > MonthlyKudosCap { // the batch's own new one is among them
+	if len(given) >= MonthlyKudosCap { // the new one is not yet among them: Validate runs before it is written
 		return &models.Error{Code: CodeLimitReached, Message: "you have given the most kudos allowed this month"}
 	}
 	return nil

@@ -177,8 +177,8 @@ type Store interface {
 	// more follow. It never returns a change of a transaction that might
 	// still commit before an earlier one (see the store's comment).
 	Pull(ctx context.Context, p models.Principal, entities map[string]*Entity, after Position, limit int) ([]Change, bool, error)
-	// Records returns live records of an entity matching where, outside a
-	// push (at most MaxFind).
+	// Records returns every live record of an entity matching where,
+	// outside a push, without their clocks.
 	Records(ctx context.Context, orgID uuid.UUID, e *Entity, where map[string]any) ([]*Record, error)
 	// DeviceState returns the device's last seq and its recent rejections.
 	DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []Rejection, error)

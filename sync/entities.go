@@ -14,6 +14,7 @@ import (
 func Entities() []*Entity {
 	es := []*Entity{Accounts(), Visits(), Activities(), RideAlongs(), Assessments(), Contests(), ScoreEntries(), Standings(), Recognitions(), Notifications()}
 	registerDomainRules(es)
+	registerDomainNotifications(es)
 	registerNotifyTriggers(es)
 	return es
 }

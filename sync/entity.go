@@ -370,6 +370,9 @@ func checkTime(f *Field, t, now time.Time) (any, error) {
 }
 
 func parseNumber(raw json.RawMessage) (float64, error) {
+	if len(raw) > 0 && raw[0] == '"' { // json.Number would take "12.5"
+		return 0, fmt.Errorf("a string, not a number")
+	}
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return 0, err
@@ -380,6 +383,9 @@ func parseNumber(raw json.RawMessage) (float64, error) {
 // parseCents reads a JSON number with at most two decimals into integer
 // cents without going through floating point, so 0.1 + 0.2 stays 30 cents.
 func parseCents(raw json.RawMessage) (int64, error) {
+	if len(raw) > 0 && raw[0] == '"' {
+		return 0, fmt.Errorf("must be a number, not a string")
+	}
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return 0, fmt.Errorf("must be a number")
