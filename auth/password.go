@@ -2,14 +2,16 @@ package auth
 
 import (
 	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
 // Passwords hashes and checks passwords with bcrypt at a set cost.
 type Passwords struct {
-	cost  int
-	dummy []byte
+	cost      int
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 // DefaultCost is bcrypt's work factor in production (~0.2 s on these cores).
@@ -17,10 +19,7 @@ const DefaultCost = 12
 
 // NewPasswords returns a hasher at cost (bcrypt.MinCost in tests).
 func NewPasswords(cost int) *Passwords {
-	// dummy is compared against when the email is unknown, so an unknown
-	// email costs the same time as a wrong password.
-	dummy, _ := bcrypt.GenerateFromPassword([]byte("fieldsync-dummy-password"), cost)
-	return &Passwords{cost: cost, dummy: dummy}
+	return &Passwords{cost: cost}
 }
 
 // Hash returns the stored form of a password.
@@ -33,9 +32,13 @@ func (p *Passwords) Hash(pw string) (string, error) {
 }
 
 // Check reports whether pw matches hash. An empty hash (unknown user) is
-// checked against a dummy so that it takes as long as a real mismatch.
+// checked against a dummy of the same cost, made on first need, so that an
+// unknown email takes as long as a wrong password.
 func (p *Passwords) Check(hash, pw string) bool {
 	if hash == "" {
+		p.dummyOnce.Do(func() {
+			p.dummy, _ = bcrypt.GenerateFromPassword([]byte("fieldsync-dummy-password"), p.cost)
+		})
 		_ = bcrypt.CompareHashAndPassword(p.dummy, []byte(pw))
 		return false
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed migrations
@@ -27,10 +28,19 @@ func (db *DB) provider() (*goose.Provider, error) {
 		return nil, fmt.Errorf("migrations for %s: %w", db.dialect, err)
 	}
 	d := goose.DialectPostgres
+	var opts []goose.ProviderOption
 	if db.dialect == SQLite {
 		d = goose.DialectSQLite3
+	} else {
+		// Replicas starting together each migrate on start; an advisory
+		// lock lets one run the migrations while the others wait.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	p, err := goose.NewProvider(d, db.sql, sub)
+	p, err := goose.NewProvider(d, db.sql, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations for %s: %w", db.dialect, err)
 	}
