@@ -1357,7 +1357,7 @@ func TestSyncBadInputStoresNothing(t *testing.T) {
 		t.Fatalf("building a mutation without hlc: %s", noHLC)
 	}
 	badEntity, badOp, noFields, zeroHLC := good(2), good(2), good(2), good(2)
-	badEntity.Entity, badEntity.Seq = "standings", 3
+	badEntity.Entity, badEntity.Seq = "gadgets", 3
 	badOp.Op = "merge"
 	noFields.Fields = nil
 	zeroHLC.HLC.MS = 0

@@ -137,10 +137,13 @@ func TestPushIsAtomic(t *testing.T) {
 		{name: "database unavailable inside a rule", fail: "User", err: unavailable, wantCode: models.CodeUnavailable},
 		{name: "database unavailable at begin", fail: "Push", err: unavailable, wantCode: models.CodeUnavailable},
 	}
+	// One database for every case: each pushes from a new device with new
+	// records, and checks only what it wrote.
+	base := newSyncFixture(t, storetest.Options{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := newSyncFixture(t, storetest.Options{})
+			f := base.on(t)
 			rep := f.principal("rep1@demo.test")
 			admin := f.principal("admin@demo.test")
 			_, cursor := f.pullAll(admin, "", 100)
@@ -157,7 +160,7 @@ func TestPushIsAtomic(t *testing.T) {
 			if got := models.ErrorCode(err); got != tt.wantCode {
 				t.Errorf("push error code: got %q, want %q (%v)", got, tt.wantCode, err)
 			}
-			assertPushLeftNothing(t, f, rep, admin, cursor)
+			assertPushLeftNothing(t, f, rep, admin, cursor, visit)
 
 			// The retry, on a healthy store, applies the batch once.
 			res, err := f.en.Push(ctx, rep, muts)
@@ -186,7 +189,7 @@ func TestPushIsAtomic(t *testing.T) {
 				t.Errorf("seeded account notes: got %q", n)
 			}
 			assertDeviceState(t, f, rep, 5, []int64{3})
-			assertConflicts(t, f, admin, 1)
+			assertConflicts(t, f, admin, visit, 1)
 
 			// A third push: all duplicates, and nothing changes.
 			res, err = f.en.Push(ctx, rep, muts)
@@ -202,13 +205,13 @@ func TestPushIsAtomic(t *testing.T) {
 				t.Errorf("third push: %d new changes, want none", len(changes))
 			}
 			assertDeviceState(t, f, rep, 5, []int64{3})
-			assertConflicts(t, f, admin, 1)
+			assertConflicts(t, f, admin, visit, 1)
 		})
 	}
 }
 
 // assertPushLeftNothing checks that a failed push left no trace.
-func assertPushLeftNothing(t *testing.T, f *syncFixture, rep, admin models.Principal, cursor string) {
+func assertPushLeftNothing(t *testing.T, f *syncFixture, rep, admin models.Principal, cursor string, visit uuid.UUID) {
 	t.Helper()
 	if changes, _ := f.pullAll(admin, cursor, 100); len(changes) != 0 {
 		for _, c := range changes {
@@ -216,7 +219,7 @@ func assertPushLeftNothing(t *testing.T, f *syncFixture, rep, admin models.Princ
 		}
 	}
 	assertDeviceState(t, f, rep, 0, nil)
-	assertConflicts(t, f, admin, 0)
+	assertConflicts(t, f, admin, visit, 0)
 }
 
 // assertDeviceState checks the device's last processed seq and the seqs of
@@ -236,14 +239,21 @@ func assertDeviceState(t *testing.T, f *syncFixture, p models.Principal, wantSeq
 	}
 }
 
-func assertConflicts(t *testing.T, f *syncFixture, p models.Principal, want int) {
+// assertConflicts checks how many conflicts p sees on one record.
+func assertConflicts(t *testing.T, f *syncFixture, p models.Principal, record uuid.UUID, want int) {
 	t.Helper()
-	cs, _, err := f.en.Conflicts(context.Background(), p, "", 100)
+	cs, _, err := f.en.Conflicts(context.Background(), p, "", 1000)
 	if err != nil {
 		t.Fatalf("conflicts: %v", err)
 	}
-	if len(cs) != want {
-		t.Errorf("conflicts: got %d, want %d", len(cs), want)
+	n := 0
+	for _, c := range cs {
+		if c.RecordID == record {
+			n++
+		}
+	}
+	if n != want {
+		t.Errorf("conflicts on %s: got %d, want %d", record, n, want)
 	}
 }
 
@@ -309,19 +319,7 @@ func TestSameBatchPushedTwiceAtOnce(t *testing.T) {
 			}
 		}
 		assertDeviceState(t, f, rep, 5, []int64{3})
-		cs, _, err := f.en.Conflicts(ctx, admin, "", 1000)
-		if err != nil {
-			t.Fatalf("conflicts: %v", err)
-		}
-		n := 0
-		for _, c := range cs {
-			if c.RecordID == visit {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("round %d: %d conflicts recorded on the visit, want 1", round, n)
-		}
+		assertConflicts(t, f, admin, visit, 1)
 		// The visit's stored version is the one the applying push reported.
 		win := results[0]
 		if win.Results[0].Status == syncengine.StatusDuplicate {
@@ -353,73 +351,74 @@ func (f *syncFixture) snapshotRecord(p models.Principal, entity string, id uuid.
 // survive.
 func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 	ctx := context.Background()
-	f := newSyncFixture(t, storetest.Options{})
-	admin := f.principal("admin@demo.test")
-	rep := f.principal("rep1@demo.test")
-	account := f.accountsByTeam()[*rep.TeamID][0]
+	base := newSyncFixture(t, storetest.Options{})
+	rep := base.principal("rep1@demo.test")
+	account := base.accountsByTeam()[*rep.TeamID][0]
 	tests := []struct {
 		name   string
-		second func() models.Principal
+		second string         // the second device's user
 		extra  map[string]any // what the second device also sends
 	}{
-		{name: "two phones of the rep", second: func() models.Principal { return f.principal("rep1@demo.test") }},
-		{name: "the rep and their manager", second: func() models.Principal { return f.principal("manager1@demo.test") },
-			extra: map[string]any{"rep_id": rep.UserID}},
+		{name: "two phones of the rep", second: "rep1@demo.test"},
+		{name: "the rep and their manager", second: "manager1@demo.test", extra: map[string]any{"rep_id": rep.UserID}},
 	}
-	// No subtests: the fixture's helpers report to this test.
 	for _, tt := range tests {
-		for round := range 8 {
-			p1, p2 := rep, tt.second()
-			p1.DeviceID = uuid.New()
-			id := uuid.New()
-			ms := f.now().UnixMilli()
-			f1 := map[string]any{"account_id": account, "notes": "from the first device"}
-			f2 := map[string]any{"account_id": account, "referrals": 3, "outcome": "demo"}
-			for k, v := range tt.extra {
-				f2[k] = v
-			}
-			pushes := []struct {
-				p   models.Principal
-				mut syncengine.Mutation
-			}{
-				{p1, syncengine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms}, Fields: rawFields(t, f1)}},
-				// Stamped later, so its outcome beats the default the
-				// first device's create stamps when it lands first.
-				{p2, syncengine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms + 1}, Fields: rawFields(t, f2)}},
-			}
-			var (
-				start = make(chan struct{})
-				wg    sync.WaitGroup
-				res   [2]syncengine.PushResult
-				errs  [2]error
-			)
-			for i, ps := range pushes {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					res[i], errs[i] = f.en.Push(ctx, ps.p, []syncengine.Mutation{ps.mut})
-				}()
-			}
-			close(start)
-			wg.Wait()
-			for i := range 2 {
-				if errs[i] != nil {
-					t.Fatalf("%s, round %d: push %d: %v", tt.name, round, i, errs[i])
+		t.Run(tt.name, func(t *testing.T) {
+			f := base.on(t)
+			admin := f.principal("admin@demo.test")
+			for round := range 8 {
+				p1, p2 := rep, f.principal(tt.second)
+				p1.DeviceID = uuid.New()
+				id := uuid.New()
+				ms := f.now().UnixMilli()
+				f1 := map[string]any{"account_id": account, "notes": "from the first device"}
+				f2 := map[string]any{"account_id": account, "referrals": 3, "outcome": "demo"}
+				for k, v := range tt.extra {
+					f2[k] = v
 				}
-				if s := res[i].Results[0].Status; s != syncengine.StatusApplied && s != syncengine.StatusMerged {
-					t.Fatalf("%s, round %d: push %d: %s %+v", tt.name, round, i, s, res[i].Results[0].Error)
+				pushes := []struct {
+					p   models.Principal
+					mut syncengine.Mutation
+				}{
+					{p1, syncengine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms}, Fields: rawFields(t, f1)}},
+					// Stamped later, so its outcome beats the default the
+					// first device's create stamps when it lands first.
+					{p2, syncengine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms + 1}, Fields: rawFields(t, f2)}},
+				}
+				var (
+					start = make(chan struct{})
+					wg    sync.WaitGroup
+					res   [2]syncengine.PushResult
+					errs  [2]error
+				)
+				for i, ps := range pushes {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						res[i], errs[i] = f.en.Push(ctx, ps.p, []syncengine.Mutation{ps.mut})
+					}()
+				}
+				close(start)
+				wg.Wait()
+				for i := range 2 {
+					if errs[i] != nil {
+						t.Fatalf("round %d: push %d: %v", round, i, errs[i])
+					}
+					if s := res[i].Results[0].Status; s != syncengine.StatusApplied && s != syncengine.StatusMerged {
+						t.Fatalf("round %d: push %d: %s %+v", round, i, s, res[i].Results[0].Error)
+					}
+				}
+				rec := f.snapshotRecord(admin, "visits", id)
+				if rec == nil {
+					t.Fatalf("round %d: visit missing", round)
+				}
+				got := fmt.Sprintf("notes=%v referrals=%v outcome=%v rep=%v", rec.Values["notes"], rec.Values["referrals"], rec.Values["outcome"], rec.Values["rep_id"])
+				want := fmt.Sprintf("notes=%v referrals=%v outcome=%v rep=%v", "from the first device", int64(3), "demo", rep.UserID)
+				if got != want {
+					t.Errorf("round %d: got %s, want %s (a lost update)", round, got, want)
 				}
 			}
-			rec := f.snapshotRecord(admin, "visits", id)
-			if rec == nil {
-				t.Fatalf("%s, round %d: visit missing", tt.name, round)
-			}
-			got := fmt.Sprintf("notes=%v referrals=%v outcome=%v rep=%v", rec.Values["notes"], rec.Values["referrals"], rec.Values["outcome"], rec.Values["rep_id"])
-			want := fmt.Sprintf("notes=%v referrals=%v outcome=%v rep=%v", "from the first device", int64(3), "demo", rep.UserID)
-			if got != want {
-				t.Errorf("%s, round %d: got %s, want %s (a lost update)", tt.name, round, got, want)
-			}
-		}
+		})
 	}
 }
