@@ -201,10 +201,22 @@ func (r *Record) ClocksJSON() ([]byte, error) {
 	if r.Clocks == nil && r.rawClocks != nil {
 		return r.rawClocks, nil
 	}
-	if r.Clocks == nil {
-		return []byte("{}"), nil
+	// Written by hand: encoding/json's reflection over the map was a
+	// visible share of a push's CPU.
+	b := make([]byte, 0, 2+len(r.Clocks)*64)
+	b = append(b, '{')
+	first := true
+	for name, fc := range r.Clocks {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = strconv.AppendQuote(b, name)
+		b = append(b, ':')
+		enc, _ := fc.MarshalJSON()
+		b = append(b, enc...)
 	}
-	return json.Marshal(r.Clocks)
+	return append(b, '}'), nil
 }
 
 // Clone returns a deep enough copy to merge into.
