@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	syncengine "github.com/fieldsync/fieldsync/sync"
+)
+
+// The store implements what the WatermelonDB protocol needs.
+var (
+	_ syncengine.WatermelonStore = (*DB)(nil)
+	_ syncengine.WatermelonTx    = (*syncTx)(nil)
+)
+
+// FeedHorizon returns the change-feed position below which everything has
+// committed, for WatermelonDB timestamps (see sync/watermelon.go).
+//
+// On PostgreSQL it is (xmin - 1, max): every transaction with an id below
+// the oldest one still running has finished, and a pull hides only rows
+// of transactions at or above its own snapshot's xmin, which is never
+// lower than this one (xmin only grows). Every transaction that writes
+// later gets an id at or above it, so its rows land above the horizon.
+//
+// On SQLite writers are serial and take versions in commit order: the
+// counter as committed is the last version any pull can see, and the next
+// writer takes a larger one.
+func (db *DB) FeedHorizon(ctx context.Context) (syncengine.Position, error) {
+	g := db.gorm.WithContext(ctx)
+	if db.dialect == Postgres {
+		var xmin int64
+		if err := g.Raw(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Row().Scan(&xmin); err != nil {
+			return syncengine.Position{}, fmt.Errorf("feed horizon: %w", translate(err))
+		}
+		return syncengine.Position{Txid: xmin - 1, Version: math.MaxInt64}, nil
+	}
+	var v int64
+	if err := g.Raw(`SELECT value FROM sync_counter WHERE id = 1`).Row().Scan(&v); err != nil {
+		return syncengine.Position{}, fmt.Errorf("feed horizon: %w", translate(err))
+	}
+	return syncengine.Position{Version: v}, nil
+}
+
+// CreatedVersions returns the version each record's first write produced
+// (sync_changes.created_version, which later writes leave alone).
+func (db *DB) CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []syncengine.Key) (map[syncengine.Key]int64, error) {
+	out := make(map[syncengine.Key]int64, len(keys))
+	err := wmFeedRows(db.gorm.WithContext(ctx), orgID, keys, "created_version", func(entity string, rows *sql.Rows) error {
+		var id uuid.UUID
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			return err
+		}
+		out[syncengine.Key{Entity: entity, ID: id}] = v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("created versions: %w", translate(err))
+	}
+	return out, nil
+}
+
+// FeedPositions returns the feed position of each record, as committed.
+// The push holds the records' locks, so no writer of them is in flight.
+func (t *syncTx) FeedPositions(ctx context.Context, keys []syncengine.Key) (map[syncengine.Key]syncengine.Position, error) {
+	out := make(map[syncengine.Key]syncengine.Position, len(keys))
+	err := wmFeedRows(t.tx, t.p.OrgID, keys, "txid, version", func(entity string, rows *sql.Rows) error {
+		var id uuid.UUID
+		var p syncengine.Position
+		if err := rows.Scan(&id, &p.Txid, &p.Version); err != nil {
+			return err
+		}
+		out[syncengine.Key{Entity: entity, ID: id}] = p
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("feed positions: %w", err)
+	}
+	return out, nil
+}
+
+// wmFeedRows reads record_id and cols of the feed rows of keys, by primary
+// key, one query per entity and thousand ids.
+func wmFeedRows(g *gorm.DB, orgID uuid.UUID, keys []syncengine.Key, cols string, scan func(entity string, rows *sql.Rows) error) error {
+	byEntity := map[string][]string{}
+	for _, k := range keys {
+		byEntity[k.Entity] = append(byEntity[k.Entity], k.ID.String())
+	}
+	names := make([]string, 0, len(byEntity))
+	for name := range byEntity {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ids := byEntity[name]
+		for start := 0; start < len(ids); start += 1000 {
+			chunk := ids[start:min(start+1000, len(ids))]
+			rows, err := g.Raw(`SELECT record_id, `+cols+` FROM sync_changes WHERE org_id = ? AND entity = ? AND record_id IN ?`,
+				orgID.String(), name, chunk).Rows()
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				if err := scan(name, rows); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,969 @@
+package sync
+
+// This file adapts the engine to WatermelonDB's sync protocol
+// (https://watermelondb.dev/docs/Sync/Backend): a React Native app calls
+// synchronize(), which pulls `{changes, timestamp}` since its
+// `last_pulled_at`, applies them, and pushes its local changes with that
+// timestamp. Pushes go through the same batch machinery as the native
+// protocol (rules, scope, server-owned fields, hooks, conflicts), pulls
+// through the same gap-free change feed. What WatermelonDB lacks — a
+// device seq, client clocks, a reset signal — is made up for here, as
+// follows.
+//
+// # The timestamp
+//
+// `timestamp` (which the client sends back as `last_pulled_at`) is not a
+// clock. It is a position in the change feed below which the client has
+// seen everything it may see, plus a fingerprint of the scope it was issued
+// under, packed into one positive integer below 2^53 so that JavaScript
+// holds it exactly:
+//
+//	timestamp = value << 13 | scope       (value < 2^40, 1 <= scope < 2^13)
+//
+// value is the feed horizon the pull read up to (Store.FeedHorizon, taken
+// before the pull's first page):
+//
+//   - On PostgreSQL, pg_snapshot_xmin - 1: every transaction with an id at
+//     or below it had finished when the pull began, so every feed row they
+//     wrote was visible to every page of the pull (each page only hides
+//     rows of transactions at or above its own, later, xmin). Decoded, it
+//     is Position{Txid: value, Version: MaxInt64}: "everything written by
+//     transactions up to value".
+//   - On SQLite, writers are serial and versions are handed out in commit
+//     order: value is the last committed version, Position{Version: value}.
+//
+// A pull reads the feed from last_pulled_at up to the horizon and stops
+// there. Changes committed while it runs land above the horizon (their
+// transactions are newer than the oldest one running when it began, or
+// their versions larger than the last committed one) and are left for the
+// next pull, so no change is ever skipped, and no record appears twice in
+// one response. Because horizons only grow, a user's timestamps never go
+// backwards while their scope stays the same (WatermelonDB logs it when
+// they do; after a scope change with no write anywhere in between, on
+// SQLite, they may). A timestamp whose value lies beyond the
+// current horizon (a database restored from a backup, a forged number) is
+// treated like a scope change below: a full resync.
+//
+// The 13 low bits fingerprint the organisation, user, role and team the
+// timestamp was issued to (FNV-1a, reduced to 1..8191). A role or team
+// change makes the fingerprint differ, and the next pull is a full
+// replacement sync (see below). Unlike the native cursor, which carries
+// role and team exactly, a number has no room for them: two scopes share
+// a fingerprint with probability 1/8191, and such a change goes unnoticed
+// (signing out, which resets the local database, recovers from it).
+//
+// # Pull
+//
+// Records are sent as WatermelonDB raw records: the native wire names,
+// `id`, `version`, `created_at` and `updated_at`, times as Unix
+// milliseconds, JSON fields as JSON text in a string; never `_status` or
+// `_changed`. Tombstones go to `deleted`. A live record goes to `created`
+// only when the client provably cannot hold it, and to `updated` otherwise
+// (WatermelonDB creates an `updated` record it lacks, but re-creates a
+// `created` one the user deleted locally and has not pushed yet: a
+// resurrected delete):
+//
+//   - never when the pulling device created it (sync_changes.created_by):
+//     the device echoes its own creates as updates;
+//   - on the first pull (last_pulled_at null), every other live record;
+//   - on later pulls, a record whose only write is the one being sent
+//     (created_version = version: it never had a feed position at or below
+//     last_pulled_at), or, on SQLite, whose creating version lies above
+//     last_pulled_at.
+//
+// The first pull skips tombstones: the client holds nothing yet.
+//
+// Scope: a user's role or team change (a fingerprint mismatch) answers a
+// full sync from the start of the feed with `experimentalStrategy:
+// "replacement"` (WatermelonDB 0.25+): every visible record as `updated`,
+// every visible tombstone in `deleted`, every table listed. WatermelonDB
+// then destroys local records absent from the pull — those that left the
+// user's scope — except its unpushed creates, and keeps its unpushed
+// deletes of records still present, since `updated` never re-creates a
+// locally deleted record. A pull naming a `migration` is answered with the
+// same full sync without replacement, so newly added columns are filled.
+//
+// # Push
+//
+// The push applies atomically in one transaction or not at all:
+//
+//  1. Conflicts. If a pushed record changed after last_pulled_at, i.e.
+//     its feed position lies above it, and its latest write is not this
+//     device's own, nothing is applied and the answer is 409 listing
+//     every such {table, id}: the client pulls, merges per column and
+//     pushes again, as WatermelonDB's documentation prescribes. The
+//     latest write counts as the device's own when a field clock of the
+//     record's current version carries the device: a push whose response
+//     was lost, retried with the same last_pulled_at, is not a conflict
+//     with itself (which would loop forever). A delete of a deleted record
+//     never conflicts, and a record out of the caller's sight is left to
+//     the rules (step 3: not_found), never reported, which would reveal it.
+//  2. Rows become mutations. `_status` and `_changed` are stripped, and so
+//     are `version`, `created_at` and `updated_at` (WatermelonDB maintains
+//     its own). An `updated` row of a record the server holds sends only
+//     its `_changed` columns; a `created` row (or an update of a record the
+//     server lacks) sends every column, except nulls the client did not
+//     change, so defaults apply and null server-owned columns are not
+//     offered. Columns equal to the stored values are dropped, and a
+//     record left with none is not written at all. A server-owned column
+//     the client really changed is offered, and rejected. (One exception
+//     to "not written": when the client already pulled the stored version
+//     yet sends other audit values — WatermelonDB keeps its own
+//     updated_at when the echo of a push whose response was lost arrives
+//     while the edit is still pending — the record is given a new version,
+//     unchanged and without running hooks, so the next pull corrects the
+//     client's copy.)
+//  3. Each mutation is applied by the engine's batch, in dependency order
+//     (tables referenced by others first, deletes last), under the native
+//     rules. Any rejection rolls everything back: the answer is 422 naming
+//     the table, id, field and code of each rejected record. fieldsync
+//     does not use experimentalRejectedIds, because WatermelonDB marks
+//     every other record of such a push as synced: that would be a
+//     partial apply.
+//
+// WatermelonDB has no client clock, so each written record is stamped
+// with the server's receipt time, or just after the newest field clock of
+// the stored record when that is later (a native device's clock may run
+// up to five minutes ahead): the push has seen the stored state (step 1),
+// so its edit is causally later and wins the fields it changed. Fields it
+// did not change keep their clocks, so a concurrent native edit of another
+// field survives the per-field merge.
+//
+// Exactly once without a seq: a WatermelonDB push carries states, not
+// operations. `created` is an upsert, deleting a missing or deleted record
+// (or one out of the caller's sight, which is missing to them) is a no-op,
+// and equal values are dropped, so a push applied twice — a
+// retry after a lost response, with the same or a newer last_pulled_at —
+// writes nothing the second time (no new version, no hook runs again) and
+// succeeds. The device's pushes are serialised by its device lock, so a
+// retry racing the original waits for it and then finds nothing to do.
+//
+// An upsert of a record deleted on the server loses (delete wins, and the
+// conflict is recorded as in the native protocol); the tombstone is then
+// written again so that it moves past the client's last_pulled_at and the
+// client's next pull deletes its copy rather than keeping it forever.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+)
+
+// WatermelonDB protocol limits.
+const (
+	// WatermelonPageSize is how many feed entries a WatermelonDB pull
+	// reads at a time; the response is assembled page by page.
+	WatermelonPageSize = DefaultPullLimit
+	// MaxWatermelonPush is the most records one WatermelonDB push may
+	// carry. WatermelonDB pushes everything pending at once, so it is
+	// more generous than MaxBatch; the body limit applies as well.
+	MaxWatermelonPush = 5000
+	// MaxWatermelonTimestamp is the largest timestamp: JavaScript's
+	// Number.MAX_SAFE_INTEGER.
+	MaxWatermelonTimestamp = 1<<53 - 1
+
+	wmScopeBits = 13
+	wmValueBits = 40
+)
+
+// WatermelonStore is what the WatermelonDB protocol needs of storage
+// besides Store.
+type WatermelonStore interface {
+	// FeedHorizon returns a position at or below which every change has
+	// committed and is visible to every pull that starts afterwards, and
+	// above which every later change will land. It only grows.
+	FeedHorizon(ctx context.Context) (Position, error)
+	// CreatedVersions returns the version the first write of each record
+	// produced, for the records of the organisation that exist.
+	CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []Key) (map[Key]int64, error)
+}
+
+// WatermelonTx is what a WatermelonDB push needs of its transaction
+// besides Tx.
+type WatermelonTx interface {
+	// FeedPositions returns the change-feed position of each record that
+	// has one, as committed (the records are locked).
+	FeedPositions(ctx context.Context, keys []Key) (map[Key]Position, error)
+}
+
+func (en *Engine) watermelonStore() (WatermelonStore, error) {
+	ws, ok := en.store.(WatermelonStore)
+	if !ok {
+		return nil, fmt.Errorf("watermelondb: the store (%T) does not implement WatermelonStore", en.store)
+	}
+	return ws, nil
+}
+
+// wmLess orders feed positions: by transaction id, then version.
+func wmLess(a, b Position) bool {
+	if a.Txid != b.Txid {
+		return a.Txid < b.Txid
+	}
+	return a.Version < b.Version
+}
+
+// wmScope fingerprints who a timestamp was issued to, in 1..8191.
+func wmScope(p models.Principal) int64 {
+	h := fnv.New32a()
+	h.Write(p.OrgID[:])
+	h.Write(p.UserID[:])
+	h.Write([]byte(p.Role))
+	if p.TeamID != nil {
+		h.Write(p.TeamID[:])
+	}
+	return int64(h.Sum32()%(1<<wmScopeBits-1)) + 1
+}
+
+// encodeWatermelonTimestamp packs a feed horizon and a scope fingerprint
+// (see the file comment).
+func encodeWatermelonTimestamp(h Position, scope int64) (int64, error) {
+	v := h.Version
+	if h.Txid != 0 {
+		v = h.Txid
+	}
+	if v < 0 || v >= 1<<wmValueBits {
+		return 0, fmt.Errorf("watermelondb: feed position %d does not fit a timestamp", v)
+	}
+	return v<<wmScopeBits | scope, nil
+}
+
+// decodeWatermelonTimestamp unpacks a timestamp into the feed position it
+// stands for, in the form of the current horizon h. ok is false when the
+// position lies beyond h: this server never issued it.
+func decodeWatermelonTimestamp(ts int64, h Position) (pos Position, scope int64, ok bool) {
+	v, scope := ts>>wmScopeBits, ts&(1<<wmScopeBits-1)
+	if h.Txid != 0 {
+		return Position{Txid: v, Version: math.MaxInt64}, scope, v <= h.Txid
+	}
+	return Position{Version: v}, scope, v <= h.Version
+}
+
+// WatermelonKind is the list of a pull a change goes to.
+type WatermelonKind int
+
+// Kinds of WatermelonDB changes.
+const (
+	WatermelonCreated WatermelonKind = iota
+	WatermelonUpdated
+	WatermelonDeleted
+)
+
+// WatermelonPullRequest is a WatermelonDB pull.
+type WatermelonPullRequest struct {
+	// LastPulledAt is the client's last timestamp; 0 when it never pulled.
+	LastPulledAt int64
+	// Migration is set when the client names a schema migration: it
+	// needs full records to fill the columns it added.
+	Migration bool
+}
+
+// WatermelonPullResult ends a WatermelonDB pull.
+type WatermelonPullResult struct {
+	Timestamp int64
+	// Replacement asks the client to replace its tables with the pulled
+	// records (experimentalStrategy "replacement"): the user's scope
+	// changed.
+	Replacement bool
+}
+
+type wmMode int
+
+const (
+	wmInitial     wmMode = iota // never pulled: created, no tombstones
+	wmIncremental               // since last_pulled_at
+	wmFull                      // from the start, all as updated (migration)
+	wmReplace                   // from the start, all as updated, replacement (scope changed)
+)
+
+// WatermelonPull streams the changes p may see since req.LastPulledAt to
+// emit, page by page, each with the list it belongs to, and returns the
+// new timestamp. Nothing is held in memory beyond one page. emit must not
+// keep the Change after it returns.
+func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req WatermelonPullRequest, emit func(WatermelonKind, Change) error) (WatermelonPullResult, error) {
+	ws, err := en.watermelonStore()
+	if err != nil {
+		return WatermelonPullResult{}, err
+	}
+	horizon, err := ws.FeedHorizon(ctx)
+	if err != nil {
+		return WatermelonPullResult{}, err
+	}
+	scope := wmScope(p)
+	mode := wmInitial
+	var after Position
+	if req.LastPulledAt > 0 {
+		pos, sc, ok := decodeWatermelonTimestamp(req.LastPulledAt, horizon)
+		switch {
+		case !ok || sc != scope:
+			mode = wmReplace
+		case req.Migration:
+			mode = wmFull
+		default:
+			mode, after = wmIncremental, pos
+		}
+	}
+	since := after
+	for {
+		changes, more, err := en.PullFrom(ctx, p, after, WatermelonPageSize)
+		if err != nil {
+			return WatermelonPullResult{}, err
+		}
+		done := !more
+		n := len(changes)
+		for i, ch := range changes {
+			if wmLess(horizon, ch.Pos) {
+				// Written after the pull began: the next pull's.
+				n, done = i, true
+				break
+			}
+		}
+		page := changes[:n]
+		var created map[Key]int64
+		if mode == wmIncremental {
+			if created, err = en.wmCreatedVersions(ctx, ws, p, page); err != nil {
+				return WatermelonPullResult{}, err
+			}
+		}
+		for _, ch := range page {
+			kind, send := wmClassify(mode, p, since, ch, created)
+			if !send {
+				continue
+			}
+			if err := emit(kind, ch); err != nil {
+				return WatermelonPullResult{}, err
+			}
+		}
+		if done {
+			break
+		}
+		if len(changes) == 0 {
+			// A whole page of feed entries this build cannot load: the
+			// position cannot move past them.
+			return WatermelonPullResult{}, fmt.Errorf("watermelondb pull: no progress after %+v", after)
+		}
+		after = changes[len(changes)-1].Pos
+	}
+	ts, err := encodeWatermelonTimestamp(horizon, scope)
+	if err != nil {
+		return WatermelonPullResult{}, err
+	}
+	return WatermelonPullResult{Timestamp: ts, Replacement: mode == wmReplace}, nil
+}
+
+// wmCreatedVersions looks up the creating versions of the live records of a
+// page that the device did not create itself.
+func (en *Engine) wmCreatedVersions(ctx context.Context, ws WatermelonStore, p models.Principal, page []Change) (map[Key]int64, error) {
+	var keys []Key
+	for _, ch := range page {
+		if !ch.Record.Deleted && ch.Record.CreatedBy != p.DeviceID {
+			keys = append(keys, Key{ch.Entity.Name, ch.Record.ID})
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	return ws.CreatedVersions(ctx, p.OrgID, keys)
+}
+
+// wmClassify says which list of a pull a change goes to, and whether it is
+// sent at all (see the file comment).
+func wmClassify(mode wmMode, p models.Principal, since Position, ch Change, created map[Key]int64) (WatermelonKind, bool) {
+	r := ch.Record
+	if r.Deleted {
+		return WatermelonDeleted, mode != wmInitial
+	}
+	own := r.CreatedBy == p.DeviceID
+	switch mode {
+	case wmInitial:
+		if own {
+			return WatermelonUpdated, true
+		}
+		return WatermelonCreated, true
+	case wmIncremental:
+		if own {
+			return WatermelonUpdated, true
+		}
+		cv, ok := created[Key{ch.Entity.Name, r.ID}]
+		if ok && (cv == r.Version || (since.Txid == 0 && cv > since.Version)) {
+			return WatermelonCreated, true
+		}
+	}
+	return WatermelonUpdated, true
+}
+
+// AppendWatermelonRecord appends r as a WatermelonDB raw record: `id`,
+// `version`, `created_at`, `updated_at` and every field under its wire
+// name, times as Unix milliseconds, JSON fields as JSON text in a string
+// (WatermelonDB columns are strings, numbers or booleans).
+func (e *Entity) AppendWatermelonRecord(b []byte, r *Record) []byte {
+	b = append(b, `{"id":"`...)
+	b = append(b, r.ID.String()...)
+	b = append(b, `","version":`...)
+	b = strconv.AppendInt(b, r.Version, 10)
+	b = append(b, `,"created_at":`...)
+	b = strconv.AppendInt(b, r.CreatedAt.UnixMilli(), 10)
+	b = append(b, `,"updated_at":`...)
+	b = strconv.AppendInt(b, r.UpdatedAt.UnixMilli(), 10)
+	for i := range e.Fields {
+		f := &e.Fields[i]
+		if f.Hidden {
+			continue
+		}
+		b = append(b, ',')
+		b = appendString(b, f.Name)
+		b = append(b, ':')
+		v := r.Values[f.Name]
+		switch {
+		case v == nil:
+			b = append(b, "null"...)
+		case f.Type == Time:
+			t, _ := v.(time.Time)
+			b = strconv.AppendInt(b, t.UnixMilli(), 10)
+		case f.Type == JSON:
+			s, _ := v.(string)
+			if s == "" {
+				b = append(b, "null"...)
+			} else {
+				b = appendString(b, s)
+			}
+		default:
+			b = f.AppendValue(b, v)
+		}
+	}
+	return append(b, '}')
+}
+
+// WatermelonRow is one record of a WatermelonDB push.
+type WatermelonRow struct {
+	ID uuid.UUID
+	// Columns are the row's columns by name, without id, _status and
+	// _changed.
+	Columns map[string]json.RawMessage
+	// Changed lists the columns the client changed since it last synced
+	// the record (`_changed`).
+	Changed []string
+}
+
+// WatermelonTableChanges are a table's records in a WatermelonDB push.
+type WatermelonTableChanges struct {
+	Created []WatermelonRow
+	Updated []WatermelonRow
+	Deleted []uuid.UUID
+}
+
+// WatermelonPushRequest is a WatermelonDB push.
+type WatermelonPushRequest struct {
+	LastPulledAt int64
+	Changes      map[string]*WatermelonTableChanges
+}
+
+// WatermelonPushResult counts what a push did.
+type WatermelonPushResult struct {
+	// Written counts the records written.
+	Written int
+	// Unchanged counts the records the server already held as pushed
+	// (equal values, deletes of missing or deleted records).
+	Unchanged int
+}
+
+// WatermelonConflictError refuses a push some of whose records changed on
+// the server after its last_pulled_at: the client must pull first.
+type WatermelonConflictError struct {
+	Records []Key // Entity is the table
+}
+
+func (e *WatermelonConflictError) Error() string {
+	return fmt.Sprintf("%d pushed records changed on the server after last_pulled_at", len(e.Records))
+}
+
+// WatermelonRejection is one record of a push the rules refused.
+type WatermelonRejection struct {
+	Table   string
+	ID      uuid.UUID
+	Code    string // a rejection code (invalid_value, server_owned_field, ...)
+	Field   string // "" when the record as a whole was refused
+	Message string
+}
+
+// WatermelonRejectedError refuses a push that breaks a rule; nothing of
+// it was applied.
+type WatermelonRejectedError struct {
+	Rejections []WatermelonRejection
+}
+
+func (e *WatermelonRejectedError) Error() string {
+	if len(e.Rejections) == 0 {
+		return "push rejected"
+	}
+	r := e.Rejections[0]
+	return fmt.Sprintf("%d pushed records rejected, first %s %s: %s", len(e.Rejections), r.Table, r.ID, r.Message)
+}
+
+// CheckWatermelonPush validates a push's shape before anything is read.
+// Errors: invalid (unknown table, duplicate or nil id), too_large.
+func (en *Engine) CheckWatermelonPush(req WatermelonPushRequest) error {
+	n := 0
+	for _, name := range sortedKeys(req.Changes) {
+		t := req.Changes[name]
+		if t == nil {
+			continue
+		}
+		count := len(t.Created) + len(t.Updated) + len(t.Deleted)
+		if count == 0 {
+			continue // WatermelonDB lists every local table, local-only ones too
+		}
+		at := "changes." + name
+		if en.entities[name] == nil {
+			return models.FieldInvalid(at, "is not a synced table")
+		}
+		n += count
+		seen := make(map[uuid.UUID]bool, count)
+		check := func(id uuid.UUID) error {
+			if id == uuid.Nil {
+				return models.FieldInvalid(at, "has a record without a UUID id")
+			}
+			if seen[id] {
+				return models.FieldInvalid(at, "lists record %s more than once", id)
+			}
+			seen[id] = true
+			return nil
+		}
+		for _, rows := range [][]WatermelonRow{t.Created, t.Updated} {
+			for _, r := range rows {
+				if err := check(r.ID); err != nil {
+					return err
+				}
+			}
+		}
+		for _, id := range t.Deleted {
+			if err := check(id); err != nil {
+				return err
+			}
+		}
+	}
+	if n > MaxWatermelonPush {
+		return &models.Error{Code: models.CodeTooLarge, Message: fmt.Sprintf("a push carries at most %d records, got %d", MaxWatermelonPush, n)}
+	}
+	return nil
+}
+
+// wmOp is one record of a push, in application order.
+type wmOp struct {
+	e       *Entity
+	id      uuid.UUID
+	op      string
+	row     WatermelonRow
+	created bool
+}
+
+// watermelonPlan orders a push: creates and updates table by table,
+// referenced tables first, then deletes in the reverse order.
+func (en *Engine) watermelonPlan(req WatermelonPushRequest) []wmOp {
+	order := en.watermelonOrder()
+	var ops []wmOp
+	for _, e := range order {
+		t := req.Changes[e.Name]
+		if t == nil {
+			continue
+		}
+		for _, r := range t.Created {
+			ops = append(ops, wmOp{e: e, id: r.ID, op: OpUpsert, row: r, created: true})
+		}
+		for _, r := range t.Updated {
+			ops = append(ops, wmOp{e: e, id: r.ID, op: OpUpsert, row: r})
+		}
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		e := order[i]
+		t := req.Changes[e.Name]
+		if t == nil {
+			continue
+		}
+		for _, id := range t.Deleted {
+			ops = append(ops, wmOp{e: e, id: id, op: OpDelete})
+		}
+	}
+	return ops
+}
+
+// watermelonOrder lists the entities so that an entity comes after those
+// its reference fields point at (ties, and cycles, by name).
+func (en *Engine) watermelonOrder() []*Entity {
+	names := sortedKeys(en.entities)
+	placed := make(map[string]bool, len(names))
+	var out []*Entity
+	for len(out) < len(names) {
+		progress := false
+		for _, name := range names {
+			if placed[name] {
+				continue
+			}
+			ready := true
+			for _, f := range en.entities[name].Fields {
+				if f.Ref != "" && f.Ref != name && en.entities[f.Ref] != nil && !placed[f.Ref] {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				placed[name] = true
+				out = append(out, en.entities[name])
+				progress = true
+			}
+		}
+		if !progress { // a cycle: place the first remaining by name
+			for _, name := range names {
+				if !placed[name] {
+					placed[name] = true
+					out = append(out, en.entities[name])
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// WatermelonPush applies a WatermelonDB push atomically (see the file
+// comment). Errors: *WatermelonConflictError (nothing applied, pull
+// first), *WatermelonRejectedError (nothing applied), unavailable.
+func (en *Engine) WatermelonPush(ctx context.Context, p models.Principal, req WatermelonPushRequest) (WatermelonPushResult, error) {
+	ws, err := en.watermelonStore()
+	if err != nil {
+		return WatermelonPushResult{}, err
+	}
+	horizon, err := ws.FeedHorizon(ctx)
+	if err != nil {
+		return WatermelonPushResult{}, err
+	}
+	since, _, ok := decodeWatermelonTimestamp(req.LastPulledAt, horizon)
+	if !ok {
+		// Not a position this server reached: the client has seen
+		// nothing that can be vouched for.
+		since = Position{}
+	}
+	ops := en.watermelonPlan(req)
+	var out WatermelonPushResult
+	err = en.store.Push(ctx, p, func(tx Tx) error {
+		out = WatermelonPushResult{}
+		// The device lock serialises this device's pushes: a retry racing
+		// the original waits, then finds nothing left to do.
+		if _, err := tx.LastSeq(ctx); err != nil {
+			return err
+		}
+		wtx, ok := tx.(WatermelonTx)
+		if !ok {
+			return fmt.Errorf("watermelondb: the transaction (%T) does not implement WatermelonTx", tx)
+		}
+		b := &batch{en: en, tx: tx, ctx: ctx, p: p, now: en.now().UTC(), state: map[Key]*Record{}, dirty: map[Key]bool{}}
+		muts := make([]Mutation, len(ops))
+		todo := make([]int, len(ops))
+		for i, o := range ops {
+			muts[i] = Mutation{Seq: int64(i + 1), Entity: o.e.Name, ID: o.id, Op: o.op, Fields: o.row.Columns}
+			todo[i] = i
+		}
+		if err := b.prefetch(muts, todo); err != nil {
+			return err
+		}
+		pos, err := b.watermelonConflicts(wtx, ops, since)
+		if err != nil {
+			return err
+		}
+		var rejected []WatermelonRejection
+		for i, o := range ops {
+			k := Key{o.e.Name, o.id}
+			p, ok := pos[k]
+			seen := ok && !wmLess(since, p) // the client pulled the stored version
+			written, rej, err := b.watermelonApply(muts[i], o, seen)
+			if err != nil {
+				return err
+			}
+			switch {
+			case rej != nil:
+				rejected = append(rejected, WatermelonRejection{Table: o.e.Name, ID: o.id, Code: rej.Code, Field: rej.Field, Message: rej.Message})
+			case written:
+				out.Written++
+			default:
+				out.Unchanged++
+			}
+		}
+		if len(rejected) > 0 {
+			return &WatermelonRejectedError{Rejections: rejected}
+		}
+		return b.flush()
+	})
+	if err != nil {
+		return WatermelonPushResult{}, err
+	}
+	return out, nil
+}
+
+// watermelonConflicts refuses the push when a record it writes changed
+// after since by anyone but this device (see the file comment). It
+// returns the feed positions of the visible records the push names.
+func (b *batch) watermelonConflicts(wtx WatermelonTx, ops []wmOp, since Position) (map[Key]Position, error) {
+	var keys []Key
+	for _, o := range ops {
+		k := Key{o.e.Name, o.id}
+		if cur := b.state[k]; cur != nil && o.e.Scope(cur).Visible(b.p) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	pos, err := wtx.FeedPositions(b.ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	var conflicts []Key
+	for _, o := range ops {
+		k := Key{o.e.Name, o.id}
+		cur := b.state[k]
+		at, ok := pos[k]
+		if !ok || (o.op == OpDelete && cur.Deleted) {
+			continue
+		}
+		if wmLess(since, at) && !wmLastWrittenBy(cur, b.p.DeviceID) {
+			conflicts = append(conflicts, k)
+		}
+	}
+	if len(conflicts) > 0 {
+		return nil, &WatermelonConflictError{Records: conflicts}
+	}
+	return pos, nil
+}
+
+// wmLastWrittenBy reports whether the record's current version was written
+// by the device: a field clock of that version carries it.
+func wmLastWrittenBy(r *Record, device uuid.UUID) bool {
+	d := device.String()
+	for _, fc := range r.FieldClocks() {
+		if fc.Version == r.Version && fc.Device == d {
+			return true
+		}
+	}
+	return false
+}
+
+// watermelonApply applies one record of a push. It reports whether a
+// record was written, or why the rules refused it; errors are storage
+// failures. seen says the client's last pull delivered the stored version.
+func (b *batch) watermelonApply(m Mutation, o wmOp, seen bool) (bool, *RejectError, error) {
+	key := Key{o.e.Name, o.id}
+	cur := b.state[key]
+	visible := cur != nil && o.e.Scope(cur).Visible(b.p)
+	if o.op == OpDelete {
+		if !visible || cur.Deleted {
+			// Deleting what is missing, deleted, or out of sight (which is
+			// missing to this user) is a no-op: retried deletes succeed.
+			return false, nil, nil
+		}
+	} else {
+		fields, rej := b.watermelonFields(o, cur, visible)
+		if rej != nil {
+			return false, rej, nil
+		}
+		if visible && !cur.Deleted && len(fields) == 0 {
+			// The server holds this already. When the client has pulled
+			// the stored version yet holds other audit values (its pull
+			// came while its own edit of them was pending, as after a
+			// lost push response), announce the record again, unchanged,
+			// so that its next pull corrects them.
+			if seen && wmAuditDiffers(o.row, cur) {
+				b.wmTouch(key)
+			}
+			return false, nil, nil
+		}
+		m.Fields = fields
+	}
+	m.HLC = wmStamp(cur, b.now)
+	r, err := b.apply(m)
+	if err != nil {
+		return false, nil, err
+	}
+	if r.Status == StatusRejected {
+		return false, r.Error, nil
+	}
+	if cur != nil && cur.Deleted {
+		// The update lost to a delete the client has not seen: write the
+		// tombstone again, past its last_pulled_at, so its next pull
+		// deletes the copy it still holds.
+		b.wmTouch(key)
+	}
+	return true, nil, nil
+}
+
+// wmTouch gives a record a new version at flush without changing it or
+// running hooks.
+func (b *batch) wmTouch(k Key) {
+	r := b.state[k].Clone()
+	r.UpdatedAt = b.now
+	b.state[k] = r
+	if !b.dirty[k] {
+		b.dirty[k] = true
+		b.order = append(b.order, k)
+	}
+}
+
+// wmStamp is the clock of a WatermelonDB write: the receipt time, or just
+// after the newest field clock of the stored record when that is later.
+func wmStamp(cur *Record, now time.Time) HLC {
+	h := HLC{MS: now.UnixMilli()}
+	if cur == nil {
+		return h
+	}
+	for _, fc := range cur.FieldClocks() {
+		if fc.MS > h.MS || (fc.MS == h.MS && fc.Counter >= h.Counter) {
+			h = HLC{MS: fc.MS, Counter: fc.Counter + 1}
+		}
+	}
+	return h
+}
+
+// wmAuditDiffers reports whether a pushed row carries audit columns that
+// differ from the stored record's.
+func wmAuditDiffers(row WatermelonRow, cur *Record) bool {
+	for name, raw := range row.Columns {
+		var want int64
+		switch name {
+		case "created_at":
+			want = cur.CreatedAt.UnixMilli()
+		case "updated_at":
+			want = cur.UpdatedAt.UnixMilli()
+		case "version":
+			want = cur.Version
+		default:
+			continue
+		}
+		if n, err := parseNumber(raw); err != nil || n != float64(want) {
+			return true
+		}
+	}
+	return false
+}
+
+// wmIgnored are columns of a pushed row that are never written: the
+// server's audit fields, which WatermelonDB apps mirror (and WatermelonDB
+// itself sets created_at and updated_at on local writes).
+var wmIgnored = map[string]bool{"version": true, "created_at": true, "updated_at": true}
+
+// watermelonFields turns a pushed row into the fields of an upsert (see
+// step 2 of the file comment).
+// A record out of the caller's sight is treated as missing here; the
+// engine refuses the write as not_found.
+func (b *batch) watermelonFields(o wmOp, cur *Record, visible bool) (map[string]json.RawMessage, *RejectError) {
+	live := visible && !cur.Deleted
+	full := o.created || !live
+	changed := make(map[string]bool, len(o.row.Changed))
+	for _, c := range o.row.Changed {
+		changed[c] = true
+	}
+	out := map[string]json.RawMessage{}
+	for _, name := range sortedKeys(o.row.Columns) {
+		if wmIgnored[name] || (!full && !changed[name]) {
+			continue
+		}
+		raw := o.row.Columns[name]
+		f := o.e.Field(name)
+		if f == nil || f.Hidden {
+			out[name] = raw // refused by the engine, by name
+			continue
+		}
+		v, rej := wmNative(f, raw)
+		if rej != nil {
+			return nil, rej
+		}
+		if full && string(v) == "null" && !changed[name] {
+			continue
+		}
+		if live {
+			if pv, err := f.Parse(v, b.now); err == nil && wmEqual(pv, cur.Values[name]) {
+				continue
+			}
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// wmNative converts a WatermelonDB column value to the native wire form
+// f.Parse reads: Unix milliseconds to RFC 3339 (0, WatermelonDB's empty
+// number, to null), "" to null for UUIDs, JSON text in a string to JSON.
+func wmNative(f *Field, raw json.RawMessage) (json.RawMessage, *RejectError) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	switch f.Type {
+	case Time:
+		if raw[0] == '"' || string(raw) == "null" {
+			return raw, nil // RFC 3339 is accepted too
+		}
+		n, err := parseNumber(raw)
+		if err != nil || n != math.Trunc(n) || math.Abs(n) > 1e15 {
+			return nil, &RejectError{Code: CodeInvalidValue, Field: f.Name, Message: f.Name + " must be Unix milliseconds"}
+		}
+		if n == 0 {
+			return json.RawMessage("null"), nil
+		}
+		b := time.UnixMilli(int64(n)).UTC().AppendFormat([]byte{'"'}, time.RFC3339Nano)
+		return append(b, '"'), nil
+	case UUID:
+		if string(raw) == `""` {
+			return json.RawMessage("null"), nil
+		}
+	case JSON:
+		if raw[0] != '"' {
+			return raw, nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, &RejectError{Code: CodeInvalidValue, Field: f.Name, Message: f.Name + " must be JSON text"}
+		}
+		if s == "" {
+			return json.RawMessage("null"), nil
+		}
+		if !json.Valid([]byte(s)) {
+			return nil, &RejectError{Code: CodeInvalidValue, Field: f.Name, Message: f.Name + " must be JSON text"}
+		}
+		return json.RawMessage(s), nil
+	}
+	return raw, nil
+}
+
+// wmEqual compares a parsed value with a stored one.
+func wmEqual(a, b any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	if ta, ok := a.(time.Time); ok {
+		tb, ok := b.(time.Time)
+		return ok && ta.Equal(tb)
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// WatermelonColumns splits a WatermelonDB `_changed` value.
+func WatermelonColumns(changed string) []string {
+	var out []string
+	for _, c := range strings.Split(changed, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
