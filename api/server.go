@@ -52,6 +52,9 @@ type Deps struct {
 	Passwords *auth.Passwords
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Notifications stores push tokens, preferences and the inbox; nil
+	// uses Store when it implements NotificationStore.
+	Notifications NotificationStore
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
 	Ready func(ctx context.Context) error
@@ -80,6 +83,7 @@ type Server struct {
 	store     Store
 	sync      *syncengine.Engine
 	reports   Reports
+	notif     NotificationStore
 	tokens    *auth.Tokens
 	passwords *auth.Passwords
 	log       *slog.Logger
@@ -111,12 +115,15 @@ func New(d Deps) *Server {
 	if d.BodyLimit == 0 {
 		d.BodyLimit = 4 << 20
 	}
+	if d.Notifications == nil {
+		d.Notifications, _ = d.Store.(NotificationStore)
+	}
 	ll := d.LoginLimits
 	if ll.Window == 0 {
 		ll = LoginLimits{PerEmail: 5, PerAddress: 30, Window: 15 * time.Minute}
 	}
 	s := &Server{
-		store: d.Store, sync: d.Sync, reports: d.Reports, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
+		store: d.Store, sync: d.Sync, reports: d.Reports, notif: d.Notifications, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
 		ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
 		byEmail:   auth.NewLimiter(ll.PerEmail, ll.Window, d.Now),
 		byAddress: auth.NewLimiter(ll.PerAddress, ll.Window, d.Now),

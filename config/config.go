@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 )
@@ -25,6 +26,11 @@ type Config struct {
 	Demo               bool
 	TrustedProxies     []netip.Prefix
 	BodyLimitBytes     int64
+	// Firebase Cloud Messaging (see package notifications): with neither
+	// credentials nor an endpoint, pushes are only logged.
+	FirebaseCredentialsFile string
+	FirebaseProjectID       string
+	FCMEndpoint             string
 }
 
 // Option is one setting: its flag, its environment twin and its default.
@@ -51,7 +57,13 @@ var Options = []Option{
 	{Flag: "demo", Env: "FIELDSYNC_DEMO", Default: "false", Usage: "seed the demo organisation into an empty database", Bool: true},
 	{Flag: "trusted-proxies", Env: "FIELDSYNC_TRUSTED_PROXIES", Usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
 	{Flag: "body-limit", Env: "FIELDSYNC_BODY_LIMIT", Default: "4194304", Usage: "largest request body accepted, in bytes"},
+	{Flag: "firebase-credentials-file", Env: "FIELDSYNC_FIREBASE_CREDENTIALS_FILE", Usage: "Firebase service-account JSON key for push notifications (else GOOGLE_APPLICATION_CREDENTIALS)"},
+	{Flag: "firebase-project-id", Env: "FIELDSYNC_FIREBASE_PROJECT_ID", Usage: "Firebase project id (default: the key's project_id)"},
+	{Flag: "fcm-endpoint", Env: "FIELDSYNC_FCM_ENDPOINT", Usage: "FCM v1 base URL to send to instead of Google's, e.g. a local fake or an emulator"},
 }
+
+// GoogleCredentialsEnv is read when --firebase-credentials-file is unset.
+const GoogleCredentialsEnv = "GOOGLE_APPLICATION_CREDENTIALS"
 
 // Env names every environment variable the server reads, including _FILE
 // twins; the docker-compose test checks compose sets nothing else.
@@ -63,7 +75,7 @@ func Env() []string {
 			names = append(names, o.Env+"_FILE")
 		}
 	}
-	return names
+	return append(names, GoogleCredentialsEnv)
 }
 
 // Load parses args (after the subcommand) with getenv supplying defaults.
@@ -112,6 +124,18 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		Demo:        boolFlag("demo"),
 	}
 	c.JWTPreviousSecrets = splitList(get("jwt-previous-secrets"))
+	c.FirebaseCredentialsFile = get("firebase-credentials-file")
+	if c.FirebaseCredentialsFile == "" {
+		// The Google SDKs' conventional variable, read as a fallback.
+		c.FirebaseCredentialsFile = getenv(GoogleCredentialsEnv)
+	}
+	c.FirebaseProjectID = get("firebase-project-id")
+	c.FCMEndpoint = get("fcm-endpoint")
+	if c.FCMEndpoint != "" {
+		if u, err := url.Parse(c.FCMEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Config{}, fmt.Errorf("fcm-endpoint: want an http(s) URL such as http://localhost:9099, got %q", c.FCMEndpoint)
+		}
+	}
 	for _, s := range splitList(get("trusted-proxies")) {
 		p, err := parsePrefix(s)
 		if err != nil {

@@ -117,7 +117,7 @@ func (db *DB) RotateRefresh(ctx context.Context, oldHash, newHash string, expire
 			if err != nil {
 				return fmt.Errorf("revoke session: %w", err)
 			}
-			return nil
+			return removeSessionPushToken(tx, rt.OrgID, rt.SessionID)
 		}
 		var s sessionRow
 		if err := tx.Take(&s, "org_id = ? AND id = ?", rt.OrgID, rt.SessionID).Error; err != nil {
@@ -149,15 +149,18 @@ func (db *DB) RotateRefresh(ctx context.Context, oldHash, newHash string, expire
 	return sess, user, err
 }
 
-// RevokeSession ends a session; revoking an ended one is a no-op.
+// RevokeSession ends a session, and removes the push token its user
+// registered on its device; revoking an ended one is a no-op.
 func (db *DB) RevokeSession(ctx context.Context, orgID, id uuid.UUID) error {
-	err := db.gorm.WithContext(ctx).Model(&sessionRow{}).
-		Where("org_id = ? AND id = ? AND revoked_at IS NULL", orgID, id).
-		Update("revoked_at", db.now().UTC()).Error
-	if err != nil {
-		return fmt.Errorf("revoke session: %w", translate(err))
-	}
-	return nil
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		err := tx.Model(&sessionRow{}).
+			Where("org_id = ? AND id = ? AND revoked_at IS NULL", orgID, id).
+			Update("revoked_at", db.now().UTC()).Error
+		if err != nil {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+		return removeSessionPushToken(tx, orgID, id)
+	})
 }
 
 func revokeUserSessions(tx *gorm.DB, orgID, userID uuid.UUID, now time.Time) error {
@@ -166,7 +169,7 @@ func revokeUserSessions(tx *gorm.DB, orgID, userID uuid.UUID, now time.Time) err
 	if err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
-	return nil
+	return removeUserPushTokens(tx, orgID, userID)
 }
 
 // LivePrincipal checks that a session is live and its user active, and

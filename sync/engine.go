@@ -336,6 +336,11 @@ type batch struct {
 	dirty map[Key]bool
 	order []Key // dirty keys in first-write order
 	users map[uuid.UUID]*models.User
+	// written indexes the dirty keys by entity, and by rep_id where a
+	// record has one, for overlay: a server job that writes 100,000 score
+	// entries and reads back one rep-day at a time must not scan them all
+	// on every read.
+	written written
 
 	conflicts  []ConflictRecord
 	rejections []Rejection
@@ -590,6 +595,7 @@ func (b *batch) put(c *Context, e *Entity, cur, next *Record) error {
 		b.dirty[key] = true
 		b.order = append(b.order, key)
 	}
+	b.written.add(key, next)
 	if len(e.AfterWrite) == 0 {
 		return nil
 	}
@@ -903,15 +909,57 @@ func (c *Context) overlay(e *Entity, stored []*Record, where map[string]any, kee
 			out = append(out, r)
 		}
 	}
-	for _, k := range c.batch.order {
-		if k.Entity != e.Name || seen[k.ID] {
+	for _, k := range c.batch.written.keys(e.Name, where) {
+		if seen[k.ID] {
 			continue
 		}
+		seen[k.ID] = true
 		if r := c.batch.state[k]; match(r) {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// written indexes a batch's dirty keys by entity and by rep_id. A key is
+// listed under every rep it was written with; overlay's match checks the
+// record as it now stands.
+type written struct {
+	byEntity map[string][]Key
+	byRep    map[string]map[uuid.UUID][]Key
+	rep      map[Key]uuid.UUID // the rep a key was last listed under
+	listed   map[Key]bool
+}
+
+func (w *written) add(k Key, r *Record) {
+	if w.listed == nil {
+		w.byEntity, w.byRep, w.rep, w.listed = map[string][]Key{}, map[string]map[uuid.UUID][]Key{}, map[Key]uuid.UUID{}, map[Key]bool{}
+	}
+	if !w.listed[k] {
+		w.listed[k] = true
+		w.byEntity[k.Entity] = append(w.byEntity[k.Entity], k)
+	}
+	rep, ok := r.Values["rep_id"].(uuid.UUID)
+	if !ok {
+		return
+	}
+	if last, listed := w.rep[k]; listed && last == rep {
+		return
+	}
+	w.rep[k] = rep
+	if w.byRep[k.Entity] == nil {
+		w.byRep[k.Entity] = map[uuid.UUID][]Key{}
+	}
+	w.byRep[k.Entity][rep] = append(w.byRep[k.Entity][rep], k)
+}
+
+// keys lists the dirty keys of an entity that may match where, in
+// first-write order.
+func (w *written) keys(entity string, where map[string]any) []Key {
+	if rep, ok := where["rep_id"].(uuid.UUID); ok {
+		return w.byRep[entity][rep]
+	}
+	return w.byEntity[entity]
 }
 
 func sameValue(a, b any) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -157,4 +158,11 @@ func (en *Engine) ReadNotification(ctx context.Context, p models.Principal, id u
 		return nil, err
 	}
 	return out, nil
+}
+
+// InboxPos is a place in a user's inbox, newest first. Notifications
+// written in one transaction share a time, so the id breaks ties.
+type InboxPos struct {
+	At time.Time
+	ID uuid.UUID
 }

@@ -82,7 +82,7 @@ func checkStreak(c *Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
 	if err != nil {
 		return err
 	}
-	calls := visits[:0:0]
+	var calls []*Record
 	for _, v := range visits {
 		if v.StringValue("status") == "completed" {
 			calls = append(calls, v)

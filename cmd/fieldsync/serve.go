@@ -102,6 +102,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
 	go schedule(ctx, db, engine, log, time.Minute)
+	stopNotifications, err := startNotifications(ctx, cfg, db, engine, log)
+	if err != nil {
+		return err
+	}
+	defer stopNotifications()
 	srv := api.New(api.Deps{
 		Store: db, Sync: engine, Reports: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,

@@ -48,6 +48,9 @@ CREATE INDEX notifications_sent ON notifications (org_id, user_id, sent_at) WHER
 CREATE INDEX notifications_due ON notifications (COALESCE(next_attempt_at, not_before, created_at))
     WHERE status IN ('pending', 'deferred', 'sending');
 
+-- Follow-ups falling due, for the reminder job (sync.NotifyFollowUps).
+CREATE INDEX visits_follow_up ON visits (org_id, follow_up_at) WHERE follow_up_at IS NOT NULL;
+
 -- push_tokens: the FCM registration token of each device, owned by the user
 -- who last registered it there.
 CREATE TABLE push_tokens (
@@ -78,6 +81,7 @@ CREATE TABLE notification_preferences (
 );
 
 -- +goose Down
+DROP INDEX visits_follow_up;
 DROP TABLE notification_preferences;
 DROP TABLE push_tokens;
 DROP TABLE notifications;

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fieldsync/fieldsync/config"
+	"github.com/fieldsync/fieldsync/notifications"
+	"github.com/fieldsync/fieldsync/store"
+	syncengine "github.com/fieldsync/fieldsync/sync"
+)
+
+// startNotifications picks the push sender from the configuration, logs
+// which it is, and runs the dispatcher and the follow-up reminder job until
+// ctx ends. stop waits for them to finish (a batch being sent completes).
+func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, engine *syncengine.Engine, log *slog.Logger) (stop func(), err error) {
+	sender, describe, err := notifications.NewSender(ctx, notifications.Settings{
+		CredentialsFile: cfg.FirebaseCredentialsFile, ProjectID: cfg.FirebaseProjectID, Endpoint: cfg.FCMEndpoint,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("push notifications", describe...)
+	d := notifications.NewDispatcher(db, sender, notifications.Options{Logger: log})
+	followUps := &notifications.FollowUps{
+		Orgs: db.OrgIDs, Notify: engine.NotifyFollowUps, Now: time.Now, Log: log, Lookback: syncengine.FollowUpLookback,
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); d.Run(ctx) }()
+	go func() { defer wg.Done(); notifications.Every(ctx, time.Minute, log, "follow-ups", followUps.Run) }()
+	return func() { cancel(); wg.Wait() }, nil
+}

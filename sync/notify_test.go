@@ -1,0 +1,213 @@
+package sync_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/store/storetest"
+	syncengine "github.com/fieldsync/fieldsync/sync"
+)
+
+// visitMut is an upsert of a visit with the given fields.
+func visitMut(seq int64, id uuid.UUID, at time.Time, fields map[string]any) syncengine.Mutation {
+	raw := map[string]json.RawMessage{}
+	for k, v := range fields {
+		b, _ := json.Marshal(v)
+		raw[k] = b
+	}
+	return syncengine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: syncengine.OpUpsert, Fields: raw,
+		HLC: syncengine.HLC{MS: at.UnixMilli(), Counter: seq}}
+}
+
+// notificationsOf counts a user's notifications of a type.
+func (f *syncFixture) notificationsOf(user uuid.UUID, typ string) int {
+	f.t.Helper()
+	var n int
+	err := f.db.Gorm().Raw(`SELECT count(*) FROM notifications WHERE user_id = ? AND type = ?`, user.String(), typ).Row().Scan(&n)
+	if err != nil {
+		f.t.Fatalf("count notifications: %v", err)
+	}
+	return n
+}
+
+func (f *syncFixture) push(p models.Principal, muts ...syncengine.Mutation) syncengine.PushResult {
+	f.t.Helper()
+	res, err := f.en.Push(context.Background(), p, muts)
+	if err != nil {
+		f.t.Fatalf("push: %v", err)
+	}
+	for _, r := range res.Results {
+		if r.Status == syncengine.StatusRejected {
+			f.t.Fatalf("push: seq %d rejected: %+v", r.Seq, r.Error)
+		}
+	}
+	return res
+}
+
+// TestUnscheduledStreakNotifiesManagerOnce: five unscheduled calls in a row
+// without an order tell the rep's manager once, however the batch is
+// replayed; a sixth call does not fire again; after an order, a new streak
+// fires anew.
+func TestUnscheduledStreakNotifiesManagerOnce(t *testing.T) {
+	f := newSyncFixture(t, storetest.Options{})
+	rep, mgr := f.principal("rep1@demo.test"), f.principal("manager1@demo.test")
+	account := f.accountsByTeam()[*rep.TeamID][0]
+	call := func(seq int64, id uuid.UUID, hoursAgo int, outcome string) syncengine.Mutation {
+		return visitMut(seq, id, f.now(), map[string]any{
+			"account_id": account.String(), "kind": "unscheduled", "status": "completed", "outcome": outcome,
+			"started_at": f.now().Add(-time.Duration(hoursAgo) * time.Hour).Format(time.RFC3339),
+		})
+	}
+	ids := make([]uuid.UUID, 12)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	var batch []syncengine.Mutation
+	for i := 0; i < 4; i++ {
+		batch = append(batch, call(int64(i+1), ids[i], 20-i, "no_answer"))
+	}
+	f.push(rep, batch...)
+	if n := f.notificationsOf(mgr.UserID, models.NotificationUnscheduledStreak); n != 0 {
+		t.Fatalf("after four calls: %d notifications", n)
+	}
+	// The fifth call comes in an offline batch, pushed twice (a lost
+	// response), and then again from another device with new seqs.
+	fifth := []syncengine.Mutation{call(5, ids[4], 15, "not_interested")}
+	f.push(rep, fifth...)
+	f.push(rep, fifth...)
+	other := rep
+	other.DeviceID = uuid.New()
+	f.push(other, call(1, ids[4], 15, "not_interested"))
+	if n := f.notificationsOf(mgr.UserID, models.NotificationUnscheduledStreak); n != 1 {
+		t.Fatalf("after five calls pushed three times: %d notifications, want 1", n)
+	}
+	// A sixth call lengthens the streak: no new notification.
+	f.push(rep, call(6, ids[5], 14, "none"))
+	if n := f.notificationsOf(mgr.UserID, models.NotificationUnscheduledStreak); n != 1 {
+		t.Fatalf("after six calls: %d notifications, want 1", n)
+	}
+	// The rep, not the manager, never sees it; the manager pulls it.
+	changes, _ := f.pullAll(mgr, "", 500)
+	found := false
+	for _, ch := range changes {
+		if ch.Entity.Name == syncengine.NotificationsEntity {
+			found = true
+			if ch.Record.StringValue("title") != "Riley Park: 6 walk-ins without an order" && ch.Record.StringValue("title") != "Riley Park: 5 walk-ins without an order" {
+				t.Errorf("title %q", ch.Record.StringValue("title"))
+			}
+		}
+	}
+	if !found {
+		t.Error("the manager's pull has no notification")
+	}
+	repChanges, _ := f.pullAll(rep, "", 500)
+	for _, ch := range repChanges {
+		if ch.Entity.Name == syncengine.NotificationsEntity {
+			t.Errorf("the rep pulled the manager's notification %s", ch.Record.ID)
+		}
+	}
+	// An order ends the streak; five more calls start a new one.
+	f.push(rep, call(7, ids[6], 13, "order"))
+	for i := 7; i < 12; i++ {
+		f.push(rep, call(int64(i+1), ids[i], 19-i, "no_answer"))
+	}
+	if n := f.notificationsOf(mgr.UserID, models.NotificationUnscheduledStreak); n != 2 {
+		t.Fatalf("after a second streak: %d notifications, want 2", n)
+	}
+}
+
+// TestFollowUpReminders: a follow-up in the future is reminded by the
+// scheduled job once it is due, once however often the job runs; one
+// already due when its visit syncs is reminded at once.
+func TestFollowUpReminders(t *testing.T) {
+	f := newSyncFixture(t, storetest.Options{})
+	ctx := context.Background()
+	rep := f.principal("rep1@demo.test")
+	account := f.accountsByTeam()[*rep.TeamID][0]
+	due := f.now().Add(2 * time.Hour)
+	f.push(rep,
+		visitMut(1, uuid.New(), f.now(), map[string]any{"account_id": account.String(), "outcome": "follow_up",
+			"started_at": f.now().Add(-time.Hour).Format(time.RFC3339), "follow_up_at": due.Format(time.RFC3339)}),
+		visitMut(2, uuid.New(), f.now(), map[string]any{"account_id": account.String(), "outcome": "follow_up",
+			"started_at": f.now().Add(-3 * time.Hour).Format(time.RFC3339), "follow_up_at": f.now().Add(-time.Hour).Format(time.RFC3339)}),
+	)
+	if n := f.notificationsOf(rep.UserID, models.NotificationFollowUpDue); n != 1 {
+		t.Fatalf("after the push: %d reminders, want 1 (the one already due)", n)
+	}
+	job := func() int {
+		t.Helper()
+		n, err := f.en.NotifyFollowUps(ctx, rep.OrgID, f.now().Add(-syncengine.FollowUpLookback), f.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := job(); n != 0 {
+		t.Errorf("before it is due: the job wrote %d", n)
+	}
+	f.advance(2*time.Hour + time.Minute)
+	if n := job(); n != 1 {
+		t.Errorf("once due: the job wrote %d, want 1", n)
+	}
+	if n := job(); n != 0 {
+		t.Errorf("run again: the job wrote %d, want 0", n)
+	}
+	if n := f.notificationsOf(rep.UserID, models.NotificationFollowUpDue); n != 2 {
+		t.Errorf("%d reminders, want 2", n)
+	}
+}
+
+// TestNotifyFiresOnce: Notify with the same dedupe key, within one
+// transaction or across several, writes one notification; another user
+// with the same key gets their own.
+func TestNotifyFiresOnce(t *testing.T) {
+	f := newSyncFixture(t, storetest.Options{})
+	ctx := context.Background()
+	rep, rep2 := f.principal("rep1@demo.test"), f.principal("rep2@demo.test")
+	contest := uuid.New()
+	n := models.EnteredTop3Notification(contest, "Spring Blitz", 3)
+	for i := 0; i < 3; i++ {
+		err := f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *syncengine.Context) error {
+			if err := syncengine.Notify(c, n.To(rep.UserID)); err != nil {
+				return err
+			}
+			return syncengine.Notify(c, n.To(rep.UserID))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.notificationsOf(rep.UserID, models.NotificationEnteredTop3); got != 1 {
+		t.Errorf("%d notifications, want 1", got)
+	}
+	err := f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *syncengine.Context) error {
+		return syncengine.Notify(c, n.To(rep2.UserID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.notificationsOf(rep2.UserID, models.NotificationEnteredTop3); got != 1 {
+		t.Errorf("the other user: %d notifications, want 1", got)
+	}
+	// A malformed notification is refused.
+	err = f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *syncengine.Context) error {
+		return syncengine.Notify(c, models.Notification{UserID: rep.UserID, Category: "memes", Type: "x", Title: "x", DedupeKey: "k"})
+	})
+	if models.ErrorCode(err) != models.CodeInvalid {
+		t.Errorf("unknown category: %v, want invalid", err)
+	}
+	// Clients cannot push notifications.
+	res, err := f.en.Push(ctx, rep, []syncengine.Mutation{{Seq: 1, Entity: syncengine.NotificationsEntity, ID: uuid.New(), Op: syncengine.OpUpsert,
+		Fields: map[string]json.RawMessage{"read_at": json.RawMessage(`"2026-03-02T09:00:00Z"`)}, HLC: syncengine.HLC{MS: f.now().UnixMilli()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Results[0]; r.Status != syncengine.StatusRejected || r.Error.Code != syncengine.CodeReadOnly {
+		t.Errorf("push of a notification: %+v, want rejected read_only_entity", r)
+	}
+}
