@@ -317,16 +317,18 @@ type server struct {
 	base           string
 	stdout, stderr *syncBuffer
 	cancel         context.CancelFunc
-	done           chan error
+	done           chan struct{} // closed when run returned, with err set
+	err            error
 }
 
 func startServe(t *testing.T, e env, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := freeAddr(t)
-	s := &server{base: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{base: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		s.done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), e.get, strings.NewReader(""), s.stdout, s.stderr)
+		s.err = run(ctx, append([]string{"serve", "--addr", addr}, args...), e.get, strings.NewReader(""), s.stdout, s.stderr)
+		close(s.done)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -340,8 +342,8 @@ func startServe(t *testing.T, e env, args ...string) *server {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
-		case err := <-s.done:
-			t.Fatalf("serve exited early: %v\nstderr: %s", err, s.stderr)
+		case <-s.done:
+			t.Fatalf("serve exited early: %v\nstderr: %s", s.err, s.stderr)
 		default:
 		}
 		res, err := http.Get(s.base + "/readyz")
@@ -363,8 +365,8 @@ func (s *server) stop(t *testing.T) error {
 	t.Helper()
 	s.cancel()
 	select {
-	case err := <-s.done:
-		return err
+	case <-s.done:
+		return s.err
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop after its context was cancelled")
 		return nil
