@@ -72,15 +72,14 @@ func (t *syncTx) forUpdate() string {
 	return ""
 }
 
+// LastSeq registers the device if it is new and locks its row until the
+// push commits, in one statement: an upsert that changes nothing still
+// takes the row lock, so a second push from the same device waits here.
 func (t *syncTx) LastSeq(ctx context.Context) (int64, error) {
-	err := t.tx.Exec(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
-		ON CONFLICT (org_id, user_id, device_id) DO NOTHING`, t.p.OrgID, t.p.UserID, t.p.DeviceID, t.now).Error
-	if err != nil {
-		return 0, fmt.Errorf("register device: %w", err)
-	}
 	var seq int64
-	err = t.tx.Raw(`SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`+t.forUpdate(),
-		t.p.OrgID, t.p.UserID, t.p.DeviceID).Row().Scan(&seq)
+	err := t.tx.Raw(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
+		ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
+		RETURNING last_seq`, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now).Row().Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("lock device: %w", err)
 	}
@@ -89,7 +88,7 @@ func (t *syncTx) LastSeq(ctx context.Context) (int64, error) {
 
 func (t *syncTx) SetLastSeq(ctx context.Context, seq int64) error {
 	err := t.tx.Exec(`UPDATE sync_devices SET last_seq = ?, updated_at = ? WHERE org_id = ? AND user_id = ? AND device_id = ?`,
-		seq, t.now, t.p.OrgID, t.p.UserID, t.p.DeviceID).Error
+		seq, t.now, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String()).Error
 	if err != nil {
 		return fmt.Errorf("set last seq: %w", err)
 	}

@@ -18,6 +18,9 @@ import (
 const (
 	// streakWindow is how far back a streak is looked for.
 	streakWindow = 30 * 24 * time.Hour
+	// streakLookback is how long before the batch's earliest call a streak
+	// it completes may have begun.
+	streakLookback = 7 * 24 * time.Hour
 	// FollowUpLookback is how late a follow-up may still be reminded of:
 	// one set in the past, or missed while the server was down, older than
 	// this is left alone.
@@ -77,8 +80,23 @@ func streakHook(c *Context, old, v *Record) error {
 // old order, do not fire it again. Visits without started_at are not
 // placed in the sequence and do not count.
 func checkStreak(c *Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
+	// A streak the batch made starts at most streakLookback before the
+	// batch's earliest call: reading the rep's whole month for every push
+	// made streaks most of a push's cost.
+	from := c.Now.Add(-streakWindow)
+	var earliest time.Time
+	for id := range written {
+		if v, err := c.Get("visits", id); err == nil && v != nil {
+			if t, ok := v.TimeAt("started_at"); ok && (earliest.IsZero() || t.Before(earliest)) {
+				earliest = t
+			}
+		}
+	}
+	if !earliest.IsZero() && earliest.Add(-streakLookback).After(from) {
+		from = earliest.Add(-streakLookback)
+	}
 	visits, err := c.Range("visits", map[string]any{"rep_id": rep, "kind": "unscheduled"}, "started_at",
-		c.Now.Add(-streakWindow), c.Now.Add(25*time.Hour))
+		from, c.Now.Add(25*time.Hour))
 	if err != nil {
 		return err
 	}

@@ -275,9 +275,9 @@ func (w *world) visitBatch(d *device, n int) []byte {
 			b.WriteByte(',')
 		}
 		d.seq++
-		// A rep's calls spread over the past weeks, seven minutes apart,
-		// as a field day's would be.
-		start := now.Add(-time.Hour - time.Duration(d.seq%4000)*7*time.Minute)
+		// A rep's calls an hour apart, each batch more recent than the
+		// one before, as a phone syncing its day would push them.
+		start := now.Add(-time.Hour - time.Duration(5000-d.seq%5000)*time.Hour)
 		fmt.Fprintf(&b, `{"seq":%d,"entity":"visits","id":"%s","op":"upsert","hlc":{"ms":%d,"counter":%d},"fields":{"account_id":"%s","outcome":"order","order_value":%d.50,"started_at":"%s","ended_at":"%s","check_in_lat":44.97,"check_in_lng":-93.26,"check_in_accuracy_m":12,"notes":"Bench visit %d"}}`,
 			d.seq, uuid.NewString(), now.UnixMilli(), i, w.account, 100+i, start.Format(time.RFC3339), start.Add(30*time.Minute).Format(time.RFC3339), d.seq)
 	}
