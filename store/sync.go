@@ -388,15 +388,15 @@ func (t *syncTx) SaveRejections(ctx context.Context, rs []syncengine.Rejection) 
 func visibleTo(p models.Principal, userCol string) (string, []any) {
 	var team any
 	if p.TeamID != nil {
-		team = *p.TeamID
+		team = p.TeamID.String()
 	}
 	switch p.Role {
 	case models.RoleAdmin:
-		return "(visibility IN (0, 1, 2) OR " + userCol + " = ?)", []any{p.UserID}
+		return "(visibility IN (0, 1, 2) OR " + userCol + " = ?)", []any{p.UserID.String()}
 	case models.RoleManager:
-		return "(visibility = 0 OR " + userCol + " = ? OR (visibility IN (1, 2) AND team_id = ?))", []any{p.UserID, team}
+		return "(visibility = 0 OR " + userCol + " = ? OR (visibility IN (1, 2) AND team_id = ?))", []any{p.UserID.String(), team}
 	}
-	return "(visibility = 0 OR " + userCol + " = ? OR (visibility = 1 AND team_id = ?))", []any{p.UserID, team}
+	return "(visibility = 0 OR " + userCol + " = ? OR (visibility = 1 AND team_id = ?))", []any{p.UserID.String(), team}
 }
 
 // Pull reads the change feed after a position.
@@ -425,8 +425,11 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 	read := func(tx *gorm.DB) error {
 		vis, vargs := visibleTo(p, "user_id")
 		q := `SELECT entity, record_id, txid, version FROM sync_changes
-			WHERE org_id = ? AND (txid > ? OR (txid = ? AND version > ?)) AND ` + vis
-		args := append([]any{p.OrgID, after.Txid, after.Txid, after.Version}, vargs...)
+			WHERE org_id = ? AND (txid, version) > (?, ?) AND ` + vis
+		// The row comparison, unlike the equivalent OR, is an index range
+		// on (org_id, txid, version): an incremental pull reads the changes
+		// after its cursor, not the organisation's whole feed.
+		args := append([]any{p.OrgID.String(), after.Txid, after.Version}, vargs...)
 		if db.dialect == Postgres {
 			q += ` AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
 		}
