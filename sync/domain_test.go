@@ -33,8 +33,8 @@ type dom struct {
 	names map[uuid.UUID]string        // user id → short name
 	seqs  map[uuid.UUID]int64         // last seq per device
 	hlc   *int64                      // the last HLC counter handed out
-	teams map[string]uuid.UUID // North, South
-	north []*syncengine.Record // North's accounts by name
+	teams map[string]uuid.UUID        // North, South
+	north []*syncengine.Record        // North's accounts by name
 	south []*syncengine.Record
 }
 
