@@ -520,8 +520,10 @@ func (w *world) incremental(base string) (time.Duration, error) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		times = append(times, took)
-		if len(pr.Changes) != 100 {
-			return 0, fmt.Errorf("incremental pull returned %d changes, want 100", len(pr.Changes))
+		// Other changes the rep may see (a badge, another phone's write)
+		// can ride along; the 100 visits must all be there.
+		if len(pr.Changes) < 100 {
+			return 0, fmt.Errorf("incremental pull returned %d changes, want at least 100", len(pr.Changes))
 		}
 		cursor = pr.Cursor
 	}
