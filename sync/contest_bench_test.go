@@ -180,7 +180,7 @@ func newContestBench(b *testing.B) *contestBench {
 	cb.scored = time.Since(began)
 	// Statistics, as autovacuum would gather them after a load this size:
 	// without them PostgreSQL plans the first queries on empty tables.
-	for _, table := range []string{"accounts", "visits", "activities", "ride_alongs", "contests", "score_entries", "standings", "sync_changes"} {
+	for _, table := range []string{"accounts", "visits", "activities", "ride_alongs", "contests", "score_entries", "standings", "notifications", "sync_changes"} {
 		if err := cb.db.Gorm().Exec("ANALYZE " + table).Error; err != nil {
 			b.Fatal(err)
 		}
