@@ -19,7 +19,6 @@ import (
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/models"
-	"github.com/fieldsync/fieldsync/store"
 )
 
 // The sync protocol's wire shapes, as a phone sees them.
@@ -200,38 +199,6 @@ func pushOK(t *testing.T, env *apitest.Env, token string, muts []mutation) pushR
 	return pr
 }
 
-// settle waits, on PostgreSQL, until every transaction that wrote to the
-// change feed is older than the oldest one still running anywhere on the
-// server. A pull deliberately holds back changes of transactions that
-// might still be followed by an earlier commit; other test binaries
-// sharing the server can keep one open for a moment, and a test that
-// wants "everything written so far" must not race them.
-func settle(t *testing.T, env *apitest.Env) {
-	t.Helper()
-	if env.DB.Dialect() != store.Postgres {
-		return
-	}
-	ctx := context.Background()
-	var maxTxid int64
-	if err := env.DB.SQL().QueryRowContext(ctx, `SELECT coalesce(max(txid), 0) FROM sync_changes`).Scan(&maxTxid); err != nil {
-		t.Fatalf("read change feed: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var xmin int64
-		if err := env.DB.SQL().QueryRowContext(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin); err != nil {
-			t.Fatalf("read snapshot: %v", err)
-		}
-		if xmin > maxTxid {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a transaction older than %d is still running after 10s", maxTxid)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func pullRequest(env *apitest.Env, token, query string) *apitest.Response {
 	env.T.Helper()
 	path := "/v1/sync/pull"
@@ -244,7 +211,6 @@ func pullRequest(env *apitest.Env, token, query string) *apitest.Response {
 // pullPage pulls one page after cursor.
 func pullPage(t *testing.T, env *apitest.Env, token, cursor string, limit int) pullResponse {
 	t.Helper()
-	settle(t, env)
 	q := url.Values{}
 	if cursor != "" {
 		q.Set("cursor", cursor)

@@ -148,7 +148,6 @@ func (d *wmDevice) pull(t *testing.T) wmPullResponse {
 // pullFrom pulls since a given timestamp without keeping the result.
 func (d *wmDevice) pullFrom(t *testing.T, last int64, extra string) wmPullResponse {
 	t.Helper()
-	settle(t, d.env)
 	res := d.env.Do(apitest.Request{Method: http.MethodGet, Path: wmPath(last, extra), Token: d.Access})
 	apitest.Expect(t, res, http.StatusOK)
 	var r wmPullResponse

@@ -29,33 +29,95 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // copies of one batch pushed at once apply one after the other and the
 // second finds every seq already processed.
 func (db *DB) Push(ctx context.Context, p models.Principal, fn func(syncengine.Tx) error) error {
-	return db.transaction(ctx, func(tx *gorm.DB) error {
-		return fn(&syncTx{db: db, tx: tx, p: p, now: db.now().UTC()})
-	})
+	return db.feedTransaction(ctx, p, fn)
 }
 
 // Server runs fn in one transaction of the organisation, for the server's
 // own writes.
 func (db *DB) Server(ctx context.Context, orgID uuid.UUID, fn func(syncengine.Tx) error) error {
-	return db.transaction(ctx, func(tx *gorm.DB) error {
-		return fn(&syncTx{db: db, tx: tx, p: models.Principal{OrgID: orgID}, now: db.now().UTC()})
-	})
+	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, fn)
 }
 
 // SeedRecords writes records as the server (demo data, imports), through
 // the same change feed a push uses.
 func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *syncengine.Entity, recs []*syncengine.Record) error {
-	return db.transaction(ctx, func(tx *gorm.DB) error {
-		st := &syncTx{db: db, tx: tx, p: models.Principal{OrgID: orgID}, now: db.now().UTC()}
-		versions, err := st.NextVersions(ctx, len(recs))
+	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, func(tx syncengine.Tx) error {
+		versions, err := tx.NextVersions(ctx, len(recs))
 		if err != nil {
 			return err
 		}
 		for i, r := range recs {
 			r.Version = versions[i]
 		}
-		return st.Save(ctx, e, recs)
+		return tx.Save(ctx, e, recs)
 	})
+}
+
+// feedTransaction runs fn in a transaction that may write the change feed
+// of p's organisation. On PostgreSQL its first statement announces it as a
+// feed writer of the organisation (see feedHorizon), before anything gives
+// it a transaction id.
+func (db *DB) feedTransaction(ctx context.Context, p models.Principal, fn func(syncengine.Tx) error) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		st := &syncTx{db: db, tx: tx, p: p, now: db.now().UTC()}
+		if db.dialect == Postgres {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(?, ?)`, feedLockClass, feedLockKey(p.OrgID)).Error; err != nil {
+				return fmt.Errorf("announce feed writer: %w", err)
+			}
+			st.feedWriter = true
+		}
+		return fn(st)
+	})
+}
+
+// feedLockClass is the first key of the shared advisory lock a feed writer
+// holds. The two-key form (objsubid 2 in pg_locks) never collides with the
+// one-key per-record locks of Lock.
+const feedLockClass = 0x66656564 // "feed"
+
+func feedLockKey(orgID uuid.UUID) int32 {
+	h := fnv.New32a()
+	h.Write(orgID[:])
+	return int32(h.Sum32())
+}
+
+// feedHorizon returns, on PostgreSQL, a transaction id below which every
+// transaction that writes the organisation's change feed has finished:
+// the oldest id among the organisation's feed writers still running, or
+// the next id to be assigned when none is. It must be read before the
+// snapshot a pull reads the feed with (a separate, earlier statement).
+//
+// Why this is safe: a feed writer takes its shared lock before it has a
+// transaction id. Let L be the moment this query reads the lock table and
+// n the next id at or before L. A writer with an id below the horizon got
+// it before L, so it held its lock then; had it still been running, its id
+// would bound the horizon. So it had finished by L, and a snapshot taken
+// after L sees all of its rows. Writers that get an id later get one of at
+// least n, at or above the horizon, so horizons only grow.
+//
+// Unlike pg_snapshot_xmin, which it replaced, it does not wait for
+// transactions that cannot write this feed: another organisation's
+// contest recompute, a report, a migration or a test in another schema.
+func (db *DB) feedHorizon(g *gorm.DB, orgID uuid.UUID) (int64, error) {
+	// pg_locks shows 32-bit xids; they are widened to the 64-bit ids of
+	// pg_current_xact_id against the next id, n. An xid assigned after
+	// the statement's snapshot (d = 0 or d past half the ring) is at or
+	// above n and cannot lower the horizon.
+	var h int64
+	err := g.Raw(`WITH n AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n),
+		locks AS (SELECT * FROM pg_locks),
+		writers AS (
+			SELECT ((SELECT n FROM n) % 4294967296 - x.transactionid::text::bigint + 4294967296) % 4294967296 AS d
+			FROM locks a JOIN locks x ON x.virtualtransaction = a.virtualtransaction
+			WHERE a.locktype = 'advisory' AND a.classid = ?::oid AND a.objid = ?::oid AND a.objsubid = 2
+				AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted)
+		SELECT (SELECT n FROM n) - coalesce((SELECT max(d) FROM writers WHERE d > 0 AND d < 2147483648), 0)`,
+		feedLockClass, uint32(feedLockKey(orgID))).Row().Scan(&h)
+	if err != nil {
+		return 0, fmt.Errorf("feed horizon: %w", err)
+	}
+	return h, nil
 }
 
 type syncTx struct {
@@ -63,6 +125,9 @@ type syncTx struct {
 	tx  *gorm.DB
 	p   models.Principal
 	now time.Time
+	// feedWriter is set once the transaction announced itself as a writer
+	// of the organisation's feed; Save refuses to write the feed without.
+	feedWriter bool
 }
 
 func (t *syncTx) forUpdate() string {
@@ -285,6 +350,9 @@ func (t *syncTx) txidExpr() string {
 // Save upserts records with multi-row statements, and moves each record's
 // change-feed row to its new version.
 func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*syncengine.Record) error {
+	if t.db.dialect == Postgres && !t.feedWriter {
+		return fmt.Errorf("save %s: a change-feed write outside feedTransaction could be skipped by pulls", e.Name)
+	}
 	cols := columns(e)
 	var upd []string
 	for _, c := range cols {
@@ -406,10 +474,11 @@ func visibleTo(p models.Principal, userCol string) (string, []any) {
 // between the two commits sees 11, moves its cursor past it, and never
 // sees 10. So every feed row records its writer's transaction id, and a
 // pull returns only rows written by transactions older than the oldest one
-// still running (pg_snapshot_xmin of the pull's snapshot): those have all
-// finished, so no row can later appear before the cursor. Rows are ordered
-// by (txid, version) and the cursor is that pair. A long transaction
-// delays pulls while it runs; it never makes them skip.
+// of the organisation still running (feedHorizon, read just before the
+// pull's snapshot): those have all finished, so no row can later appear
+// before the cursor. Rows are ordered by (txid, version) and the cursor is
+// that pair. A long feed write of the organisation delays its pulls while
+// it runs; it never makes them skip.
 //
 // On SQLite writers are serial (BEGIN IMMEDIATE), versions are handed out
 // in commit order, and txid is always 0.
@@ -419,8 +488,9 @@ func visibleTo(p models.Principal, userCol string) (string, []any) {
 // says.
 func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]*syncengine.Entity, after syncengine.Position, limit int) ([]syncengine.Change, bool, error) {
 	var (
-		out  []syncengine.Change
-		more bool
+		out     []syncengine.Change
+		more    bool
+		horizon int64
 	)
 	read := func(tx *gorm.DB) error {
 		vis, vargs := visibleTo(p, "user_id")
@@ -431,7 +501,8 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 		// after its cursor, not the organisation's whole feed.
 		args := append([]any{p.OrgID.String(), after.Txid, after.Version}, vargs...)
 		if db.dialect == Postgres {
-			q += ` AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
+			q += ` AND txid < ?`
+			args = append(args, horizon)
 		}
 		q += ` ORDER BY txid, version LIMIT ?`
 		args = append(args, limit+1)
@@ -489,6 +560,9 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 	}
 	var err error
 	if db.dialect == Postgres {
+		if horizon, err = db.feedHorizon(db.gorm.WithContext(ctx), p.OrgID); err != nil {
+			return nil, false, translate(err)
+		}
 		err = db.gorm.WithContext(ctx).Transaction(read, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	} else {
 		err = read(db.gorm.WithContext(ctx))

@@ -19,26 +19,26 @@ var (
 	_ syncengine.WatermelonTx    = (*syncTx)(nil)
 )
 
-// FeedHorizon returns the change-feed position below which everything has
-// committed, for WatermelonDB timestamps (see sync/watermelon.go).
+// FeedHorizon returns the change-feed position below which everything the
+// organisation's feed holds has committed, for WatermelonDB timestamps
+// (see sync/watermelon.go).
 //
-// On PostgreSQL it is (xmin - 1, max): every transaction with an id below
-// the oldest one still running has finished, and a pull hides only rows
-// of transactions at or above its own snapshot's xmin, which is never
-// lower than this one (xmin only grows). Every transaction that writes
-// later gets an id at or above it, so its rows land above the horizon.
+// On PostgreSQL it is (feedHorizon - 1, max): every feed writer of the
+// organisation with a smaller transaction id has finished, a pull's own
+// horizon is read later and is never lower (horizons only grow), and every
+// transaction that writes later gets an id at or above it.
 //
 // On SQLite writers are serial and take versions in commit order: the
 // counter as committed is the last version any pull can see, and the next
 // writer takes a larger one.
-func (db *DB) FeedHorizon(ctx context.Context) (syncengine.Position, error) {
+func (db *DB) FeedHorizon(ctx context.Context, orgID uuid.UUID) (syncengine.Position, error) {
 	g := db.gorm.WithContext(ctx)
 	if db.dialect == Postgres {
-		var xmin int64
-		if err := g.Raw(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Row().Scan(&xmin); err != nil {
-			return syncengine.Position{}, fmt.Errorf("feed horizon: %w", translate(err))
+		h, err := db.feedHorizon(g, orgID)
+		if err != nil {
+			return syncengine.Position{}, translate(err)
 		}
-		return syncengine.Position{Txid: xmin - 1, Version: math.MaxInt64}, nil
+		return syncengine.Position{Txid: h - 1, Version: math.MaxInt64}, nil
 	}
 	var v int64
 	if err := g.Raw(`SELECT value FROM sync_counter WHERE id = 1`).Row().Scan(&v); err != nil {

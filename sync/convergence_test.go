@@ -76,39 +76,11 @@ func (f *syncFixture) principal(email string) models.Principal {
 	return models.Principal{OrgID: u.OrgID, UserID: u.ID, Role: u.Role, TeamID: u.TeamID, DeviceID: uuid.New(), SessionID: uuid.New()}
 }
 
-// settle waits until every change committed so far is visible to pulls.
-// On PostgreSQL a pull holds back the rows of transactions younger than the
-// oldest one still running anywhere in the cluster — another test's
-// included — so a pull right after a commit may not return it yet (it will
-// later: it is delayed, never skipped). SQLite needs no wait.
-func (f *syncFixture) settle() {
-	f.t.Helper()
-	if f.db.Dialect() != store.Postgres {
-		return
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		var visible bool
-		err := f.db.Gorm().Raw(`SELECT coalesce(max(txid), 0) < pg_snapshot_xmin(pg_current_snapshot())::text::bigint FROM sync_changes`).Row().Scan(&visible)
-		if err != nil {
-			f.t.Fatalf("settle: %v", err)
-		}
-		if visible {
-			return
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatal("settle: committed changes still held back after 20s; is a transaction left open?")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// pullAll waits until every committed change is visible (settle), then
-// pulls as p from cursor until has_more is false, limit changes a page,
+// pullAll pulls as p from cursor until has_more is false, limit changes a page,
 // and returns the changes and the final cursor. It fails the test on a
 // reset.
 func (f *syncFixture) pullAll(p models.Principal, cursor string, limit int) ([]syncengine.Change, string) {
 	f.t.Helper()
-	f.settle()
 	var out []syncengine.Change
 	for pages := 0; ; pages++ {
 		if pages > 10000 {
@@ -381,8 +353,7 @@ func runSim(t *testing.T, seed uint64, steps int) {
 				s.push(d, false)
 			}
 		}
-		f.settle()
-		for _, d := range s.devs {
+			for _, d := range s.devs {
 			if s.pull(d, 1<<30, 2+s.rng.IntN(7)) > 0 {
 				busy = true
 			}

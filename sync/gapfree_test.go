@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	syncengine "github.com/fieldsync/fieldsync/sync"
 )
@@ -168,7 +169,7 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 					missing[i] = miss
 					return
 				}
-				time.Sleep(20 * time.Millisecond) // a commit still behind pg_snapshot_xmin
+				time.Sleep(20 * time.Millisecond) // a commit still behind the feed horizon
 			}
 		}()
 	}
@@ -236,8 +237,9 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 //  3. A pull now runs. With "version > cursor" it would return B and move
 //     the cursor to vB; A commits afterwards with vA < vB, below the
 //     cursor, and no later pull returns it. The engine's pull instead
-//     returns nothing past A: B's transaction is younger than A, which is
-//     still running (pg_snapshot_xmin), so the cursor stays before A.
+//     returns nothing past A: B's transaction is younger than A, a feed
+//     writer of the same organisation still running, so the cursor stays
+//     before A.
 //  4. A commits; the next pull returns A's visit, then B.
 func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	skipUnlessPostgres(t)
@@ -252,31 +254,42 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 		t.Fatal("cursor does not decode")
 	}
 
-	// 1. Transaction A: version, visit row and feed row, as a push writes
-	// them, left uncommitted.
-	a := f.db.Gorm().Begin()
-	if a.Error != nil {
-		t.Fatalf("begin A: %v", a.Error)
-	}
-	defer a.Rollback()
-	var vA, txidA int64
-	if err := a.Raw(`SELECT nextval('sync_version')`).Row().Scan(&vA); err != nil {
-		t.Fatalf("A: nextval: %v", err)
-	}
+	// 1. Transaction A: a server transaction of the organisation (as a
+	// contest recompute runs) writes a visit and its feed row, and stays
+	// open until released.
 	visitA := uuid.New()
 	now := f.now()
-	if err := a.Exec(`INSERT INTO visits (org_id, id, account_id, kind, status, outcome, referrals, notes, rep_id, team_id,
-		version, deleted, clocks, created_at, updated_at)
-		VALUES (?, ?, ?, 'unscheduled', 'completed', 'none', 0, 'written by the slow transaction A', ?, ?, ?, false, '{}', ?, ?)`,
-		rep.OrgID, visitA, account, rep.UserID, *rep.TeamID, vA, now, now).Error; err != nil {
-		t.Fatalf("A: insert visit: %v", err)
+	written := make(chan int64)
+	release := make(chan error)
+	aDone := make(chan error, 1)
+	go func() {
+		aDone <- f.db.Server(ctx, rep.OrgID, func(tx syncengine.Tx) error {
+			vs, err := tx.NextVersions(ctx, 1)
+			if err != nil {
+				return err
+			}
+			rec := &syncengine.Record{ID: visitA, Version: vs[0], CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+				Values: map[string]any{"account_id": account, "kind": "unscheduled", "status": "completed", "outcome": "none", "referrals": int64(0),
+					"notes": "written by the slow transaction A", "rep_id": rep.UserID, "team_id": *rep.TeamID}}
+			if err := tx.Save(ctx, syncengine.Visits(), []*syncengine.Record{rec}); err != nil {
+				return err
+			}
+			written <- vs[0]
+			return <-release
+		})
+	}()
+	var vA int64
+	select {
+	case vA = <-written:
+	case err := <-aDone:
+		t.Fatalf("transaction A: %v", err)
 	}
-	if err := a.Raw(`INSERT INTO sync_changes (org_id, entity, record_id, txid, version, team_id, user_id, visibility, deleted, created_version)
-		VALUES (?, 'visits', ?, pg_current_xact_id()::text::bigint, ?, ?, ?, ?, false, ?) RETURNING txid`,
-		rep.OrgID, visitA, vA, *rep.TeamID, rep.UserID, int(syncengine.VisOwner), vA).Row().Scan(&txidA); err != nil {
-		t.Fatalf("A: insert change: %v", err)
-	}
-
+	defer func() {
+		select {
+		case release <- fmt.Errorf("test ended"):
+		default:
+		}
+	}()
 	// 2. Push B through the engine: it commits, with a higher version.
 	visitB := uuid.New()
 	res, err := f.en.Push(ctx, rep, []syncengine.Mutation{{Seq: 1, Entity: "visits", ID: visitB, Op: syncengine.OpUpsert,
@@ -318,13 +331,18 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	if !ok {
 		t.Fatal("cursor does not decode")
 	}
-	if !positionAfter(syncengine.Position{Txid: txidA, Version: vA}, pos) {
-		t.Fatalf("cursor moved to %+v, at or past A's position {Txid:%d Version:%d}", pos, txidA, vA)
-	}
 
 	// 4. A commits behind B.
-	if err := a.Commit().Error; err != nil {
+	release <- nil
+	if err := <-aDone; err != nil {
 		t.Fatalf("commit A: %v", err)
+	}
+	var txidA int64
+	if err := f.db.Gorm().Raw(`SELECT txid FROM sync_changes WHERE org_id = ? AND record_id = ?`, rep.OrgID, visitA).Row().Scan(&txidA); err != nil {
+		t.Fatalf("A's feed row: %v", err)
+	}
+	if !positionAfter(syncengine.Position{Txid: txidA, Version: vA}, pos) {
+		t.Fatalf("the pull while A was open moved the cursor to %+v, at or past A's position {Txid:%d Version:%d}", pos, txidA, vA)
 	}
 	// The version-only cursor, now at vB, never returns A.
 	if got := naive(vB); len(got) != 0 {
@@ -344,5 +362,87 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	}
 	if got := changes[0].Record.StringValue("notes"); got != "written by the slow transaction A" {
 		t.Errorf("A's visit notes: got %q", got)
+	}
+}
+
+// TestPullIsNotHeldBackByUnrelatedTransactions: a pull waits only for
+// transactions that may still write its organisation's feed. Another
+// organisation's open feed write (a long contest recompute, say) and a
+// transaction that writes no feed at all (a report, a migration) must not
+// delay it, as a horizon of "the oldest transaction running anywhere"
+// would.
+func TestPullIsNotHeldBackByUnrelatedTransactions(t *testing.T) {
+	skipUnlessPostgres(t)
+	ctx := context.Background()
+	f := newSyncFixture(t, storetest.Options{})
+	admin := f.principal("admin@demo.test")
+	rep := f.principal("rep1@demo.test")
+	account := f.accountsByTeam()[*rep.TeamID][0]
+	_, cursor := f.pullAll(admin, "", 100)
+
+	// Another organisation's feed writer, left open.
+	now := f.now()
+	other := models.Org{ID: uuid.New(), Name: "Other Co", CreatedAt: now}
+	if err := f.db.CreateOrg(ctx, other, models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Other Admin",
+		Role: models.RoleAdmin, Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatalf("create org: %v", err)
+	}
+	team := models.Team{OrgID: other.ID, ID: uuid.New(), Name: "East", CreatedAt: now}
+	if err := f.db.CreateTeam(ctx, team); err != nil {
+		t.Fatalf("create team: %v", err)
+	}
+	written, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- f.db.Server(ctx, other.ID, func(tx syncengine.Tx) error {
+			vs, err := tx.NextVersions(ctx, 1)
+			if err != nil {
+				return err
+			}
+			acc := &syncengine.Record{ID: uuid.New(), Version: vs[0], CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+				Values: map[string]any{"name": "Slow Hardware", "name_key": "slow hardware", "status": "customer", "team_id": team.ID}}
+			if err := tx.Save(ctx, syncengine.Accounts(), []*syncengine.Record{acc}); err != nil {
+				return err
+			}
+			close(written)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-written:
+	case err := <-done:
+		t.Fatalf("other organisation's transaction: %v", err)
+	}
+	defer func() {
+		close(release)
+		if err := <-done; err != nil {
+			t.Errorf("other organisation's transaction: %v", err)
+		}
+	}()
+
+	// A transaction with an id that writes no feed, left open.
+	report := f.db.Gorm().Begin()
+	defer report.Rollback()
+	var xid int64
+	if err := report.Raw(`SELECT pg_current_xact_id()::text::bigint`).Row().Scan(&xid); err != nil {
+		t.Fatalf("report transaction: %v", err)
+	}
+
+	visit := uuid.New()
+	res := f.push(rep, syncengine.Mutation{Seq: 1, Entity: "visits", ID: visit, Op: syncengine.OpUpsert,
+		HLC: syncengine.HLC{MS: now.UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account})})
+	if res.Results[0].Status != syncengine.StatusApplied {
+		t.Fatalf("push: %+v", res.Results[0])
+	}
+	page, err := f.en.Pull(ctx, admin, cursor, 100)
+	if err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	found := false
+	for _, c := range page.Changes {
+		found = found || c.Record.ID == visit
+	}
+	if !found {
+		t.Fatalf("a pull right after the push returned %d changes without the visit: held back by transactions that cannot write this organisation's feed", len(page.Changes))
 	}
 }

@@ -23,10 +23,12 @@ package sync
 // value is the feed horizon the pull read up to (Store.FeedHorizon, taken
 // before the pull's first page):
 //
-//   - On PostgreSQL, pg_snapshot_xmin - 1: every transaction with an id at
-//     or below it had finished when the pull began, so every feed row they
-//     wrote was visible to every page of the pull (each page only hides
-//     rows of transactions at or above its own, later, xmin). Decoded, it
+//   - On PostgreSQL, one below the oldest transaction id among the
+//     organisation's feed writers still running (or the next id, when none
+//     is): every writer with an id at or below it had finished when the
+//     pull began, so every feed row they wrote was visible to every page
+//     of the pull (each page only hides rows of writers at or above its
+//     own, later, horizon). Decoded, it
 //     is Position{Txid: value, Version: MaxInt64}: "everything written by
 //     transactions up to value".
 //   - On SQLite, writers are serial and versions are handed out in commit
@@ -184,7 +186,7 @@ type WatermelonStore interface {
 	// FeedHorizon returns a position at or below which every change has
 	// committed and is visible to every pull that starts afterwards, and
 	// above which every later change will land. It only grows.
-	FeedHorizon(ctx context.Context) (Position, error)
+	FeedHorizon(ctx context.Context, orgID uuid.UUID) (Position, error)
 	// CreatedVersions returns the version the first write of each record
 	// produced, for the records of the organisation that exist.
 	CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []Key) (map[Key]int64, error)
@@ -296,7 +298,7 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 	if err != nil {
 		return WatermelonPullResult{}, err
 	}
-	horizon, err := ws.FeedHorizon(ctx)
+	horizon, err := ws.FeedHorizon(ctx, p.OrgID)
 	if err != nil {
 		return WatermelonPullResult{}, err
 	}
@@ -644,7 +646,7 @@ func (en *Engine) WatermelonPush(ctx context.Context, p models.Principal, req Wa
 	if err != nil {
 		return WatermelonPushResult{}, err
 	}
-	horizon, err := ws.FeedHorizon(ctx)
+	horizon, err := ws.FeedHorizon(ctx, p.OrgID)
 	if err != nil {
 		return WatermelonPushResult{}, err
 	}
