@@ -353,7 +353,7 @@ func runSim(t *testing.T, seed uint64, steps int) {
 				s.push(d, false)
 			}
 		}
-			for _, d := range s.devs {
+		for _, d := range s.devs {
 			if s.pull(d, 1<<30, 2+s.rng.IntN(7)) > 0 {
 				busy = true
 			}
