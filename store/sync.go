@@ -206,6 +206,23 @@ func (t *syncTx) Load(ctx context.Context, e *syncengine.Entity, ids []uuid.UUID
 // merge into the records (a pull never needs them).
 func (t *syncTx) load(e *syncengine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*syncengine.Record, error) {
 	out := make(map[uuid.UUID]*syncengine.Record, len(ids))
+	if t.db.dialect == Postgres {
+		// One array parameter: the statement is the same for any number
+		// of ids, so it is prepared once.
+		strs := make([]string, len(ids))
+		for i, id := range ids {
+			strs[i] = id.String()
+		}
+		q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = $1 AND id = ANY($2::uuid[])`
+		rows, err := t.tx.Statement.ConnPool.QueryContext(t.tx.Statement.Context, q, t.p.OrgID.String(), strs)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", e.Name, err)
+		}
+		if err := scanRows(rows, e, clocks, func(r *syncengine.Record) { out[r.ID] = r }); err != nil {
+			return nil, fmt.Errorf("load %s: %w", e.Name, err)
+		}
+		return out, nil
+	}
 	for start := 0; start < len(ids); start += 1000 {
 		chunk := ids[start:min(start+1000, len(ids))]
 		strs := make([]string, len(chunk))
@@ -352,6 +369,9 @@ func (t *syncTx) txidExpr() string {
 func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*syncengine.Record) error {
 	if t.db.dialect == Postgres && !t.feedWriter {
 		return fmt.Errorf("save %s: a change-feed write outside feedTransaction could be skipped by pulls", e.Name)
+	}
+	if t.db.dialect == Postgres {
+		return t.savePostgres(ctx, e, recs)
 	}
 	cols := columns(e)
 	var upd []string
@@ -675,6 +695,11 @@ func scanRecords(q *gorm.DB, e *syncengine.Entity, withClocks bool, each func(*s
 	if err != nil {
 		return err
 	}
+	return scanRows(rows, e, withClocks, each)
+}
+
+// scanRows decodes each row of rows into a record of e, and closes rows.
+func scanRows(rows *sql.Rows, e *syncengine.Entity, withClocks bool, each func(*syncengine.Record)) error {
 	defer rows.Close()
 	nbase := len(baseColumns)
 	dest := make([]any, nbase+len(e.Fields))
