@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -19,6 +20,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	size := fs.Int("batch-size", 500, "visits per batch")
 	pullLimit := fs.Int("pull-limit", 1000, "page size of pulls")
 	latencyDevs := fs.Int("latency-devices", 200, "concurrent devices in the latency phase")
+	latencyEvery := fs.Duration("latency-every", time.Second, "how often each device of the latency phase pushes 10 visits")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	incremental := fs.String("incremental", "10000,1000000", "visit-table sizes at which to time an incremental pull of 100 changes")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -35,7 +37,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		sizes = append(sizes, n)
 	}
-	if *devices < 1 || *batches < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 {
+	if *devices < 1 || *batches < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 {
 		return usageError{"bench: sizes must be positive; --batch-size and --pull-limit at most 1000"}
 	}
 	url := *dbURL
@@ -60,7 +62,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	_, err := runBench(ctx, benchConfig{
 		DatabaseURL: url, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
-		LatencyDevs: *latencyDevs, Incremental: sizes,
+		LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes,
 	}, stdout, stderr)
 	return err
 }
