@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // Config is the server's configuration.
@@ -26,6 +27,10 @@ type Config struct {
 	Demo               bool
 	TrustedProxies     []netip.Prefix
 	BodyLimitBytes     int64
+	// TombstoneRetention is how long a deleted record is kept for devices
+	// to learn of the delete; a device that last pulled before a purged
+	// tombstone resyncs from scratch.
+	TombstoneRetention time.Duration
 	// Firebase Cloud Messaging (see package notifications): with neither
 	// credentials nor an endpoint, pushes are only logged.
 	FirebaseCredentialsFile string
@@ -57,6 +62,7 @@ var Options = []Option{
 	{Flag: "demo", Env: "FIELDSYNC_DEMO", Default: "false", Usage: "seed the demo organisation into an empty database", Bool: true},
 	{Flag: "trusted-proxies", Env: "FIELDSYNC_TRUSTED_PROXIES", Usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
 	{Flag: "body-limit", Env: "FIELDSYNC_BODY_LIMIT", Default: "4194304", Usage: "largest request body accepted, in bytes"},
+	{Flag: "tombstone-retention", Env: "FIELDSYNC_TOMBSTONE_RETENTION", Default: "2160h", Usage: "how long deleted records are kept for offline devices to learn of them (at least 24h); a device that last synced earlier resyncs from scratch"},
 	{Flag: "firebase-credentials-file", Env: "FIELDSYNC_FIREBASE_CREDENTIALS_FILE", Usage: "Firebase service-account JSON key for push notifications (else GOOGLE_APPLICATION_CREDENTIALS)"},
 	{Flag: "firebase-project-id", Env: "FIELDSYNC_FIREBASE_PROJECT_ID", Usage: "Firebase project id (default: the key's project_id)"},
 	{Flag: "fcm-endpoint", Env: "FIELDSYNC_FCM_ENDPOINT", Usage: "FCM v1 base URL to send to instead of Google's, e.g. a local fake or an emulator"},
@@ -146,6 +152,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	if _, err := fmt.Sscan(get("body-limit"), &c.BodyLimitBytes); err != nil || c.BodyLimitBytes < 1024 {
 		return Config{}, fmt.Errorf("body-limit: want a number of bytes ≥ 1024, got %q", get("body-limit"))
 	}
+	retention, err := time.ParseDuration(get("tombstone-retention"))
+	if err != nil || retention < 24*time.Hour {
+		return Config{}, fmt.Errorf("tombstone-retention: want a duration of at least 24h, such as 2160h, got %q", get("tombstone-retention"))
+	}
+	c.TombstoneRetention = retention
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return Config{}, fmt.Errorf("log-format: want json or text, got %q", c.LogFormat)
 	}

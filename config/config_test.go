@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldsync/fieldsync/config"
 )
@@ -49,6 +50,8 @@ func TestLoadDefaults(t *testing.T) {
 		LogFormat:      "text",
 		LogLevel:       "info",
 		BodyLimitBytes: 4 << 20,
+		// Ninety days: longer than any phone stays offline in practice.
+		TombstoneRetention: 90 * 24 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load with no flags:\n got %+v\nwant %+v", c, want)
@@ -281,6 +284,17 @@ func TestLoadRefuses(t *testing.T) {
 			name:    "body limit not a number",
 			vars:    withSecret(map[string]string{"FIELDSYNC_BODY_LIMIT": "lots"}),
 			wantErr: "body-limit",
+		},
+		{
+			name:    "tombstone retention under a day",
+			args:    []string{"--tombstone-retention", "2h"},
+			vars:    withSecret(nil),
+			wantErr: "tombstone-retention",
+		},
+		{
+			name:    "tombstone retention not a duration",
+			vars:    withSecret(map[string]string{"FIELDSYNC_TOMBSTONE_RETENTION": "90 days"}),
+			wantErr: "tombstone-retention",
 		},
 		{
 			name:    "positional argument",

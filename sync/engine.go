@@ -116,6 +116,14 @@ type Position struct {
 	Version int64
 }
 
+// Before reports whether p comes before q in the feed.
+func (p Position) Before(q Position) bool {
+	if p.Txid != q.Txid {
+		return p.Txid < q.Txid
+	}
+	return p.Version < q.Version
+}
+
 // Change is one entry of a pull: a record's full current state, or its
 // tombstone when Record.Deleted.
 type Change struct {
@@ -182,6 +190,13 @@ type Store interface {
 	Records(ctx context.Context, orgID uuid.UUID, e *Entity, where map[string]any) ([]*Record, error)
 	// DeviceState returns the device's last seq and its recent rejections.
 	DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []Rejection, error)
+	// PurgeTombstones deletes up to limit of the organisation's tombstones
+	// last written before before, with their feed rows, and records the
+	// highest feed position it removed. It returns how many it removed.
+	PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map[string]*Entity, before time.Time, limit int) (int, error)
+	// PurgedThrough returns the highest feed position whose tombstone was
+	// purged; a pull from below it may have missed a delete.
+	PurgedThrough(ctx context.Context, orgID uuid.UUID) (Position, error)
 	// Conflicts lists the conflicts p may see, newest first, after a
 	// position in that order (the zero After starts at the newest).
 	Conflicts(ctx context.Context, p models.Principal, after ConflictPos, limit int) ([]ConflictRecord, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -69,8 +70,10 @@ type PullResult struct {
 }
 
 // Pull returns the changes p may see after the cursor (from the beginning
-// when it is empty). A cursor that cannot be continued answers Reset with
-// no changes: the client drops its replica and pulls from the beginning.
+// when it is empty). A cursor that cannot be continued — not this user's,
+// issued under another role or team, or older than a purged tombstone (see
+// PurgeTombstones) — answers Reset with no changes: the client drops its
+// replica and pulls from the beginning.
 func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string, limit int) (PullResult, error) {
 	if limit <= 0 {
 		limit = DefaultPullLimit
@@ -99,11 +102,42 @@ func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string
 	if err != nil {
 		return PullResult{}, err
 	}
+	// Read after the page: a purge that removed a tombstone this page
+	// would have returned committed before the page was read, so it shows
+	// here; one that commits later left the page whole.
+	if after != (Position{}) {
+		purged, err := en.store.PurgedThrough(ctx, p.OrgID)
+		if err != nil {
+			return PullResult{}, err
+		}
+		if after.Before(purged) {
+			out.Reset, out.HasMore, out.Changes = true, true, []Change{}
+			return out, nil
+		}
+	}
 	if len(changes) > 0 {
 		after = changes[len(changes)-1].Pos
 	}
 	out.Changes, out.HasMore, out.Cursor = changes, more, EncodeCursor(p, after)
 	return out, nil
+}
+
+// PurgeBatch is how many tombstones one purge transaction removes.
+const PurgeBatch = 1000
+
+// PurgeTombstones removes the organisation's tombstones last written
+// before before, in transactions of PurgeBatch, and returns how many it
+// removed. Devices whose cursor lies below a removed tombstone are reset
+// by their next pull, since they may not have seen that delete.
+func (en *Engine) PurgeTombstones(ctx context.Context, orgID uuid.UUID, before time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := en.store.PurgeTombstones(ctx, orgID, en.entities, before, PurgeBatch)
+		total += n
+		if err != nil || n < PurgeBatch {
+			return total, err
+		}
+	}
 }
 
 // PullFrom is Pull for callers that keep their own position (the

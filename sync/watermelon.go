@@ -149,6 +149,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -206,14 +207,6 @@ func (en *Engine) watermelonStore() (WatermelonStore, error) {
 		return nil, fmt.Errorf("watermelondb: the store (%T) does not implement WatermelonStore", en.store)
 	}
 	return ws, nil
-}
-
-// wmLess orders feed positions: by transaction id, then version.
-func wmLess(a, b Position) bool {
-	if a.Txid != b.Txid {
-		return a.Txid < b.Txid
-	}
-	return a.Version < b.Version
 }
 
 // wmScope fingerprints who a timestamp was issued to, in 1..8191.
@@ -316,6 +309,21 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 			mode, after = wmIncremental, pos
 		}
 	}
+	// A client that last pulled below a purged tombstone may hold a record
+	// whose delete it can no longer be told: it gets a replacement sync.
+	purgedAbove := func(pos Position) (bool, error) {
+		purged, err := en.store.PurgedThrough(ctx, p.OrgID)
+		return pos.Before(purged), err
+	}
+	if mode == wmIncremental {
+		below, err := purgedAbove(after)
+		if err != nil {
+			return WatermelonPullResult{}, err
+		}
+		if below {
+			mode, after = wmReplace, Position{}
+		}
+	}
 	since := after
 	for {
 		changes, more, err := en.PullFrom(ctx, p, after, WatermelonPageSize)
@@ -325,7 +333,7 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 		done := !more
 		n := len(changes)
 		for i, ch := range changes {
-			if wmLess(horizon, ch.Pos) {
+			if horizon.Before(ch.Pos) {
 				// Written after the pull began: the next pull's.
 				n, done = i, true
 				break
@@ -356,6 +364,13 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 			return WatermelonPullResult{}, fmt.Errorf("watermelondb pull: no progress after %+v", after)
 		}
 		after = changes[len(changes)-1].Pos
+	}
+	if mode == wmIncremental {
+		// A purge that committed while the pages were read may have taken
+		// a delete this response should carry; the retry replaces.
+		if below, err := purgedAbove(since); err != nil || below {
+			return WatermelonPullResult{}, errors.Join(models.ErrUnavailable, err)
+		}
 	}
 	ts, err := encodeWatermelonTimestamp(horizon, scope)
 	if err != nil {
@@ -687,7 +702,7 @@ func (en *Engine) WatermelonPush(ctx context.Context, p models.Principal, req Wa
 		for i, o := range ops {
 			k := Key{o.e.Name, o.id}
 			p, ok := pos[k]
-			seen := ok && !wmLess(since, p) // the client pulled the stored version
+			seen := ok && !since.Before(p) // the client pulled the stored version
 			written, rej, err := b.watermelonApply(muts[i], o, seen)
 			if err != nil {
 				return err
@@ -738,7 +753,7 @@ func (b *batch) watermelonConflicts(wtx WatermelonTx, ops []wmOp, since Position
 		if !ok || (o.op == OpDelete && cur.Deleted) {
 			continue
 		}
-		if wmLess(since, at) && !wmLastWrittenBy(cur, b.p.DeviceID) {
+		if since.Before(at) && !wmLastWrittenBy(cur, b.p.DeviceID) {
 			conflicts = append(conflicts, k)
 		}
 	}

@@ -101,7 +101,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
-	go schedule(ctx, db, engine, log, time.Minute)
+	go schedule(ctx, db, engine, log, time.Minute, cfg.TombstoneRetention)
 	stopNotifications, err := startNotifications(ctx, cfg, db, engine, log)
 	if err != nil {
 		return err
@@ -118,11 +118,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 // schedule runs the domain's time-based rules every interval until ctx
 // ends: contests start, end and finalize, stale ride-along requests
 // expire. Each organisation's tick is one transaction and idempotent, so
-// several replicas may run it at once.
-func schedule(ctx context.Context, db *store.DB, engine *syncengine.Engine, log *slog.Logger, every time.Duration) {
+// several replicas may run it at once. Hourly, it purges tombstones older
+// than retention.
+func schedule(ctx context.Context, db *store.DB, engine *syncengine.Engine, log *slog.Logger, every, retention time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var lastPurge time.Time
 	for {
+		purge := time.Since(lastPurge) >= time.Hour
+		if purge {
+			lastPurge = time.Now()
+		}
 		orgs, err := db.OrgIDs(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("scheduler: list organisations", "err", err)
@@ -130,6 +136,16 @@ func schedule(ctx context.Context, db *store.DB, engine *syncengine.Engine, log 
 		for _, org := range orgs {
 			if err := engine.Server(ctx, models.Principal{OrgID: org}, syncengine.Tick); err != nil && ctx.Err() == nil {
 				log.Warn("scheduler: tick", "org", org, "err", err)
+			}
+			if !purge {
+				continue
+			}
+			n, err := engine.PurgeTombstones(ctx, org, time.Now().Add(-retention))
+			if err != nil && ctx.Err() == nil {
+				log.Warn("scheduler: purge tombstones", "org", org, "err", err)
+			}
+			if n > 0 {
+				log.Info("purged tombstones", "org", org, "count", n, "retention", retention)
 			}
 		}
 		select {

@@ -1,0 +1,110 @@
+package sync_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/store/storetest"
+	syncengine "github.com/fieldsync/fieldsync/sync"
+)
+
+// TestPurgedTombstonesResetOlderCursors: tombstones older than the
+// retention are removed, and a device whose cursor lies below one — it may
+// never have learnt of that delete — is reset, natively and over the
+// WatermelonDB protocol. Devices that saw the delete carry on, and recent
+// tombstones stay.
+func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
+	ctx := context.Background()
+	f := newSyncFixture(t, storetest.Options{})
+	rep := f.principal("rep1@demo.test")
+	stale, current := f.principal("admin@demo.test"), f.principal("admin@demo.test")
+	account := f.accountsByTeam()[*rep.TeamID][0]
+	const retention = 90 * 24 * time.Hour
+
+	var seq int64
+	upsert := func(id uuid.UUID, notes string) {
+		t.Helper()
+		seq++
+		res := f.push(rep, syncengine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: syncengine.OpUpsert,
+			HLC: syncengine.HLC{MS: f.now().UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account, "notes": notes})})
+		if s := res.Results[0].Status; s != syncengine.StatusApplied {
+			t.Fatalf("upsert %s: %s", notes, s)
+		}
+	}
+	remove := func(id uuid.UUID) {
+		t.Helper()
+		seq++
+		res := f.push(rep, syncengine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: syncengine.OpDelete, HLC: syncengine.HLC{MS: f.now().UnixMilli()}})
+		if s := res.Results[0].Status; s != syncengine.StatusApplied {
+			t.Fatalf("delete: %s", s)
+		}
+	}
+	old, kept, recent := uuid.New(), uuid.New(), uuid.New()
+	upsert(old, "deleted long ago")
+	upsert(kept, "still here")
+	upsert(recent, "deleted yesterday")
+	_, staleCursor := f.pullAll(stale, "", 100)
+	wm, err := f.en.WatermelonPull(ctx, stale, syncengine.WatermelonPullRequest{}, func(syncengine.WatermelonKind, syncengine.Change) error { return nil })
+	if err != nil {
+		t.Fatalf("watermelondb pull: %v", err)
+	}
+	remove(old)
+	_, currentCursor := f.pullAll(current, "", 100)
+
+	f.advance(retention)
+	remove(recent)
+	f.advance(24 * time.Hour)
+	n, err := f.en.PurgeTombstones(ctx, rep.OrgID, f.now().Add(-retention))
+	if err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	if n != 1 {
+		t.Fatalf("purged %d tombstones, want 1 (only the one older than the retention)", n)
+	}
+	if again, err := f.en.PurgeTombstones(ctx, rep.OrgID, f.now().Add(-retention)); err != nil || again != 0 {
+		t.Fatalf("a second purge removed %d (%v), want 0", again, err)
+	}
+	admin := f.principal("admin@demo.test")
+	if r := f.snapshotRecord(admin, "visits", old); r != nil {
+		t.Errorf("the purged visit is still stored: %+v", r)
+	}
+	if r := f.snapshotRecord(admin, "visits", recent); r == nil || !r.Deleted {
+		t.Errorf("the recent tombstone: %+v, want it kept", r)
+	}
+
+	// The device that pulled before the purged delete is reset.
+	page, err := f.en.Pull(ctx, stale, staleCursor, 100)
+	if err != nil {
+		t.Fatalf("stale pull: %v", err)
+	}
+	if !page.Reset || len(page.Changes) != 0 || page.Cursor != "" {
+		t.Fatalf("stale pull: reset %v, %d changes, cursor %q; want a reset", page.Reset, len(page.Changes), page.Cursor)
+	}
+	// The one that saw it carries on with the recent delete only.
+	changes, _ := f.pullAll(current, currentCursor, 100)
+	var ids []uuid.UUID
+	for _, c := range changes {
+		ids = append(ids, c.Record.ID)
+	}
+	if len(ids) != 1 || ids[0] != recent || !changes[0].Record.Deleted {
+		t.Fatalf("current pull after the purge: %v, want the recent delete of %s only", ids, recent)
+	}
+	// Starting over works, and knows nothing of the purged visit.
+	all, _ := f.pullAll(stale, "", 1000)
+	for _, c := range all {
+		if c.Record.ID == old {
+			t.Fatal("a fresh pull returned the purged visit")
+		}
+	}
+
+	res, err := f.en.WatermelonPull(ctx, stale, syncengine.WatermelonPullRequest{LastPulledAt: wm.Timestamp}, func(syncengine.WatermelonKind, syncengine.Change) error { return nil })
+	if err != nil {
+		t.Fatalf("watermelondb pull after the purge: %v", err)
+	}
+	if !res.Replacement {
+		t.Error("a WatermelonDB client that pulled before the purged delete got an incremental sync, want a replacement")
+	}
+}
