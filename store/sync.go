@@ -493,12 +493,12 @@ func visibleTo(p models.Principal, userCol string) (string, []any) {
 // version 10 and transaction B version 11, and B can commit first. A pull
 // between the two commits sees 11, moves its cursor past it, and never
 // sees 10. So every feed row records its writer's transaction id, and a
-// pull returns only rows written by transactions older than the oldest one
-// of the organisation still running (feedHorizon, read just before the
-// pull's snapshot): those have all finished, so no row can later appear
-// before the cursor. Rows are ordered by (txid, version) and the cursor is
-// that pair. A long feed write of the organisation delays its pulls while
-// it runs; it never makes them skip.
+// pull returns only rows written by transactions older than the oldest
+// feed writer of the organisation still running (feedHorizon, read just
+// before the pull's snapshot): those have all finished, so no row can
+// later appear before the cursor. Rows are ordered by (txid, version) and
+// the cursor is that pair. A long feed write of the organisation delays
+// its pulls while it runs; it never makes them skip.
 //
 // On SQLite writers are serial (BEGIN IMMEDIATE), versions are handed out
 // in commit order, and txid is always 0.

@@ -36,10 +36,10 @@ package sync
 //
 // A pull reads the feed from last_pulled_at up to the horizon and stops
 // there. Changes committed while it runs land above the horizon (their
-// transactions are newer than the oldest one running when it began, or
-// their versions larger than the last committed one) and are left for the
-// next pull, so no change is ever skipped, and no record appears twice in
-// one response. Because horizons only grow, a user's timestamps never go
+// transactions are newer than the organisation's oldest feed writer
+// running when it began, or their versions larger than the last committed
+// one) and are left for the next pull, so no change is ever skipped, and
+// no record appears twice in one response. Because horizons only grow, a user's timestamps never go
 // backwards while their scope stays the same (WatermelonDB logs it when
 // they do; after a scope change with no write anywhere in between, on
 // SQLite, they may). A timestamp whose value lies beyond the
