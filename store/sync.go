@@ -708,15 +708,17 @@ func scanRows(rows *sql.Rows, e *syncengine.Entity, withClocks bool, each func(*
 		createdBy sql.Null[uuid.UUID]
 		clocks    string
 	)
+	// The field scanners are reused row after row: each Scan overwrites
+	// them, null included, and value copies out what a record keeps.
+	vals := make([]fieldScanner, len(e.Fields))
+	for i := range e.Fields {
+		vals[i] = newFieldScanner(e.Fields[i].Type)
+		dest[nbase+i] = vals[i]
+	}
 	for rows.Next() {
 		r := &syncengine.Record{Values: make(map[string]any, len(e.Fields))}
 		dest[0], dest[1], dest[2], dest[3] = &org, &r.ID, &r.Version, &r.Deleted
 		dest[4], dest[5], dest[6], dest[7] = &clocks, &createdBy, &r.CreatedAt, &r.UpdatedAt
-		vals := make([]fieldScanner, len(e.Fields))
-		for i := range e.Fields {
-			vals[i] = newFieldScanner(e.Fields[i].Type)
-			dest[nbase+i] = vals[i]
-		}
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -444,7 +445,7 @@ func (f *Field) AppendValue(b []byte, v any) []byte {
 	case UUID:
 		id, _ := v.(uuid.UUID)
 		b = append(b, '"')
-		b = append(b, id.String()...)
+		b = appendUUID(b, id)
 		return append(b, '"')
 	case Time:
 		t, _ := v.(time.Time)
@@ -486,15 +487,39 @@ func (f *Field) AppendValue(b []byte, v any) []byte {
 }
 
 func appendString(b []byte, s string) []byte {
-	enc, _ := json.Marshal(s) // handles escaping; strings are short
-	return append(b, enc...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
+			// Escapes, multi-byte UTF-8 and HTML-sensitive bytes take
+			// encoding/json's path, so output matches it byte for byte.
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendUUID appends id's canonical text form without allocating.
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	var buf [36]byte
+	hex.Encode(buf[0:8], id[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], id[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], id[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], id[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:], id[10:])
+	return append(b, buf[:]...)
 }
 
 // MarshalRecord encodes a record's full current state for a pull: id,
 // version, audit times and every field, in declaration order.
 func (e *Entity) MarshalRecord(b []byte, r *Record) []byte {
 	b = append(b, `{"id":"`...)
-	b = append(b, r.ID.String()...)
+	b = appendUUID(b, r.ID)
 	b = append(b, `","version":`...)
 	b = strconv.AppendInt(b, r.Version, 10)
 	b = append(b, `,"created_at":"`...)
@@ -507,9 +532,11 @@ func (e *Entity) MarshalRecord(b []byte, r *Record) []byte {
 		if f.Hidden {
 			continue
 		}
-		b = append(b, ',')
-		b = appendString(b, f.Name)
-		b = append(b, ':')
+		// Field names are identifiers (the entity tests hold them to it):
+		// they need no escaping.
+		b = append(b, ',', '"')
+		b = append(b, f.Name...)
+		b = append(b, '"', ':')
 		b = f.AppendValue(b, r.Values[f.Name])
 	}
 	return append(b, '}')

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -559,6 +560,38 @@ func TestFieldValueJSON(t *testing.T) {
 		got, err := f.Parse(f.ValueJSON(cents), now)
 		if err != nil || got != any(cents) {
 			t.Fatalf("round trip of %d cents via %s = %v, %v", cents, f.ValueJSON(cents), got, err)
+		}
+	}
+}
+
+// TestMarshalRecordIsJSON: a pulled record, encoded by hand for speed,
+// is the JSON encoding/json would write — whatever its strings hold — and
+// every field name it writes unescaped is a plain identifier.
+func TestMarshalRecordIsJSON(t *testing.T) {
+	ident := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	for _, e := range syncengine.Entities() {
+		for _, f := range e.Fields {
+			if !ident.MatchString(f.Name) {
+				t.Errorf("%s.%s is not a plain identifier", e.Name, f.Name)
+			}
+		}
+	}
+	visits := syncengine.Visits()
+	for _, notes := range []string{"Plain notes, 42 units.", "Café Müller ☕", "tab\tnew\nline", `quote " and \ slash`, "<b>&amp;</b>", "\u2028 separator", "bad \xff utf-8", ""} {
+		id, account := uuid.New(), uuid.New()
+		r := &syncengine.Record{ID: id, Version: 7, CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(2, 0),
+			Values: map[string]any{"notes": notes, "account_id": account, "kind": "unscheduled"}}
+		b := visits.MarshalRecord(nil, r)
+		var got map[string]any
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("notes %q: invalid JSON %s: %v", notes, b, err)
+		}
+		want, _ := json.Marshal(notes)
+		if !strings.Contains(string(b), `"notes":`+string(want)) {
+			t.Errorf("notes %q encoded as %s, want %s as encoding/json writes it", notes, b, want)
+		}
+		if got["id"] != id.String() || got["account_id"] != account.String() {
+			t.Errorf("ids encoded as %v / %v, want %s / %s", got["id"], got["account_id"], id, account)
 		}
 	}
 }
