@@ -364,8 +364,9 @@ func (t *syncTx) txidExpr() string {
 	return "0"
 }
 
-// Save upserts records with multi-row statements, and moves each record's
-// change-feed row to its new version.
+// Save upserts records, and moves each record's change-feed row to its new
+// version: on PostgreSQL with array parameters (savePostgres), on SQLite
+// with multi-row statements.
 func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*syncengine.Record) error {
 	if t.db.dialect == Postgres && !t.feedWriter {
 		return fmt.Errorf("save %s: a change-feed write outside feedTransaction could be skipped by pulls", e.Name)

@@ -17,6 +17,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	dbURL := fs.String("database-url", getenv("FIELDSYNC_DATABASE_URL"), "database to measure (default: a temporary SQLite file)")
 	devices := fs.Int("devices", 8, "concurrent devices pushing in the throughput phase")
 	batches := fs.Int("batches", 10, "batches each device pushes")
+	rounds := fs.Int("rounds", 3, "throughput rounds, each measured against the raw ceiling; the median is reported")
 	size := fs.Int("batch-size", 500, "visits per batch")
 	pullLimit := fs.Int("pull-limit", 1000, "page size of pulls")
 	latencyDevs := fs.Int("latency-devices", 200, "concurrent devices in the latency phase")
@@ -37,7 +38,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		sizes = append(sizes, n)
 	}
-	if *devices < 1 || *batches < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 {
+	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 {
 		return usageError{"bench: sizes must be positive; --batch-size and --pull-limit at most 1000"}
 	}
 	url := *dbURL
@@ -62,7 +63,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	_, err := runBench(ctx, benchConfig{
 		DatabaseURL: url, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
-		LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes,
+		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes,
 	}, stdout, stderr)
 	return err
 }

@@ -38,6 +38,7 @@ type benchConfig struct {
 	DatabaseURL string
 	Devices     int // concurrent devices in the throughput phase
 	Batches     int // batches each device pushes
+	Rounds      int // throughput rounds, each with its raw ceiling
 	BatchSize   int // mutations per batch
 	PullLimit   int // page size of pulls
 	LatencyDevs int // concurrent devices in the latency phase
@@ -47,10 +48,18 @@ type benchConfig struct {
 	Incremental  []int // table sizes for the incremental-pull phase
 }
 
+// benchRound is one round of the throughput phase.
+type benchRound struct {
+	push, pull, rawUpsert, rawRead float64
+	p50, p99                       time.Duration
+}
+
 // benchResult holds the figures of a run.
 type benchResult struct {
-	PushRate, PullRate         float64 // mutations/s, records/s through the API
-	RawUpsertRate, RawReadRate float64 // rows/s, hand-written SQL
+	PushRate, PullRate         float64 // mutations/s, records/s through the API (median round)
+	RawUpsertRate, RawReadRate float64 // rows/s, hand-written SQL, in the same rounds
+	PushRatioMin, PushRatioMax float64 // push / raw upsert over the rounds
+	PullRatioMin, PullRatioMax float64 // pull / raw read over the rounds
 	PushP50, PushP99           time.Duration
 	LatencyP50, LatencyP99     time.Duration         // paced devices, from when each push was due
 	LatencyRate                float64               // pushes/s the paced devices achieved
@@ -87,35 +96,50 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (be
 	}
 	defer stop()
 
-	// Push throughput.
-	total := cfg.Devices * cfg.Batches
-	bar := newBar(progress, "push", total)
-	lat, dur, err := w.pushPhase(base, w.reps[:cfg.Devices], cfg.Batches, cfg.BatchSize, 0, bar)
-	bar.done()
-	if err != nil {
-		return res, err
-	}
+	// Throughput, in rounds: each pushes new visits, pulls everything back
+	// and measures the raw ceiling right after, so each round's ratios
+	// compare figures taken moments apart. The median round is reported
+	// with the spread, since these machines are noisy.
 	res.Rows = cfg.Devices * cfg.Batches * cfg.BatchSize
-	res.PushRate = float64(res.Rows) / dur.Seconds()
-	res.PushP50, res.PushP99 = percentile(lat, 50), percentile(lat, 99)
+	var rounds []benchRound
+	for i := 0; i < cfg.Rounds; i++ {
+		label := func(s string) string { return fmt.Sprintf("%s %d/%d", s, i+1, cfg.Rounds) }
+		var r benchRound
+		bar := newBar(progress, label("push"), cfg.Devices*cfg.Batches)
+		lat, dur, err := w.pushPhase(base, w.reps[:cfg.Devices], cfg.Batches, cfg.BatchSize, 0, bar)
+		bar.done()
+		if err != nil {
+			return res, err
+		}
+		r.push = float64(res.Rows) / dur.Seconds()
+		r.p50, r.p99 = percentile(lat, 50), percentile(lat, 99)
 
-	// Pull throughput: the admin pulls everything from the beginning.
-	bar = newBar(progress, "pull", res.Rows/cfg.PullLimit+1)
-	n, dur, err := w.pullAll(base, w.admin, "", cfg.PullLimit, bar)
-	bar.done()
-	if err != nil {
-		return res, err
-	}
-	res.PullRate = float64(n) / dur.Seconds()
+		// The admin pulls everything from the beginning.
+		bar = newBar(progress, label("pull"), (i+1)*res.Rows/cfg.PullLimit+1)
+		n, dur, err := w.pullAll(base, w.admin, "", cfg.PullLimit, bar)
+		bar.done()
+		if err != nil {
+			return res, err
+		}
+		r.pull = float64(n) / dur.Seconds()
 
-	// The raw ceiling on the same rows.
-	bar = newBar(progress, "raw", 2)
-	res.RawUpsertRate, res.RawReadRate, err = w.raw(res.Rows)
-	bar.step()
-	bar.done()
-	if err != nil {
-		return res, err
+		bar = newBar(progress, label("raw"), 2)
+		r.rawUpsert, r.rawRead, err = w.raw(res.Rows)
+		bar.step()
+		bar.done()
+		if err != nil {
+			return res, err
+		}
+		rounds = append(rounds, r)
 	}
+	sort.Slice(rounds, func(i, j int) bool { return rounds[i].push/rounds[i].rawUpsert < rounds[j].push/rounds[j].rawUpsert })
+	mid := rounds[len(rounds)/2]
+	res.PushRate, res.RawUpsertRate, res.PushP50, res.PushP99 = mid.push, mid.rawUpsert, mid.p50, mid.p99
+	res.PushRatioMin, res.PushRatioMax = rounds[0].push/rounds[0].rawUpsert, rounds[len(rounds)-1].push/rounds[len(rounds)-1].rawUpsert
+	sort.Slice(rounds, func(i, j int) bool { return rounds[i].pull/rounds[i].rawRead < rounds[j].pull/rounds[j].rawRead })
+	mid = rounds[len(rounds)/2]
+	res.PullRate, res.RawReadRate = mid.pull, mid.rawRead
+	res.PullRatioMin, res.PullRatioMax = rounds[0].pull/rounds[0].rawRead, rounds[len(rounds)-1].pull/rounds[len(rounds)-1].rawRead
 
 	// Latency under many devices (other reps than the throughput phase's,
 	// whose histories would make every push's domain reads larger). First
@@ -125,8 +149,8 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (be
 	if cfg.LatencyDevs > 0 {
 		latencyReps := w.reps[cfg.Devices:]
 		const latencyRounds = 10
-		bar = newBar(progress, "latency", cfg.LatencyDevs*latencyRounds)
-		lat, dur, err = w.pushPhase(base, latencyReps, latencyRounds, 10, cfg.LatencyEvery, bar)
+		bar := newBar(progress, "latency", cfg.LatencyDevs*latencyRounds)
+		lat, dur, err := w.pushPhase(base, latencyReps, latencyRounds, 10, cfg.LatencyEvery, bar)
 		bar.done()
 		if err != nil {
 			return res, err
@@ -146,7 +170,7 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (be
 	// Incremental pulls against growing tables.
 	res.Incremental = map[int]time.Duration{}
 	for _, size := range cfg.Incremental {
-		bar = newBar(progress, fmt.Sprintf("fill %d", size), 1)
+		bar := newBar(progress, fmt.Sprintf("fill %d", size), 1)
 		if err := w.fill(size, bar); err != nil {
 			return res, err
 		}
@@ -178,12 +202,13 @@ type world struct {
 	admin   *device
 	client  *http.Client
 	engine  *syncengine.Engine
-	filled  int // visits of the filler rep
+	filled  int                 // visits of the filler rep
+	calls   map[uuid.UUID]int64 // calls pushed so far, by rep
 	filler  models.User
 }
 
 func newWorld(ctx context.Context, db *store.DB) *world {
-	return &world{ctx: ctx, db: db, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: 2 * time.Minute}}
+	return &world{ctx: ctx, db: db, calls: map[uuid.UUID]int64{}, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: 2 * time.Minute}}
 }
 
 // setup creates a fresh organisation for this run, so runs never mix.
@@ -300,8 +325,11 @@ func (w *world) visitBatch(d *device, n int) []byte {
 		}
 		d.seq++
 		// A rep's calls an hour apart, each batch more recent than the
-		// one before, as a phone syncing its day would push them.
-		start := now.Add(-time.Hour - time.Duration(5000-d.seq%5000)*time.Hour)
+		// one before, as a phone syncing its day would push them — on
+		// whichever of the rep's devices, so a rep never has two calls
+		// at once.
+		w.calls[d.user.ID]++
+		start := now.Add(-time.Hour - time.Duration(5000-w.calls[d.user.ID]%5000)*time.Hour)
 		fmt.Fprintf(&b, `{"seq":%d,"entity":"visits","id":"%s","op":"upsert","hlc":{"ms":%d,"counter":%d},"fields":{"account_id":"%s","outcome":"order","order_value":%d.50,"started_at":"%s","ended_at":"%s","check_in_lat":44.97,"check_in_lng":-93.26,"check_in_accuracy_m":12,"notes":"Bench visit %d"}}`,
 			d.seq, uuid.NewString(), now.UnixMilli(), i, w.account, 100+i, start.Format(time.RFC3339), start.Add(30*time.Minute).Format(time.RFC3339), d.seq)
 	}
@@ -600,13 +628,17 @@ func peakRSS() int64 {
 func report(out io.Writer, cfg benchConfig, r benchResult) {
 	fmt.Fprintf(out, "\nfieldsync bench on %s: %d devices × %d batches × %d visits (%d rows)\n\n", r.Dialect, cfg.Devices, cfg.Batches, cfg.BatchSize, r.Rows)
 	fmt.Fprintf(out, "%-42s %14s %14s %8s\n", "measure", "fieldsync", "raw ceiling", "ratio")
-	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%\n", "push mutations/s (batches of "+strconv.Itoa(cfg.BatchSize)+")", r.PushRate, r.RawUpsertRate, 100*r.PushRate/r.RawUpsertRate)
-	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%\n", "pull records/s (pages of "+strconv.Itoa(cfg.PullLimit)+")", r.PullRate, r.RawReadRate, 100*r.PullRate/r.RawReadRate)
+	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%   (rounds: %.0f–%.0f%%)\n", "push mutations/s (batches of "+strconv.Itoa(cfg.BatchSize)+")",
+		r.PushRate, r.RawUpsertRate, 100*r.PushRate/r.RawUpsertRate, 100*r.PushRatioMin, 100*r.PushRatioMax)
+	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%   (rounds: %.0f–%.0f%%)\n", "pull records/s (pages of "+strconv.Itoa(cfg.PullLimit)+")",
+		r.PullRate, r.RawReadRate, 100*r.PullRate/r.RawReadRate, 100*r.PullRatioMin, 100*r.PullRatioMax)
 	fmt.Fprintf(out, "%-42s %14s\n", "push latency p50 / p99", r.PushP50.Round(time.Millisecond).String()+" / "+r.PushP99.Round(time.Millisecond).String())
-	fmt.Fprintf(out, "%-42s %14s   (%.0f pushes/s)\n", fmt.Sprintf("push p50 / p99, %d devices × 10, each every %s", cfg.LatencyDevs, cfg.LatencyEvery),
-		r.LatencyP50.Round(time.Millisecond).String()+" / "+r.LatencyP99.Round(time.Millisecond).String(), r.LatencyRate)
-	fmt.Fprintf(out, "%-42s %14s   (%.0f pushes/s)\n", fmt.Sprintf("push p50 / p99, %d devices × 10, back to back", cfg.LatencyDevs),
-		r.SaturatedP50.Round(time.Millisecond).String()+" / "+r.SaturatedP99.Round(time.Millisecond).String(), r.SaturatedRate)
+	if cfg.LatencyDevs > 0 {
+		fmt.Fprintf(out, "%-42s %14s   (%.0f pushes/s)\n", fmt.Sprintf("push p50 / p99, %d devices × 10, each every %s", cfg.LatencyDevs, cfg.LatencyEvery),
+			r.LatencyP50.Round(time.Millisecond).String()+" / "+r.LatencyP99.Round(time.Millisecond).String(), r.LatencyRate)
+		fmt.Fprintf(out, "%-42s %14s   (%.0f pushes/s)\n", fmt.Sprintf("push p50 / p99, %d devices × 10, back to back", cfg.LatencyDevs),
+			r.SaturatedP50.Round(time.Millisecond).String()+" / "+r.SaturatedP99.Round(time.Millisecond).String(), r.SaturatedRate)
+	}
 	sizes := make([]int, 0, len(r.Incremental))
 	for s := range r.Incremental {
 		sizes = append(sizes, s)
