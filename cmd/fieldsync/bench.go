@@ -17,7 +17,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	dbURL := fs.String("database-url", getenv("FIELDSYNC_DATABASE_URL"), "database to measure (default: a temporary SQLite file)")
 	devices := fs.Int("devices", 8, "concurrent devices pushing in the throughput phase")
 	batches := fs.Int("batches", 10, "batches each device pushes")
-	rounds := fs.Int("rounds", 3, "throughput rounds, each measured against the raw ceiling; the median is reported")
+	rounds := fs.Int("rounds", 1, "throughput rounds, each measured against its own raw ceiling; the median is reported with the spread (later rounds push into larger tables)")
 	size := fs.Int("batch-size", 500, "visits per batch")
 	pullLimit := fs.Int("pull-limit", 1000, "page size of pulls")
 	latencyDevs := fs.Int("latency-devices", 200, "concurrent devices in the latency phase")
