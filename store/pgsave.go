@@ -48,78 +48,47 @@ func uuidColumn(name string, n int, at func(i int) any) (pgColumn, error) {
 	return pgColumn{name: name, array: "text[]", cast: "::uuid", vals: s}, nil
 }
 
+// nullableColumn gathers one field of records into an array of T, nil
+// where the record holds no value; conv converts a present value.
+func nullableColumn[T any](f *syncengine.Field, array string, recs []*syncengine.Record, conv func(any) (T, bool)) (pgColumn, error) {
+	s := make([]*T, len(recs))
+	for i, r := range recs {
+		v := r.Values[f.Name]
+		if v == nil {
+			continue
+		}
+		x, ok := conv(v)
+		if !ok {
+			return pgColumn{}, fmt.Errorf("field %s: unexpected %T", f.Name, v)
+		}
+		s[i] = &x
+	}
+	return pgColumn{name: f.Name, array: array, vals: s}, nil
+}
+
+func as[T any](v any) (T, bool) {
+	x, ok := v.(T)
+	return x, ok
+}
+
 // fieldColumn gathers one field of records into a typed array.
 func fieldColumn(f *syncengine.Field, recs []*syncengine.Record) (pgColumn, error) {
-	n := len(recs)
-	at := func(i int) any { return recs[i].Values[f.Name] }
-	bad := func(v any) error { return fmt.Errorf("field %s: unexpected %T", f.Name, v) }
 	switch f.Type {
 	case syncengine.UUID:
-		return uuidColumn(f.Name, n, at)
+		return uuidColumn(f.Name, len(recs), func(i int) any { return recs[i].Values[f.Name] })
 	case syncengine.Time:
-		s := make([]*time.Time, n)
-		for i := range s {
-			switch v := at(i).(type) {
-			case nil:
-			case time.Time:
-				u := v.UTC()
-				s[i] = &u
-			default:
-				return pgColumn{}, bad(v)
-			}
-		}
-		return pgColumn{name: f.Name, array: "timestamptz[]", vals: s}, nil
+		return nullableColumn(f, "timestamptz[]", recs, func(v any) (time.Time, bool) {
+			t, ok := v.(time.Time)
+			return t.UTC(), ok
+		})
 	case syncengine.Float:
-		s := make([]*float64, n)
-		for i := range s {
-			switch v := at(i).(type) {
-			case nil:
-			case float64:
-				s[i] = &v
-			default:
-				return pgColumn{}, bad(v)
-			}
-		}
-		return pgColumn{name: f.Name, array: "float8[]", vals: s}, nil
+		return nullableColumn(f, "float8[]", recs, as[float64])
 	case syncengine.Int, syncengine.Money:
-		s := make([]*int64, n)
-		for i := range s {
-			switch v := at(i).(type) {
-			case nil:
-			case int64:
-				s[i] = &v
-			case int:
-				x := int64(v)
-				s[i] = &x
-			default:
-				return pgColumn{}, bad(v)
-			}
-		}
-		return pgColumn{name: f.Name, array: "int8[]", vals: s}, nil
+		return nullableColumn(f, "int8[]", recs, as[int64])
 	case syncengine.Bool:
-		s := make([]*bool, n)
-		for i := range s {
-			switch v := at(i).(type) {
-			case nil:
-			case bool:
-				s[i] = &v
-			default:
-				return pgColumn{}, bad(v)
-			}
-		}
-		return pgColumn{name: f.Name, array: "bool[]", vals: s}, nil
+		return nullableColumn(f, "bool[]", recs, as[bool])
 	}
-	s := make([]*string, n)
-	for i := range s {
-		switch v := at(i).(type) {
-		case nil:
-		case string:
-			s[i] = &v
-		default:
-			return pgColumn{}, bad(v)
-		}
-	}
-	return pgColumn{name: f.Name, array: "text[]", vals: s}, nil
+	return nullableColumn(f, "text[]", recs, as[string])
 }
 
 // unnestInsert builds INSERT INTO table (lead…, cols…) SELECT lead
@@ -211,18 +180,17 @@ func (t *syncTx) savePostgres(ctx context.Context, e *syncengine.Entity, recs []
 	}
 
 	// The feed rows, one per record, stamped with this transaction's id.
-	teams := make([]any, n)
-	users := make([]any, n)
+	scopes := make([]syncengine.Scope, n)
 	vis := make([]int32, n)
 	for i, r := range recs {
-		s := e.Scope(r)
-		teams[i], users[i], vis[i] = s.TeamID, s.UserID, int32(s.Visibility)
+		scopes[i] = e.Scope(r)
+		vis[i] = int32(scopes[i].Visibility)
 	}
-	teamCol, err := uuidColumn("team_id", n, func(i int) any { return teams[i] })
+	teamCol, err := uuidColumn("team_id", n, func(i int) any { return scopes[i].TeamID })
 	if err != nil {
 		return err
 	}
-	userCol, err := uuidColumn("user_id", n, func(i int) any { return users[i] })
+	userCol, err := uuidColumn("user_id", n, func(i int) any { return scopes[i].UserID })
 	if err != nil {
 		return err
 	}
