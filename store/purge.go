@@ -71,11 +71,10 @@ func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map
 			return nil
 		}
 		now := db.now().UTC()
-		err = tx.Exec(`INSERT INTO sync_purges (org_id, txid, version, purged_before, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (org_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
-				purged_before = excluded.purged_before, updated_at = excluded.updated_at
+		err = tx.Exec(`INSERT INTO sync_purges (org_id, txid, version, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (org_id) DO UPDATE SET txid = excluded.txid, version = excluded.version, updated_at = excluded.updated_at
 			WHERE (sync_purges.txid, sync_purges.version) < (excluded.txid, excluded.version)`,
-			orgID.String(), high.Txid, high.Version, before.UTC(), now).Error
+			orgID.String(), high.Txid, high.Version, now).Error
 		if err != nil {
 			return fmt.Errorf("record purge: %w", err)
 		}

@@ -7,7 +7,6 @@ CREATE TABLE sync_purges (
     org_id        uuid PRIMARY KEY REFERENCES orgs (id),
     txid          bigint NOT NULL,
     version       bigint NOT NULL,
-    purged_before timestamptz NOT NULL,
     updated_at    timestamptz NOT NULL
 );
 CREATE INDEX sync_changes_tombstones ON sync_changes (org_id, txid, version) WHERE deleted;

@@ -7,7 +7,6 @@ CREATE TABLE sync_purges (
     org_id        TEXT PRIMARY KEY REFERENCES orgs (id),
     txid          INTEGER NOT NULL,
     version       INTEGER NOT NULL,
-    purged_before DATETIME NOT NULL,
     updated_at    DATETIME NOT NULL
 );
 CREATE INDEX sync_changes_tombstones ON sync_changes (org_id, txid, version) WHERE deleted;
