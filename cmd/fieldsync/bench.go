@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -23,6 +26,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	latencyDevs := fs.Int("latency-devices", 200, "concurrent devices in the latency phase")
 	latencyEvery := fs.Duration("latency-every", time.Second, "how often each device of the latency phase pushes 10 visits")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := fs.String("memprofile", "", "write the heap profile taken when the live heap was largest to this file")
 	incremental := fs.String("incremental", "10000,1000000", "visit-table sizes at which to time an incremental pull of 100 changes")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return ignoreHelp(err)
@@ -61,9 +65,49 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memProfile != "" {
+		stop := watchHeap()
+		defer func() {
+			if err := os.WriteFile(*memProfile, stop(), 0o644); err != nil {
+				fmt.Fprintln(stderr, "memprofile:", err)
+			}
+		}()
+	}
 	_, err := runBench(ctx, benchConfig{
 		DatabaseURL: url, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
 		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes,
 	}, stdout, stderr)
 	return err
+}
+
+// watchHeap samples the live heap as of the last garbage collection and
+// keeps the heap profile of the largest: the profile of a run's end shows
+// what survives it, not what made the resident set peak. The returned stop
+// function ends the watch and returns that profile.
+func watchHeap() func() []byte {
+	done := make(chan struct{})
+	out := make(chan []byte)
+	go func() {
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var peak uint64
+		var best []byte
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				out <- best
+				return
+			case <-tick.C:
+			}
+			metrics.Read(sample)
+			if live := sample[0].Value.Uint64(); live > peak+peak/20 {
+				var b bytes.Buffer
+				if pprof.Lookup("heap").WriteTo(&b, 0) == nil {
+					peak, best = live, b.Bytes()
+				}
+			}
+		}
+	}()
+	return func() []byte { close(done); return <-out }
 }

@@ -86,7 +86,9 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (be
 		return res, err
 	}
 	res.Dialect = db.Dialect()
-	w := newWorld(ctx, db)
+	// The throughput reps push every round; the first also the incremental
+	// phase's pushes, the latency reps 15 small pushes.
+	w := newWorld(ctx, db, cfg.Rounds*cfg.Batches*cfg.BatchSize+5*100*len(cfg.Incremental)+15*10)
 	if err := w.setup(cfg.Devices + cfg.LatencyDevs); err != nil {
 		return res, err
 	}
@@ -204,11 +206,14 @@ type world struct {
 	engine  *syncengine.Engine
 	filled  int                 // visits of the filler rep
 	calls   map[uuid.UUID]int64 // calls pushed so far, by rep
+	epoch   time.Time           // the hour before a rep's first call
 	filler  models.User
 }
 
-func newWorld(ctx context.Context, db *store.DB) *world {
-	return &world{ctx: ctx, db: db, calls: map[uuid.UUID]int64{}, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: 2 * time.Minute}}
+// newWorld prepares a run in which no rep pushes more than maxCalls calls.
+func newWorld(ctx context.Context, db *store.DB, maxCalls int) *world {
+	epoch := time.Now().UTC().Truncate(time.Hour).Add(-time.Duration(maxCalls+1) * time.Hour)
+	return &world{ctx: ctx, db: db, epoch: epoch, calls: map[uuid.UUID]int64{}, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: 2 * time.Minute}}
 }
 
 // setup creates a fresh organisation for this run, so runs never mix.
@@ -327,9 +332,9 @@ func (w *world) visitBatch(d *device, n int) []byte {
 		// A rep's calls an hour apart, each batch more recent than the
 		// one before, as a phone syncing its day would push them — on
 		// whichever of the rep's devices, so a rep never has two calls
-		// at once.
+		// at once, and every round's pushes meet the same history.
 		w.calls[d.user.ID]++
-		start := now.Add(-time.Hour - time.Duration(5000-w.calls[d.user.ID]%5000)*time.Hour)
+		start := w.epoch.Add(time.Duration(w.calls[d.user.ID]) * time.Hour)
 		fmt.Fprintf(&b, `{"seq":%d,"entity":"visits","id":"%s","op":"upsert","hlc":{"ms":%d,"counter":%d},"fields":{"account_id":"%s","outcome":"order","order_value":%d.50,"started_at":"%s","ended_at":"%s","check_in_lat":44.97,"check_in_lng":-93.26,"check_in_accuracy_m":12,"notes":"Bench visit %d"}}`,
 			d.seq, uuid.NewString(), now.UnixMilli(), i, w.account, 100+i, start.Format(time.RFC3339), start.Add(30*time.Minute).Format(time.RFC3339), d.seq)
 	}
