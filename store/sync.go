@@ -292,6 +292,41 @@ func (t *syncTx) Range(ctx context.Context, e *syncengine.Entity, where map[stri
 	return out, nil
 }
 
+func (t *syncTx) Latest(ctx context.Context, e *syncengine.Entity, where map[string]any, field string, from, to time.Time, skip []uuid.UUID, limit int) ([]*syncengine.Record, error) {
+	if f := e.Field(field); f == nil || f.Type != syncengine.Time {
+		return nil, fmt.Errorf("latest: %s.%s is not a time field", e.Name, field)
+	}
+	q, args, err := t.where(e, where)
+	if err != nil {
+		return nil, fmt.Errorf("latest: %w", err)
+	}
+	q = `SELECT ` + strings.Join(columns(e), ", ") + q + ` AND ` + field + ` >= ? AND ` + field + ` < ?`
+	args = append(args, from.UTC(), to.UTC())
+	if len(skip) > 0 {
+		// One parameter however many ids: an array on PostgreSQL, a JSON
+		// array on SQLite.
+		strs := make([]string, len(skip))
+		for i, id := range skip {
+			strs[i] = id.String()
+		}
+		if t.db.dialect == Postgres {
+			q += ` AND id <> ALL(?::uuid[])`
+			args = append(args, "{"+strings.Join(strs, ",")+"}")
+		} else {
+			b, _ := json.Marshal(strs)
+			q += ` AND id NOT IN (SELECT value FROM json_each(?))`
+			args = append(args, string(b))
+		}
+	}
+	q += ` ORDER BY ` + field + ` DESC, id DESC LIMIT ?`
+	args = append(args, limit)
+	var out []*syncengine.Record
+	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+		return nil, fmt.Errorf("latest %s: %w", e.Name, err)
+	}
+	return out, nil
+}
+
 func (t *syncTx) Team(ctx context.Context, id uuid.UUID) (models.Team, error) {
 	var r teamRow
 	if err := t.tx.Take(&r, "org_id = ? AND id = ?", t.p.OrgID, id).Error; err != nil {

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -158,6 +159,9 @@ type Tx interface {
 	// Range returns live records matching where whose Time field lies in
 	// [from, to).
 	Range(ctx context.Context, e *Entity, where map[string]any, field string, from, to time.Time) ([]*Record, error)
+	// Latest is Range's newest limit records, newest first (equal times
+	// by id, descending), leaving out the records whose ids are in skip.
+	Latest(ctx context.Context, e *Entity, where map[string]any, field string, from, to time.Time, skip []uuid.UUID, limit int) ([]*Record, error)
 	// User returns a user of the organisation. Errors: not_found.
 	User(ctx context.Context, id uuid.UUID) (models.User, error)
 	// Team returns a team of the organisation. Errors: not_found.
@@ -899,28 +903,71 @@ func (c *Context) Find(entity string, where map[string]any) ([]*Record, error) {
 	return c.overlay(e, stored, where, func(*Record) bool { return true }), nil
 }
 
+// Latest returns the newest limit records Range would return, newest first
+// (equal times by id, descending), as the batch now sees them: it reads
+// limit rows however long the range, where Range reads them all.
+func (c *Context) Latest(entity string, where map[string]any, field string, from, to time.Time, limit int) ([]*Record, error) {
+	e := c.batch.en.entities[entity]
+	if e == nil {
+		return nil, fmt.Errorf("latest: unknown entity %q", entity)
+	}
+	// The store leaves out every record the batch wrote, whose stored
+	// state is stale; the batch's own state of those that match is added.
+	dirty := c.batch.written.byEntity[entity]
+	skip := make([]uuid.UUID, len(dirty))
+	for i, k := range dirty {
+		skip[i] = k.ID
+	}
+	out, err := c.batch.tx.Latest(c, e, where, field, from, to, skip, limit)
+	if err != nil {
+		return nil, err
+	}
+	keep := func(r *Record) bool {
+		t := r.TimeValue(field)
+		return t != nil && !t.Before(from) && t.Before(to)
+	}
+	seen := map[uuid.UUID]bool{}
+	for _, k := range c.batch.written.keys(entity, where) {
+		if r := c.batch.state[k]; !seen[k.ID] && matches(r, where, keep) {
+			seen[k.ID] = true
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].TimeValue(field), out[j].TimeValue(field)
+		if !a.Equal(*b) {
+			return a.After(*b)
+		}
+		return bytes.Compare(out[i].ID[:], out[j].ID[:]) > 0
+	})
+	return out[:min(len(out), limit)], nil
+}
+
+// matches tells whether r is a live record whose fields equal where's and
+// that keep accepts.
+func matches(r *Record, where map[string]any, keep func(*Record) bool) bool {
+	if r == nil || r.Deleted || !keep(r) {
+		return false
+	}
+	for k, v := range where {
+		if !sameValue(r.Values[k], v) {
+			return false
+		}
+	}
+	return true
+}
+
 // overlay replaces stored records by the batch's state of them and adds
 // the batch's records that match, so hooks see their own batch's writes.
 func (c *Context) overlay(e *Entity, stored []*Record, where map[string]any, keep func(*Record) bool) []*Record {
 	out := make([]*Record, 0, len(stored))
 	seen := make(map[uuid.UUID]bool, len(stored))
-	match := func(r *Record) bool {
-		if r == nil || r.Deleted || !keep(r) {
-			return false
-		}
-		for k, v := range where {
-			if !sameValue(r.Values[k], v) {
-				return false
-			}
-		}
-		return true
-	}
 	for _, r := range stored {
 		seen[r.ID] = true
 		if cur, ok := c.batch.state[Key{e.Name, r.ID}]; ok {
 			r = cur
 		}
-		if match(r) {
+		if matches(r, where, keep) {
 			out = append(out, r)
 		}
 	}
@@ -929,7 +976,7 @@ func (c *Context) overlay(e *Entity, stored []*Record, where map[string]any, kee
 			continue
 		}
 		seen[k.ID] = true
-		if r := c.batch.state[k]; match(r) {
+		if r := c.batch.state[k]; matches(r, where, keep) {
 			out = append(out, r)
 		}
 	}

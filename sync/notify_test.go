@@ -3,6 +3,8 @@ package sync_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -209,5 +211,63 @@ func TestNotifyFiresOnce(t *testing.T) {
 	}
 	if r := res.Results[0]; r.Status != syncengine.StatusRejected || r.Error.Code != syncengine.CodeReadOnly {
 		t.Errorf("push of a notification: %+v, want rejected read_only_entity", r)
+	}
+}
+
+// TestStreakReadsPastTheNewestCalls: a streak longer than the calls a push
+// reads first is still counted from its first call, and a batch that
+// turns a stored order into a call without one joins the streaks on
+// either side of it.
+func TestStreakReadsPastTheNewestCalls(t *testing.T) {
+	f := newSyncFixture(t, storetest.Options{})
+	rep, mgr := f.principal("rep1@demo.test"), f.principal("manager1@demo.test")
+	account := f.accountsByTeam()[*rep.TeamID][0]
+	call := func(seq int64, id uuid.UUID, hoursAgo int, outcome string) syncengine.Mutation {
+		return visitMut(seq, id, f.now(), map[string]any{
+			"account_id": account.String(), "kind": "unscheduled", "status": "completed", "outcome": outcome,
+			"started_at": f.now().Add(-time.Duration(hoursAgo) * time.Hour).Format(time.RFC3339),
+		})
+	}
+	titles := func() []string {
+		var out []string
+		changes, _ := f.pullAll(mgr, "", 500)
+		for _, ch := range changes {
+			if ch.Entity.Name == syncengine.NotificationsEntity && ch.Record.StringValue("type") == models.NotificationUnscheduledStreak {
+				out = append(out, ch.Record.StringValue("title"))
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+
+	// Two calls without an order, an order, then three more: no streak.
+	order := uuid.New()
+	f.push(rep, call(1, uuid.New(), 100, "no_answer"), call(2, uuid.New(), 99, "none"), call(3, order, 98, "order"),
+		call(4, uuid.New(), 97, "no_answer"), call(5, uuid.New(), 96, "no_answer"), call(6, uuid.New(), 95, "not_interested"))
+	if got := titles(); len(got) != 0 {
+		t.Fatalf("no streak yet, got %q", got)
+	}
+	// The order is corrected to none: six calls in a row without one.
+	f.push(rep, call(7, order, 98, "none"))
+	if got := titles(); len(got) != 1 || got[0] != "Riley Park: 6 walk-ins without an order" {
+		t.Fatalf("after the order was corrected: %q", got)
+	}
+
+	// A later order, then one offline day of 70 calls without one, in a
+	// single push: one notification, counting all 70.
+	f.push(rep, call(8, uuid.New(), 90, "order"))
+	var day []syncengine.Mutation
+	for i := 0; i < 70; i++ {
+		day = append(day, call(int64(9+i), uuid.New(), 80-i, "no_answer"))
+	}
+	f.push(rep, day...)
+	want := []string{"Riley Park: 6 walk-ins without an order", "Riley Park: 70 walk-ins without an order"}
+	if got := titles(); !slices.Equal(got, want) {
+		t.Fatalf("after 70 calls: %q, want %q", got, want)
+	}
+	// One more call lengthens that streak and notifies nobody again.
+	f.push(rep, call(79, uuid.New(), 5, "none"))
+	if got := titles(); !slices.Equal(got, want) {
+		t.Fatalf("after a 71st call: %q, want %q", got, want)
 	}
 }

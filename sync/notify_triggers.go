@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"time"
@@ -95,31 +96,31 @@ func checkStreak(c *Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
 	if !earliest.IsZero() && earliest.Add(-streakLookback).After(from) {
 		from = earliest.Add(-streakLookback)
 	}
-	visits, err := c.Range("visits", map[string]any{"rep_id": rep, "kind": "unscheduled"}, "started_at",
-		from, c.Now.Add(25*time.Hour))
+	// Only the calls since the last order matter: find that order, then
+	// read from it on. Reps take orders often, so both reads are short
+	// where reading the window would be a month of calls.
+	where := map[string]any{"rep_id": rep, "kind": "unscheduled", "status": "completed"}
+	to := c.Now.Add(25 * time.Hour)
+	last, err := c.Latest("visits", map[string]any{"rep_id": rep, "kind": "unscheduled", "status": "completed", "outcome": "order"},
+		"started_at", from, to, 1)
 	if err != nil {
 		return err
 	}
-	var calls []*Record
-	for _, v := range visits {
-		if v.StringValue("status") == "completed" {
-			calls = append(calls, v)
-		}
+	if len(last) > 0 {
+		from = *last[0].TimeValue("started_at")
+	}
+	calls, err := c.Range("visits", where, "started_at", from, to)
+	if err != nil {
+		return err
 	}
 	sort.Slice(calls, func(i, j int) bool {
 		a, b := calls[i].TimeValue("started_at"), calls[j].TimeValue("started_at")
 		if !a.Equal(*b) {
 			return a.Before(*b)
 		}
-		return calls[i].ID.String() < calls[j].ID.String()
+		return bytes.Compare(calls[i].ID[:], calls[j].ID[:]) < 0
 	})
-	tail := calls
-	for i := len(calls) - 1; i >= 0; i-- {
-		if calls[i].StringValue("outcome") == "order" {
-			tail = calls[i+1:]
-			break
-		}
-	}
+	tail := calls[sinceLastOrder(calls):]
 	if len(tail) < models.StreakLength {
 		return nil
 	}
@@ -140,6 +141,17 @@ func checkStreak(c *Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
 	}
 	n := models.UnscheduledStreakNotification(rep, u.Name, len(tail), tail[0].ID, tail[len(tail)-1].ID)
 	return Notify(c, n.To(*team.ManagerID))
+}
+
+// sinceLastOrder returns the index of the first of calls, in time order,
+// after the last one that took an order (0 when none did).
+func sinceLastOrder(calls []*Record) int {
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i].StringValue("outcome") == "order" {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 func ignoreNotFound(err error) error {
