@@ -256,6 +256,15 @@ func (t *syncTx) where(e *syncengine.Entity, where map[string]any) (string, []an
 			q += " AND " + k + " IS NULL"
 			continue
 		}
+		if set, ok := where[k].(syncengine.AnyOf); ok {
+			vals := make([]any, len(set))
+			for i, v := range set {
+				vals[i] = dbValue(v)
+			}
+			q += " AND " + k + " IN ?"
+			args = append(args, vals)
+			continue
+		}
 		q += " AND " + k + " = ?"
 		args = append(args, dbValue(where[k]))
 	}

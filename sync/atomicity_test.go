@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -79,11 +80,11 @@ func (t *faultyTx) SetLastSeq(ctx context.Context, seq int64) error {
 	return t.Tx.SetLastSeq(ctx, seq)
 }
 
-func (t *faultyTx) User(ctx context.Context, id uuid.UUID) (models.User, error) {
-	if err := t.fault("User"); err != nil {
-		return models.User{}, err
+func (t *faultyTx) Find(ctx context.Context, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
+	if err := t.fault("Find"); err != nil {
+		return nil, err
 	}
-	return t.Tx.User(ctx, id)
+	return t.Tx.Find(ctx, e, where)
 }
 
 // atomicBatch is a push that writes two accounts and a visit, merges a
@@ -98,7 +99,8 @@ func atomicBatch(t *testing.T, f *syncFixture, p models.Principal) (muts []synce
 		{Seq: 1, Entity: "accounts", ID: newAccount, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms},
 			Fields: rawFields(t, map[string]any{"name": "Atomic Hardware", "city": "Minneapolis"})},
 		{Seq: 2, Entity: "visits", ID: visit, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms + 1},
-			Fields: rawFields(t, map[string]any{"account_id": newAccount, "notes": "first call", "outcome": "meeting"})},
+			Fields: rawFields(t, map[string]any{"account_id": newAccount, "notes": "first call", "outcome": "meeting",
+				"started_at": f.now().Add(-time.Hour).Format(time.RFC3339)})},
 		// A server-owned field: rejected.
 		{Seq: 3, Entity: "visits", ID: uuid.New(), Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms + 2},
 			Fields: rawFields(t, map[string]any{"account_id": seeded, "team_id": *p.TeamID})},
@@ -131,10 +133,10 @@ func TestPushIsAtomic(t *testing.T) {
 		{name: "recording the last seq fails", fail: "SetLastSeq", err: errInjected, wantCode: models.CodeInternal},
 		// The database goes away after the accounts were written.
 		{name: "database unavailable mid-push", fail: "Save", failAt: 2, err: unavailable, wantCode: models.CodeUnavailable},
-		// A storage failure inside an entity rule (the visit's rep is read
-		// in Prepare) fails the push; it is not the mutation's fault, so it
-		// must not become a rejection.
-		{name: "database unavailable inside a rule", fail: "User", err: unavailable, wantCode: models.CodeUnavailable},
+		// A storage failure inside an entity rule (a started visit looks up
+		// the rep's pending ride-alongs) fails the push; it is not the
+		// mutation's fault, so it must not become a rejection.
+		{name: "database unavailable inside a rule", fail: "Find", err: unavailable, wantCode: models.CodeUnavailable},
 		{name: "database unavailable at begin", fail: "Push", err: unavailable, wantCode: models.CodeUnavailable},
 	}
 	// One database for every case: each pushes from a new device with new

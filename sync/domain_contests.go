@@ -178,19 +178,17 @@ func (v *contestView) day(t time.Time) (from, to time.Time, ok bool) {
 func scoringContests(c *Context) ([]*contestView, error) {
 	v, err := c.Cached("scoring-contests", func() (any, error) {
 		var out []*contestView
-		for _, st := range []string{models.ContestStatusActive, models.ContestStatusEnded} {
-			recs, err := c.Find("contests", map[string]any{"status": st})
+		recs, err := c.Find("contests", map[string]any{"status": AnyOf{models.ContestStatusActive, models.ContestStatusEnded}})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			cv, err := viewContest(r)
 			if err != nil {
 				return nil, err
 			}
-			for _, r := range recs {
-				cv, err := viewContest(r)
-				if err != nil {
-					return nil, err
-				}
-				if cv.scoring(c.Now) {
-					out = append(out, cv)
-				}
+			if cv.scoring(c.Now) {
+				out = append(out, cv)
 			}
 		}
 		return out, nil

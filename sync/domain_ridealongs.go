@@ -229,15 +229,7 @@ func bindNextUnscheduled(c *Context, old, v *Record) error {
 	// ride-alongs 500 times. Binding one drops the cached list.
 	key := "pending-ride-alongs:" + rep.String()
 	cached, err := c.Cached(key, func() (any, error) {
-		var out []*Record
-		for _, st := range []string{models.RideRequested, models.RideAccepted} {
-			ras, err := c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "status": st})
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, ras...)
-		}
-		return out, nil
+		return c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "status": AnyOf{models.RideRequested, models.RideAccepted}})
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -950,12 +951,20 @@ func matches(r *Record, where map[string]any, keep func(*Record) bool) bool {
 		return false
 	}
 	for k, v := range where {
-		if !sameValue(r.Values[k], v) {
+		if set, ok := v.(AnyOf); ok {
+			if !slices.ContainsFunc(set, func(v any) bool { return sameValue(r.Values[k], v) }) {
+				return false
+			}
+		} else if !sameValue(r.Values[k], v) {
 			return false
 		}
 	}
 	return true
 }
+
+// AnyOf, as a value of a where map, matches a field equal to any of its
+// values (none of them nil).
+type AnyOf []any
 
 // overlay replaces stored records by the batch's state of them and adds
 // the batch's records that match, so hooks see their own batch's writes.

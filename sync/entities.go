@@ -264,12 +264,17 @@ func prepareRepRecord(c *Context, old, r *Record) error {
 		rep = sent
 	}
 	r.Values["rep_id"] = rep
-	u, err := c.User(rep)
-	if err != nil {
-		return err
+	// The caller's team came with their session, read for this request.
+	team := c.P.TeamID
+	if rep != c.P.UserID || rep == uuid.Nil {
+		u, err := c.User(rep)
+		if err != nil {
+			return err
+		}
+		team = u.TeamID
 	}
-	if u.TeamID != nil {
-		r.Values["team_id"] = *u.TeamID
+	if team != nil {
+		r.Values["team_id"] = *team
 	}
 	return nil
 }

@@ -86,12 +86,19 @@ func checkStreak(c *Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
 	// made streaks most of a push's cost.
 	from := c.Now.Add(-streakWindow)
 	var earliest time.Time
+	withoutOrder := false
 	for id := range written {
 		if v, err := c.Get("visits", id); err == nil && v != nil {
 			if t, ok := v.TimeAt("started_at"); ok && (earliest.IsZero() || t.Before(earliest)) {
 				earliest = t
 			}
+			withoutOrder = withoutOrder || v.StringValue("outcome") != "order"
 		}
+	}
+	// A streak is of calls without an order, so a batch whose calls all
+	// took one cannot have made it.
+	if !withoutOrder {
+		return nil
 	}
 	if !earliest.IsZero() && earliest.Add(-streakLookback).After(from) {
 		from = earliest.Add(-streakLookback)

@@ -365,8 +365,16 @@ func (w *world) visitBatch(d *device, n int) []byte {
 		// round's pushes meet the same history.
 		w.calls[d.user.ID]++
 		start := w.start.Add(-time.Duration(w.budget[d.user.ID]-w.calls[d.user.ID]+1) * time.Hour)
-		fmt.Fprintf(&b, `{"seq":%d,"entity":"visits","id":"%s","op":"upsert","hlc":{"ms":%d,"counter":%d},"fields":{"account_id":"%s","outcome":"order","order_value":%d.50,"started_at":"%s","ended_at":"%s","check_in_lat":44.97,"check_in_lng":-93.26,"check_in_accuracy_m":12,"notes":"Bench visit %d"}}`,
-			d.seq, uuid.NewString(), now.UnixMilli(), i, w.account, 100+i, start.Format(time.RFC3339), start.Add(30*time.Minute).Format(time.RFC3339), d.seq)
+		// One call in three takes an order, so streaks are looked for.
+		outcome := `"outcome":"order","order_value":` + strconv.Itoa(100+i) + `.50`
+		switch w.calls[d.user.ID] % 3 {
+		case 1:
+			outcome = `"outcome":"no_answer"`
+		case 2:
+			outcome = `"outcome":"meeting"`
+		}
+		fmt.Fprintf(&b, `{"seq":%d,"entity":"visits","id":"%s","op":"upsert","hlc":{"ms":%d,"counter":%d},"fields":{"account_id":"%s",%s,"started_at":"%s","ended_at":"%s","check_in_lat":44.97,"check_in_lng":-93.26,"check_in_accuracy_m":12,"notes":"Bench visit %d"}}`,
+			d.seq, uuid.NewString(), now.UnixMilli(), i, w.account, outcome, start.Format(time.RFC3339), start.Add(30*time.Minute).Format(time.RFC3339), d.seq)
 	}
 	b.WriteString(`]}`)
 	return b.Bytes()
