@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,7 +30,10 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // copies of one batch pushed at once apply one after the other and the
 // second finds every seq already processed.
 func (db *DB) Push(ctx context.Context, p models.Principal, fn func(syncengine.Tx) error) error {
-	return db.feedTransaction(ctx, p, fn)
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		// LastSeq, a push's first statement, announces the feed writer.
+		return fn(&syncTx{db: db, tx: tx, p: p, now: db.now().UTC()})
+	})
 }
 
 // Server runs fn in one transaction of the organisation, for the server's
@@ -72,7 +76,7 @@ func (db *DB) feedTransaction(ctx context.Context, p models.Principal, fn func(s
 
 // feedLockClass is the first key of the shared advisory lock a feed writer
 // holds. The two-key form (objsubid 2 in pg_locks) never collides with the
-// one-key per-record locks of Lock.
+// one-key per-record locks of LastSeq.
 const feedLockClass = 0x66656564 // "feed"
 
 func feedLockKey(orgID uuid.UUID) int32 {
@@ -137,17 +141,36 @@ func (t *syncTx) forUpdate() string {
 	return ""
 }
 
-// LastSeq registers the device if it is new and locks its row until the
-// push commits, in one statement: an upsert that changes nothing still
-// takes the row lock, so a second push from the same device waits here.
-func (t *syncTx) LastSeq(ctx context.Context) (int64, error) {
-	var seq int64
-	err := t.tx.Raw(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
-		ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
-		RETURNING last_seq`, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now).Row().Scan(&seq)
+// LastSeq registers the device if it is new, locks its row until the push
+// commits — an upsert that changes nothing still takes the row lock, so a
+// second push from the same device waits here — and then locks the
+// records of keys. On PostgreSQL it is one statement that first announces
+// the transaction as a feed writer (see feedHorizon): the announcement
+// precedes the insert, which is what gives the transaction its id, and
+// the record locks follow the device's, being evaluated per device row.
+func (t *syncTx) LastSeq(ctx context.Context, keys []syncengine.Key) (int64, error) {
+	if t.db.dialect != Postgres {
+		var seq int64
+		err := t.tx.Raw(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
+			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
+			RETURNING last_seq`, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now).Row().Scan(&seq)
+		if err != nil {
+			return 0, fmt.Errorf("lock device: %w", err)
+		}
+		return seq, nil
+	}
+	var seq, locked int64
+	err := t.tx.Raw(`WITH feed AS (SELECT pg_advisory_xact_lock_shared(?, ?)),
+		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed
+			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
+			RETURNING last_seq)
+		SELECT d.last_seq, (SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k WHERE d.last_seq IS NOT NULL) FROM device AS d`,
+		feedLockClass, feedLockKey(t.p.OrgID), t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now,
+		t.lockArray(keys)).Row().Scan(&seq, &locked)
 	if err != nil {
 		return 0, fmt.Errorf("lock device: %w", err)
 	}
+	t.feedWriter = true
 	return seq, nil
 }
 
@@ -160,15 +183,13 @@ func (t *syncTx) SetLastSeq(ctx context.Context, seq int64) error {
 	return nil
 }
 
-// Lock takes a transaction-scoped advisory lock per record on PostgreSQL,
-// in one sorted order so two batches never deadlock. Without it, two
-// devices creating the same record at once would both see nothing and the
-// second upsert would overwrite the first instead of merging. SQLite needs
-// nothing: its writers are serial.
-func (t *syncTx) Lock(ctx context.Context, keys []syncengine.Key) error {
-	if t.db.dialect != Postgres || len(keys) == 0 {
-		return nil
-	}
+// lockArray returns the advisory lock keys of records, sorted — one order,
+// so two pushes never deadlock — as an array literal. A push holds a
+// transaction-scoped lock per record it writes: without them, two devices
+// creating the same record at once would both see nothing and the second
+// upsert would overwrite the first instead of merging. SQLite needs none:
+// its writers are serial.
+func (t *syncTx) lockArray(keys []syncengine.Key) string {
 	ids := make([]int64, len(keys))
 	for i, k := range keys {
 		h := fnv.New64a()
@@ -177,17 +198,17 @@ func (t *syncTx) Lock(ctx context.Context, keys []syncengine.Key) error {
 		h.Write(k.ID[:])
 		ids[i] = int64(h.Sum64())
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	lit := make([]string, len(ids))
+	slices.Sort(ids)
+	var b strings.Builder
+	b.WriteByte('{')
 	for i, id := range ids {
-		lit[i] = strconv.FormatInt(id, 10)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
 	}
-	var n int
-	err := t.tx.Raw(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k`, "{"+strings.Join(lit, ",")+"}").Row().Scan(&n)
-	if err != nil {
-		return fmt.Errorf("lock records: %w", err)
-	}
-	return nil
+	b.WriteByte('}')
+	return b.String()
 }
 
 func columns(e *syncengine.Entity) []string {

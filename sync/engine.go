@@ -146,12 +146,12 @@ type Key struct {
 // Tx is the storage work of one push, inside one transaction that holds
 // the pushing device's lock.
 type Tx interface {
-	// LastSeq returns the device's last processed seq.
-	LastSeq(ctx context.Context) (int64, error)
+	// LastSeq locks the device, then the records of keys, until commit —
+	// writers of the same records are serialised — and returns the
+	// device's last processed seq. A push calls it first.
+	LastSeq(ctx context.Context, keys []Key) (int64, error)
 	// SetLastSeq records the device's last processed seq.
 	SetLastSeq(ctx context.Context, seq int64) error
-	// Lock serialises writers of the same records until commit.
-	Lock(ctx context.Context, keys []Key) error
 	// Load returns the stored records with these ids (tombstones too).
 	Load(ctx context.Context, e *Entity, ids []uuid.UUID) (map[uuid.UUID]*Record, error)
 	// Find returns live records whose fields equal the given values (nil
@@ -377,7 +377,7 @@ type deferredFn struct {
 }
 
 func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
-	last, err := b.tx.LastSeq(b.ctx)
+	last, err := b.tx.LastSeq(b.ctx, mutationKeys(muts))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -423,28 +423,31 @@ func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
 	return results, last, nil
 }
 
-// prefetch locks every record the batch writes and loads them, and the
-// records their reference fields name, with one query per entity.
+// mutationKeys returns the records muts write, each once.
+func mutationKeys(muts []Mutation) []Key {
+	keys := make([]Key, 0, len(muts))
+	seen := make(map[Key]bool, len(muts))
+	for _, m := range muts {
+		if k := (Key{m.Entity, m.ID}); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// prefetch loads every record the batch writes, and the records their
+// reference fields name, with one query per entity. The records are
+// locked already: LastSeq locked them.
 func (b *batch) prefetch(muts []Mutation, todo []int) error {
 	written := map[string][]uuid.UUID{}
-	var keys []Key
 	seen := map[Key]bool{}
 	for _, i := range todo {
 		k := Key{muts[i].Entity, muts[i].ID}
 		if !seen[k] {
 			seen[k] = true
-			keys = append(keys, k)
 			written[k.Entity] = append(written[k.Entity], k.ID)
 		}
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].Entity != keys[j].Entity {
-			return keys[i].Entity < keys[j].Entity
-		}
-		return keys[i].ID.String() < keys[j].ID.String()
-	})
-	if err := b.tx.Lock(b.ctx, keys); err != nil {
-		return err
 	}
 	refs := map[string][]uuid.UUID{}
 	for _, i := range todo {

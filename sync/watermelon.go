@@ -675,9 +675,15 @@ func (en *Engine) WatermelonPush(ctx context.Context, p models.Principal, req Wa
 	var out WatermelonPushResult
 	err = en.store.Push(ctx, p, func(tx Tx) error {
 		out = WatermelonPushResult{}
+		muts := make([]Mutation, len(ops))
+		todo := make([]int, len(ops))
+		for i, o := range ops {
+			muts[i] = Mutation{Seq: int64(i + 1), Entity: o.e.Name, ID: o.id, Op: o.op, Fields: o.row.Columns}
+			todo[i] = i
+		}
 		// The device lock serialises this device's pushes: a retry racing
 		// the original waits, then finds nothing left to do.
-		if _, err := tx.LastSeq(ctx); err != nil {
+		if _, err := tx.LastSeq(ctx, mutationKeys(muts)); err != nil {
 			return err
 		}
 		wtx, ok := tx.(WatermelonTx)
@@ -685,12 +691,6 @@ func (en *Engine) WatermelonPush(ctx context.Context, p models.Principal, req Wa
 			return fmt.Errorf("watermelondb: the transaction (%T) does not implement WatermelonTx", tx)
 		}
 		b := &batch{en: en, tx: tx, ctx: ctx, p: p, now: en.now().UTC(), state: map[Key]*Record{}, dirty: map[Key]bool{}}
-		muts := make([]Mutation, len(ops))
-		todo := make([]int, len(ops))
-		for i, o := range ops {
-			muts[i] = Mutation{Seq: int64(i + 1), Entity: o.e.Name, ID: o.id, Op: o.op, Fields: o.row.Columns}
-			todo[i] = i
-		}
 		if err := b.prefetch(muts, todo); err != nil {
 			return err
 		}
