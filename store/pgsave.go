@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	syncengine "github.com/fieldsync/fieldsync/sync"
 )
@@ -24,28 +25,28 @@ import (
 type pgColumn struct {
 	name  string
 	array string // "text[]", "int8[]", …
-	cast  string // "::uuid" or ""
+	cast  string // a cast of each value, or ""
 	vals  any
 }
 
+// uuidColumn gathers ids as a uuid[] parameter, which pgx sends as 16
+// bytes each where text would be parsed back by the server.
 func uuidColumn(name string, n int, at func(i int) any) (pgColumn, error) {
-	s := make([]*string, n)
+	s := make([]pgtype.UUID, n)
 	for i := range s {
 		switch v := at(i).(type) {
 		case nil:
 		case uuid.UUID:
-			str := v.String()
-			s[i] = &str
+			s[i] = pgtype.UUID{Bytes: v, Valid: true}
 		case *uuid.UUID:
 			if v != nil {
-				str := v.String()
-				s[i] = &str
+				s[i] = pgtype.UUID{Bytes: *v, Valid: true}
 			}
 		default:
 			return pgColumn{}, fmt.Errorf("column %s: %T is not a UUID", name, v)
 		}
 	}
-	return pgColumn{name: name, array: "text[]", cast: "::uuid", vals: s}, nil
+	return pgColumn{name: name, array: "uuid[]", vals: s}, nil
 }
 
 // nullableColumn gathers one field of records into an array of T, nil
@@ -194,9 +195,9 @@ func (t *syncTx) savePostgres(ctx context.Context, e *syncengine.Entity, recs []
 	if err != nil {
 		return err
 	}
-	feed := []pgColumn{{name: "record_id", array: "text[]", cast: "::uuid", vals: ids.vals}, {name: "version", array: "int8[]", vals: versions},
+	feed := []pgColumn{{name: "record_id", array: "uuid[]", vals: ids.vals}, {name: "version", array: "int8[]", vals: versions},
 		teamCol, userCol, {name: "visibility", array: "int4[]", vals: vis}, {name: "deleted", array: "bool[]", vals: deleted},
-		{name: "created_by", array: "text[]", cast: "::uuid", vals: createdBy.vals}, {name: "created_version", array: "int8[]", vals: versions}}
+		{name: "created_by", array: "uuid[]", vals: createdBy.vals}, {name: "created_version", array: "int8[]", vals: versions}}
 	q = unnestInsert("sync_changes", []string{"org_id", "entity", "txid"}, []string{"$1::uuid", "$2::text", "x.txid"}, 2,
 		"(SELECT pg_current_xact_id()::text::bigint AS txid) AS x, ", feed,
 		`ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,

@@ -204,7 +204,7 @@ func (r *Record) ClocksJSON() ([]byte, error) {
 	}
 	// Written by hand: encoding/json's reflection over the map was a
 	// visible share of a push's CPU.
-	b := make([]byte, 0, 2+len(r.Clocks)*64)
+	b := make([]byte, 0, 2+len(r.Clocks)*80)
 	b = append(b, '{')
 	first := true
 	for name, fc := range r.Clocks {
@@ -212,10 +212,9 @@ func (r *Record) ClocksJSON() ([]byte, error) {
 			b = append(b, ',')
 		}
 		first = false
-		b = strconv.AppendQuote(b, name)
+		b = appendString(b, name)
 		b = append(b, ':')
-		enc, _ := fc.MarshalJSON()
-		b = append(b, enc...)
+		b = fc.appendJSON(b)
 	}
 	return append(b, '}'), nil
 }

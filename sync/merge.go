@@ -124,16 +124,19 @@ func sortedKeys[V any](m map[string]V) []string {
 // MarshalJSON stores a clock compactly as [ms, counter, device, version]:
 // every record carries one per field written.
 func (fc FieldClock) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 64)
+	return fc.appendJSON(make([]byte, 0, 64)), nil
+}
+
+func (fc FieldClock) appendJSON(b []byte) []byte {
 	b = append(b, '[')
 	b = strconv.AppendInt(b, fc.MS, 10)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, fc.Counter, 10)
 	b = append(b, ',')
-	b = strconv.AppendQuote(b, fc.Device)
+	b = appendString(b, fc.Device)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, fc.Version, 10)
-	return append(b, ']'), nil
+	return append(b, ']')
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes.
