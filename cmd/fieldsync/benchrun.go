@@ -46,6 +46,7 @@ type benchConfig struct {
 	// on its own schedule; latency counts from when a push was due.
 	LatencyEvery time.Duration
 	Incremental  []int // table sizes for the incremental-pull phase
+	MaxConns     int   // the server's PostgreSQL pool; 0 is the store's default
 }
 
 // benchRound is one round of the throughput phase.
@@ -80,7 +81,7 @@ const benchHistory = 10000
 // table to out.
 func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (benchResult, error) {
 	var res benchResult
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: cfg.MaxConns})
 	if err != nil {
 		return res, err
 	}
