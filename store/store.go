@@ -15,11 +15,14 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/semaphore"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/fieldsync/fieldsync/models"
+	syncengine "github.com/fieldsync/fieldsync/sync"
 )
 
 // Dialect names the database behind a DB.
@@ -41,6 +44,9 @@ type DB struct {
 	// Path is the SQLite file, empty on PostgreSQL.
 	Path string
 	now  func() time.Time
+	// locks bounds the record locks this process's pushes hold at once
+	// on PostgreSQL (see lockBudget); nil on SQLite.
+	locks *semaphore.Weighted
 }
 
 // Options tune Open. The zero value is fine.
@@ -126,7 +132,32 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, err
 	}
+	if dialect == Postgres {
+		n, err := db.lockBudget(ctx)
+		if err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
+		db.locks = semaphore.NewWeighted(n)
+	}
 	return db, nil
+}
+
+// lockBudget is how many record locks this process's pushes may hold at
+// once: half of PostgreSQL's shared lock table, which every session of the
+// cluster shares and which, once full, fails any statement that needs a
+// lock ("out of shared memory"). A push of 1,000 mutations holds 1,000
+// advisory locks until it commits; without a budget a dozen such pushes at
+// once — a team back online after a day without signal — would fill the
+// table with the default settings (64 × 100 connections).
+func (db *DB) lockBudget(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.sql.QueryRowContext(ctx, `SELECT current_setting('max_locks_per_transaction')::bigint *
+		(current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("read lock table size: %w", translate(err))
+	}
+	return max(n/2, syncengine.MaxBatch), nil
 }
 
 // sqliteDSN adds the pragmas fieldsync relies on. _txlock=immediate takes
@@ -185,10 +216,25 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %w", &models.Error{Code: models.CodeConflict, Message: "already exists"}, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
-	case isConnError(err):
+	case isConnError(err), isTransient(err):
 		return fmt.Errorf("%w: %w", models.ErrUnavailable, err)
 	}
 	return err
+}
+
+// isTransient tells a failure the same request may not meet again: a
+// deadlock or serialization failure rolled back, resources the server ran
+// short of, a server starting or stopping. Clients are told to retry.
+func isTransient(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "08", "40", "53", "57":
+		return pe.Code != "57014" // query_canceled is the caller's doing
+	}
+	return false
 }
 
 func isConnError(err error) bool {

@@ -30,9 +30,16 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // copies of one batch pushed at once apply one after the other and the
 // second finds every seq already processed.
 func (db *DB) Push(ctx context.Context, p models.Principal, fn func(syncengine.Tx) error) error {
+	var held int64
+	defer func() {
+		if held > 0 {
+			db.locks.Release(held)
+		}
+	}()
 	return db.transaction(ctx, func(tx *gorm.DB) error {
-		// LastSeq, a push's first statement, announces the feed writer.
-		return fn(&syncTx{db: db, tx: tx, p: p, now: db.now().UTC()})
+		// LastSeq, a push's first statement, announces the feed writer
+		// and takes the record locks, within the process's lock budget.
+		return fn(&syncTx{db: db, tx: tx, p: p, now: db.now().UTC(), held: &held})
 	})
 }
 
@@ -132,6 +139,8 @@ type syncTx struct {
 	// feedWriter is set once the transaction announced itself as a writer
 	// of the organisation's feed; Save refuses to write the feed without.
 	feedWriter bool
+	// held counts the lock budget a push holds, released after it ends.
+	held *int64
 }
 
 func (t *syncTx) forUpdate() string {
@@ -159,6 +168,15 @@ func (t *syncTx) LastSeq(ctx context.Context, keys []syncengine.Key) (int64, err
 		}
 		return seq, nil
 	}
+	if t.held == nil {
+		return 0, fmt.Errorf("lock device: not a push")
+	}
+	// Waiting here holds a connection but no lock: the pushes holding the
+	// budget already have theirs and finish without waiting for this one.
+	if err := t.db.locks.Acquire(ctx, int64(len(keys))); err != nil {
+		return 0, fmt.Errorf("wait for the lock budget: %w", err)
+	}
+	*t.held += int64(len(keys))
 	var seq, locked int64
 	err := t.tx.Raw(`WITH feed AS (SELECT pg_advisory_xact_lock_shared(?, ?)),
 		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed

@@ -1,0 +1,70 @@
+package sync_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/store/storetest"
+	syncengine "github.com/fieldsync/fieldsync/sync"
+)
+
+// TestManyLargePushesAtOnce: a team back online after a day without signal
+// pushes its largest batches all at once. On PostgreSQL a push holds a lock
+// per record until it commits, in a lock table the whole cluster shares;
+// sixteen pushes of 1,000 fill it on a default server ("out of shared
+// memory", for every session of the cluster) unless the store keeps its
+// pushes within a budget. Every push must apply in full.
+func TestManyLargePushesAtOnce(t *testing.T) {
+	skipUnlessPostgres(t)
+	f := newSyncFixture(t, storetest.Options{MaxOpenConns: 20})
+	rep := f.principal("rep1@demo.test")
+	const pushes = 16
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := 0; i < pushes; i++ {
+		p := rep
+		p.DeviceID = uuid.New()
+		muts := make([]syncengine.Mutation, syncengine.MaxBatch)
+		for j := range muts {
+			muts[j] = syncengine.Mutation{Seq: int64(j + 1), Entity: "accounts", ID: uuid.New(), Op: syncengine.OpUpsert,
+				HLC:    syncengine.HLC{MS: f.now().UnixMilli(), Counter: int64(j)},
+				Fields: rawFields(t, map[string]any{"name": fmt.Sprintf("Walk-in %d-%d", i, j)})}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := f.en.Push(context.Background(), p, muts)
+			if err == nil {
+				for _, r := range res.Results {
+					if r.Status != syncengine.StatusApplied {
+						err = fmt.Errorf("seq %d: %s %+v", r.Seq, r.Status, r.Error)
+						break
+					}
+				}
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Errorf("push: %v", err)
+	}
+	var n int
+	if err := f.db.Gorm().Raw(`SELECT count(*) FROM accounts WHERE name LIKE 'Walk-in %'`).Row().Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != pushes*syncengine.MaxBatch {
+		t.Errorf("%d accounts stored, want %d", n, pushes*syncengine.MaxBatch)
+	}
+}
