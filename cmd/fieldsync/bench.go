@@ -25,6 +25,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	pullLimit := fs.Int("pull-limit", 1000, "page size of pulls")
 	latencyDevs := fs.Int("latency-devices", 200, "concurrent devices in the latency phase")
 	latencyEvery := fs.Duration("latency-every", time.Second, "how often each device of the latency phase pushes 10 visits")
+	history := fs.Int("history", 10000, "visits the organisation holds before the run")
 	maxConns := fs.Int("max-conns", 0, "PostgreSQL connections the server may open (default: the server's own default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write the heap profile taken when the live heap was largest to this file")
@@ -43,7 +44,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		sizes = append(sizes, n)
 	}
-	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 {
+	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 {
 		return usageError{"bench: sizes must be positive; --batch-size and --pull-limit at most 1000"}
 	}
 	url := *dbURL
@@ -76,7 +77,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	_, err := runBench(ctx, benchConfig{
 		DatabaseURL: url, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
-		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes, MaxConns: *maxConns,
+		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes, MaxConns: *maxConns, History: *history,
 	}, stdout, stderr)
 	return err
 }

@@ -15,7 +15,7 @@ import (
 func TestBenchSmall(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "bench.db")
 	got := invoke(t, context.Background(), env{}, "", "bench", "--database-url", url, "--devices", "2", "--batches", "2",
-		"--batch-size", "20", "--rounds", "2", "--latency-devices", "3", "--latency-every", "20ms", "--incremental", "50,200")
+		"--batch-size", "20", "--rounds", "2", "--latency-devices", "3", "--latency-every", "20ms", "--incremental", "50,200", "--history", "20")
 	if got.err != nil {
 		t.Fatalf("bench: %v\n%s", got.err, got.stderr)
 	}

@@ -47,6 +47,7 @@ type benchConfig struct {
 	LatencyEvery time.Duration
 	Incremental  []int // table sizes for the incremental-pull phase
 	MaxConns     int   // the server's PostgreSQL pool; 0 is the store's default
+	History      int   // visits the organisation holds before the run
 }
 
 // benchRound is one round of the throughput phase.
@@ -73,9 +74,6 @@ type benchResult struct {
 }
 
 const benchPassword = "bench-password-1234"
-
-// benchHistory is how many visits the organisation holds before a run.
-const benchHistory = 10000
 
 // runBench performs a benchmark and writes progress to progress and a summary
 // table to out.
@@ -111,7 +109,7 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (be
 	// keeps a live database: a run on fresh tables would otherwise
 	// measure plans the server prepared while they were empty.
 	bar := newBar(progress, "history", 1)
-	if err := w.fill(benchHistory, bar); err != nil {
+	if err := w.fill(cfg.History, bar); err != nil {
 		return res, err
 	}
 	bar.done()
@@ -140,7 +138,7 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (be
 		r.p50, r.p99 = percentile(lat, 50), percentile(lat, 99)
 
 		// The admin pulls everything from the beginning.
-		bar = newBar(progress, label("pull"), ((i+1)*res.Rows+benchHistory)/cfg.PullLimit+1)
+		bar = newBar(progress, label("pull"), ((i+1)*res.Rows+cfg.History)/cfg.PullLimit+1)
 		n, dur, err := w.pullAll(base, w.admin, "", cfg.PullLimit, bar)
 		bar.done()
 		if err != nil {
