@@ -324,15 +324,10 @@ func (t *syncTx) Find(ctx context.Context, e *syncengine.Entity, where map[strin
 }
 
 func (t *syncTx) Range(ctx context.Context, e *syncengine.Entity, where map[string]any, field string, from, to time.Time) ([]*syncengine.Record, error) {
-	if f := e.Field(field); f == nil || f.Type != syncengine.Time {
-		return nil, fmt.Errorf("range: %s.%s is not a time field", e.Name, field)
-	}
-	q, args, err := t.where(e, where)
+	q, args, err := t.span(e, where, field, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("range: %w", err)
 	}
-	q = `SELECT ` + strings.Join(columns(e), ", ") + q + ` AND ` + field + ` >= ? AND ` + field + ` < ?`
-	args = append(args, from.UTC(), to.UTC())
 	var out []*syncengine.Record
 	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("range %s: %w", e.Name, err)
@@ -341,15 +336,10 @@ func (t *syncTx) Range(ctx context.Context, e *syncengine.Entity, where map[stri
 }
 
 func (t *syncTx) Latest(ctx context.Context, e *syncengine.Entity, where map[string]any, field string, from, to time.Time, skip []uuid.UUID, limit int) ([]*syncengine.Record, error) {
-	if f := e.Field(field); f == nil || f.Type != syncengine.Time {
-		return nil, fmt.Errorf("latest: %s.%s is not a time field", e.Name, field)
-	}
-	q, args, err := t.where(e, where)
+	q, args, err := t.span(e, where, field, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("latest: %w", err)
 	}
-	q = `SELECT ` + strings.Join(columns(e), ", ") + q + ` AND ` + field + ` >= ? AND ` + field + ` < ?`
-	args = append(args, from.UTC(), to.UTC())
 	if len(skip) > 0 {
 		// One parameter however many ids: an array on PostgreSQL, a JSON
 		// array on SQLite.
@@ -373,6 +363,20 @@ func (t *syncTx) Latest(ctx context.Context, e *syncengine.Entity, where map[str
 		return nil, fmt.Errorf("latest %s: %w", e.Name, err)
 	}
 	return out, nil
+}
+
+// span selects the live records matching where whose time field lies in
+// [from, to).
+func (t *syncTx) span(e *syncengine.Entity, where map[string]any, field string, from, to time.Time) (string, []any, error) {
+	if f := e.Field(field); f == nil || f.Type != syncengine.Time {
+		return "", nil, fmt.Errorf("%s.%s is not a time field", e.Name, field)
+	}
+	q, args, err := t.where(e, where)
+	if err != nil {
+		return "", nil, err
+	}
+	q = `SELECT ` + strings.Join(columns(e), ", ") + q + ` AND ` + field + ` >= ? AND ` + field + ` < ?`
+	return q, append(args, from.UTC(), to.UTC()), nil
 }
 
 func (t *syncTx) Team(ctx context.Context, id uuid.UUID) (models.Team, error) {

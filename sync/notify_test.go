@@ -51,6 +51,17 @@ func (f *syncFixture) push(p models.Principal, muts ...syncengine.Mutation) sync
 	return res
 }
 
+// unscheduledCall returns a maker of completed unscheduled calls at
+// account, some hours before the fixture's now.
+func (f *syncFixture) unscheduledCall(account uuid.UUID) func(seq int64, id uuid.UUID, hoursAgo int, outcome string) syncengine.Mutation {
+	return func(seq int64, id uuid.UUID, hoursAgo int, outcome string) syncengine.Mutation {
+		return visitMut(seq, id, f.now(), map[string]any{
+			"account_id": account.String(), "kind": "unscheduled", "status": "completed", "outcome": outcome,
+			"started_at": f.now().Add(-time.Duration(hoursAgo) * time.Hour).Format(time.RFC3339),
+		})
+	}
+}
+
 // TestUnscheduledStreakNotifiesManagerOnce: five unscheduled calls in a row
 // without an order tell the rep's manager once, however the batch is
 // replayed; a sixth call does not fire again; after an order, a new streak
@@ -59,12 +70,7 @@ func TestUnscheduledStreakNotifiesManagerOnce(t *testing.T) {
 	f := newSyncFixture(t, storetest.Options{})
 	rep, mgr := f.principal("rep1@demo.test"), f.principal("manager1@demo.test")
 	account := f.accountsByTeam()[*rep.TeamID][0]
-	call := func(seq int64, id uuid.UUID, hoursAgo int, outcome string) syncengine.Mutation {
-		return visitMut(seq, id, f.now(), map[string]any{
-			"account_id": account.String(), "kind": "unscheduled", "status": "completed", "outcome": outcome,
-			"started_at": f.now().Add(-time.Duration(hoursAgo) * time.Hour).Format(time.RFC3339),
-		})
-	}
+	call := f.unscheduledCall(account)
 	ids := make([]uuid.UUID, 12)
 	for i := range ids {
 		ids[i] = uuid.New()
@@ -222,12 +228,7 @@ func TestStreakReadsPastTheNewestCalls(t *testing.T) {
 	f := newSyncFixture(t, storetest.Options{})
 	rep, mgr := f.principal("rep1@demo.test"), f.principal("manager1@demo.test")
 	account := f.accountsByTeam()[*rep.TeamID][0]
-	call := func(seq int64, id uuid.UUID, hoursAgo int, outcome string) syncengine.Mutation {
-		return visitMut(seq, id, f.now(), map[string]any{
-			"account_id": account.String(), "kind": "unscheduled", "status": "completed", "outcome": outcome,
-			"started_at": f.now().Add(-time.Duration(hoursAgo) * time.Hour).Format(time.RFC3339),
-		})
-	}
+	call := f.unscheduledCall(account)
 	titles := func() []string {
 		var out []string
 		changes, _ := f.pullAll(mgr, "", 500)
