@@ -28,18 +28,22 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 
 // Push runs fn in one transaction that holds the device's row lock, so two
 // copies of one batch pushed at once apply one after the other and the
-// second finds every seq already processed.
-func (db *DB) Push(ctx context.Context, p models.Principal, fn func(syncengine.Tx) error) error {
-	var held int64
-	defer func() {
-		if held > 0 {
-			db.locks.Release(held)
+// second finds every seq already processed, and the records' locks (see
+// lockArray). On PostgreSQL it first waits for its share of the lock budget
+// (see lockBudget), before it takes a connection: a push waiting there
+// keeps no pull from the pool.
+func (db *DB) Push(ctx context.Context, p models.Principal, keys []syncengine.Key, fn func(syncengine.Tx) error) error {
+	if db.locks != nil {
+		n := int64(len(keys))
+		if err := db.locks.Acquire(ctx, n); err != nil {
+			return fmt.Errorf("wait for the lock budget: %w", err)
 		}
-	}()
+		defer db.locks.Release(n)
+	}
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		// LastSeq, a push's first statement, announces the feed writer
-		// and takes the record locks, within the process's lock budget.
-		return fn(&syncTx{db: db, tx: tx, p: p, now: db.now().UTC(), held: &held})
+		// and takes the record locks.
+		return fn(&syncTx{db: db, tx: tx, p: p, now: db.now().UTC(), keys: keys, push: true})
 	})
 }
 
@@ -139,8 +143,9 @@ type syncTx struct {
 	// feedWriter is set once the transaction announced itself as a writer
 	// of the organisation's feed; Save refuses to write the feed without.
 	feedWriter bool
-	// held counts the lock budget a push holds, released after it ends.
-	held *int64
+	// push is set on a push's transaction, whose LastSeq locks keys.
+	push bool
+	keys []syncengine.Key
 }
 
 func (t *syncTx) forUpdate() string {
@@ -153,11 +158,14 @@ func (t *syncTx) forUpdate() string {
 // LastSeq registers the device if it is new, locks its row until the push
 // commits — an upsert that changes nothing still takes the row lock, so a
 // second push from the same device waits here — and then locks the
-// records of keys. On PostgreSQL it is one statement that first announces
+// records the push writes. On PostgreSQL it is one statement that announces
 // the transaction as a feed writer (see feedHorizon): the announcement
 // precedes the insert, which is what gives the transaction its id, and
 // the record locks follow the device's, being evaluated per device row.
-func (t *syncTx) LastSeq(ctx context.Context, keys []syncengine.Key) (int64, error) {
+func (t *syncTx) LastSeq(ctx context.Context) (int64, error) {
+	if !t.push {
+		return 0, fmt.Errorf("lock device: not a push")
+	}
 	if t.db.dialect != Postgres {
 		var seq int64
 		err := t.tx.Raw(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
@@ -168,15 +176,6 @@ func (t *syncTx) LastSeq(ctx context.Context, keys []syncengine.Key) (int64, err
 		}
 		return seq, nil
 	}
-	if t.held == nil {
-		return 0, fmt.Errorf("lock device: not a push")
-	}
-	// Waiting here holds a connection but no lock: the pushes holding the
-	// budget already have theirs and finish without waiting for this one.
-	if err := t.db.locks.Acquire(ctx, int64(len(keys))); err != nil {
-		return 0, fmt.Errorf("wait for the lock budget: %w", err)
-	}
-	*t.held += int64(len(keys))
 	var seq, locked int64
 	err := t.tx.Raw(`WITH feed AS (SELECT pg_advisory_xact_lock_shared(?, ?)),
 		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed
@@ -184,7 +183,7 @@ func (t *syncTx) LastSeq(ctx context.Context, keys []syncengine.Key) (int64, err
 			RETURNING last_seq)
 		SELECT d.last_seq, (SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k WHERE d.last_seq IS NOT NULL) FROM device AS d`,
 		feedLockClass, feedLockKey(t.p.OrgID), t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now,
-		t.lockArray(keys)).Row().Scan(&seq, &locked)
+		t.lockArray(t.keys)).Row().Scan(&seq, &locked)
 	if err != nil {
 		return 0, fmt.Errorf("lock device: %w", err)
 	}

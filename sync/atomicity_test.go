@@ -28,11 +28,11 @@ type faultyStore struct {
 	err    error
 }
 
-func (s *faultyStore) Push(ctx context.Context, p models.Principal, fn func(syncengine.Tx) error) error {
+func (s *faultyStore) Push(ctx context.Context, p models.Principal, keys []syncengine.Key, fn func(syncengine.Tx) error) error {
 	if s.fail == "Push" {
 		return s.err
 	}
-	return s.Store.Push(ctx, p, func(tx syncengine.Tx) error {
+	return s.Store.Push(ctx, p, keys, func(tx syncengine.Tx) error {
 		return fn(&faultyTx{Tx: tx, s: s, calls: map[string]int{}})
 	})
 }

@@ -146,10 +146,11 @@ type Key struct {
 // Tx is the storage work of one push, inside one transaction that holds
 // the pushing device's lock.
 type Tx interface {
-	// LastSeq locks the device, then the records of keys, until commit —
-	// writers of the same records are serialised — and returns the
-	// device's last processed seq. A push calls it first.
-	LastSeq(ctx context.Context, keys []Key) (int64, error)
+	// LastSeq locks the device, then the records the push writes (the
+	// keys given to Store.Push), until commit — writers of the same
+	// records are serialised — and returns the device's last processed
+	// seq. A push calls it first.
+	LastSeq(ctx context.Context) (int64, error)
 	// SetLastSeq records the device's last processed seq.
 	SetLastSeq(ctx context.Context, seq int64) error
 	// Load returns the stored records with these ids (tombstones too).
@@ -179,9 +180,10 @@ type Tx interface {
 
 // Store is the storage the engine needs.
 type Store interface {
-	// Push runs fn in one transaction holding the lock of p's device.
+	// Push runs fn in one transaction holding the lock of p's device and,
+	// once LastSeq took them, of the records of keys (each once).
 	// A transient failure is reported as models.ErrUnavailable.
-	Push(ctx context.Context, p models.Principal, fn func(Tx) error) error
+	Push(ctx context.Context, p models.Principal, keys []Key, fn func(Tx) error) error
 	// Server runs fn in one transaction of the organisation, for writes
 	// the server makes itself (HTTP resources, scheduled jobs). LastSeq
 	// and SetLastSeq are not to be called on its Tx.
@@ -316,7 +318,7 @@ type PushResult struct {
 // none, and the retry then yields the same single effect.
 func (en *Engine) Push(ctx context.Context, p models.Principal, muts []Mutation) (PushResult, error) {
 	var out PushResult
-	err := en.store.Push(ctx, p, func(tx Tx) error {
+	err := en.store.Push(ctx, p, mutationKeys(muts), func(tx Tx) error {
 		b := &batch{en: en, tx: tx, ctx: ctx, p: p, now: en.now().UTC(), state: map[Key]*Record{}, dirty: map[Key]bool{}}
 		res, last, err := b.run(muts)
 		if err != nil {
@@ -377,7 +379,7 @@ type deferredFn struct {
 }
 
 func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
-	last, err := b.tx.LastSeq(b.ctx, mutationKeys(muts))
+	last, err := b.tx.LastSeq(b.ctx)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -672,18 +672,18 @@ func (en *Engine) WatermelonPush(ctx context.Context, p models.Principal, req Wa
 		since = Position{}
 	}
 	ops := en.watermelonPlan(req)
+	muts := make([]Mutation, len(ops))
+	todo := make([]int, len(ops))
+	for i, o := range ops {
+		muts[i] = Mutation{Seq: int64(i + 1), Entity: o.e.Name, ID: o.id, Op: o.op, Fields: o.row.Columns}
+		todo[i] = i
+	}
 	var out WatermelonPushResult
-	err = en.store.Push(ctx, p, func(tx Tx) error {
+	err = en.store.Push(ctx, p, mutationKeys(muts), func(tx Tx) error {
 		out = WatermelonPushResult{}
-		muts := make([]Mutation, len(ops))
-		todo := make([]int, len(ops))
-		for i, o := range ops {
-			muts[i] = Mutation{Seq: int64(i + 1), Entity: o.e.Name, ID: o.id, Op: o.op, Fields: o.row.Columns}
-			todo[i] = i
-		}
 		// The device lock serialises this device's pushes: a retry racing
 		// the original waits, then finds nothing left to do.
-		if _, err := tx.LastSeq(ctx, mutationKeys(muts)); err != nil {
+		if _, err := tx.LastSeq(ctx); err != nil {
 			return err
 		}
 		wtx, ok := tx.(WatermelonTx)
