@@ -47,6 +47,12 @@ type DB struct {
 	// locks bounds the record locks this process's pushes hold at once
 	// on PostgreSQL (see lockBudget); nil on SQLite.
 	locks *semaphore.Weighted
+	// pushes admits pushes to the pool in arrival order, leaving two
+	// connections to everything else (PostgreSQL; nil on SQLite, whose
+	// writers queue on its own lock). database/sql hands a freed
+	// connection to a random waiter: under a burst some pushes waited
+	// three times as long as the median.
+	pushes *semaphore.Weighted
 }
 
 // Options tune Open. The zero value is fine.
@@ -120,6 +126,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 		}
 		sqlDB.SetMaxOpenConns(n)
 		sqlDB.SetMaxIdleConns(n)
+		db.pushes = semaphore.NewWeighted(int64(max(n-2, 1)))
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	case SQLite:
 		// WAL lets readers run beside the one writer; more connections

@@ -29,10 +29,16 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // Push runs fn in one transaction that holds the device's row lock, so two
 // copies of one batch pushed at once apply one after the other and the
 // second finds every seq already processed, and the records' locks (see
-// lockArray). On PostgreSQL it first waits for its share of the lock budget
-// (see lockBudget), before it takes a connection: a push waiting there
-// keeps no pull from the pool.
+// lockArray). On PostgreSQL it first waits its turn (DB.pushes) and its
+// share of the lock budget (see lockBudget), before it takes a connection:
+// a push waiting there keeps no pull from the pool.
 func (db *DB) Push(ctx context.Context, p models.Principal, keys []syncengine.Key, fn func(syncengine.Tx) error) error {
+	if db.pushes != nil {
+		if err := db.pushes.Acquire(ctx, 1); err != nil {
+			return fmt.Errorf("wait for a connection: %w", err)
+		}
+		defer db.pushes.Release(1)
+	}
 	if db.locks != nil {
 		n := int64(len(keys))
 		if err := db.locks.Acquire(ctx, n); err != nil {
