@@ -154,13 +154,6 @@ type syncTx struct {
 	keys []syncengine.Key
 }
 
-func (t *syncTx) forUpdate() string {
-	if t.db.dialect == Postgres {
-		return " FOR UPDATE"
-	}
-	return ""
-}
-
 // LastSeq registers the device if it is new, locks its row until the push
 // commits — an upsert that changes nothing still takes the row lock, so a
 // second push from the same device waits here — and then locks the
