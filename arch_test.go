@@ -21,7 +21,7 @@ func TestImportsPointInward(t *testing.T) {
 		banned []string
 	}{
 		{mod + "/models", []string{mod + "/", "gorm.io/", "github.com/labstack/echo"}},
-		{mod + "/sync", []string{mod + "/store", mod + "/api", mod + "/notifications", "gorm.io/", "github.com/labstack/echo"}},
+		{mod + "/sync/engine", []string{mod + "/store", mod + "/api", mod + "/notifications", "gorm.io/", "github.com/labstack/echo"}},
 		{mod + "/notifications", []string{mod + "/store", mod + "/api", "gorm.io/", "github.com/labstack/echo"}},
 		{mod + "/api", []string{mod + "/store", "gorm.io/"}},
 	}

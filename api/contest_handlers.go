@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // contestRequest is the body of POST and PATCH /v1/contests. Absent fields
@@ -27,8 +27,8 @@ type contestRequest struct {
 	GraceHours *int                 `json:"grace_hours"`
 }
 
-func (req contestRequest) input() (syncengine.ContestInput, error) {
-	in := syncengine.ContestInput{Name: req.Name, TimeZone: req.TimeZone, Rules: req.Rules, GraceHours: req.GraceHours}
+func (req contestRequest) input() (engine.ContestInput, error) {
+	in := engine.ContestInput{Name: req.Name, TimeZone: req.TimeZone, Rules: req.Rules, GraceHours: req.GraceHours}
 	for _, t := range []struct {
 		field string
 		raw   *string
@@ -65,7 +65,7 @@ func (req contestRequest) input() (syncengine.ContestInput, error) {
 
 // writeRecords answers with records of one entity under key, each encoded
 // as pulls encode it.
-func writeRecords(c echo.Context, status int, e *syncengine.Entity, key string, recs []*syncengine.Record) error {
+func writeRecords(c echo.Context, status int, e *engine.Entity, key string, recs []*engine.Record) error {
 	b := []byte(`{"` + key + `":[`)
 	for i, r := range recs {
 		if i > 0 {
@@ -88,7 +88,7 @@ func (s *Server) listContests(c echo.Context) error {
 }
 
 // contest finds a contest the caller may see; others answer 404.
-func (s *Server) contest(c echo.Context) (*syncengine.Record, error) {
+func (s *Server) contest(c echo.Context) (*engine.Record, error) {
 	id, err := parseUUID("id", c.Param("id"))
 	if err != nil {
 		return nil, err
@@ -114,8 +114,8 @@ func (s *Server) createContest(c echo.Context) error {
 		return err
 	}
 	var id uuid.UUID
-	err = s.sync.Server(c.Request().Context(), principal(c), func(sc *syncengine.Context) error {
-		r, err := syncengine.CreateContest(sc, in)
+	err = s.sync.Server(c.Request().Context(), principal(c), func(sc *engine.Context) error {
+		r, err := engine.CreateContest(sc, in)
 		if r != nil {
 			id = r.ID
 		}
@@ -140,8 +140,8 @@ func (s *Server) patchContest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = s.sync.Server(c.Request().Context(), principal(c), func(sc *syncengine.Context) error {
-		_, err := syncengine.UpdateContest(sc, id, in)
+	err = s.sync.Server(c.Request().Context(), principal(c), func(sc *engine.Context) error {
+		_, err := engine.UpdateContest(sc, id, in)
 		return err
 	})
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The field-sales domain (issue 4) through the real router and database:
@@ -107,8 +107,8 @@ func (o *fieldOrg) do(who, method, path string, body any) *apitest.Response {
 // tick runs the scheduler's work once, at the test clock's time.
 func (o *fieldOrg) tick(t *testing.T) {
 	t.Helper()
-	en := syncengine.New(o.env.DB, syncengine.Entities(), o.env.Clock.Now, nil)
-	if err := en.Server(context.Background(), models.Principal{OrgID: o.org}, syncengine.Tick); err != nil {
+	en := engine.New(o.env.DB, engine.Entities(), o.env.Clock.Now, nil)
+	if err := en.Server(context.Background(), models.Principal{OrgID: o.org}, engine.Tick); err != nil {
 		t.Fatalf("tick: %v", err)
 	}
 }

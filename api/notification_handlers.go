@@ -15,7 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // NotificationStore is what the notification endpoints need of storage:
@@ -26,7 +26,7 @@ type NotificationStore interface {
 	DeletePushToken(ctx context.Context, p models.Principal) error
 	NotificationPreferences(ctx context.Context, orgID, userID uuid.UUID) (models.NotificationPreferences, error)
 	SetNotificationPreferences(ctx context.Context, orgID, userID uuid.UUID, p models.NotificationPreferences) error
-	Inbox(ctx context.Context, p models.Principal, after syncengine.InboxPos, limit int, unread bool) ([]*syncengine.Record, error)
+	Inbox(ctx context.Context, p models.Principal, after engine.InboxPos, limit int, unread bool) ([]*engine.Record, error)
 }
 
 // maxPushToken bounds an FCM registration token (they are ~160 characters
@@ -173,25 +173,25 @@ type inboxCursor struct {
 	ID uuid.UUID `json:"i"`
 }
 
-func encodeInboxCursor(r *syncengine.Record) string {
+func encodeInboxCursor(r *engine.Record) string {
 	b, _ := json.Marshal(inboxCursor{At: r.CreatedAt.UTC(), ID: r.ID})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeInboxCursor(s string) (syncengine.InboxPos, error) {
+func decodeInboxCursor(s string) (engine.InboxPos, error) {
 	if s == "" {
-		return syncengine.InboxPos{}, nil
+		return engine.InboxPos{}, nil
 	}
 	bad := models.FieldInvalid("cursor", "must be the next_cursor of a previous page")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return syncengine.InboxPos{}, bad
+		return engine.InboxPos{}, bad
 	}
 	var ic inboxCursor
 	if err := json.Unmarshal(b, &ic); err != nil || ic.ID == uuid.Nil {
-		return syncengine.InboxPos{}, bad
+		return engine.InboxPos{}, bad
 	}
-	return syncengine.InboxPos{At: ic.At, ID: ic.ID}, nil
+	return engine.InboxPos{At: ic.At, ID: ic.ID}, nil
 }
 
 // listNotifications pages through the caller's inbox, newest first.
@@ -221,7 +221,7 @@ func (s *Server) listNotifications(c echo.Context) error {
 		recs = recs[:limit]
 		next = encodeInboxCursor(recs[limit-1])
 	}
-	e := s.sync.Entity(syncengine.NotificationsEntity)
+	e := s.sync.Entity(engine.NotificationsEntity)
 	b := []byte(`{"notifications":[`)
 	for i, r := range recs {
 		if i > 0 {
@@ -246,6 +246,6 @@ func (s *Server) readNotification(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e := s.sync.Entity(syncengine.NotificationsEntity)
+	e := s.sync.Entity(engine.NotificationsEntity)
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, e.MarshalRecord(nil, r))
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Store is what the HTTP layer needs of storage for people and sessions.
@@ -46,7 +46,7 @@ type Reports interface {
 // required; the rest have defaults.
 type Deps struct {
 	Store     Store
-	Sync      *syncengine.Engine
+	Sync      *engine.Engine
 	Reports   Reports
 	Tokens    *auth.Tokens
 	Passwords *auth.Passwords
@@ -81,7 +81,7 @@ type LoginLimits struct {
 // Server holds the HTTP layer's state; Handler returns its router.
 type Server struct {
 	store     Store
-	sync      *syncengine.Engine
+	sync      *engine.Engine
 	reports   Reports
 	notif     NotificationStore
 	tokens    *auth.Tokens

@@ -9,7 +9,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/fieldsync/fieldsync/internal/apitest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // recordSchemas names the openapi.yaml schema that describes the records of
@@ -45,7 +45,7 @@ func TestSpecEntities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range entityProblems(doc, syncengine.Entities()) {
+	for _, p := range entityProblems(doc, engine.Entities()) {
 		t.Error(p)
 	}
 }
@@ -57,7 +57,7 @@ func TestSpecEntitiesCatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entity := func(es []*syncengine.Entity, name string) *syncengine.Entity {
+	entity := func(es []*engine.Entity, name string) *engine.Entity {
 		for _, e := range es {
 			if e.Name == name {
 				return e
@@ -66,7 +66,7 @@ func TestSpecEntitiesCatches(t *testing.T) {
 		t.Fatalf("no entity %q", name)
 		return nil
 	}
-	field := func(e *syncengine.Entity, name string) *syncengine.Field {
+	field := func(e *engine.Entity, name string) *engine.Field {
 		for i := range e.Fields {
 			if e.Fields[i].Name == name {
 				return &e.Fields[i]
@@ -77,46 +77,46 @@ func TestSpecEntitiesCatches(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		change func(es []*syncengine.Entity) []*syncengine.Entity
+		change func(es []*engine.Entity) []*engine.Entity
 		want   string // a substring of some problem
 	}{
-		{"new field", func(es []*syncengine.Entity) []*syncengine.Entity {
+		{"new field", func(es []*engine.Entity) []*engine.Entity {
 			e := entity(es, "visits")
-			e.Fields = append(e.Fields, syncengine.Field{Name: "mood", Type: syncengine.String})
+			e.Fields = append(e.Fields, engine.Field{Name: "mood", Type: engine.String})
 			return es
 		}, `"mood"`},
-		{"new writable field missing from the mutation fields", func(es []*syncengine.Entity) []*syncengine.Entity {
+		{"new writable field missing from the mutation fields", func(es []*engine.Entity) []*engine.Entity {
 			e := entity(es, "ride_alongs")
-			e.Fields = append(e.Fields, syncengine.Field{Name: "agenda", Type: syncengine.Text})
+			e.Fields = append(e.Fields, engine.Field{Name: "agenda", Type: engine.Text})
 			return es
 		}, "RideAlongFields"},
-		{"retyped field", func(es []*syncengine.Entity) []*syncengine.Entity {
-			field(entity(es, "standings"), "rank").Type = syncengine.Float
+		{"retyped field", func(es []*engine.Entity) []*engine.Entity {
+			field(entity(es, "standings"), "rank").Type = engine.Float
 			return es
 		}, `"rank"`},
-		{"new enum value", func(es []*syncengine.Entity) []*syncengine.Entity {
+		{"new enum value", func(es []*engine.Entity) []*engine.Entity {
 			f := field(entity(es, "ride_alongs"), "status")
 			f.Enum = append(slices.Clone(f.Enum), "postponed")
 			return es
 		}, "postponed"},
-		{"required field", func(es []*syncengine.Entity) []*syncengine.Entity {
+		{"required field", func(es []*engine.Entity) []*engine.Entity {
 			field(entity(es, "assessments"), "rep_comment").Required = true
 			return es
 		}, "nullable"},
-		{"field now server-owned", func(es []*syncengine.Entity) []*syncengine.Entity {
-			field(entity(es, "recognitions"), "badge").Access = syncengine.ServerOwned
+		{"field now server-owned", func(es []*engine.Entity) []*engine.Entity {
+			field(entity(es, "recognitions"), "badge").Access = engine.ServerOwned
 			return es
 		}, "RecognitionFields"},
-		{"entity now read-only", func(es []*syncengine.Entity) []*syncengine.Entity {
+		{"entity now read-only", func(es []*engine.Entity) []*engine.Entity {
 			entity(es, "recognitions").ReadOnly = true
 			return es
 		}, "Mutation.entity"},
-		{"new entity", func(es []*syncengine.Entity) []*syncengine.Entity {
-			return append(es, &syncengine.Entity{Name: "widgets", Fields: []syncengine.Field{{Name: "size", Type: syncengine.Int}}})
+		{"new entity", func(es []*engine.Entity) []*engine.Entity {
+			return append(es, &engine.Entity{Name: "widgets", Fields: []engine.Field{{Name: "size", Type: engine.Int}}})
 		}, "widgets"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			problems := entityProblems(doc, tc.change(syncengine.Entities()))
+			problems := entityProblems(doc, tc.change(engine.Entities()))
 			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, tc.want) }) {
 				t.Errorf("no problem mentions %s; got:\n%s", tc.want, strings.Join(problems, "\n"))
 			}
@@ -125,7 +125,7 @@ func TestSpecEntitiesCatches(t *testing.T) {
 }
 
 // entityProblems lists every way openapi.yaml disagrees with entities.
-func entityProblems(doc *openapi3.T, entities []*syncengine.Entity) []string {
+func entityProblems(doc *openapi3.T, entities []*engine.Entity) []string {
 	var out []string
 	bad := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	schemas := doc.Components.Schemas
@@ -211,13 +211,13 @@ func entityProblems(doc *openapi3.T, entities []*syncengine.Entity) []string {
 			}
 			var want []string
 			for _, f := range e.Fields {
-				if !f.Hidden && f.Access != syncengine.ServerOwned {
+				if !f.Hidden && f.Access != engine.ServerOwned {
 					want = append(want, f.Name)
 				}
 			}
 			sameNames(bad, where, "properties (the fields that are neither Hidden nor ServerOwned)", want, propertyNames(s))
 			for _, f := range e.Fields {
-				if p := prop(s, f.Name); p != nil && !f.Hidden && f.Access != syncengine.ServerOwned {
+				if p := prop(s, f.Name); p != nil && !f.Hidden && f.Access != engine.ServerOwned {
 					checkField(bad, where, f, p)
 				}
 			}
@@ -309,26 +309,26 @@ func checkAudit(bad func(string, ...any), where string, s *openapi3.Schema) {
 
 // checkField checks a property describes a field as the engine encodes and
 // parses it.
-func checkField(bad func(string, ...any), where string, f syncengine.Field, p *openapi3.Schema) {
+func checkField(bad func(string, ...any), where string, f engine.Field, p *openapi3.Schema) {
 	if p.Nullable == f.Required {
 		bad("%s: property %q must be nullable: %t (the field is %s)", where, f.Name, !f.Required,
 			map[bool]string{true: "required", false: "optional, null when unset"}[f.Required])
 	}
 	want, format := "", ""
 	switch f.Type {
-	case syncengine.String, syncengine.Text, syncengine.Enum:
+	case engine.String, engine.Text, engine.Enum:
 		want = "string"
-	case syncengine.UUID:
+	case engine.UUID:
 		want, format = "string", "uuid"
-	case syncengine.Time:
+	case engine.Time:
 		want, format = "string", "date-time"
-	case syncengine.Float, syncengine.Money:
+	case engine.Float, engine.Money:
 		want = "number"
-	case syncengine.Int:
+	case engine.Int:
 		want = "integer"
-	case syncengine.Bool:
+	case engine.Bool:
 		want = "boolean"
-	case syncengine.JSON:
+	case engine.JSON:
 		return // any JSON value; the schema may describe its shape
 	default:
 		bad("%s: field %q has a type this test does not know (%d)", where, f.Name, f.Type)
@@ -341,7 +341,7 @@ func checkField(bad func(string, ...any), where string, f syncengine.Field, p *o
 		bad("%s: property %q must have format %s, not %q", where, f.Name, format, p.Format)
 	}
 	switch {
-	case f.Type == syncengine.Enum:
+	case f.Type == engine.Enum:
 		sameNames(bad, where+" property "+f.Name, "enum", f.Enum, enumStrings(p))
 	case len(p.Enum) > 0:
 		bad("%s: property %q has an enum, but field %q is no Enum", where, f.Name, f.Name)

@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 type hlcDTO struct {
@@ -35,12 +35,12 @@ type pushRequest struct {
 }
 
 type resultDTO struct {
-	Seq          int64                   `json:"seq"`
-	Status       string                  `json:"status"`
-	Version      int64                   `json:"version,omitempty"`
-	Conflicts    []syncengine.Conflict   `json:"conflicts,omitempty"`
-	Error        *syncengine.RejectError `json:"error,omitempty"`
-	ClockClamped bool                    `json:"clock_clamped,omitempty"`
+	Seq          int64               `json:"seq"`
+	Status       string              `json:"status"`
+	Version      int64               `json:"version,omitempty"`
+	Conflicts    []engine.Conflict   `json:"conflicts,omitempty"`
+	Error        *engine.RejectError `json:"error,omitempty"`
+	ClockClamped bool                `json:"clock_clamped,omitempty"`
 }
 
 type pushResponse struct {
@@ -79,8 +79,8 @@ type conflictsResponse struct {
 // mutations converts the wire batch, refusing structural mistakes (bad
 // UUIDs, missing clocks) for the whole batch: they are client bugs, not
 // offline edits to judge one by one.
-func mutations(req pushRequest) ([]syncengine.Mutation, error) {
-	out := make([]syncengine.Mutation, len(req.Mutations))
+func mutations(req pushRequest) ([]engine.Mutation, error) {
+	out := make([]engine.Mutation, len(req.Mutations))
 	for i, m := range req.Mutations {
 		at := fmt.Sprintf("mutations[%d]", i)
 		id, err := parseUUID(at+".id", m.ID)
@@ -90,8 +90,8 @@ func mutations(req pushRequest) ([]syncengine.Mutation, error) {
 		if m.HLC == nil {
 			return nil, models.FieldInvalid(at+".hlc", "is required")
 		}
-		out[i] = syncengine.Mutation{Seq: m.Seq, Entity: m.Entity, ID: id, Op: m.Op, Fields: m.Fields,
-			HLC: syncengine.HLC{MS: m.HLC.MS, Counter: m.HLC.Counter}, BaseVersion: m.BaseVersion}
+		out[i] = engine.Mutation{Seq: m.Seq, Entity: m.Entity, ID: id, Op: m.Op, Fields: m.Fields,
+			HLC: engine.HLC{MS: m.HLC.MS, Counter: m.HLC.Counter}, BaseVersion: m.BaseVersion}
 	}
 	return out, nil
 }
@@ -128,9 +128,9 @@ func pullSchema(c echo.Context) error {
 	if raw == "" {
 		return nil
 	}
-	if v, err := strconv.Atoi(raw); err != nil || v != syncengine.SchemaVersion {
-		return &models.Error{Code: models.CodeUnsupportedSchema, Message: fmt.Sprintf("schema_version %q is not supported; this server speaks %d", raw, syncengine.SchemaVersion),
-			Fields: []models.FieldError{{Field: "schema_version", Code: models.CodeUnsupportedSchema, Message: fmt.Sprintf("must be %d", syncengine.SchemaVersion)}}}
+	if v, err := strconv.Atoi(raw); err != nil || v != engine.SchemaVersion {
+		return &models.Error{Code: models.CodeUnsupportedSchema, Message: fmt.Sprintf("schema_version %q is not supported; this server speaks %d", raw, engine.SchemaVersion),
+			Fields: []models.FieldError{{Field: "schema_version", Code: models.CodeUnsupportedSchema, Message: fmt.Sprintf("must be %d", engine.SchemaVersion)}}}
 	}
 	return nil
 }
@@ -152,7 +152,7 @@ func (s *Server) pull(c echo.Context) error {
 	if err := pullSchema(c); err != nil {
 		return err
 	}
-	limit, err := intParam(c, "limit", syncengine.DefaultPullLimit, 1, syncengine.MaxPullLimit)
+	limit, err := intParam(c, "limit", engine.DefaultPullLimit, 1, engine.MaxPullLimit)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The WatermelonDB sync endpoint: GET pulls, POST pushes, in the protocol
@@ -58,7 +58,7 @@ type watermelonTableDTO struct {
 // watermelonSchema requires the sync schema_version on both directions.
 func watermelonSchema(c echo.Context) error {
 	if c.QueryParam("schema_version") == "" {
-		return models.FieldInvalid("schema_version", "is required (this server speaks %d)", syncengine.SchemaVersion)
+		return models.FieldInvalid("schema_version", "is required (this server speaks %d)", engine.SchemaVersion)
 	}
 	return pullSchema(c)
 }
@@ -75,7 +75,7 @@ func wmLastPulledAt(c echo.Context, required bool) (int64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || n < 1 || n > syncengine.MaxWatermelonTimestamp {
+	if err != nil || n < 1 || n > engine.MaxWatermelonTimestamp {
 		return 0, models.FieldInvalid("last_pulled_at", "must be null or a timestamp this server returned")
 	}
 	return n, nil
@@ -113,7 +113,7 @@ func (s *Server) watermelonPull(c echo.Context) error {
 	}
 	sp := &wmSpool{parts: map[wmSpoolKey]*wmSpoolPart{}}
 	defer sp.close()
-	res, err := s.sync.WatermelonPull(c.Request().Context(), principal(c), syncengine.WatermelonPullRequest{LastPulledAt: last, Migration: migration}, sp.add)
+	res, err := s.sync.WatermelonPull(c.Request().Context(), principal(c), engine.WatermelonPullRequest{LastPulledAt: last, Migration: migration}, sp.add)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (s *Server) watermelonPush(c echo.Context) error {
 			return models.FieldInvalid("changes", "must be an object of tables")
 		}
 	}
-	req := syncengine.WatermelonPushRequest{LastPulledAt: last, Changes: make(map[string]*syncengine.WatermelonTableChanges, len(tables))}
+	req := engine.WatermelonPushRequest{LastPulledAt: last, Changes: make(map[string]*engine.WatermelonTableChanges, len(tables))}
 	names := make([]string, 0, len(tables))
 	for name := range tables {
 		names = append(names, name)
@@ -185,8 +185,8 @@ func (s *Server) watermelonPush(c echo.Context) error {
 	}
 	res, err := s.sync.WatermelonPush(c.Request().Context(), principal(c), req)
 	var (
-		ce *syncengine.WatermelonConflictError
-		re *syncengine.WatermelonRejectedError
+		ce *engine.WatermelonConflictError
+		re *engine.WatermelonRejectedError
 	)
 	switch {
 	case errors.As(err, &ce):
@@ -216,16 +216,16 @@ func (s *Server) watermelonPush(c echo.Context) error {
 }
 
 // watermelonTable parses one table of a push.
-func watermelonTable(at string, raw json.RawMessage) (*syncengine.WatermelonTableChanges, error) {
+func watermelonTable(at string, raw json.RawMessage) (*engine.WatermelonTableChanges, error) {
 	var t watermelonTableDTO
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&t); err != nil {
 		return nil, models.FieldInvalid(at, "must be an object of created, updated and deleted arrays")
 	}
-	out := &syncengine.WatermelonTableChanges{}
-	rows := func(list string, in []map[string]json.RawMessage) ([]syncengine.WatermelonRow, error) {
-		var rs []syncengine.WatermelonRow
+	out := &engine.WatermelonTableChanges{}
+	rows := func(list string, in []map[string]json.RawMessage) ([]engine.WatermelonRow, error) {
+		var rs []engine.WatermelonRow
 		for i, cols := range in {
 			rat := fmt.Sprintf("%s.%s[%d]", at, list, i)
 			var id string
@@ -245,7 +245,7 @@ func watermelonTable(at string, raw json.RawMessage) (*syncengine.WatermelonTabl
 			delete(cols, "id")
 			delete(cols, "_status")
 			delete(cols, "_changed")
-			rs = append(rs, syncengine.WatermelonRow{ID: uid, Columns: cols, Changed: syncengine.WatermelonColumns(changed)})
+			rs = append(rs, engine.WatermelonRow{ID: uid, Columns: cols, Changed: engine.WatermelonColumns(changed)})
 		}
 		return rs, nil
 	}
@@ -294,7 +294,7 @@ type wmSpool struct {
 
 type wmSpoolKey struct {
 	table string
-	kind  syncengine.WatermelonKind
+	kind  engine.WatermelonKind
 }
 
 type wmSpoolPart struct {
@@ -305,7 +305,7 @@ type wmSpoolPart struct {
 
 const wmSpoolMemory = 1 << 20
 
-func (s *wmSpool) add(kind syncengine.WatermelonKind, ch syncengine.Change) error {
+func (s *wmSpool) add(kind engine.WatermelonKind, ch engine.Change) error {
 	k := wmSpoolKey{ch.Entity.Name, kind}
 	p := s.parts[k]
 	if p == nil {
@@ -316,7 +316,7 @@ func (s *wmSpool) add(kind syncengine.WatermelonKind, ch syncengine.Change) erro
 	if p.n > 0 {
 		p.buf = append(p.buf, ',')
 	}
-	if kind == syncengine.WatermelonDeleted {
+	if kind == engine.WatermelonDeleted {
 		p.buf = append(p.buf, '"')
 		p.buf = append(p.buf, ch.Record.ID.String()...)
 		p.buf = append(p.buf, '"')
@@ -372,7 +372,7 @@ func (s *wmSpool) writeChanges(w io.Writer, tables []string) error {
 		if _, err := io.WriteString(w, sep+strconv.Quote(t)+`:{`); err != nil {
 			return err
 		}
-		for j, kind := range []syncengine.WatermelonKind{syncengine.WatermelonCreated, syncengine.WatermelonUpdated, syncengine.WatermelonDeleted} {
+		for j, kind := range []engine.WatermelonKind{engine.WatermelonCreated, engine.WatermelonUpdated, engine.WatermelonDeleted} {
 			name := [...]string{`"created":[`, `,"updated":[`, `,"deleted":[`}[j]
 			if _, err := io.WriteString(w, name); err != nil {
 				return err

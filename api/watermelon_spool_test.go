@@ -8,31 +8,31 @@ import (
 
 	"github.com/google/uuid"
 
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // TestSpool holds that a pull spilled to disk piece by piece is written
 // out exactly as one kept in memory: grouped by table and list, in feed
 // order, as valid JSON.
 func TestSpool(t *testing.T) {
-	es := syncengine.New(nil, syncengine.Entities(), nil, nil).Entities()
+	es := engine.New(nil, engine.Entities(), nil, nil).Entities()
 	accounts, visits := es["accounts"], es["visits"]
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	var changes []struct {
-		kind syncengine.WatermelonKind
-		ch   syncengine.Change
+		kind engine.WatermelonKind
+		ch   engine.Change
 	}
 	for i := range 300 {
-		e, kind := accounts, syncengine.WatermelonKind(i%3)
+		e, kind := accounts, engine.WatermelonKind(i%3)
 		if i%2 == 0 {
 			e = visits
 		}
-		r := &syncengine.Record{ID: uuid.New(), Version: int64(i + 1), CreatedAt: now, UpdatedAt: now, Deleted: kind == syncengine.WatermelonDeleted,
+		r := &engine.Record{ID: uuid.New(), Version: int64(i + 1), CreatedAt: now, UpdatedAt: now, Deleted: kind == engine.WatermelonDeleted,
 			Values: map[string]any{"name": "Account", "notes": "note", "started_at": now}}
 		changes = append(changes, struct {
-			kind syncengine.WatermelonKind
-			ch   syncengine.Change
-		}{kind, syncengine.Change{Entity: e, Record: r}})
+			kind engine.WatermelonKind
+			ch   engine.Change
+		}{kind, engine.Change{Entity: e, Record: r}})
 	}
 	render := func(limit int) []byte {
 		sp := &wmSpool{parts: map[wmSpoolKey]*wmSpoolPart{}, limit: limit}

@@ -17,7 +17,7 @@ import (
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The WatermelonDB endpoint's wire shapes, as WatermelonDB's synchronize()
@@ -152,7 +152,7 @@ func (d *wmDevice) pullFrom(t *testing.T, last int64, extra string) wmPullRespon
 	apitest.Expect(t, res, http.StatusOK)
 	var r wmPullResponse
 	res.JSON(t, &r)
-	if r.Timestamp <= 0 || r.Timestamp > syncengine.MaxWatermelonTimestamp {
+	if r.Timestamp <= 0 || r.Timestamp > engine.MaxWatermelonTimestamp {
 		t.Fatalf("timestamp %d is not a positive JS-safe integer", r.Timestamp)
 	}
 	for table, tc := range r.Changes {
@@ -262,7 +262,7 @@ func TestWatermelonPullShape(t *testing.T) {
 	if first.Strategy != "" {
 		t.Errorf("first pull: experimentalStrategy %q, want none", first.Strategy)
 	}
-	for name := range syncengine.New(nil, syncengine.Entities(), nil, nil).Entities() {
+	for name := range engine.New(nil, engine.Entities(), nil, nil).Entities() {
 		if _, ok := first.Changes[name]; !ok {
 			t.Errorf("table %s missing from the pull", name)
 		}
@@ -641,7 +641,7 @@ func TestWatermelonScope(t *testing.T) {
 	if got := moved.ids("accounts", "updated"); !slices.Equal(got, want) {
 		t.Errorf("replacement accounts %v, want %v", got, want)
 	}
-	for name := range syncengine.New(nil, syncengine.Entities(), nil, nil).Entities() {
+	for name := range engine.New(nil, engine.Entities(), nil, nil).Entities() {
 		if _, ok := moved.Changes[name]; !ok {
 			t.Errorf("replacement sync lacks table %s: WatermelonDB would keep its stale records", name)
 		}
@@ -774,7 +774,7 @@ func TestWatermelonBadInput(t *testing.T) {
 	}
 	contest := uuid.New()
 	dup := good()
-	tooMany := make([]any, syncengine.MaxWatermelonPush+1)
+	tooMany := make([]any, engine.MaxWatermelonPush+1)
 	for i := range tooMany {
 		tooMany[i] = uuid.NewString()
 	}

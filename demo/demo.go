@@ -14,7 +14,7 @@ import (
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Password is every demo user's password.
@@ -95,7 +95,7 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 	}
 	repNames := []string{"Riley Park", "Jordan Lee", "Casey Morgan", "Sam Ortiz", "Taylor Brooks", "Morgan Diaz"}
 	managerNames := []string{"Dana North", "Chris South"}
-	var accounts []*syncengine.Record
+	var accounts []*engine.Record
 	for ti, tp := range teams {
 		const tz = "America/Chicago" // both cities keep Central time
 		mgr := user(tp.manager, managerNames[ti], models.RoleManager, nil)
@@ -126,10 +126,10 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 			if i%3 == 2 {
 				status = "prospect"
 			}
-			accounts = append(accounts, &syncengine.Record{
-				ID: uuid.New(), CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+			accounts = append(accounts, &engine.Record{
+				ID: uuid.New(), CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 				Values: map[string]any{
-					"name": name, "name_key": syncengine.NameKey(name), "team_id": team.ID,
+					"name": name, "name_key": engine.NameKey(name), "team_id": team.ID,
 					"address": fmt.Sprintf("%d %s", 100+(i*137)%4800, tp.streets[i%len(tp.streets)]),
 					"city":    tp.city, "lat": lat, "lng": lng, "status": status,
 					"phone":        fmt.Sprintf("+1 %s 555 01%02d", tp.areaCode, i),
@@ -138,7 +138,7 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 			})
 		}
 	}
-	if err := db.SeedRecords(ctx, org.ID, syncengine.Accounts(), accounts); err != nil {
+	if err := db.SeedRecords(ctx, org.ID, engine.Accounts(), accounts); err != nil {
 		return false, fmt.Errorf("seed accounts: %w", err)
 	}
 	return true, nil

@@ -13,7 +13,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // HistoryDays is how far back the demo's visit history reaches.
@@ -24,7 +24,7 @@ const HistoryDays = 21
 // phones would push them (so check-ins are verified and scored by the real
 // rules), a running contest, a finished one, and ride-alongs in each state.
 // HTTP tests seed without it, to keep their fixtures small.
-func SeedHistory(ctx context.Context, db *store.DB, engine *syncengine.Engine, now time.Time) error {
+func SeedHistory(ctx context.Context, db *store.DB, eng *engine.Engine, now time.Time) error {
 	org, err := db.OrgByName(ctx, OrgName)
 	if err != nil {
 		return fmt.Errorf("demo history: %w", err)
@@ -34,11 +34,11 @@ func SeedHistory(ctx context.Context, db *store.DB, engine *syncengine.Engine, n
 	if loc == nil {
 		loc = time.UTC
 	}
-	accounts, err := engine.Find(ctx, models.Principal{OrgID: org.ID, Role: models.RoleAdmin}, "accounts", nil)
+	accounts, err := eng.Find(ctx, models.Principal{OrgID: org.ID, Role: models.RoleAdmin}, "accounts", nil)
 	if err != nil {
 		return err
 	}
-	byTeam := map[uuid.UUID][]*syncengine.Record{}
+	byTeam := map[uuid.UUID][]*engine.Record{}
 	for _, a := range accounts {
 		if t := a.UUIDValue("team_id"); t != nil {
 			byTeam[*t] = append(byTeam[*t], a)
@@ -55,7 +55,7 @@ func SeedHistory(ctx context.Context, db *store.DB, engine *syncengine.Engine, n
 				return err
 			}
 			phones[u.ID] = &phone{p: models.Principal{OrgID: org.ID, UserID: u.ID, Role: u.Role, TeamID: u.TeamID,
-				DeviceID: syncengine.NameID(org.ID, "demo-phone:"+email)}, user: u}
+				DeviceID: engine.NameID(org.ID, "demo-phone:"+email)}, user: u}
 		}
 	}
 	ids := make([]uuid.UUID, 0, len(phones))
@@ -64,14 +64,14 @@ func SeedHistory(ctx context.Context, db *store.DB, engine *syncengine.Engine, n
 	}
 	sort.Slice(ids, func(i, j int) bool { return phones[ids[i]].user.Email < phones[ids[j]].user.Email })
 
-	lastVisit := map[uuid.UUID]*syncengine.Record{}
+	lastVisit := map[uuid.UUID]*engine.Record{}
 	for _, id := range ids {
 		ph := phones[id]
 		if ph.user.Role != models.RoleRep {
 			continue
 		}
 		visit := ph.history(rng, byTeam[*ph.user.TeamID], now, loc)
-		if err := ph.push(ctx, engine, now); err != nil {
+		if err := ph.push(ctx, eng, now); err != nil {
 			return fmt.Errorf("demo history of %s: %w", ph.user.Email, err)
 		}
 		lastVisit[id] = visit
@@ -81,26 +81,26 @@ func SeedHistory(ctx context.Context, db *store.DB, engine *syncengine.Engine, n
 	if u, err := db.UserByEmail(ctx, "admin@demo.test"); err == nil {
 		admin.UserID = u.ID
 	}
-	contests := []syncengine.ContestInput{
+	contests := []engine.ContestInput{
 		contestInput("October Sprint", now.AddDate(0, 0, -HistoryDays), now.AddDate(0, 0, -11)),
 		contestInput("Q4 Unscheduled Calls Challenge", now.AddDate(0, 0, -10), now.AddDate(0, 0, 20)),
 	}
 	for _, in := range contests {
-		err := engine.Server(ctx, admin, func(c *syncengine.Context) error {
-			_, err := syncengine.CreateContest(c, in)
+		err := eng.Server(ctx, admin, func(c *engine.Context) error {
+			_, err := engine.CreateContest(c, in)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("demo contest: %w", err)
 		}
 	}
-	return rideAlongs(ctx, engine, phones, ids, lastVisit, now)
+	return rideAlongs(ctx, eng, phones, ids, lastVisit, now)
 }
 
-func contestInput(name string, from, to time.Time) syncengine.ContestInput {
+func contestInput(name string, from, to time.Time) engine.ContestInput {
 	tz := "America/Chicago"
 	rules := models.DefaultScoringRules()
-	return syncengine.ContestInput{Name: &name, StartsAt: &from, EndsAt: &to, TimeZone: &tz, Rules: &rules}
+	return engine.ContestInput{Name: &name, StartsAt: &from, EndsAt: &to, TimeZone: &tz, Rules: &rules}
 }
 
 // phone is a demo user's device with its outbox.
@@ -108,7 +108,7 @@ type phone struct {
 	p    models.Principal
 	user models.User
 	seq  int64
-	out  []syncengine.Mutation
+	out  []engine.Mutation
 }
 
 func (ph *phone) add(entity string, id uuid.UUID, op string, fields map[string]any, now time.Time) {
@@ -118,19 +118,19 @@ func (ph *phone) add(entity string, id uuid.UUID, op string, fields map[string]a
 		raw[k] = b
 	}
 	ph.seq++
-	ph.out = append(ph.out, syncengine.Mutation{Seq: ph.seq, Entity: entity, ID: id, Op: op, Fields: raw,
-		HLC: syncengine.HLC{MS: now.UnixMilli(), Counter: ph.seq}})
+	ph.out = append(ph.out, engine.Mutation{Seq: ph.seq, Entity: entity, ID: id, Op: op, Fields: raw,
+		HLC: engine.HLC{MS: now.UnixMilli(), Counter: ph.seq}})
 }
 
-func (ph *phone) push(ctx context.Context, engine *syncengine.Engine, now time.Time) error {
+func (ph *phone) push(ctx context.Context, eng *engine.Engine, now time.Time) error {
 	for len(ph.out) > 0 {
-		n := min(len(ph.out), syncengine.MaxBatch)
-		res, err := engine.Push(ctx, ph.p, ph.out[:n])
+		n := min(len(ph.out), engine.MaxBatch)
+		res, err := eng.Push(ctx, ph.p, ph.out[:n])
 		if err != nil {
 			return err
 		}
 		for _, r := range res.Results {
-			if r.Status == syncengine.StatusRejected {
+			if r.Status == engine.StatusRejected {
 				return fmt.Errorf("seq %d rejected: %s", r.Seq, r.Error.Message)
 			}
 		}
@@ -144,9 +144,9 @@ func (ph *phone) push(ctx context.Context, engine *syncengine.Engine, now time.T
 // fix at the door, some far off or without a fix; CRM updates most days,
 // a weekly expense report, some networking and referrals. It returns the
 // rep's last completed visit.
-func (ph *phone) history(rng *rand.Rand, accounts []*syncengine.Record, now time.Time, loc *time.Location) *syncengine.Record {
+func (ph *phone) history(rng *rand.Rand, accounts []*engine.Record, now time.Time, loc *time.Location) *engine.Record {
 	outcomes := []string{"order", "order", "meeting", "follow_up", "demo", "no_answer", "not_interested", "none"}
-	var last *syncengine.Record
+	var last *engine.Record
 	for d := HistoryDays; d >= 1; d-- {
 		day := now.AddDate(0, 0, -d).In(loc)
 		if day.Weekday() == time.Saturday || day.Weekday() == time.Sunday {
@@ -183,21 +183,21 @@ func (ph *phone) history(rng *rand.Rand, accounts []*syncengine.Record, now time
 			if rng.IntN(6) == 0 {
 				f["referrals"] = 1 + rng.IntN(2)
 			}
-			ph.add("visits", id, syncengine.OpUpsert, f, now)
-			last = &syncengine.Record{ID: id, Values: map[string]any{"account_id": a.ID}}
+			ph.add("visits", id, engine.OpUpsert, f, now)
+			last = &engine.Record{ID: id, Values: map[string]any{"account_id": a.ID}}
 		}
 		evening := time.Date(day.Year(), day.Month(), day.Day(), 17, 30, 0, 0, loc).UTC()
 		if rng.IntN(4) > 0 {
-			ph.add("activities", uuid.New(), syncengine.OpUpsert, map[string]any{"type": "crm_update", "occurred_at": evening, "cost": 5}, now)
+			ph.add("activities", uuid.New(), engine.OpUpsert, map[string]any{"type": "crm_update", "occurred_at": evening, "cost": 5}, now)
 		}
 		if day.Weekday() == time.Friday {
-			ph.add("activities", uuid.New(), syncengine.OpUpsert, map[string]any{"type": "expense_report", "occurred_at": evening, "cost": 10}, now)
+			ph.add("activities", uuid.New(), engine.OpUpsert, map[string]any{"type": "expense_report", "occurred_at": evening, "cost": 10}, now)
 		}
 		if rng.IntN(5) == 0 {
-			ph.add("activities", uuid.New(), syncengine.OpUpsert, map[string]any{"type": "networking", "occurred_at": evening.Add(time.Hour), "cost": 40}, now)
+			ph.add("activities", uuid.New(), engine.OpUpsert, map[string]any{"type": "networking", "occurred_at": evening.Add(time.Hour), "cost": 40}, now)
 		}
 		if rng.IntN(6) == 0 {
-			ph.add("activities", uuid.New(), syncengine.OpUpsert, map[string]any{"type": "referral", "occurred_at": evening, "notes": "Introduced by a customer"}, now)
+			ph.add("activities", uuid.New(), engine.OpUpsert, map[string]any{"type": "referral", "occurred_at": evening, "notes": "Introduced by a customer"}, now)
 		}
 	}
 	return last
@@ -206,7 +206,7 @@ func (ph *phone) history(rng *rand.Rand, accounts []*syncengine.Record, now time
 // rideAlongs gives each team a ride-along in a different state: one flag
 // on the rep's next unscheduled call, one accepted, one completed with a
 // debrief due.
-func rideAlongs(ctx context.Context, engine *syncengine.Engine, phones map[uuid.UUID]*phone, ids []uuid.UUID, last map[uuid.UUID]*syncengine.Record, now time.Time) error {
+func rideAlongs(ctx context.Context, eng *engine.Engine, phones map[uuid.UUID]*phone, ids []uuid.UUID, last map[uuid.UUID]*engine.Record, now time.Time) error {
 	for _, mid := range ids {
 		mgr := phones[mid]
 		if mgr.user.Role != models.RoleManager {
@@ -222,25 +222,25 @@ func rideAlongs(ctx context.Context, engine *syncengine.Engine, phones map[uuid.
 			continue
 		}
 		flag := uuid.New()
-		mgr.add("ride_alongs", flag, syncengine.OpUpsert, map[string]any{"rep_id": reps[0].user.ID, "mode": "next_unscheduled",
+		mgr.add("ride_alongs", flag, engine.OpUpsert, map[string]any{"rep_id": reps[0].user.ID, "mode": "next_unscheduled",
 			"note": "I'd like to see your cold-call opener"}, now)
 		accepted, done := uuid.New(), uuid.New()
-		mgr.add("ride_alongs", accepted, syncengine.OpUpsert, map[string]any{"rep_id": reps[1].user.ID, "mode": "visit",
+		mgr.add("ride_alongs", accepted, engine.OpUpsert, map[string]any{"rep_id": reps[1].user.ID, "mode": "visit",
 			"visit_id": last[reps[1].user.ID].ID, "note": "Let's debrief the order"}, now)
-		mgr.add("ride_alongs", done, syncengine.OpUpsert, map[string]any{"rep_id": reps[2].user.ID, "mode": "visit",
+		mgr.add("ride_alongs", done, engine.OpUpsert, map[string]any{"rep_id": reps[2].user.ID, "mode": "visit",
 			"visit_id": last[reps[2].user.ID].ID}, now)
-		if err := mgr.push(ctx, engine, now); err != nil {
+		if err := mgr.push(ctx, eng, now); err != nil {
 			return err
 		}
 		for i, id := range []uuid.UUID{accepted, done} {
 			rep := reps[i+1]
-			rep.add("ride_alongs", id, syncengine.OpUpsert, map[string]any{"status": models.RideAccepted}, now)
-			if err := rep.push(ctx, engine, now); err != nil {
+			rep.add("ride_alongs", id, engine.OpUpsert, map[string]any{"status": models.RideAccepted}, now)
+			if err := rep.push(ctx, eng, now); err != nil {
 				return err
 			}
 		}
-		mgr.add("ride_alongs", done, syncengine.OpUpsert, map[string]any{"status": models.RideCompleted}, now)
-		if err := mgr.push(ctx, engine, now); err != nil {
+		mgr.add("ride_alongs", done, engine.OpUpsert, map[string]any{"status": models.RideCompleted}, now)
+		if err := mgr.push(ctx, eng, now); err != nil {
 			return err
 		}
 	}

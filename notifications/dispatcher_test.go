@@ -15,7 +15,7 @@ import (
 	"github.com/fieldsync/fieldsync/notifications"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // recorder is a Sender that accepts everything and counts sends per
@@ -322,12 +322,12 @@ func (l *loadOrg) notify(t *testing.T, per func(i int) int) []models.Notificatio
 	// Short transactions: PostgreSQL tests of other packages, running at
 	// the same time on the same cluster, wait for the oldest transaction
 	// anywhere to end before they pull.
-	en := syncengine.New(l.dbs[0], syncengine.Entities(), func() time.Time { return start }, nil)
+	en := engine.New(l.dbs[0], engine.Entities(), func() time.Time { return start }, nil)
 	for from := 0; from < len(ns); from += 250 {
 		part := ns[from:min(from+250, len(ns))]
-		err := en.Server(context.Background(), models.Principal{OrgID: l.org}, func(c *syncengine.Context) error {
+		err := en.Server(context.Background(), models.Principal{OrgID: l.org}, func(c *engine.Context) error {
 			for _, n := range part {
-				if err := syncengine.Notify(c, n); err != nil {
+				if err := engine.Notify(c, n); err != nil {
 					return err
 				}
 			}
@@ -409,7 +409,7 @@ func TestConcurrentDispatchersSendEachOnce(t *testing.T) {
 		t.Errorf("claimed %d in all, want %d", stats[0].Claimed+stats[1].Claimed, len(ns))
 	}
 	for _, n := range ns {
-		id := syncengine.NotificationID(l.org, n.UserID, n.DedupeKey)
+		id := engine.NotificationID(l.org, n.UserID, n.DedupeKey)
 		if got := rec.count(id); got != 1 {
 			t.Fatalf("notification %s sent %d times, want once", id, got)
 		}
@@ -445,12 +445,12 @@ func (f *fixture) pushVisit(p models.Principal, seq int64, id uuid.UUID, fields 
 		b, _ := json.Marshal(v)
 		raw[k] = b
 	}
-	res, err := f.en.Push(f.ctx(), p, []syncengine.Mutation{{Seq: seq, Entity: "visits", ID: id, Op: syncengine.OpUpsert, Fields: raw,
-		HLC: syncengine.HLC{MS: f.now().UnixMilli(), Counter: seq}}})
+	res, err := f.en.Push(f.ctx(), p, []engine.Mutation{{Seq: seq, Entity: "visits", ID: id, Op: engine.OpUpsert, Fields: raw,
+		HLC: engine.HLC{MS: f.now().UnixMilli(), Counter: seq}}})
 	if err != nil {
 		f.t.Fatalf("push visit: %v", err)
 	}
-	if r := res.Results[0]; r.Status != syncengine.StatusApplied {
+	if r := res.Results[0]; r.Status != engine.StatusApplied {
 		f.t.Fatalf("push visit: %s %+v", r.Status, r.Error)
 	}
 }

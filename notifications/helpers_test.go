@@ -22,7 +22,7 @@ import (
 	"github.com/fieldsync/fieldsync/notifications"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // start is noon in Chicago (CDT), where the demo users live: outside the
@@ -34,7 +34,7 @@ var start = time.Date(2026, 3, 10, 17, 0, 0, 0, time.UTC)
 type fixture struct {
 	t     testing.TB
 	db    *store.DB
-	en    *syncengine.Engine
+	en    *engine.Engine
 	clock atomic.Int64
 }
 
@@ -46,7 +46,7 @@ func newFixture(t testing.TB) *fixture {
 	if _, err := demo.Seed(context.Background(), f.db, auth.NewPasswords(bcrypt.MinCost), f.now()); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}
-	f.en = syncengine.New(f.db, syncengine.Entities(), f.now, nil)
+	f.en = engine.New(f.db, engine.Entities(), f.now, nil)
 	return f
 }
 
@@ -97,12 +97,12 @@ func (f *fixture) notify(ns ...models.Notification) []uuid.UUID {
 	}
 	org := f.user("admin@demo.test").OrgID
 	ids := make([]uuid.UUID, len(ns))
-	err := f.en.Server(f.ctx(), models.Principal{OrgID: org}, func(c *syncengine.Context) error {
+	err := f.en.Server(f.ctx(), models.Principal{OrgID: org}, func(c *engine.Context) error {
 		for i, n := range ns {
-			if err := syncengine.Notify(c, n); err != nil {
+			if err := engine.Notify(c, n); err != nil {
 				return err
 			}
-			ids[i] = syncengine.NotificationID(org, n.UserID, n.DedupeKey)
+			ids[i] = engine.NotificationID(org, n.UserID, n.DedupeKey)
 		}
 		return nil
 	})

@@ -16,7 +16,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/notifications"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The store implements the dispatcher's outbox.
@@ -25,7 +25,7 @@ var _ notifications.Store = (*DB)(nil)
 // notificationsEntity declares the inbox columns the sync engine owns; the
 // delivery columns (status, attempts, next_attempt_at, lease_id, sent_at,
 // last_error) are this file's alone. See the 00004 migration.
-var notificationsEntity = syncengine.Notifications()
+var notificationsEntity = engine.Notifications()
 
 // dueExpr is when an outbox row is next due. A claimed row's
 // next_attempt_at is its lease's end, so a row whose dispatcher died is
@@ -199,7 +199,7 @@ func loadPreferences(tx *gorm.DB, orgID uuid.UUID, users []string) (map[uuid.UUI
 // Inbox lists p's notifications newest first, after a position in that
 // order (the zero position starts at the newest), unread ones only when
 // unread is set.
-func (db *DB) Inbox(ctx context.Context, p models.Principal, after syncengine.InboxPos, limit int, unread bool) ([]*syncengine.Record, error) {
+func (db *DB) Inbox(ctx context.Context, p models.Principal, after engine.InboxPos, limit int, unread bool) ([]*engine.Record, error) {
 	e := notificationsEntity
 	q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM notifications WHERE org_id = ? AND user_id = ? AND deleted = ?`
 	args := []any{p.OrgID.String(), p.UserID.String(), false}
@@ -212,8 +212,8 @@ func (db *DB) Inbox(ctx context.Context, p models.Principal, after syncengine.In
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	var out []*syncengine.Record
-	if err := scanRecords(db.gorm.WithContext(ctx).Raw(q, args...), e, false, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+	var out []*engine.Record
+	if err := scanRecords(db.gorm.WithContext(ctx).Raw(q, args...), e, false, func(r *engine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("list notifications: %w", translate(err))
 	}
 	return out, nil

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // On PostgreSQL a push's records and feed rows are written with one
@@ -51,7 +51,7 @@ func uuidColumn(name string, n int, at func(i int) any) (pgColumn, error) {
 
 // nullableColumn gathers one field of records into an array of T, nil
 // where the record holds no value; conv converts a present value.
-func nullableColumn[T any](f *syncengine.Field, array string, recs []*syncengine.Record, conv func(any) (T, bool)) (pgColumn, error) {
+func nullableColumn[T any](f *engine.Field, array string, recs []*engine.Record, conv func(any) (T, bool)) (pgColumn, error) {
 	s := make([]*T, len(recs))
 	for i, r := range recs {
 		v := r.Values[f.Name]
@@ -73,20 +73,20 @@ func as[T any](v any) (T, bool) {
 }
 
 // fieldColumn gathers one field of records into a typed array.
-func fieldColumn(f *syncengine.Field, recs []*syncengine.Record) (pgColumn, error) {
+func fieldColumn(f *engine.Field, recs []*engine.Record) (pgColumn, error) {
 	switch f.Type {
-	case syncengine.UUID:
+	case engine.UUID:
 		return uuidColumn(f.Name, len(recs), func(i int) any { return recs[i].Values[f.Name] })
-	case syncengine.Time:
+	case engine.Time:
 		return nullableColumn(f, "timestamptz[]", recs, func(v any) (time.Time, bool) {
 			t, ok := v.(time.Time)
 			return t.UTC(), ok
 		})
-	case syncengine.Float:
+	case engine.Float:
 		return nullableColumn(f, "float8[]", recs, as[float64])
-	case syncengine.Int, syncengine.Money:
+	case engine.Int, engine.Money:
 		return nullableColumn(f, "int8[]", recs, as[int64])
-	case syncengine.Bool:
+	case engine.Bool:
 		return nullableColumn(f, "bool[]", recs, as[bool])
 	}
 	return nullableColumn(f, "text[]", recs, as[string])
@@ -125,7 +125,7 @@ func unnestInsert(table string, lead, leadExpr []string, leadParams int, from st
 }
 
 // savePostgres is Save on PostgreSQL.
-func (t *syncTx) savePostgres(ctx context.Context, e *syncengine.Entity, recs []*syncengine.Record) error {
+func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*engine.Record) error {
 	n := len(recs)
 	ids, err := uuidColumn("id", n, func(i int) any { return recs[i].ID })
 	if err != nil {
@@ -181,7 +181,7 @@ func (t *syncTx) savePostgres(ctx context.Context, e *syncengine.Entity, recs []
 	}
 
 	// The feed rows, one per record, stamped with this transaction's id.
-	scopes := make([]syncengine.Scope, n)
+	scopes := make([]engine.Scope, n)
 	vis := make([]int32, n)
 	for i, r := range recs {
 		scopes[i] = e.Scope(r)

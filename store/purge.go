@@ -9,14 +9,14 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // PurgeTombstones deletes up to limit of the organisation's tombstones
 // last written before before — the records and their feed rows — oldest
 // feed position first, and raises the organisation's purged position to
 // the highest one it removed. It returns how many it removed.
-func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map[string]*syncengine.Entity, before time.Time, limit int) (int, error) {
+func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map[string]*engine.Entity, before time.Time, limit int) (int, error) {
 	purged := 0
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		rows, err := tx.Raw(`SELECT entity, record_id, txid, version FROM sync_changes WHERE org_id = ? AND deleted
@@ -24,11 +24,11 @@ func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map
 		if err != nil {
 			return fmt.Errorf("find tombstones: %w", err)
 		}
-		pos := map[syncengine.Key]syncengine.Position{}
+		pos := map[engine.Key]engine.Position{}
 		byEntity := map[string][]string{}
 		for rows.Next() {
-			var k syncengine.Key
-			var p syncengine.Position
+			var k engine.Key
+			var p engine.Position
 			if err := rows.Scan(&k.Entity, &k.ID, &p.Txid, &p.Version); err != nil {
 				rows.Close()
 				return fmt.Errorf("find tombstones: %w", err)
@@ -40,7 +40,7 @@ func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("find tombstones: %w", err)
 		}
-		var high syncengine.Position
+		var high engine.Position
 		for name, ids := range byEntity {
 			if entities[name] == nil {
 				continue // an entity this build no longer serves
@@ -58,7 +58,7 @@ func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map
 			strs := make([]string, len(gone))
 			for i, id := range gone {
 				strs[i] = id.String()
-				if p := pos[syncengine.Key{Entity: name, ID: id}]; high.Before(p) {
+				if p := pos[engine.Key{Entity: name, ID: id}]; high.Before(p) {
 					high = p
 				}
 			}
@@ -85,14 +85,14 @@ func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map
 
 // PurgedThrough returns the highest feed position of the organisation
 // whose tombstone was purged (the zero Position when none was).
-func (db *DB) PurgedThrough(ctx context.Context, orgID uuid.UUID) (syncengine.Position, error) {
-	var p syncengine.Position
+func (db *DB) PurgedThrough(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
+	var p engine.Position
 	err := db.gorm.WithContext(ctx).Raw(`SELECT txid, version FROM sync_purges WHERE org_id = ?`, orgID.String()).Row().Scan(&p.Txid, &p.Version)
 	if err == sql.ErrNoRows {
-		return syncengine.Position{}, nil
+		return engine.Position{}, nil
 	}
 	if err != nil {
-		return syncengine.Position{}, fmt.Errorf("purged position: %w", translate(err))
+		return engine.Position{}, fmt.Errorf("purged position: %w", translate(err))
 	}
 	return p, nil
 }

@@ -22,7 +22,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Dialect names the database behind a DB.
@@ -164,7 +164,7 @@ func (db *DB) lockBudget(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read lock table size: %w", translate(err))
 	}
-	return max(n/2, syncengine.MaxBatch), nil
+	return max(n/2, engine.MaxBatch), nil
 }
 
 // sqliteDSN adds the pragmas fieldsync relies on. _txlock=immediate takes

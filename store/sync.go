@@ -16,11 +16,11 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The store implements the sync engine's Store.
-var _ syncengine.Store = (*DB)(nil)
+var _ engine.Store = (*DB)(nil)
 
 // baseColumns precede an entity's field columns in every table of a synced
 // entity.
@@ -32,7 +32,7 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // lockArray). On PostgreSQL it first waits its turn (DB.pushes) and its
 // share of the lock budget (see lockBudget), before it takes a connection:
 // a push waiting there keeps no pull from the pool.
-func (db *DB) Push(ctx context.Context, p models.Principal, keys []syncengine.Key, fn func(syncengine.Tx) error) error {
+func (db *DB) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
 	if db.pushes != nil {
 		if err := db.pushes.Acquire(ctx, 1); err != nil {
 			return fmt.Errorf("wait for a connection: %w", err)
@@ -55,14 +55,14 @@ func (db *DB) Push(ctx context.Context, p models.Principal, keys []syncengine.Ke
 
 // Server runs fn in one transaction of the organisation, for the server's
 // own writes.
-func (db *DB) Server(ctx context.Context, orgID uuid.UUID, fn func(syncengine.Tx) error) error {
+func (db *DB) Server(ctx context.Context, orgID uuid.UUID, fn func(engine.Tx) error) error {
 	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, fn)
 }
 
 // SeedRecords writes records as the server (demo data, imports), through
 // the same change feed a push uses.
-func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *syncengine.Entity, recs []*syncengine.Record) error {
-	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, func(tx syncengine.Tx) error {
+func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *engine.Entity, recs []*engine.Record) error {
+	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, func(tx engine.Tx) error {
 		versions, err := tx.NextVersions(ctx, len(recs))
 		if err != nil {
 			return err
@@ -78,7 +78,7 @@ func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *syncengine.En
 // of p's organisation. On PostgreSQL its first statement announces it as a
 // feed writer of the organisation (see feedHorizon), before anything gives
 // it a transaction id.
-func (db *DB) feedTransaction(ctx context.Context, p models.Principal, fn func(syncengine.Tx) error) error {
+func (db *DB) feedTransaction(ctx context.Context, p models.Principal, fn func(engine.Tx) error) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		st := &syncTx{db: db, tx: tx, p: p, now: db.now().UTC()}
 		if db.dialect == Postgres {
@@ -151,7 +151,7 @@ type syncTx struct {
 	feedWriter bool
 	// push is set on a push's transaction, whose LastSeq locks keys.
 	push bool
-	keys []syncengine.Key
+	keys []engine.Key
 }
 
 // LastSeq registers the device if it is new, locks its row until the push
@@ -205,7 +205,7 @@ func (t *syncTx) SetLastSeq(ctx context.Context, seq int64) error {
 // creating the same record at once would both see nothing and the second
 // upsert would overwrite the first instead of merging. SQLite needs none:
 // its writers are serial.
-func (t *syncTx) lockArray(keys []syncengine.Key) string {
+func (t *syncTx) lockArray(keys []engine.Key) string {
 	ids := make([]int64, len(keys))
 	for i, k := range keys {
 		h := fnv.New64a()
@@ -227,7 +227,7 @@ func (t *syncTx) lockArray(keys []syncengine.Key) string {
 	return b.String()
 }
 
-func columns(e *syncengine.Entity) []string {
+func columns(e *engine.Entity) []string {
 	cols := append([]string(nil), baseColumns...)
 	for _, f := range e.Fields {
 		cols = append(cols, f.Name)
@@ -235,14 +235,14 @@ func columns(e *syncengine.Entity) []string {
 	return cols
 }
 
-func (t *syncTx) Load(ctx context.Context, e *syncengine.Entity, ids []uuid.UUID) (map[uuid.UUID]*syncengine.Record, error) {
+func (t *syncTx) Load(ctx context.Context, e *engine.Entity, ids []uuid.UUID) (map[uuid.UUID]*engine.Record, error) {
 	return t.load(e, ids, true)
 }
 
 // load reads records by id; clocks are decoded only when the caller will
 // merge into the records (a pull never needs them).
-func (t *syncTx) load(e *syncengine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*syncengine.Record, error) {
-	out := make(map[uuid.UUID]*syncengine.Record, len(ids))
+func (t *syncTx) load(e *engine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*engine.Record, error) {
+	out := make(map[uuid.UUID]*engine.Record, len(ids))
 	if t.db.dialect == Postgres {
 		// One array parameter: the statement is the same for any number
 		// of ids, so it is prepared once.
@@ -255,7 +255,7 @@ func (t *syncTx) load(e *syncengine.Entity, ids []uuid.UUID, clocks bool) (map[u
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", e.Name, err)
 		}
-		if err := scanRows(rows, e, clocks, func(r *syncengine.Record) { out[r.ID] = r }); err != nil {
+		if err := scanRows(rows, e, clocks, func(r *engine.Record) { out[r.ID] = r }); err != nil {
 			return nil, fmt.Errorf("load %s: %w", e.Name, err)
 		}
 		return out, nil
@@ -267,7 +267,7 @@ func (t *syncTx) load(e *syncengine.Entity, ids []uuid.UUID, clocks bool) (map[u
 			strs[i] = id.String()
 		}
 		q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = ? AND id IN ?`
-		if err := scanRecords(t.tx.Raw(q, t.p.OrgID.String(), strs), e, clocks, func(r *syncengine.Record) { out[r.ID] = r }); err != nil {
+		if err := scanRecords(t.tx.Raw(q, t.p.OrgID.String(), strs), e, clocks, func(r *engine.Record) { out[r.ID] = r }); err != nil {
 			return nil, fmt.Errorf("load %s: %w", e.Name, err)
 		}
 	}
@@ -277,7 +277,7 @@ func (t *syncTx) load(e *syncengine.Entity, ids []uuid.UUID, clocks bool) (map[u
 // where builds the filter of Find and Range: live records of the org
 // whose fields equal the given values. Field names come from the entity's
 // declaration, never from clients.
-func (t *syncTx) where(e *syncengine.Entity, where map[string]any) (string, []any, error) {
+func (t *syncTx) where(e *engine.Entity, where map[string]any) (string, []any, error) {
 	q := ` FROM ` + e.Name + ` WHERE org_id = ? AND deleted = ?`
 	args := []any{t.p.OrgID.String(), false}
 	keys := make([]string, 0, len(where))
@@ -293,7 +293,7 @@ func (t *syncTx) where(e *syncengine.Entity, where map[string]any) (string, []an
 			q += " AND " + k + " IS NULL"
 			continue
 		}
-		if set, ok := where[k].(syncengine.AnyOf); ok {
+		if set, ok := where[k].(engine.AnyOf); ok {
 			vals := make([]any, len(set))
 			for i, v := range set {
 				vals[i] = dbValue(v)
@@ -308,32 +308,32 @@ func (t *syncTx) where(e *syncengine.Entity, where map[string]any) (string, []an
 	return q, args, nil
 }
 
-func (t *syncTx) Find(ctx context.Context, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
+func (t *syncTx) Find(ctx context.Context, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
 	q, args, err := t.where(e, where)
 	if err != nil {
 		return nil, fmt.Errorf("find: %w", err)
 	}
-	q = `SELECT ` + strings.Join(columns(e), ", ") + q + fmt.Sprintf(" ORDER BY id LIMIT %d", syncengine.MaxFind)
-	var out []*syncengine.Record
-	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+	q = `SELECT ` + strings.Join(columns(e), ", ") + q + fmt.Sprintf(" ORDER BY id LIMIT %d", engine.MaxFind)
+	var out []*engine.Record
+	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("find %s: %w", e.Name, err)
 	}
 	return out, nil
 }
 
-func (t *syncTx) Range(ctx context.Context, e *syncengine.Entity, where map[string]any, field string, from, to time.Time) ([]*syncengine.Record, error) {
+func (t *syncTx) Range(ctx context.Context, e *engine.Entity, where map[string]any, field string, from, to time.Time) ([]*engine.Record, error) {
 	q, args, err := t.span(e, where, field, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("range: %w", err)
 	}
-	var out []*syncengine.Record
-	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+	var out []*engine.Record
+	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("range %s: %w", e.Name, err)
 	}
 	return out, nil
 }
 
-func (t *syncTx) Latest(ctx context.Context, e *syncengine.Entity, where map[string]any, field string, from, to time.Time, skip []uuid.UUID, limit int) ([]*syncengine.Record, error) {
+func (t *syncTx) Latest(ctx context.Context, e *engine.Entity, where map[string]any, field string, from, to time.Time, skip []uuid.UUID, limit int) ([]*engine.Record, error) {
 	q, args, err := t.span(e, where, field, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("latest: %w", err)
@@ -356,8 +356,8 @@ func (t *syncTx) Latest(ctx context.Context, e *syncengine.Entity, where map[str
 	}
 	q += ` ORDER BY ` + field + ` DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	var out []*syncengine.Record
-	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *syncengine.Record) { out = append(out, r) }); err != nil {
+	var out []*engine.Record
+	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("latest %s: %w", e.Name, err)
 	}
 	return out, nil
@@ -365,8 +365,8 @@ func (t *syncTx) Latest(ctx context.Context, e *syncengine.Entity, where map[str
 
 // span selects the live records matching where whose time field lies in
 // [from, to).
-func (t *syncTx) span(e *syncengine.Entity, where map[string]any, field string, from, to time.Time) (string, []any, error) {
-	if f := e.Field(field); f == nil || f.Type != syncengine.Time {
+func (t *syncTx) span(e *engine.Entity, where map[string]any, field string, from, to time.Time) (string, []any, error) {
+	if f := e.Field(field); f == nil || f.Type != engine.Time {
 		return "", nil, fmt.Errorf("%s.%s is not a time field", e.Name, field)
 	}
 	q, args, err := t.where(e, where)
@@ -452,7 +452,7 @@ func (t *syncTx) txidExpr() string {
 // Save upserts records, and moves each record's change-feed row to its new
 // version: on PostgreSQL with array parameters (savePostgres), on SQLite
 // with multi-row statements.
-func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*syncengine.Record) error {
+func (t *syncTx) Save(ctx context.Context, e *engine.Entity, recs []*engine.Record) error {
 	if t.db.dialect == Postgres && !t.feedWriter {
 		return fmt.Errorf("save %s: a change-feed write outside feedTransaction could be skipped by pulls", e.Name)
 	}
@@ -514,7 +514,7 @@ func (t *syncTx) Save(ctx context.Context, e *syncengine.Entity, recs []*synceng
 	return nil
 }
 
-func (t *syncTx) SaveConflicts(ctx context.Context, cs []syncengine.ConflictRecord) error {
+func (t *syncTx) SaveConflicts(ctx context.Context, cs []engine.ConflictRecord) error {
 	for start := 0; start < len(cs); start += 500 {
 		part := cs[start:min(start+500, len(cs))]
 		var sb strings.Builder
@@ -536,7 +536,7 @@ func (t *syncTx) SaveConflicts(ctx context.Context, cs []syncengine.ConflictReco
 	return nil
 }
 
-func (t *syncTx) SaveRejections(ctx context.Context, rs []syncengine.Rejection) error {
+func (t *syncTx) SaveRejections(ctx context.Context, rs []engine.Rejection) error {
 	for start := 0; start < len(rs); start += 500 {
 		part := rs[start:min(start+500, len(rs))]
 		var sb strings.Builder
@@ -556,7 +556,7 @@ func (t *syncTx) SaveRejections(ctx context.Context, rs []syncengine.Rejection) 
 	return nil
 }
 
-// visibleTo is the SQL form of syncengine.Scope.Visible over a table with
+// visibleTo is the SQL form of engine.Scope.Visible over a table with
 // team_id, a user column and visibility. The two must agree; the pull
 // scope tests hold them to it.
 func visibleTo(p models.Principal, userCol string) (string, []any) {
@@ -592,9 +592,9 @@ func visibleTo(p models.Principal, userCol string) (string, []any) {
 // The feed rows and the records are read in one REPEATABLE READ snapshot
 // on PostgreSQL, so each record is returned as of the version the feed
 // says.
-func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]*syncengine.Entity, after syncengine.Position, limit int) ([]syncengine.Change, bool, error) {
+func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]*engine.Entity, after engine.Position, limit int) ([]engine.Change, bool, error) {
 	var (
-		out     []syncengine.Change
+		out     []engine.Change
 		more    bool
 		horizon int64
 	)
@@ -619,7 +619,7 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 		type ref struct {
 			entity string
 			id     uuid.UUID
-			pos    syncengine.Position
+			pos    engine.Position
 		}
 		var refs []ref
 		for rows.Next() {
@@ -642,7 +642,7 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 			byEntity[r.entity] = append(byEntity[r.entity], r.id)
 		}
 		st := &syncTx{db: db, tx: tx, p: p}
-		loaded := map[string]map[uuid.UUID]*syncengine.Record{}
+		loaded := map[string]map[uuid.UUID]*engine.Record{}
 		for name, ids := range byEntity {
 			e := entities[name]
 			if e == nil {
@@ -654,13 +654,13 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 			}
 			loaded[name] = recs
 		}
-		out = make([]syncengine.Change, 0, len(refs))
+		out = make([]engine.Change, 0, len(refs))
 		for _, r := range refs {
 			rec := loaded[r.entity][r.id]
 			if rec == nil {
 				continue
 			}
-			out = append(out, syncengine.Change{Entity: entities[r.entity], Record: rec, Pos: r.pos})
+			out = append(out, engine.Change{Entity: entities[r.entity], Record: rec, Pos: r.pos})
 		}
 		return nil
 	}
@@ -681,7 +681,7 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 
 // DeviceState returns the device's last processed seq and its latest
 // rejections, newest first.
-func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []syncengine.Rejection, error) {
+func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []engine.Rejection, error) {
 	g := db.gorm.WithContext(ctx)
 	var seq int64
 	err := g.Raw(`SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`,
@@ -696,9 +696,9 @@ func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (i
 		return 0, nil, fmt.Errorf("device rejections: %w", translate(err))
 	}
 	defer rows.Close()
-	var out []syncengine.Rejection
+	var out []engine.Rejection
 	for rows.Next() {
-		var r syncengine.Rejection
+		var r engine.Rejection
 		var field sql.NullString
 		if err := rows.Scan(&r.Seq, &r.Entity, &r.RecordID, &r.Code, &r.Message, &field, &r.CreatedAt); err != nil {
 			return 0, nil, fmt.Errorf("device rejections: %w", err)
@@ -710,7 +710,7 @@ func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (i
 }
 
 // Conflicts lists the conflicts on records p may see, newest first.
-func (db *DB) Conflicts(ctx context.Context, p models.Principal, after syncengine.ConflictPos, limit int) ([]syncengine.ConflictRecord, error) {
+func (db *DB) Conflicts(ctx context.Context, p models.Principal, after engine.ConflictPos, limit int) ([]engine.ConflictRecord, error) {
 	vis, vargs := visibleTo(p, "owner_id")
 	page := ""
 	args := []any{p.OrgID.String()}
@@ -726,9 +726,9 @@ func (db *DB) Conflicts(ctx context.Context, p models.Principal, after syncengin
 		return nil, fmt.Errorf("list conflicts: %w", translate(err))
 	}
 	defer rows.Close()
-	var out []syncengine.ConflictRecord
+	var out []engine.ConflictRecord
 	for rows.Next() {
-		var c syncengine.ConflictRecord
+		var c engine.ConflictRecord
 		var sv, cv string
 		var team, owner sql.Null[uuid.UUID]
 		var vis int
@@ -743,7 +743,7 @@ func (db *DB) Conflicts(ctx context.Context, p models.Principal, after syncengin
 		if owner.Valid {
 			c.Scope.UserID = &owner.V
 		}
-		c.Scope.Visibility = syncengine.Visibility(vis)
+		c.Scope.Visibility = engine.Visibility(vis)
 		c.CreatedAt = c.CreatedAt.UTC()
 		out = append(out, c)
 	}
@@ -776,7 +776,7 @@ func dbValue(v any) any {
 }
 
 // scanRecords runs q and decodes each row into a record of e.
-func scanRecords(q *gorm.DB, e *syncengine.Entity, withClocks bool, each func(*syncengine.Record)) error {
+func scanRecords(q *gorm.DB, e *engine.Entity, withClocks bool, each func(*engine.Record)) error {
 	rows, err := q.Rows()
 	if err != nil {
 		return err
@@ -785,7 +785,7 @@ func scanRecords(q *gorm.DB, e *syncengine.Entity, withClocks bool, each func(*s
 }
 
 // scanRows decodes each row of rows into a record of e, and closes rows.
-func scanRows(rows *sql.Rows, e *syncengine.Entity, withClocks bool, each func(*syncengine.Record)) error {
+func scanRows(rows *sql.Rows, e *engine.Entity, withClocks bool, each func(*engine.Record)) error {
 	defer rows.Close()
 	nbase := len(baseColumns)
 	dest := make([]any, nbase+len(e.Fields))
@@ -802,7 +802,7 @@ func scanRows(rows *sql.Rows, e *syncengine.Entity, withClocks bool, each func(*
 		dest[nbase+i] = vals[i]
 	}
 	for rows.Next() {
-		r := &syncengine.Record{Values: make(map[string]any, len(e.Fields))}
+		r := &engine.Record{Values: make(map[string]any, len(e.Fields))}
 		dest[0], dest[1], dest[2], dest[3] = &org, &r.ID, &r.Version, &r.Deleted
 		dest[4], dest[5], dest[6], dest[7] = &clocks, &createdBy, &r.CreatedAt, &r.UpdatedAt
 		if err := rows.Scan(dest...); err != nil {
@@ -850,24 +850,24 @@ func (s *timeScanner) value() any {
 	return s.n.V.UTC()
 }
 
-func newFieldScanner(t syncengine.FieldType) fieldScanner {
+func newFieldScanner(t engine.FieldType) fieldScanner {
 	switch t {
-	case syncengine.UUID:
+	case engine.UUID:
 		return &nullScanner[uuid.UUID]{}
-	case syncengine.Time:
+	case engine.Time:
 		return &timeScanner{}
-	case syncengine.Float:
+	case engine.Float:
 		return &nullScanner[float64]{}
-	case syncengine.Int, syncengine.Money:
+	case engine.Int, engine.Money:
 		return &nullScanner[int64]{}
-	case syncengine.Bool:
+	case engine.Bool:
 		return &nullScanner[bool]{}
 	}
 	return &nullScanner[string]{}
 }
 
 // SaveRuleVersion audits a change of a contest's scoring rules.
-func (t *syncTx) SaveRuleVersion(ctx context.Context, v syncengine.RuleVersion) error {
+func (t *syncTx) SaveRuleVersion(ctx context.Context, v engine.RuleVersion) error {
 	err := t.tx.Exec(`INSERT INTO contest_rule_versions (org_id, contest_id, version, rules, targets, changed_by, changed_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.p.OrgID.String(), v.ContestID.String(), v.Version, v.Rules, v.Targets,
 		v.ChangedBy.String(), v.ChangedAt.UTC()).Error
@@ -880,14 +880,14 @@ func (t *syncTx) SaveRuleVersion(ctx context.Context, v syncengine.RuleVersion) 
 // Records returns every live record of an entity matching where, for the
 // HTTP reads over synced entities (a contest's standings, a rep's score
 // entries). Unlike Find it has no cap: callers filter by selective keys.
-func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
+func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
 	st := &syncTx{db: db, tx: db.gorm.WithContext(ctx), p: models.Principal{OrgID: orgID}}
 	q, args, err := st.where(e, where)
 	if err != nil {
 		return nil, fmt.Errorf("records: %w", err)
 	}
-	var out []*syncengine.Record
-	err = scanRecords(st.tx.Raw(`SELECT `+strings.Join(columns(e), ", ")+q+` ORDER BY id`, args...), e, false, func(r *syncengine.Record) { out = append(out, r) })
+	var out []*engine.Record
+	err = scanRecords(st.tx.Raw(`SELECT `+strings.Join(columns(e), ", ")+q+` ORDER BY id`, args...), e, false, func(r *engine.Record) { out = append(out, r) })
 	if err != nil {
 		return nil, fmt.Errorf("records of %s: %w", e.Name, translate(err))
 	}
@@ -895,16 +895,16 @@ func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *syncengine.Entity
 }
 
 // RuleVersions lists a contest's audited rule versions, oldest first.
-func (db *DB) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]syncengine.RuleVersion, error) {
+func (db *DB) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]engine.RuleVersion, error) {
 	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT version, rules, targets, changed_by, changed_at FROM contest_rule_versions
 		WHERE org_id = ? AND contest_id = ? ORDER BY version`, orgID.String(), contestID.String()).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("rule versions: %w", translate(err))
 	}
 	defer rows.Close()
-	var out []syncengine.RuleVersion
+	var out []engine.RuleVersion
 	for rows.Next() {
-		v := syncengine.RuleVersion{ContestID: contestID}
+		v := engine.RuleVersion{ContestID: contestID}
 		var targets sql.NullString
 		if err := rows.Scan(&v.Version, &v.Rules, &targets, &v.ChangedBy, &v.ChangedAt); err != nil {
 			return nil, fmt.Errorf("rule versions: %w", err)

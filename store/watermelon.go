@@ -10,13 +10,13 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The store implements what the WatermelonDB protocol needs.
 var (
-	_ syncengine.WatermelonStore = (*DB)(nil)
-	_ syncengine.WatermelonTx    = (*syncTx)(nil)
+	_ engine.WatermelonStore = (*DB)(nil)
+	_ engine.WatermelonTx    = (*syncTx)(nil)
 )
 
 // FeedHorizon returns the change-feed position below which everything the
@@ -31,33 +31,33 @@ var (
 // On SQLite writers are serial and take versions in commit order: the
 // counter as committed is the last version any pull can see, and the next
 // writer takes a larger one.
-func (db *DB) FeedHorizon(ctx context.Context, orgID uuid.UUID) (syncengine.Position, error) {
+func (db *DB) FeedHorizon(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
 	g := db.gorm.WithContext(ctx)
 	if db.dialect == Postgres {
 		h, err := db.feedHorizon(g, orgID)
 		if err != nil {
-			return syncengine.Position{}, translate(err)
+			return engine.Position{}, translate(err)
 		}
-		return syncengine.Position{Txid: h - 1, Version: math.MaxInt64}, nil
+		return engine.Position{Txid: h - 1, Version: math.MaxInt64}, nil
 	}
 	var v int64
 	if err := g.Raw(`SELECT value FROM sync_counter WHERE id = 1`).Row().Scan(&v); err != nil {
-		return syncengine.Position{}, fmt.Errorf("feed horizon: %w", translate(err))
+		return engine.Position{}, fmt.Errorf("feed horizon: %w", translate(err))
 	}
-	return syncengine.Position{Version: v}, nil
+	return engine.Position{Version: v}, nil
 }
 
 // CreatedVersions returns the version each record's first write produced
 // (sync_changes.created_version, which later writes leave alone).
-func (db *DB) CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []syncengine.Key) (map[syncengine.Key]int64, error) {
-	out := make(map[syncengine.Key]int64, len(keys))
+func (db *DB) CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []engine.Key) (map[engine.Key]int64, error) {
+	out := make(map[engine.Key]int64, len(keys))
 	err := wmFeedRows(db.gorm.WithContext(ctx), orgID, keys, "created_version", func(entity string, rows *sql.Rows) error {
 		var id uuid.UUID
 		var v int64
 		if err := rows.Scan(&id, &v); err != nil {
 			return err
 		}
-		out[syncengine.Key{Entity: entity, ID: id}] = v
+		out[engine.Key{Entity: entity, ID: id}] = v
 		return nil
 	})
 	if err != nil {
@@ -68,15 +68,15 @@ func (db *DB) CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []synce
 
 // FeedPositions returns the feed position of each record, as committed.
 // The push holds the records' locks, so no writer of them is in flight.
-func (t *syncTx) FeedPositions(ctx context.Context, keys []syncengine.Key) (map[syncengine.Key]syncengine.Position, error) {
-	out := make(map[syncengine.Key]syncengine.Position, len(keys))
+func (t *syncTx) FeedPositions(ctx context.Context, keys []engine.Key) (map[engine.Key]engine.Position, error) {
+	out := make(map[engine.Key]engine.Position, len(keys))
 	err := wmFeedRows(t.tx, t.p.OrgID, keys, "txid, version", func(entity string, rows *sql.Rows) error {
 		var id uuid.UUID
-		var p syncengine.Position
+		var p engine.Position
 		if err := rows.Scan(&id, &p.Txid, &p.Version); err != nil {
 			return err
 		}
-		out[syncengine.Key{Entity: entity, ID: id}] = p
+		out[engine.Key{Entity: entity, ID: id}] = p
 		return nil
 	})
 	if err != nil {
@@ -87,7 +87,7 @@ func (t *syncTx) FeedPositions(ctx context.Context, keys []syncengine.Key) (map[
 
 // wmFeedRows reads record_id and cols of the feed rows of keys, by primary
 // key, one query per entity and thousand ids.
-func wmFeedRows(g *gorm.DB, orgID uuid.UUID, keys []syncengine.Key, cols string, scan func(entity string, rows *sql.Rows) error) error {
+func wmFeedRows(g *gorm.DB, orgID uuid.UUID, keys []engine.Key, cols string, scan func(entity string, rows *sql.Rows) error) error {
 	byEntity := map[string][]string{}
 	for _, k := range keys {
 		byEntity[k.Entity] = append(byEntity[k.Entity], k.ID.String())

@@ -30,7 +30,7 @@ import (
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // benchConfig sets the size of a run.
@@ -232,7 +232,7 @@ type world struct {
 	reps    []models.User
 	admin   *device
 	client  *http.Client
-	engine  *syncengine.Engine
+	eng     *engine.Engine
 	filled  int                 // visits of the filler rep
 	calls   map[uuid.UUID]int64 // calls pushed so far, by rep
 	budget  map[uuid.UUID]int64 // calls a rep pushes in the whole run
@@ -276,9 +276,9 @@ func (w *world) setup(reps int) error {
 	w.filler, w.reps = w.reps[reps], w.reps[:reps]
 	lat, lng := 44.97, -93.26
 	w.account = uuid.New()
-	acc := &syncengine.Record{ID: w.account, CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+	acc := &engine.Record{ID: w.account, CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 		Values: map[string]any{"name": "Bench Hardware", "name_key": "bench hardware", "status": "customer", "team_id": w.team.ID, "lat": lat, "lng": lng}}
-	if err := w.db.SeedRecords(ctx, w.org.ID, syncengine.Accounts(), []*syncengine.Record{acc}); err != nil {
+	if err := w.db.SeedRecords(ctx, w.org.ID, engine.Accounts(), []*engine.Record{acc}); err != nil {
 		return err
 	}
 	w.admin = &device{user: admin}
@@ -291,8 +291,8 @@ func (w *world) serve() (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	w.engine = syncengine.New(w.db, syncengine.Entities(), time.Now, nil)
-	srv := api.New(api.Deps{Store: w.db, Sync: w.engine, Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
+	w.eng = engine.New(w.db, engine.Entities(), time.Now, nil)
+	srv := api.New(api.Deps{Store: w.db, Sync: w.eng, Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
 		LoginLimits: api.LoginLimits{PerEmail: 1 << 20, PerAddress: 1 << 20, Window: time.Minute}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -427,7 +427,7 @@ func (w *world) pushPhase(base string, reps []models.User, batches, size int, ev
 				took := time.Since(t0)
 				if err == nil {
 					for _, r := range pr.Results {
-						if r.Status != syncengine.StatusApplied {
+						if r.Status != engine.StatusApplied {
 							err = fmt.Errorf("a bench mutation was %s", r.Status)
 							break
 						}
@@ -568,13 +568,13 @@ func (w *world) raw(rows int) (float64, float64, error) {
 // fill grows the filler rep's visits to size rows through the store's own
 // write path, so the change feed and indexes are those of real data.
 func (w *world) fill(size int, bar *bar) error {
-	e := syncengine.Visits()
+	e := engine.Visits()
 	now := time.Now().UTC()
 	for w.filled < size {
 		n := min(5000, size-w.filled)
-		recs := make([]*syncengine.Record, n)
+		recs := make([]*engine.Record, n)
 		for i := range recs {
-			recs[i] = &syncengine.Record{ID: uuid.New(), CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+			recs[i] = &engine.Record{ID: uuid.New(), CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 				Values: map[string]any{"account_id": w.account, "kind": "unscheduled", "status": "completed", "outcome": "none",
 					"referrals": int64(0), "started_at": now.Add(-time.Hour), "rep_id": w.filler.ID, "team_id": w.team.ID}}
 		}

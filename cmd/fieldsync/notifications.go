@@ -9,13 +9,13 @@ import (
 	"github.com/fieldsync/fieldsync/config"
 	"github.com/fieldsync/fieldsync/notifications"
 	"github.com/fieldsync/fieldsync/store"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // startNotifications picks the push sender from the configuration, logs
 // which it is, and runs the dispatcher and the follow-up reminder job until
 // ctx ends. stop waits for them to finish (a batch being sent completes).
-func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, engine *syncengine.Engine, log *slog.Logger) (stop func(), err error) {
+func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, eng *engine.Engine, log *slog.Logger) (stop func(), err error) {
 	sender, describe, err := notifications.NewSender(ctx, notifications.Settings{
 		CredentialsFile: cfg.FirebaseCredentialsFile, ProjectID: cfg.FirebaseProjectID, Endpoint: cfg.FCMEndpoint,
 	}, log)
@@ -25,7 +25,7 @@ func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, en
 	log.Info("push notifications", describe...)
 	d := notifications.NewDispatcher(db, sender, notifications.Options{Logger: log})
 	followUps := &notifications.FollowUps{
-		Orgs: db.OrgIDs, Notify: engine.NotifyFollowUps, Now: time.Now, Log: log, Lookback: syncengine.FollowUpLookback,
+		Orgs: db.OrgIDs, Notify: eng.NotifyFollowUps, Now: time.Now, Log: log, Lookback: engine.FollowUpLookback,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

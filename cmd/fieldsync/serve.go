@@ -26,7 +26,7 @@ import (
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 func newLogger(format, level string, w io.Writer) *slog.Logger {
@@ -84,14 +84,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	passwords := auth.NewPasswords(auth.DefaultCost)
 
-	engine := syncengine.New(db, syncengine.Entities(), time.Now, log)
+	eng := engine.New(db, engine.Entities(), time.Now, log)
 	if cfg.Demo {
 		seeded, err := demo.Seed(ctx, db, passwords, time.Now())
 		if err != nil {
 			return err
 		}
 		if seeded {
-			if err := demo.SeedHistory(ctx, db, engine, time.Now()); err != nil {
+			if err := demo.SeedHistory(ctx, db, eng, time.Now()); err != nil {
 				return err
 			}
 		}
@@ -101,14 +101,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
-	go schedule(ctx, db, engine, log, time.Minute, cfg.TombstoneRetention)
-	stopNotifications, err := startNotifications(ctx, cfg, db, engine, log)
+	go schedule(ctx, db, eng, log, time.Minute, cfg.TombstoneRetention)
+	stopNotifications, err := startNotifications(ctx, cfg, db, eng, log)
 	if err != nil {
 		return err
 	}
 	defer stopNotifications()
 	srv := api.New(api.Deps{
-		Store: db, Sync: engine, Reports: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
+		Store: db, Sync: eng, Reports: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		Version: version, Ready: readiness(db),
 	})
@@ -120,7 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 // expire. Each organisation's tick is one transaction and idempotent, so
 // several replicas may run it at once. Hourly, it purges tombstones older
 // than retention.
-func schedule(ctx context.Context, db *store.DB, engine *syncengine.Engine, log *slog.Logger, every, retention time.Duration) {
+func schedule(ctx context.Context, db *store.DB, eng *engine.Engine, log *slog.Logger, every, retention time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastPurge time.Time
@@ -134,13 +134,13 @@ func schedule(ctx context.Context, db *store.DB, engine *syncengine.Engine, log 
 			log.Warn("scheduler: list organisations", "err", err)
 		}
 		for _, org := range orgs {
-			if err := engine.Server(ctx, models.Principal{OrgID: org}, syncengine.Tick); err != nil && ctx.Err() == nil {
+			if err := eng.Server(ctx, models.Principal{OrgID: org}, engine.Tick); err != nil && ctx.Err() == nil {
 				log.Warn("scheduler: tick", "org", org, "err", err)
 			}
 			if !purge {
 				continue
 			}
-			n, err := engine.PurgeTombstones(ctx, org, time.Now().Add(-retention))
+			n, err := eng.PurgeTombstones(ctx, org, time.Now().Add(-retention))
 			if err != nil && ctx.Err() == nil {
 				log.Warn("scheduler: purge tombstones", "org", org, "err", err)
 			}

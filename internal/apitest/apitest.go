@@ -23,7 +23,7 @@ import (
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Secret is the JWT secret test servers sign with.
@@ -86,7 +86,7 @@ func New(t testing.TB, opt Options) *Env {
 			t.Fatalf("seed demo: %v", err)
 		}
 	}
-	d := api.Deps{Store: db, Sync: syncengine.New(db, syncengine.Entities(), clock.Now, nil), Reports: db, Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t)}
+	d := api.Deps{Store: db, Sync: engine.New(db, engine.Entities(), clock.Now, nil), Reports: db, Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t)}
 	if opt.Deps != nil {
 		opt.Deps(&d)
 	}

@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"context"
@@ -12,18 +12,18 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // visitMut is an upsert of a visit with the given fields.
-func visitMut(seq int64, id uuid.UUID, at time.Time, fields map[string]any) syncengine.Mutation {
+func visitMut(seq int64, id uuid.UUID, at time.Time, fields map[string]any) engine.Mutation {
 	raw := map[string]json.RawMessage{}
 	for k, v := range fields {
 		b, _ := json.Marshal(v)
 		raw[k] = b
 	}
-	return syncengine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: syncengine.OpUpsert, Fields: raw,
-		HLC: syncengine.HLC{MS: at.UnixMilli(), Counter: seq}}
+	return engine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: engine.OpUpsert, Fields: raw,
+		HLC: engine.HLC{MS: at.UnixMilli(), Counter: seq}}
 }
 
 // notificationsOf counts a user's notifications of a type.
@@ -37,14 +37,14 @@ func (f *syncFixture) notificationsOf(user uuid.UUID, typ string) int {
 	return n
 }
 
-func (f *syncFixture) push(p models.Principal, muts ...syncengine.Mutation) syncengine.PushResult {
+func (f *syncFixture) push(p models.Principal, muts ...engine.Mutation) engine.PushResult {
 	f.t.Helper()
 	res, err := f.en.Push(context.Background(), p, muts)
 	if err != nil {
 		f.t.Fatalf("push: %v", err)
 	}
 	for _, r := range res.Results {
-		if r.Status == syncengine.StatusRejected {
+		if r.Status == engine.StatusRejected {
 			f.t.Fatalf("push: seq %d rejected: %+v", r.Seq, r.Error)
 		}
 	}
@@ -53,8 +53,8 @@ func (f *syncFixture) push(p models.Principal, muts ...syncengine.Mutation) sync
 
 // unscheduledCall returns a maker of completed unscheduled calls at
 // account, some hours before the fixture's now.
-func (f *syncFixture) unscheduledCall(account uuid.UUID) func(seq int64, id uuid.UUID, hoursAgo int, outcome string) syncengine.Mutation {
-	return func(seq int64, id uuid.UUID, hoursAgo int, outcome string) syncengine.Mutation {
+func (f *syncFixture) unscheduledCall(account uuid.UUID) func(seq int64, id uuid.UUID, hoursAgo int, outcome string) engine.Mutation {
+	return func(seq int64, id uuid.UUID, hoursAgo int, outcome string) engine.Mutation {
 		return visitMut(seq, id, f.now(), map[string]any{
 			"account_id": account.String(), "kind": "unscheduled", "status": "completed", "outcome": outcome,
 			"started_at": f.now().Add(-time.Duration(hoursAgo) * time.Hour).Format(time.RFC3339),
@@ -75,7 +75,7 @@ func TestUnscheduledStreakNotifiesManagerOnce(t *testing.T) {
 	for i := range ids {
 		ids[i] = uuid.New()
 	}
-	var batch []syncengine.Mutation
+	var batch []engine.Mutation
 	for i := 0; i < 4; i++ {
 		batch = append(batch, call(int64(i+1), ids[i], 20-i, "no_answer"))
 	}
@@ -85,7 +85,7 @@ func TestUnscheduledStreakNotifiesManagerOnce(t *testing.T) {
 	}
 	// The fifth call comes in an offline batch, pushed twice (a lost
 	// response), and then again from another device with new seqs.
-	fifth := []syncengine.Mutation{call(5, ids[4], 15, "not_interested")}
+	fifth := []engine.Mutation{call(5, ids[4], 15, "not_interested")}
 	f.push(rep, fifth...)
 	f.push(rep, fifth...)
 	other := rep
@@ -103,7 +103,7 @@ func TestUnscheduledStreakNotifiesManagerOnce(t *testing.T) {
 	changes, _ := f.pullAll(mgr, "", 500)
 	found := false
 	for _, ch := range changes {
-		if ch.Entity.Name == syncengine.NotificationsEntity {
+		if ch.Entity.Name == engine.NotificationsEntity {
 			found = true
 			if ch.Record.StringValue("title") != "Riley Park: 6 walk-ins without an order" && ch.Record.StringValue("title") != "Riley Park: 5 walk-ins without an order" {
 				t.Errorf("title %q", ch.Record.StringValue("title"))
@@ -115,7 +115,7 @@ func TestUnscheduledStreakNotifiesManagerOnce(t *testing.T) {
 	}
 	repChanges, _ := f.pullAll(rep, "", 500)
 	for _, ch := range repChanges {
-		if ch.Entity.Name == syncengine.NotificationsEntity {
+		if ch.Entity.Name == engine.NotificationsEntity {
 			t.Errorf("the rep pulled the manager's notification %s", ch.Record.ID)
 		}
 	}
@@ -149,7 +149,7 @@ func TestFollowUpReminders(t *testing.T) {
 	}
 	job := func() int {
 		t.Helper()
-		n, err := f.en.NotifyFollowUps(ctx, rep.OrgID, f.now().Add(-syncengine.FollowUpLookback), f.now())
+		n, err := f.en.NotifyFollowUps(ctx, rep.OrgID, f.now().Add(-engine.FollowUpLookback), f.now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,11 +180,11 @@ func TestNotifyFiresOnce(t *testing.T) {
 	contest := uuid.New()
 	n := models.EnteredTop3Notification(contest, "Spring Blitz", 3)
 	for i := 0; i < 3; i++ {
-		err := f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *syncengine.Context) error {
-			if err := syncengine.Notify(c, n.To(rep.UserID)); err != nil {
+		err := f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *engine.Context) error {
+			if err := engine.Notify(c, n.To(rep.UserID)); err != nil {
 				return err
 			}
-			return syncengine.Notify(c, n.To(rep.UserID))
+			return engine.Notify(c, n.To(rep.UserID))
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -193,8 +193,8 @@ func TestNotifyFiresOnce(t *testing.T) {
 	if got := f.notificationsOf(rep.UserID, models.NotificationEnteredTop3); got != 1 {
 		t.Errorf("%d notifications, want 1", got)
 	}
-	err := f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *syncengine.Context) error {
-		return syncengine.Notify(c, n.To(rep2.UserID))
+	err := f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *engine.Context) error {
+		return engine.Notify(c, n.To(rep2.UserID))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -203,19 +203,19 @@ func TestNotifyFiresOnce(t *testing.T) {
 		t.Errorf("the other user: %d notifications, want 1", got)
 	}
 	// A malformed notification is refused.
-	err = f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *syncengine.Context) error {
-		return syncengine.Notify(c, models.Notification{UserID: rep.UserID, Category: "memes", Type: "x", Title: "x", DedupeKey: "k"})
+	err = f.en.Server(ctx, models.Principal{OrgID: rep.OrgID}, func(c *engine.Context) error {
+		return engine.Notify(c, models.Notification{UserID: rep.UserID, Category: "memes", Type: "x", Title: "x", DedupeKey: "k"})
 	})
 	if models.ErrorCode(err) != models.CodeInvalid {
 		t.Errorf("unknown category: %v, want invalid", err)
 	}
 	// Clients cannot push notifications.
-	res, err := f.en.Push(ctx, rep, []syncengine.Mutation{{Seq: 1, Entity: syncengine.NotificationsEntity, ID: uuid.New(), Op: syncengine.OpUpsert,
-		Fields: map[string]json.RawMessage{"read_at": json.RawMessage(`"2026-03-02T09:00:00Z"`)}, HLC: syncengine.HLC{MS: f.now().UnixMilli()}}})
+	res, err := f.en.Push(ctx, rep, []engine.Mutation{{Seq: 1, Entity: engine.NotificationsEntity, ID: uuid.New(), Op: engine.OpUpsert,
+		Fields: map[string]json.RawMessage{"read_at": json.RawMessage(`"2026-03-02T09:00:00Z"`)}, HLC: engine.HLC{MS: f.now().UnixMilli()}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := res.Results[0]; r.Status != syncengine.StatusRejected || r.Error.Code != syncengine.CodeReadOnly {
+	if r := res.Results[0]; r.Status != engine.StatusRejected || r.Error.Code != engine.CodeReadOnly {
 		t.Errorf("push of a notification: %+v, want rejected read_only_entity", r)
 	}
 }
@@ -233,7 +233,7 @@ func TestStreakReadsPastTheNewestCalls(t *testing.T) {
 		var out []string
 		changes, _ := f.pullAll(mgr, "", 500)
 		for _, ch := range changes {
-			if ch.Entity.Name == syncengine.NotificationsEntity && ch.Record.StringValue("type") == models.NotificationUnscheduledStreak {
+			if ch.Entity.Name == engine.NotificationsEntity && ch.Record.StringValue("type") == models.NotificationUnscheduledStreak {
 				out = append(out, ch.Record.StringValue("title"))
 			}
 		}
@@ -257,7 +257,7 @@ func TestStreakReadsPastTheNewestCalls(t *testing.T) {
 	// A later order, then one offline day of 70 calls without one, in a
 	// single push: one notification, counting all 70.
 	f.push(rep, call(8, uuid.New(), 90, "order"))
-	var day []syncengine.Mutation
+	var day []engine.Mutation
 	for i := 0; i < 70; i++ {
 		day = append(day, call(int64(9+i), uuid.New(), 80-i, "no_answer"))
 	}

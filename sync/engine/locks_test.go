@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // TestManyLargePushesAtOnce: a team back online after a day without signal
@@ -31,10 +31,10 @@ func TestManyLargePushesAtOnce(t *testing.T) {
 	for i := 0; i < pushes; i++ {
 		p := rep
 		p.DeviceID = uuid.New()
-		muts := make([]syncengine.Mutation, syncengine.MaxBatch)
+		muts := make([]engine.Mutation, engine.MaxBatch)
 		for j := range muts {
-			muts[j] = syncengine.Mutation{Seq: int64(j + 1), Entity: "accounts", ID: uuid.New(), Op: syncengine.OpUpsert,
-				HLC:    syncengine.HLC{MS: f.now().UnixMilli(), Counter: int64(j)},
+			muts[j] = engine.Mutation{Seq: int64(j + 1), Entity: "accounts", ID: uuid.New(), Op: engine.OpUpsert,
+				HLC:    engine.HLC{MS: f.now().UnixMilli(), Counter: int64(j)},
 				Fields: rawFields(t, map[string]any{"name": fmt.Sprintf("Walk-in %d-%d", i, j)})}
 		}
 		wg.Add(1)
@@ -43,7 +43,7 @@ func TestManyLargePushesAtOnce(t *testing.T) {
 			res, err := f.en.Push(context.Background(), p, muts)
 			if err == nil {
 				for _, r := range res.Results {
-					if r.Status != syncengine.StatusApplied {
+					if r.Status != engine.StatusApplied {
 						err = fmt.Errorf("seq %d: %s %+v", r.Seq, r.Status, r.Error)
 						break
 					}
@@ -64,7 +64,7 @@ func TestManyLargePushesAtOnce(t *testing.T) {
 	if err := f.db.Gorm().Raw(`SELECT count(*) FROM accounts WHERE name LIKE 'Walk-in %'`).Row().Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != pushes*syncengine.MaxBatch {
-		t.Errorf("%d accounts stored, want %d", n, pushes*syncengine.MaxBatch)
+	if n != pushes*engine.MaxBatch {
+		t.Errorf("%d accounts stored, want %d", n, pushes*engine.MaxBatch)
 	}
 }

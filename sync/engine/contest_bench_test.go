@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The contest benchmarks run a contest of 50 reps in 5 teams over 40 days
@@ -42,13 +42,13 @@ var cbStart = time.Date(2026, 1, 21, 0, 0, 0, 0, time.UTC)
 
 type contestBench struct {
 	db       *store.DB
-	en       *syncengine.Engine
+	en       *engine.Engine
 	ctx      context.Context
 	admin    models.Principal
 	reps     []models.Principal // each on its own device
 	seqs     []int64
-	accounts [][]*syncengine.Record // by team
-	contest  *syncengine.Record
+	accounts [][]*engine.Record // by team
+	contest  *engine.Record
 	visits   int
 	scored   time.Duration // the contest's start: its first full scoring
 	pushed   int           // pushes made by the incremental benchmark
@@ -74,7 +74,7 @@ func newContestBench(b *testing.B) *contestBench {
 	began := time.Now()
 	now := func() time.Time { return cbNow }
 	cb := &contestBench{db: storetest.MustOpenDBWith(b, storetest.Options{Now: now}), ctx: context.Background()}
-	cb.en = syncengine.New(cb.db, syncengine.Entities(), now, nil)
+	cb.en = engine.New(cb.db, engine.Entities(), now, nil)
 	org := models.Org{ID: uuid.New(), Name: "Bench Co", CreatedAt: cbNow}
 	user := func(email string, role models.Role, team *uuid.UUID) models.User {
 		return models.User{OrgID: org.ID, ID: uuid.New(), Email: email, Name: email, Role: role, TeamID: team, Active: true,
@@ -85,7 +85,7 @@ func newContestBench(b *testing.B) *contestBench {
 		b.Fatal(err)
 	}
 	cb.admin = models.Principal{OrgID: org.ID, UserID: admin.ID, Role: admin.Role, DeviceID: uuid.New()}
-	var accounts []*syncengine.Record
+	var accounts []*engine.Record
 	for t := 0; t < cbTeams; t++ {
 		mgr := user(fmt.Sprintf("manager%d@bench.test", t), models.RoleManager, nil)
 		if err := cb.db.CreateUser(cb.ctx, mgr); err != nil {
@@ -103,11 +103,11 @@ func newContestBench(b *testing.B) *contestBench {
 			cb.reps = append(cb.reps, models.Principal{OrgID: org.ID, UserID: rep.ID, Role: rep.Role, TeamID: rep.TeamID, DeviceID: uuid.New()})
 		}
 		// Accounts on a ring of about 4 km around the team's town.
-		var teamAccts []*syncengine.Record
+		var teamAccts []*engine.Record
 		lat0, lng0 := 40+float64(t), -90.0
 		for a := 0; a < cbAccounts; a++ {
 			angle := float64(a) * 2 * math.Pi / cbAccounts
-			rec := &syncengine.Record{ID: uuid.New(), CreatedAt: cbNow, UpdatedAt: cbNow, Clocks: map[string]syncengine.FieldClock{},
+			rec := &engine.Record{ID: uuid.New(), CreatedAt: cbNow, UpdatedAt: cbNow, Clocks: map[string]engine.FieldClock{},
 				Values: map[string]any{"name": fmt.Sprintf("Account %d.%d", t, a), "name_key": fmt.Sprintf("account %d %d", t, a),
 					"team_id": team.ID, "status": "customer", "lat": lat0 + 0.036*math.Cos(angle), "lng": lng0 + 0.047*math.Sin(angle)}}
 			teamAccts = append(teamAccts, rec)
@@ -116,15 +116,15 @@ func newContestBench(b *testing.B) *contestBench {
 		accounts = append(accounts, teamAccts...)
 	}
 	cb.seqs = make([]int64, len(cb.reps))
-	if err := cb.db.SeedRecords(cb.ctx, org.ID, syncengine.Accounts(), accounts); err != nil {
+	if err := cb.db.SeedRecords(cb.ctx, org.ID, engine.Accounts(), accounts); err != nil {
 		b.Fatal(err)
 	}
 
 	// The visits: rep r, day d, slot k starts at 08:00 + 12k minutes on
 	// account (r+k) mod 40 of the rep's team.
 	cb.visits = cbVisitCount(b)
-	visits := syncengine.Visits()
-	chunk := make([]*syncengine.Record, 0, 5000)
+	visits := engine.Visits()
+	chunk := make([]*engine.Record, 0, 5000)
 	flush := func() {
 		if len(chunk) == 0 {
 			return
@@ -146,7 +146,7 @@ func newContestBench(b *testing.B) *contestBench {
 				acct := cb.accounts[team][(r+k)%cbAccounts]
 				start := cbStart.Add(time.Duration(d)*24*time.Hour + 8*time.Hour + time.Duration(12*k)*time.Minute)
 				outcome := outcomes[(r+k+d)%len(outcomes)]
-				v := &syncengine.Record{ID: uuid.New(), CreatedAt: cbNow, UpdatedAt: cbNow, Clocks: map[string]syncengine.FieldClock{},
+				v := &engine.Record{ID: uuid.New(), CreatedAt: cbNow, UpdatedAt: cbNow, Clocks: map[string]engine.FieldClock{},
 					CreatedBy: rep.DeviceID, Values: map[string]any{
 						"account_id": acct.ID, "kind": "unscheduled", "status": "completed", "outcome": outcome,
 						"started_at": start, "ended_at": start.Add(10 * time.Minute), "referrals": int64(0),
@@ -169,8 +169,8 @@ func newContestBench(b *testing.B) *contestBench {
 
 	began = time.Now()
 	name, start, end := "Forty days", cbStart, cbStart.Add(cbDays*24*time.Hour)
-	err := cb.en.Server(cb.ctx, cb.admin, func(c *syncengine.Context) error {
-		r, err := syncengine.CreateContest(c, syncengine.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end})
+	err := cb.en.Server(cb.ctx, cb.admin, func(c *engine.Context) error {
+		r, err := engine.CreateContest(c, engine.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end})
 		cb.contest = r
 		return err
 	})
@@ -212,12 +212,12 @@ func BenchmarkContestRecompute(b *testing.B) {
 	cb := newContestBench(b)
 	before := cb.countEntries(b)
 	for b.Loop() {
-		err := cb.en.Server(cb.ctx, cb.admin, func(c *syncengine.Context) error {
+		err := cb.en.Server(cb.ctx, cb.admin, func(c *engine.Context) error {
 			cur, err := c.Get("contests", cb.contest.ID)
 			if err != nil {
 				return err
 			}
-			return syncengine.RecomputeContest(c, cur)
+			return engine.RecomputeContest(c, cur)
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -255,13 +255,13 @@ func BenchmarkIncrementalPush10Visits(b *testing.B) {
 func (cb *contestBench) push10(b *testing.B, r, d int) {
 	team := r / cbRepsPerTeam
 	evening := cbStart.Add(time.Duration(d)*24*time.Hour + 19*time.Hour)
-	muts := make([]syncengine.Mutation, 10)
+	muts := make([]engine.Mutation, 10)
 	for j := range muts {
 		acct := cb.accounts[team][(r+10+j)%cbAccounts]
 		start := evening.Add(time.Duration(12*j) * time.Minute)
 		cb.seqs[r]++
-		muts[j] = syncengine.Mutation{Seq: cb.seqs[r], Entity: "visits", ID: uuid.New(), Op: syncengine.OpUpsert,
-			HLC: syncengine.HLC{MS: cbNow.UnixMilli(), Counter: cb.seqs[r]}, Fields: rawFields(b, map[string]any{
+		muts[j] = engine.Mutation{Seq: cb.seqs[r], Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert,
+			HLC: engine.HLC{MS: cbNow.UnixMilli(), Counter: cb.seqs[r]}, Fields: rawFields(b, map[string]any{
 				"account_id": acct.ID, "kind": "unscheduled", "status": "completed", "outcome": "order", "order_value": 120,
 				"started_at": start, "ended_at": start.Add(10 * time.Minute),
 				"check_in_lat": acct.Values["lat"], "check_in_lng": acct.Values["lng"], "check_in_accuracy_m": 12.0,
@@ -272,7 +272,7 @@ func (cb *contestBench) push10(b *testing.B, r, d int) {
 		b.Fatal(err)
 	}
 	for _, x := range res.Results {
-		if x.Status != syncengine.StatusApplied {
+		if x.Status != engine.StatusApplied {
 			b.Fatalf("push: %s %+v", x.Status, x.Error)
 		}
 	}

@@ -1,4 +1,4 @@
-// Package sync is fieldsync's offline sync engine: batched pushes applied
+// Package engine is fieldsync's offline sync engine: batched pushes applied
 // exactly once per device sequence number, field-level conflict resolution
 // by hybrid logical clocks, and pulls that never skip a committed change.
 //
@@ -6,6 +6,4 @@
 // types, which fields clients may write, who may see and write a record,
 // and validation hooks. The engine declares the Store it needs; package
 // store implements it over PostgreSQL and SQLite.
-//
-// Import it as syncengine: its name shadows the standard library's.
-package sync
+package engine

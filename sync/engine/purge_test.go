@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // TestPurgedTombstonesResetOlderCursors: tombstones older than the
@@ -28,17 +28,17 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 	upsert := func(id uuid.UUID, notes string) {
 		t.Helper()
 		seq++
-		res := f.push(rep, syncengine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: syncengine.OpUpsert,
-			HLC: syncengine.HLC{MS: f.now().UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account, "notes": notes})})
-		if s := res.Results[0].Status; s != syncengine.StatusApplied {
+		res := f.push(rep, engine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: engine.OpUpsert,
+			HLC: engine.HLC{MS: f.now().UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account, "notes": notes})})
+		if s := res.Results[0].Status; s != engine.StatusApplied {
 			t.Fatalf("upsert %s: %s", notes, s)
 		}
 	}
 	remove := func(id uuid.UUID) {
 		t.Helper()
 		seq++
-		res := f.push(rep, syncengine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: syncengine.OpDelete, HLC: syncengine.HLC{MS: f.now().UnixMilli()}})
-		if s := res.Results[0].Status; s != syncengine.StatusApplied {
+		res := f.push(rep, engine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: engine.OpDelete, HLC: engine.HLC{MS: f.now().UnixMilli()}})
+		if s := res.Results[0].Status; s != engine.StatusApplied {
 			t.Fatalf("delete: %s", s)
 		}
 	}
@@ -47,7 +47,7 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 	upsert(kept, "still here")
 	upsert(recent, "deleted yesterday")
 	_, staleCursor := f.pullAll(stale, "", 100)
-	wm, err := f.en.WatermelonPull(ctx, stale, syncengine.WatermelonPullRequest{}, func(syncengine.WatermelonKind, syncengine.Change) error { return nil })
+	wm, err := f.en.WatermelonPull(ctx, stale, engine.WatermelonPullRequest{}, func(engine.WatermelonKind, engine.Change) error { return nil })
 	if err != nil {
 		t.Fatalf("watermelondb pull: %v", err)
 	}
@@ -100,7 +100,7 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 		}
 	}
 
-	res, err := f.en.WatermelonPull(ctx, stale, syncengine.WatermelonPullRequest{LastPulledAt: wm.Timestamp}, func(syncengine.WatermelonKind, syncengine.Change) error { return nil })
+	res, err := f.en.WatermelonPull(ctx, stale, engine.WatermelonPullRequest{LastPulledAt: wm.Timestamp}, func(engine.WatermelonKind, engine.Change) error { return nil })
 	if err != nil {
 		t.Fatalf("watermelondb pull after the purge: %v", err)
 	}

@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // syncFixture is a fresh database seeded with the demo organisation and an
@@ -31,7 +31,7 @@ import (
 type syncFixture struct {
 	t     testing.TB
 	db    *store.DB
-	en    *syncengine.Engine
+	en    *engine.Engine
 	clock *atomic.Int64 // unix nanoseconds, shared by the copies on returns
 }
 
@@ -50,7 +50,7 @@ func newSyncFixture(t testing.TB, opt storetest.Options) *syncFixture {
 	if _, err := demo.Seed(context.Background(), f.db, auth.NewPasswords(bcrypt.MinCost), f.now()); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}
-	f.en = syncengine.New(f.db, syncengine.Entities(), f.now, nil)
+	f.en = engine.New(f.db, engine.Entities(), f.now, nil)
 	return f
 }
 
@@ -79,9 +79,9 @@ func (f *syncFixture) principal(email string) models.Principal {
 // pullAll pulls as p from cursor until has_more is false, limit changes a page,
 // and returns the changes and the final cursor. It fails the test on a
 // reset.
-func (f *syncFixture) pullAll(p models.Principal, cursor string, limit int) ([]syncengine.Change, string) {
+func (f *syncFixture) pullAll(p models.Principal, cursor string, limit int) ([]engine.Change, string) {
 	f.t.Helper()
-	var out []syncengine.Change
+	var out []engine.Change
 	for pages := 0; ; pages++ {
 		if pages > 10000 {
 			f.t.Fatalf("pull as %s: no end after %d pages", p.Role, pages)
@@ -102,7 +102,7 @@ func (f *syncFixture) pullAll(p models.Principal, cursor string, limit int) ([]s
 }
 
 // snapshot is a replica: every live record's field values by key.
-type snapshot map[syncengine.Key]map[string]any
+type snapshot map[engine.Key]map[string]any
 
 // snapshotOf pulls everything p may see from the beginning.
 func (f *syncFixture) snapshotOf(p models.Principal) snapshot {
@@ -115,8 +115,8 @@ func (f *syncFixture) snapshotOf(p models.Principal) snapshot {
 	return s
 }
 
-func (s snapshot) apply(c syncengine.Change) {
-	k := syncengine.Key{Entity: c.Entity.Name, ID: c.Record.ID}
+func (s snapshot) apply(c engine.Change) {
+	k := engine.Key{Entity: c.Entity.Name, ID: c.Record.ID}
 	if c.Record.Deleted {
 		delete(s, k)
 		return
@@ -131,8 +131,8 @@ func (s snapshot) apply(c syncengine.Change) {
 // keys returns the snapshot's keys of one entity in a stable order: by
 // name where records have one (the seeded accounts' ids are random), then
 // by id.
-func (s snapshot) keys(entity string) []syncengine.Key {
-	var out []syncengine.Key
+func (s snapshot) keys(entity string) []engine.Key {
+	var out []engine.Key
 	for k := range s {
 		if k.Entity == entity {
 			out = append(out, k)
@@ -205,7 +205,7 @@ func rawFields(t testing.TB, vals map[string]any) map[string]json.RawMessage {
 // the server will parse from it.
 type simMutation struct {
 	dev  int
-	m    syncengine.Mutation
+	m    engine.Mutation
 	vals map[string]any // parsed values: string, int64, uuid.UUID
 }
 
@@ -215,7 +215,7 @@ type simDevice struct {
 	name    string
 	p       models.Principal
 	offset  time.Duration // how far its wall clock is from the server's
-	clock   syncengine.HLC
+	clock   engine.HLC
 	seq     int64
 	queue   []simMutation
 	cursor  string
@@ -226,14 +226,14 @@ type simDevice struct {
 
 // stamp returns the next HLC stamp: the wall clock when it moved past the
 // last stamp, else the last stamp's time with the counter bumped.
-func (d *simDevice) stamp(serverNow time.Time) syncengine.HLC {
+func (d *simDevice) stamp(serverNow time.Time) engine.HLC {
 	wall := serverNow.Add(d.offset).UnixMilli()
 	if wall > d.clock.MS {
-		d.clock = syncengine.HLC{MS: wall}
+		d.clock = engine.HLC{MS: wall}
 	} else {
 		d.clock.Counter++
 	}
-	return syncengine.HLC{MS: d.clock.MS, Counter: d.clock.Counter, Device: d.p.DeviceID.String()}
+	return engine.HLC{MS: d.clock.MS, Counter: d.clock.Counter, Device: d.p.DeviceID.String()}
 }
 
 // dropAcked removes the queued mutations the server has processed.
@@ -256,7 +256,7 @@ type sim struct {
 	// processed, rejections included.
 	accepted  []simMutation
 	processed map[string]bool
-	creator   map[syncengine.Key]uuid.UUID // rep a created visit must belong to
+	creator   map[engine.Key]uuid.UUID // rep a created visit must belong to
 	stats     map[string]int
 	nextName  int
 }
@@ -307,7 +307,7 @@ func TestConvergence(t *testing.T) {
 func runSim(t *testing.T, seed uint64, steps int) {
 	f := newSyncFixture(t, storetest.Options{})
 	s := &sim{t: t, f: f, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		processed: map[string]bool{}, creator: map[syncengine.Key]uuid.UUID{}, stats: map[string]int{}}
+		processed: map[string]bool{}, creator: map[engine.Key]uuid.UUID{}, stats: map[string]int{}}
 	rep := f.principal("rep1@demo.test")
 	offsets := func() time.Duration { return time.Duration(s.rng.IntN(13)-6) * 500 * time.Millisecond }
 	for i := range 3 {
@@ -465,39 +465,39 @@ func (s *sim) edit(d *simDevice) {
 		if d.p.Role == models.RoleManager && s.rng.IntN(5) > 0 {
 			vals["rep_id"] = d.repID // a manager logging a call for their rep
 		}
-		k := syncengine.Key{Entity: "visits", ID: s.uuid()}
+		k := engine.Key{Entity: "visits", ID: s.uuid()}
 		s.creator[k] = d.p.UserID
 		if id, ok := vals["rep_id"].(uuid.UUID); ok {
 			s.creator[k] = id
 		}
-		s.queue(d, k, syncengine.OpUpsert, vals)
+		s.queue(d, k, engine.OpUpsert, vals)
 		s.stats["create visit"]++
 	case r < 65:
 		k := visits[s.rng.IntN(len(visits))]
-		s.queue(d, k, syncengine.OpUpsert, s.randomVisitFields())
+		s.queue(d, k, engine.OpUpsert, s.randomVisitFields())
 		s.stats["update visit"]++
 	case r < 88 && len(accounts) > 0:
 		k := accounts[s.rng.IntN(len(accounts))]
-		s.queue(d, k, syncengine.OpUpsert, s.randomAccountFields())
+		s.queue(d, k, engine.OpUpsert, s.randomAccountFields())
 		s.stats["update account"]++
 	case r < 93:
 		s.nextName++
 		vals := s.randomAccountFields()
 		vals["name"] = fmt.Sprintf("Sim Prospect %d %s", s.nextName, d.name)
-		s.queue(d, syncengine.Key{Entity: "accounts", ID: s.uuid()}, syncengine.OpUpsert, vals)
+		s.queue(d, engine.Key{Entity: "accounts", ID: s.uuid()}, engine.OpUpsert, vals)
 		s.stats["create account"]++
 	default:
 		k := visits[s.rng.IntN(len(visits))]
-		s.queue(d, k, syncengine.OpDelete, nil)
+		s.queue(d, k, engine.OpDelete, nil)
 		s.stats["delete visit"]++
 	}
 }
 
 // queue stamps a mutation, applies it to the local replica and queues it.
-func (s *sim) queue(d *simDevice, k syncengine.Key, op string, vals map[string]any) {
+func (s *sim) queue(d *simDevice, k engine.Key, op string, vals map[string]any) {
 	d.seq++
-	m := syncengine.Mutation{Seq: d.seq, Entity: k.Entity, ID: k.ID, Op: op, HLC: d.stamp(s.f.now())}
-	if op == syncengine.OpUpsert {
+	m := engine.Mutation{Seq: d.seq, Entity: k.Entity, ID: k.ID, Op: op, HLC: d.stamp(s.f.now())}
+	if op == engine.OpUpsert {
 		m.Fields = rawFields(s.t, vals)
 		rec := d.replica[k]
 		if rec == nil {
@@ -533,7 +533,7 @@ func (s *sim) push(d *simDevice, lost bool) {
 		n = len(d.queue)
 	}
 	batch := d.queue[:n]
-	muts := make([]syncengine.Mutation, n)
+	muts := make([]engine.Mutation, n)
 	for i, sm := range batch {
 		muts[i] = sm.m
 	}
@@ -549,13 +549,13 @@ func (s *sim) push(d *simDevice, lost bool) {
 		key := devSeq(sm.dev, sm.m.Seq)
 		s.stats[r.Status]++
 		switch r.Status {
-		case syncengine.StatusApplied, syncengine.StatusMerged:
+		case engine.StatusApplied, engine.StatusMerged:
 			if s.processed[key] {
 				s.t.Fatalf("%s: seq %d applied twice", d.name, sm.m.Seq)
 			}
 			s.processed[key] = true
 			s.accepted = append(s.accepted, sm)
-		case syncengine.StatusDuplicate:
+		case engine.StatusDuplicate:
 			if !s.processed[key] {
 				s.t.Fatalf("%s: seq %d answered duplicate but was never processed: it is lost", d.name, sm.m.Seq)
 			}
@@ -575,10 +575,10 @@ func (s *sim) push(d *simDevice, lost bool) {
 // acknowledged this way). It returns how many changes arrived.
 func (s *sim) pull(d *simDevice, pages, limit int) int {
 	n := 0
-	var prev syncengine.Position
+	var prev engine.Position
 	if d.cursor != "" {
 		var ok bool
-		if prev, ok = syncengine.DecodeCursor(d.p, d.cursor); !ok {
+		if prev, ok = engine.DecodeCursor(d.p, d.cursor); !ok {
 			s.t.Fatalf("%s: own cursor does not decode", d.name)
 		}
 	}
@@ -611,7 +611,7 @@ func (s *sim) pull(d *simDevice, pages, limit int) int {
 	return n
 }
 
-func positionAfter(a, b syncengine.Position) bool {
+func positionAfter(a, b engine.Position) bool {
 	return a.Txid > b.Txid || (a.Txid == b.Txid && a.Version > b.Version)
 }
 
@@ -622,13 +622,13 @@ func positionAfter(a, b syncengine.Position) bool {
 // rules write follow rules of their own and are left out.
 func clientFields(s snapshot) snapshot {
 	keep := map[string]map[string]bool{}
-	for _, e := range syncengine.Entities() {
+	for _, e := range engine.Entities() {
 		if e.Name != "accounts" && e.Name != "visits" {
 			continue
 		}
 		keep[e.Name] = map[string]bool{"rep_id": true, "team_id": true}
 		for _, f := range e.Fields {
-			if !f.Hidden && f.Access != syncengine.ServerOwned {
+			if !f.Hidden && f.Access != engine.ServerOwned {
 				keep[e.Name][f.Name] = true
 			}
 		}
@@ -651,7 +651,7 @@ func clientFields(s snapshot) snapshot {
 
 // fieldWrite is the winning write of a field so far.
 type fieldWrite struct {
-	hlc syncengine.HLC
+	hlc engine.HLC
 	val any
 }
 
@@ -662,21 +662,21 @@ type fieldWrite struct {
 // counting as a write of every defaulted field — and a field nobody wrote
 // keeps its seeded value (or null).
 func (s *sim) expected(seeded snapshot) snapshot {
-	ents := map[string]*syncengine.Entity{}
-	for _, e := range syncengine.Entities() {
+	ents := map[string]*engine.Entity{}
+	for _, e := range engine.Entities() {
 		ents[e.Name] = e
 	}
-	writes := map[syncengine.Key]map[string]fieldWrite{}
-	live := map[syncengine.Key]bool{}
-	deleted := map[syncengine.Key]bool{}
+	writes := map[engine.Key]map[string]fieldWrite{}
+	live := map[engine.Key]bool{}
+	deleted := map[engine.Key]bool{}
 	for k := range seeded {
 		live[k] = true
 	}
 	for _, sm := range s.accepted {
-		k := syncengine.Key{Entity: sm.m.Entity, ID: sm.m.ID}
+		k := engine.Key{Entity: sm.m.Entity, ID: sm.m.ID}
 		h := sm.m.HLC
 		h.Device = s.devs[sm.dev].p.DeviceID.String()
-		if sm.m.Op == syncengine.OpDelete {
+		if sm.m.Op == engine.OpDelete {
 			deleted[k] = true
 			continue
 		}

@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Device ids, ordered: devA < devB < devC, so exact ties go to the later
@@ -24,20 +24,20 @@ const (
 	devC = "device-c"
 )
 
-func stamp(ms, counter int64, dev string) syncengine.HLC {
-	return syncengine.HLC{MS: ms, Counter: counter, Device: dev}
+func stamp(ms, counter int64, dev string) engine.HLC {
+	return engine.HLC{MS: ms, Counter: counter, Device: dev}
 }
 
-func fclock(ms, counter int64, dev string, version int64) syncengine.FieldClock {
-	return syncengine.FieldClock{HLC: stamp(ms, counter, dev), Version: version}
+func fclock(ms, counter int64, dev string, version int64) engine.FieldClock {
+	return engine.FieldClock{HLC: stamp(ms, counter, dev), Version: version}
 }
 
 func ptr[T any](v T) *T { return &v }
 
 // storedVisit is a visit as stored at version 5: created by devA at ms 1000
 // (version 1), notes and outcome last written by devA at ms 2000 (version 5).
-func storedVisit() *syncengine.Record {
-	return &syncengine.Record{
+func storedVisit() *engine.Record {
+	return &engine.Record{
 		ID:      uuid.MustParse("6f1c1f3e-6a8f-4c43-9d35-0d3c8c0b0a01"),
 		Version: 5,
 		Values: map[string]any{
@@ -48,7 +48,7 @@ func storedVisit() *syncengine.Record {
 			"referrals":  int64(0),
 			"notes":      "server notes",
 		},
-		Clocks: map[string]syncengine.FieldClock{
+		Clocks: map[string]engine.FieldClock{
 			"account_id": fclock(1000, 0, devA, 1),
 			"kind":       fclock(1000, 0, devA, 1),
 			"status":     fclock(1000, 0, devA, 1),
@@ -59,18 +59,18 @@ func storedVisit() *syncengine.Record {
 	}
 }
 
-func deletedVisit() *syncengine.Record {
+func deletedVisit() *engine.Record {
 	r := storedVisit()
 	r.Deleted = true
 	return r
 }
 
 // conflictString renders a conflict for comparison and failure messages.
-func conflictString(c syncengine.Conflict) string {
+func conflictString(c engine.Conflict) string {
 	return c.Field + " kept=" + c.Kept + " server=" + string(c.ServerValue) + " client=" + string(c.ClientValue)
 }
 
-func conflictStrings(cs []syncengine.Conflict) []string {
+func conflictStrings(cs []engine.Conflict) []string {
 	out := []string{}
 	for _, c := range cs {
 		out = append(out, conflictString(c))
@@ -84,9 +84,9 @@ func TestMergeUpsert(t *testing.T) {
 	const newVersion = 9
 	tests := []struct {
 		name string
-		cur  *syncengine.Record
+		cur  *engine.Record
 		vals map[string]any
-		h    syncengine.HLC
+		h    engine.HLC
 		base *int64
 		// wantValues are checked on the merged record (other values must be
 		// as stored).
@@ -143,7 +143,7 @@ func TestMergeUpsert(t *testing.T) {
 		},
 		{
 			name:          "tie on ms, lower counter loses",
-			cur:           func() *syncengine.Record { r := storedVisit(); r.Clocks["notes"] = fclock(2000, 4, devA, 5); return r }(),
+			cur:           func() *engine.Record { r := storedVisit(); r.Clocks["notes"] = fclock(2000, 4, devA, 5); return r }(),
 			vals:          map[string]any{"notes": "client notes"},
 			h:             stamp(2000, 3, devC),
 			wantValues:    map[string]any{"notes": "server notes"},
@@ -151,7 +151,7 @@ func TestMergeUpsert(t *testing.T) {
 		},
 		{
 			name:       "tie on ms and counter, higher device id wins",
-			cur:        func() *syncengine.Record { r := storedVisit(); r.Clocks["notes"] = fclock(2000, 0, devB, 5); return r }(),
+			cur:        func() *engine.Record { r := storedVisit(); r.Clocks["notes"] = fclock(2000, 0, devB, 5); return r }(),
 			vals:       map[string]any{"notes": "client notes"},
 			h:          stamp(2000, 0, devC),
 			wantValues: map[string]any{"notes": "client notes"},
@@ -159,7 +159,7 @@ func TestMergeUpsert(t *testing.T) {
 		},
 		{
 			name:          "tie on ms and counter, lower device id loses",
-			cur:           func() *syncengine.Record { r := storedVisit(); r.Clocks["notes"] = fclock(2000, 0, devB, 5); return r }(),
+			cur:           func() *engine.Record { r := storedVisit(); r.Clocks["notes"] = fclock(2000, 0, devB, 5); return r }(),
 			vals:          map[string]any{"notes": "client notes"},
 			h:             stamp(2000, 0, devA),
 			wantValues:    map[string]any{"notes": "server notes"},
@@ -228,12 +228,12 @@ func TestMergeUpsert(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := syncengine.Visits()
-			var before *syncengine.Record
+			e := engine.Visits()
+			var before *engine.Record
 			if tt.cur != nil {
 				before = tt.cur.Clone()
 			}
-			next, conflicts := syncengine.MergeUpsert(e, tt.cur, tt.vals, tt.h, tt.base, newVersion)
+			next, conflicts := engine.MergeUpsert(e, tt.cur, tt.vals, tt.h, tt.base, newVersion)
 
 			got, want := conflictStrings(conflicts), tt.wantConflicts
 			if want == nil {
@@ -262,7 +262,7 @@ func TestMergeUpsert(t *testing.T) {
 			won := map[string]bool{}
 			for _, name := range tt.wantWon {
 				won[name] = true
-				if got, want := next.Clocks[name], (syncengine.FieldClock{HLC: tt.h, Version: newVersion}); got != want {
+				if got, want := next.Clocks[name], (engine.FieldClock{HLC: tt.h, Version: newVersion}); got != want {
 					t.Errorf("clock of %s = %+v, want %+v", name, got, want)
 				}
 			}
@@ -295,8 +295,8 @@ func TestMergeUpsert(t *testing.T) {
 func TestMergeDelete(t *testing.T) {
 	tests := []struct {
 		name          string
-		cur           func() *syncengine.Record
-		h             syncengine.HLC
+		cur           func() *engine.Record
+		h             engine.HLC
 		base          *int64
 		wantConflicts []string
 	}{
@@ -343,7 +343,7 @@ func TestMergeDelete(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cur := tt.cur()
 			before := cur.Clone()
-			next, conflicts := syncengine.MergeDelete(syncengine.Visits(), cur, tt.h, tt.base)
+			next, conflicts := engine.MergeDelete(engine.Visits(), cur, tt.h, tt.base)
 			if !next.Deleted {
 				t.Errorf("Deleted = false, want true: delete always wins")
 			}
@@ -368,7 +368,7 @@ func TestMergeDelete(t *testing.T) {
 func TestHLCCompare(t *testing.T) {
 	tests := []struct {
 		name string
-		a, b syncengine.HLC
+		a, b engine.HLC
 		want int
 	}{
 		{"earlier ms", stamp(1, 9, devC), stamp(2, 0, devA), -1},
@@ -393,11 +393,11 @@ func TestHLCCompare(t *testing.T) {
 func TestHLCClamp(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	ms := now.UnixMilli()
-	limit := now.Add(syncengine.MaxSkew).UnixMilli()
+	limit := now.Add(engine.MaxSkew).UnixMilli()
 	tests := []struct {
 		name        string
-		in          syncengine.HLC
-		want        syncengine.HLC
+		in          engine.HLC
+		want        engine.HLC
 		wantClamped bool
 	}{
 		{"in the past", stamp(ms-60_000, 2, devA), stamp(ms-60_000, 2, devA), false},
@@ -418,12 +418,12 @@ func TestHLCClamp(t *testing.T) {
 
 func TestFieldParse(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	visits, activities := syncengine.Visits(), syncengine.Activities()
+	visits, activities := engine.Visits(), engine.Activities()
 	id := uuid.MustParse("0b8a7c9e-1d2f-4a3b-8c4d-5e6f7a8b9c0d")
-	boolField := &syncengine.Field{Name: "flag", Type: syncengine.Bool}
+	boolField := &engine.Field{Name: "flag", Type: engine.Bool}
 	tests := []struct {
 		name  string
-		field *syncengine.Field
+		field *engine.Field
 		raw   string
 		want  any
 		// wantErr, when set, is a fragment of the error message; the error
@@ -525,7 +525,7 @@ func TestFieldParse(t *testing.T) {
 // TestFieldValueJSON holds values' wire form: money leaves as the decimal
 // it came in as, never through floating point.
 func TestFieldValueJSON(t *testing.T) {
-	visits := syncengine.Visits()
+	visits := engine.Visits()
 	tests := []struct {
 		name  string
 		field string
@@ -569,17 +569,17 @@ func TestFieldValueJSON(t *testing.T) {
 // every field name it writes unescaped is a plain identifier.
 func TestMarshalRecordIsJSON(t *testing.T) {
 	ident := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	for _, e := range syncengine.Entities() {
+	for _, e := range engine.Entities() {
 		for _, f := range e.Fields {
 			if !ident.MatchString(f.Name) {
 				t.Errorf("%s.%s is not a plain identifier", e.Name, f.Name)
 			}
 		}
 	}
-	visits := syncengine.Visits()
+	visits := engine.Visits()
 	for _, notes := range []string{"Plain notes, 42 units.", "Café Müller ☕", "tab\tnew\nline", `quote " and \ slash`, "<b>&amp;</b>", "\u2028 separator", "bad \xff utf-8", ""} {
 		id, account := uuid.New(), uuid.New()
-		r := &syncengine.Record{ID: id, Version: 7, CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(2, 0),
+		r := &engine.Record{ID: id, Version: 7, CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(2, 0),
 			Values: map[string]any{"notes": notes, "account_id": account, "kind": "unscheduled"}}
 		b := visits.MarshalRecord(nil, r)
 		var got map[string]any
@@ -611,12 +611,12 @@ func TestNameKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := syncengine.NameKey(tt.in); got != tt.want {
+			if got := engine.NameKey(tt.in); got != tt.want {
 				t.Errorf("NameKey(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
-	if a, b := syncengine.NameKey("Mill City Bakery LLC"), syncengine.NameKey("mill-city bakery"); a != b {
+	if a, b := engine.NameKey("Mill City Bakery LLC"), engine.NameKey("mill-city bakery"); a != b {
 		t.Errorf("NameKey: %q and %q differ, want the same key", a, b)
 	}
 }
@@ -638,11 +638,11 @@ func TestDistanceM(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := syncengine.DistanceM(tt.lat1, tt.lng1, tt.lat2, tt.lng2)
+			got := engine.DistanceM(tt.lat1, tt.lng1, tt.lat2, tt.lng2)
 			if math.Abs(got-tt.want) > tt.tolerance {
 				t.Errorf("DistanceM = %.1f m, want %.1f ± %.1f", got, tt.want, tt.tolerance)
 			}
-			if back := syncengine.DistanceM(tt.lat2, tt.lng2, tt.lat1, tt.lng1); math.Abs(back-got) > 1e-6 {
+			if back := engine.DistanceM(tt.lat2, tt.lng2, tt.lat1, tt.lng1); math.Abs(back-got) > 1e-6 {
 				t.Errorf("DistanceM is not symmetric: %.3f and %.3f", got, back)
 			}
 		})

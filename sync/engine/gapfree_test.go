@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // skipUnlessPostgres skips a test of an anomaly only PostgreSQL has:
@@ -74,11 +74,11 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 			var seq int64
 			for b := range batches {
 				n := 1 + rng.IntN(4)
-				muts := make([]syncengine.Mutation, n)
+				muts := make([]engine.Mutation, n)
 				for j := range muts {
 					seq++
-					muts[j] = syncengine.Mutation{Seq: seq, Entity: "visits", ID: uuid.New(), Op: syncengine.OpUpsert,
-						HLC:    syncengine.HLC{MS: f.now().UnixMilli(), Counter: seq},
+					muts[j] = engine.Mutation{Seq: seq, Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert,
+						HLC:    engine.HLC{MS: f.now().UnixMilli(), Counter: seq},
 						Fields: rawFields(t, map[string]any{"account_id": acc[rng.IntN(len(acc))], "notes": fmt.Sprintf("pusher %d batch %d", i, b)})}
 				}
 				res, err := f.en.Push(ctx, p, muts)
@@ -88,7 +88,7 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 				}
 				mu.Lock()
 				for j, r := range res.Results {
-					if r.Status != syncengine.StatusApplied {
+					if r.Status != engine.StatusApplied {
 						t.Errorf("pusher %d seq %d: %s %+v", i, muts[j].Seq, r.Status, r.Error)
 						continue
 					}
@@ -113,7 +113,7 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 			seen := map[uuid.UUID]bool{}
 			var (
 				cursor  string
-				prev    syncengine.Position
+				prev    engine.Position
 				done    bool
 				waitEnd time.Time
 			)
@@ -249,7 +249,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	rep := f.principal("rep1@demo.test")
 	account := f.accountsByTeam()[*rep.TeamID][0]
 	_, cursor := f.pullAll(admin, "", 100)
-	start, ok := syncengine.DecodeCursor(admin, cursor)
+	start, ok := engine.DecodeCursor(admin, cursor)
 	if !ok {
 		t.Fatal("cursor does not decode")
 	}
@@ -263,15 +263,15 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	release := make(chan error)
 	aDone := make(chan error, 1)
 	go func() {
-		aDone <- f.db.Server(ctx, rep.OrgID, func(tx syncengine.Tx) error {
+		aDone <- f.db.Server(ctx, rep.OrgID, func(tx engine.Tx) error {
 			vs, err := tx.NextVersions(ctx, 1)
 			if err != nil {
 				return err
 			}
-			rec := &syncengine.Record{ID: visitA, Version: vs[0], CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+			rec := &engine.Record{ID: visitA, Version: vs[0], CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 				Values: map[string]any{"account_id": account, "kind": "unscheduled", "status": "completed", "outcome": "none", "referrals": int64(0),
 					"notes": "written by the slow transaction A", "rep_id": rep.UserID, "team_id": *rep.TeamID}}
-			if err := tx.Save(ctx, syncengine.Visits(), []*syncengine.Record{rec}); err != nil {
+			if err := tx.Save(ctx, engine.Visits(), []*engine.Record{rec}); err != nil {
 				return err
 			}
 			written <- vs[0]
@@ -292,13 +292,13 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	}()
 	// 2. Push B through the engine: it commits, with a higher version.
 	visitB := uuid.New()
-	res, err := f.en.Push(ctx, rep, []syncengine.Mutation{{Seq: 1, Entity: "visits", ID: visitB, Op: syncengine.OpUpsert,
-		HLC: syncengine.HLC{MS: now.UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account, "notes": "pushed while A is open"})}})
+	res, err := f.en.Push(ctx, rep, []engine.Mutation{{Seq: 1, Entity: "visits", ID: visitB, Op: engine.OpUpsert,
+		HLC: engine.HLC{MS: now.UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account, "notes": "pushed while A is open"})}})
 	if err != nil {
 		t.Fatalf("push B: %v", err)
 	}
 	vB := res.Results[0].Version
-	if res.Results[0].Status != syncengine.StatusApplied || vB <= vA {
+	if res.Results[0].Status != engine.StatusApplied || vB <= vA {
 		t.Fatalf("push B: %s version %d; want applied with a version above A's %d", res.Results[0].Status, vB, vA)
 	}
 
@@ -327,7 +327,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	for _, c := range page.Changes {
 		t.Errorf("pull while A is open returned %s %s (version %d); want nothing past A", c.Entity.Name, c.Record.ID, c.Pos.Version)
 	}
-	pos, ok := syncengine.DecodeCursor(admin, page.Cursor)
+	pos, ok := engine.DecodeCursor(admin, page.Cursor)
 	if !ok {
 		t.Fatal("cursor does not decode")
 	}
@@ -341,7 +341,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	if err := f.db.Gorm().Raw(`SELECT txid FROM sync_changes WHERE org_id = ? AND record_id = ?`, rep.OrgID, visitA).Row().Scan(&txidA); err != nil {
 		t.Fatalf("A's feed row: %v", err)
 	}
-	if !positionAfter(syncengine.Position{Txid: txidA, Version: vA}, pos) {
+	if !positionAfter(engine.Position{Txid: txidA, Version: vA}, pos) {
 		t.Fatalf("the pull while A was open moved the cursor to %+v, at or past A's position {Txid:%d Version:%d}", pos, txidA, vA)
 	}
 	// The version-only cursor, now at vB, never returns A.
@@ -393,14 +393,14 @@ func TestPullIsNotHeldBackByUnrelatedTransactions(t *testing.T) {
 	}
 	written, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		done <- f.db.Server(ctx, other.ID, func(tx syncengine.Tx) error {
+		done <- f.db.Server(ctx, other.ID, func(tx engine.Tx) error {
 			vs, err := tx.NextVersions(ctx, 1)
 			if err != nil {
 				return err
 			}
-			acc := &syncengine.Record{ID: uuid.New(), Version: vs[0], CreatedAt: now, UpdatedAt: now, Clocks: map[string]syncengine.FieldClock{},
+			acc := &engine.Record{ID: uuid.New(), Version: vs[0], CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 				Values: map[string]any{"name": "Slow Hardware", "name_key": "slow hardware", "status": "customer", "team_id": team.ID}}
-			if err := tx.Save(ctx, syncengine.Accounts(), []*syncengine.Record{acc}); err != nil {
+			if err := tx.Save(ctx, engine.Accounts(), []*engine.Record{acc}); err != nil {
 				return err
 			}
 			close(written)
@@ -429,9 +429,9 @@ func TestPullIsNotHeldBackByUnrelatedTransactions(t *testing.T) {
 	}
 
 	visit := uuid.New()
-	res := f.push(rep, syncengine.Mutation{Seq: 1, Entity: "visits", ID: visit, Op: syncengine.OpUpsert,
-		HLC: syncengine.HLC{MS: now.UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account})})
-	if res.Results[0].Status != syncengine.StatusApplied {
+	res := f.push(rep, engine.Mutation{Seq: 1, Entity: "visits", ID: visit, Op: engine.OpUpsert,
+		HLC: engine.HLC{MS: now.UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account})})
+	if res.Results[0].Status != engine.StatusApplied {
 		t.Fatalf("push: %+v", res.Results[0])
 	}
 	page, err := f.en.Pull(ctx, admin, cursor, 100)

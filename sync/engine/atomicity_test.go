@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // errInjected is the failure faultyStore injects.
@@ -22,23 +22,23 @@ var errInjected = errors.New("injected storage failure")
 // failAt-th call (1-based) of the method named fail returns err, after the
 // calls before it really wrote inside the transaction.
 type faultyStore struct {
-	syncengine.Store
+	engine.Store
 	fail   string // "Push" fails before any transaction
 	failAt int
 	err    error
 }
 
-func (s *faultyStore) Push(ctx context.Context, p models.Principal, keys []syncengine.Key, fn func(syncengine.Tx) error) error {
+func (s *faultyStore) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
 	if s.fail == "Push" {
 		return s.err
 	}
-	return s.Store.Push(ctx, p, keys, func(tx syncengine.Tx) error {
+	return s.Store.Push(ctx, p, keys, func(tx engine.Tx) error {
 		return fn(&faultyTx{Tx: tx, s: s, calls: map[string]int{}})
 	})
 }
 
 type faultyTx struct {
-	syncengine.Tx
+	engine.Tx
 	s     *faultyStore
 	calls map[string]int
 }
@@ -52,21 +52,21 @@ func (t *faultyTx) fault(op string) error {
 	return nil
 }
 
-func (t *faultyTx) Save(ctx context.Context, e *syncengine.Entity, recs []*syncengine.Record) error {
+func (t *faultyTx) Save(ctx context.Context, e *engine.Entity, recs []*engine.Record) error {
 	if err := t.fault("Save"); err != nil {
 		return err
 	}
 	return t.Tx.Save(ctx, e, recs)
 }
 
-func (t *faultyTx) SaveConflicts(ctx context.Context, cs []syncengine.ConflictRecord) error {
+func (t *faultyTx) SaveConflicts(ctx context.Context, cs []engine.ConflictRecord) error {
 	if err := t.fault("SaveConflicts"); err != nil {
 		return err
 	}
 	return t.Tx.SaveConflicts(ctx, cs)
 }
 
-func (t *faultyTx) SaveRejections(ctx context.Context, rs []syncengine.Rejection) error {
+func (t *faultyTx) SaveRejections(ctx context.Context, rs []engine.Rejection) error {
 	if err := t.fault("SaveRejections"); err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (t *faultyTx) SetLastSeq(ctx context.Context, seq int64) error {
 	return t.Tx.SetLastSeq(ctx, seq)
 }
 
-func (t *faultyTx) Find(ctx context.Context, e *syncengine.Entity, where map[string]any) ([]*syncengine.Record, error) {
+func (t *faultyTx) Find(ctx context.Context, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
 	if err := t.fault("Find"); err != nil {
 		return nil, err
 	}
@@ -90,24 +90,24 @@ func (t *faultyTx) Find(ctx context.Context, e *syncengine.Entity, where map[str
 // atomicBatch is a push that writes two accounts and a visit, merges a
 // stale edit (a conflict) and has one mutation rejected: every kind of
 // write a push makes.
-func atomicBatch(t *testing.T, f *syncFixture, p models.Principal) (muts []syncengine.Mutation, newAccount, visit, seeded uuid.UUID) {
+func atomicBatch(t *testing.T, f *syncFixture, p models.Principal) (muts []engine.Mutation, newAccount, visit, seeded uuid.UUID) {
 	t.Helper()
 	seeded = f.accountsByTeam()[*p.TeamID][0]
 	newAccount, visit = uuid.New(), uuid.New()
 	ms := f.now().UnixMilli()
-	muts = []syncengine.Mutation{
-		{Seq: 1, Entity: "accounts", ID: newAccount, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms},
+	muts = []engine.Mutation{
+		{Seq: 1, Entity: "accounts", ID: newAccount, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms},
 			Fields: rawFields(t, map[string]any{"name": "Atomic Hardware", "city": "Minneapolis"})},
-		{Seq: 2, Entity: "visits", ID: visit, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms + 1},
+		{Seq: 2, Entity: "visits", ID: visit, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 1},
 			Fields: rawFields(t, map[string]any{"account_id": newAccount, "notes": "first call", "outcome": "meeting",
 				"started_at": f.now().Add(-time.Hour).Format(time.RFC3339)})},
 		// A server-owned field: rejected.
-		{Seq: 3, Entity: "visits", ID: uuid.New(), Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms + 2},
+		{Seq: 3, Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 2},
 			Fields: rawFields(t, map[string]any{"account_id": seeded, "team_id": *p.TeamID})},
-		{Seq: 4, Entity: "accounts", ID: seeded, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms + 3},
+		{Seq: 4, Entity: "accounts", ID: seeded, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 3},
 			Fields: rawFields(t, map[string]any{"notes": "updated by the atomic batch"})},
 		// Stamped before seq 2's notes: loses, and is a conflict.
-		{Seq: 5, Entity: "visits", ID: visit, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms},
+		{Seq: 5, Entity: "visits", ID: visit, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms},
 			Fields: rawFields(t, map[string]any{"notes": "stale notes"})},
 	}
 	return muts, newAccount, visit, seeded
@@ -151,7 +151,7 @@ func TestPushIsAtomic(t *testing.T) {
 			_, cursor := f.pullAll(admin, "", 100)
 			muts, newAccount, visit, seeded := atomicBatch(t, f, rep)
 
-			faulty := syncengine.New(&faultyStore{Store: f.db, fail: tt.fail, failAt: tt.failAt, err: tt.err}, syncengine.Entities(), f.now, nil)
+			faulty := engine.New(&faultyStore{Store: f.db, fail: tt.fail, failAt: tt.failAt, err: tt.err}, engine.Entities(), f.now, nil)
 			_, err := faulty.Push(ctx, rep, muts)
 			if err == nil {
 				t.Fatal("push with a failing store: got no error")
@@ -169,15 +169,15 @@ func TestPushIsAtomic(t *testing.T) {
 			if err != nil {
 				t.Fatalf("retry: %v", err)
 			}
-			want := []string{syncengine.StatusApplied, syncengine.StatusApplied, syncengine.StatusRejected, syncengine.StatusApplied, syncengine.StatusMerged}
+			want := []string{engine.StatusApplied, engine.StatusApplied, engine.StatusRejected, engine.StatusApplied, engine.StatusMerged}
 			if got := statuses(res); !equalStrings(got, want) || res.LastSeq != 5 {
 				t.Fatalf("retry: got %v last_seq %d, want %v last_seq 5", got, res.LastSeq, want)
 			}
-			if code := res.Results[2].Error.Code; code != syncengine.CodeServerOwned {
-				t.Errorf("retry: seq 3 rejected with %q, want %q", code, syncengine.CodeServerOwned)
+			if code := res.Results[2].Error.Code; code != engine.CodeServerOwned {
+				t.Errorf("retry: seq 3 rejected with %q, want %q", code, engine.CodeServerOwned)
 			}
 			changes, cursor := f.pullAll(admin, cursor, 100)
-			got := map[uuid.UUID]*syncengine.Record{}
+			got := map[uuid.UUID]*engine.Record{}
 			for _, c := range changes {
 				got[c.Record.ID] = c.Record
 			}
@@ -199,7 +199,7 @@ func TestPushIsAtomic(t *testing.T) {
 				t.Fatalf("third push: %v", err)
 			}
 			for i, r := range res.Results {
-				if r.Status != syncengine.StatusDuplicate {
+				if r.Status != engine.StatusDuplicate {
 					t.Errorf("third push: seq %d is %s, want duplicate", muts[i].Seq, r.Status)
 				}
 			}
@@ -259,7 +259,7 @@ func assertConflicts(t *testing.T, f *syncFixture, p models.Principal, record uu
 	}
 }
 
-func statuses(res syncengine.PushResult) []string {
+func statuses(res engine.PushResult) []string {
 	out := make([]string, len(res.Results))
 	for i, r := range res.Results {
 		out[i] = r.Status
@@ -291,7 +291,7 @@ func TestSameBatchPushedTwiceAtOnce(t *testing.T) {
 		var (
 			start   = make(chan struct{})
 			wg      sync.WaitGroup
-			results [2]syncengine.PushResult
+			results [2]engine.PushResult
 			errs    [2]error
 		)
 		for i := range 2 {
@@ -309,8 +309,8 @@ func TestSameBatchPushedTwiceAtOnce(t *testing.T) {
 				t.Fatalf("round %d: push %d: %v", round, i, err)
 			}
 		}
-		applied := []string{syncengine.StatusApplied, syncengine.StatusApplied, syncengine.StatusRejected, syncengine.StatusApplied, syncengine.StatusMerged}
-		dup := []string{syncengine.StatusDuplicate, syncengine.StatusDuplicate, syncengine.StatusDuplicate, syncengine.StatusDuplicate, syncengine.StatusDuplicate}
+		applied := []string{engine.StatusApplied, engine.StatusApplied, engine.StatusRejected, engine.StatusApplied, engine.StatusMerged}
+		dup := []string{engine.StatusDuplicate, engine.StatusDuplicate, engine.StatusDuplicate, engine.StatusDuplicate, engine.StatusDuplicate}
 		a, b := statuses(results[0]), statuses(results[1])
 		if !(equalStrings(a, applied) && equalStrings(b, dup)) && !(equalStrings(a, dup) && equalStrings(b, applied)) {
 			t.Fatalf("round %d: got %v and %v; want one push %v and the other all duplicates", round, a, b, applied)
@@ -324,7 +324,7 @@ func TestSameBatchPushedTwiceAtOnce(t *testing.T) {
 		assertConflicts(t, f, admin, visit, 1)
 		// The visit's stored version is the one the applying push reported.
 		win := results[0]
-		if win.Results[0].Status == syncengine.StatusDuplicate {
+		if win.Results[0].Status == engine.StatusDuplicate {
 			win = results[1]
 		}
 		if rec := f.snapshotRecord(admin, "visits", visit); rec == nil || rec.Version != win.Results[1].Version {
@@ -334,10 +334,10 @@ func TestSameBatchPushedTwiceAtOnce(t *testing.T) {
 }
 
 // snapshotRecord pulls everything p sees and returns one record, or nil.
-func (f *syncFixture) snapshotRecord(p models.Principal, entity string, id uuid.UUID) *syncengine.Record {
+func (f *syncFixture) snapshotRecord(p models.Principal, entity string, id uuid.UUID) *engine.Record {
 	f.t.Helper()
 	changes, _ := f.pullAll(p, "", 500)
-	var out *syncengine.Record
+	var out *engine.Record
 	for _, c := range changes {
 		if c.Entity.Name == entity && c.Record.ID == id {
 			out = c.Record
@@ -380,17 +380,17 @@ func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 				}
 				pushes := []struct {
 					p   models.Principal
-					mut syncengine.Mutation
+					mut engine.Mutation
 				}{
-					{p1, syncengine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms}, Fields: rawFields(t, f1)}},
+					{p1, engine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms}, Fields: rawFields(t, f1)}},
 					// Stamped later, so its outcome beats the default the
 					// first device's create stamps when it lands first.
-					{p2, syncengine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: syncengine.OpUpsert, HLC: syncengine.HLC{MS: ms + 1}, Fields: rawFields(t, f2)}},
+					{p2, engine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 1}, Fields: rawFields(t, f2)}},
 				}
 				var (
 					start = make(chan struct{})
 					wg    sync.WaitGroup
-					res   [2]syncengine.PushResult
+					res   [2]engine.PushResult
 					errs  [2]error
 				)
 				for i, ps := range pushes {
@@ -398,7 +398,7 @@ func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						<-start
-						res[i], errs[i] = f.en.Push(ctx, ps.p, []syncengine.Mutation{ps.mut})
+						res[i], errs[i] = f.en.Push(ctx, ps.p, []engine.Mutation{ps.mut})
 					}()
 				}
 				close(start)
@@ -407,7 +407,7 @@ func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 					if errs[i] != nil {
 						t.Fatalf("round %d: push %d: %v", round, i, errs[i])
 					}
-					if s := res[i].Results[0].Status; s != syncengine.StatusApplied && s != syncengine.StatusMerged {
+					if s := res[i].Results[0].Status; s != engine.StatusApplied && s != engine.StatusMerged {
 						t.Fatalf("round %d: push %d: %s %+v", round, i, s, res[i].Results[0].Error)
 					}
 				}

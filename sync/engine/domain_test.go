@@ -1,4 +1,4 @@
-package sync_test
+package engine_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/store/storetest"
-	syncengine "github.com/fieldsync/fieldsync/sync"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The field-sales domain (issue 4) driven through the engine: pushes as
@@ -34,8 +34,8 @@ type dom struct {
 	seqs  map[uuid.UUID]int64         // last seq per device
 	hlc   *int64                      // the last HLC counter handed out
 	teams map[string]uuid.UUID        // North, South
-	north []*syncengine.Record        // North's accounts by name
-	south []*syncengine.Record
+	north []*engine.Record            // North's accounts by name
+	south []*engine.Record
 }
 
 var domEmails = map[string]string{
@@ -76,7 +76,7 @@ func (d *dom) addUser(name, email string) models.Principal {
 
 func (d *dom) id(name string) uuid.UUID { return d.users[name].UserID }
 
-func (d *dom) accounts(team string) []*syncengine.Record {
+func (d *dom) accounts(team string) []*engine.Record {
 	d.t.Helper()
 	recs, err := d.en.Find(d.ctx, d.users["admin"], "accounts", map[string]any{"team_id": d.teams[team]})
 	if err != nil {
@@ -91,17 +91,17 @@ func (d *dom) accounts(team string) []*syncengine.Record {
 
 // mutation builders: push numbers and stamps them.
 
-func upsertM(t testing.TB, entity string, id uuid.UUID, fields map[string]any) syncengine.Mutation {
-	return syncengine.Mutation{Entity: entity, ID: id, Op: syncengine.OpUpsert, Fields: rawFields(t, fields)}
+func upsertM(t testing.TB, entity string, id uuid.UUID, fields map[string]any) engine.Mutation {
+	return engine.Mutation{Entity: entity, ID: id, Op: engine.OpUpsert, Fields: rawFields(t, fields)}
 }
 
-func deleteM(entity string, id uuid.UUID) syncengine.Mutation {
-	return syncengine.Mutation{Entity: entity, ID: id, Op: syncengine.OpDelete}
+func deleteM(entity string, id uuid.UUID) engine.Mutation {
+	return engine.Mutation{Entity: entity, ID: id, Op: engine.OpDelete}
 }
 
 // push pushes muts as who from their device, numbering them after the
 // device's last seq and stamping them with the server's clock.
-func (d *dom) push(who string, muts ...syncengine.Mutation) []syncengine.Result {
+func (d *dom) push(who string, muts ...engine.Mutation) []engine.Result {
 	d.t.Helper()
 	p, ok := d.users[who]
 	if !ok {
@@ -111,9 +111,9 @@ func (d *dom) push(who string, muts ...syncengine.Mutation) []syncengine.Result 
 		d.seqs[p.DeviceID]++
 		*d.hlc++
 		muts[i].Seq = d.seqs[p.DeviceID]
-		muts[i].HLC = syncengine.HLC{MS: d.now().UnixMilli(), Counter: *d.hlc}
+		muts[i].HLC = engine.HLC{MS: d.now().UnixMilli(), Counter: *d.hlc}
 	}
-	if err := d.en.CheckBatch(syncengine.SchemaVersion, muts); err != nil {
+	if err := d.en.CheckBatch(engine.SchemaVersion, muts); err != nil {
 		d.t.Fatalf("push as %s: %v", who, err)
 	}
 	res, err := d.en.Push(d.ctx, p, muts)
@@ -123,7 +123,7 @@ func (d *dom) push(who string, muts ...syncengine.Mutation) []syncengine.Result 
 	return res.Results
 }
 
-func (d *dom) pushOne(who string, m syncengine.Mutation) syncengine.Result {
+func (d *dom) pushOne(who string, m engine.Mutation) engine.Result {
 	d.t.Helper()
 	return d.push(who, m)[0]
 }
@@ -144,18 +144,18 @@ func (d *dom) create(who, entity string, fields map[string]any) uuid.UUID {
 
 // wantResult requires r applied (or merged) when code is "", else rejected
 // with that code.
-func wantResult(t testing.TB, r syncengine.Result, code string) {
+func wantResult(t testing.TB, r engine.Result, code string) {
 	t.Helper()
 	switch {
-	case code == "" && r.Status != syncengine.StatusApplied && r.Status != syncengine.StatusMerged:
+	case code == "" && r.Status != engine.StatusApplied && r.Status != engine.StatusMerged:
 		t.Fatalf("seq %d: %s %+v, want applied", r.Seq, r.Status, r.Error)
-	case code != "" && (r.Status != syncengine.StatusRejected || r.Error == nil || r.Error.Code != code):
+	case code != "" && (r.Status != engine.StatusRejected || r.Error == nil || r.Error.Code != code):
 		t.Fatalf("seq %d: %s %+v, want rejected %s", r.Seq, r.Status, r.Error, code)
 	}
 }
 
 // rec returns a live record as an admin sees it.
-func (d *dom) rec(entity string, id uuid.UUID) *syncengine.Record {
+func (d *dom) rec(entity string, id uuid.UUID) *engine.Record {
 	d.t.Helper()
 	r, err := d.en.Get(d.ctx, d.users["admin"], entity, id)
 	if err != nil {
@@ -164,7 +164,7 @@ func (d *dom) rec(entity string, id uuid.UUID) *syncengine.Record {
 	return r
 }
 
-func (d *dom) find(entity string, where map[string]any) []*syncengine.Record {
+func (d *dom) find(entity string, where map[string]any) []*engine.Record {
 	d.t.Helper()
 	recs, err := d.en.Find(d.ctx, d.users["admin"], entity, where)
 	if err != nil {
@@ -175,7 +175,7 @@ func (d *dom) find(entity string, where map[string]any) []*syncengine.Record {
 
 // server runs fn as a server unit of work acting as who ("" for the
 // scheduler).
-func (d *dom) server(who string, fn func(c *syncengine.Context) error) error {
+func (d *dom) server(who string, fn func(c *engine.Context) error) error {
 	p := models.Principal{OrgID: d.org}
 	if who != "" {
 		p = d.users[who]
@@ -186,15 +186,15 @@ func (d *dom) server(who string, fn func(c *syncengine.Context) error) error {
 // tick runs the scheduled rules once, as the scheduler does.
 func (d *dom) tick() {
 	d.t.Helper()
-	if err := d.server("", syncengine.Tick); err != nil {
+	if err := d.server("", engine.Tick); err != nil {
 		d.t.Fatalf("tick: %v", err)
 	}
 }
 
-func (d *dom) createContest(who string, in syncengine.ContestInput) (*syncengine.Record, error) {
-	var out *syncengine.Record
-	err := d.server(who, func(c *syncengine.Context) error {
-		r, err := syncengine.CreateContest(c, in)
+func (d *dom) createContest(who string, in engine.ContestInput) (*engine.Record, error) {
+	var out *engine.Record
+	err := d.server(who, func(c *engine.Context) error {
+		r, err := engine.CreateContest(c, in)
 		out = r
 		return err
 	})
@@ -204,7 +204,7 @@ func (d *dom) createContest(who string, in syncengine.ContestInput) (*syncengine
 	return out, nil
 }
 
-func (d *dom) mustContest(who string, in syncengine.ContestInput) uuid.UUID {
+func (d *dom) mustContest(who string, in engine.ContestInput) uuid.UUID {
 	d.t.Helper()
 	r, err := d.createContest(who, in)
 	if err != nil {
@@ -213,29 +213,29 @@ func (d *dom) mustContest(who string, in syncengine.ContestInput) uuid.UUID {
 	return r.ID
 }
 
-func (d *dom) updateContest(who string, id uuid.UUID, in syncengine.ContestInput) error {
-	return d.server(who, func(c *syncengine.Context) error {
-		_, err := syncengine.UpdateContest(c, id, in)
+func (d *dom) updateContest(who string, id uuid.UUID, in engine.ContestInput) error {
+	return d.server(who, func(c *engine.Context) error {
+		_, err := engine.UpdateContest(c, id, in)
 		return err
 	})
 }
 
 // contestIn is an organisation-wide contest over [start, end) with rules.
-func contestIn(name string, start, end time.Time, rules *models.ScoringRules) syncengine.ContestInput {
-	return syncengine.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end, Rules: rules}
+func contestIn(name string, start, end time.Time, rules *models.ScoringRules) engine.ContestInput {
+	return engine.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end, Rules: rules}
 }
 
 // standings returns a contest's standings by short user name.
-func (d *dom) standings(contest uuid.UUID) map[string]*syncengine.Record {
+func (d *dom) standings(contest uuid.UUID) map[string]*engine.Record {
 	d.t.Helper()
-	out := map[string]*syncengine.Record{}
+	out := map[string]*engine.Record{}
 	for _, r := range d.find("standings", map[string]any{"contest_id": contest}) {
 		out[d.names[*r.UUIDValue("rep_id")]] = r
 	}
 	return out
 }
 
-func num(r *syncengine.Record, field string) float64 {
+func num(r *engine.Record, field string) float64 {
 	switch v := r.Values[field].(type) {
 	case float64:
 		return v
@@ -246,7 +246,7 @@ func num(r *syncengine.Record, field string) float64 {
 }
 
 // entries returns a rep's ledger in a contest, oldest first.
-func (d *dom) entries(contest uuid.UUID, rep string) []*syncengine.Record {
+func (d *dom) entries(contest uuid.UUID, rep string) []*engine.Record {
 	d.t.Helper()
 	recs := d.find("score_entries", map[string]any{"contest_id": contest, "rep_id": d.id(rep)})
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Version < recs[j].Version })
@@ -255,7 +255,7 @@ func (d *dom) entries(contest uuid.UUID, rep string) []*syncengine.Record {
 
 // ledgerTotal sums a rep's ledger: outcome points, activity points, value
 // and cost.
-func ledgerTotal(es []*syncengine.Record) (outcome, activity float64, value, cost int64) {
+func ledgerTotal(es []*engine.Record) (outcome, activity float64, value, cost int64) {
 	for _, e := range es {
 		if e.StringValue("kind") == models.KindOutcome {
 			outcome += num(e, "points")
@@ -291,14 +291,14 @@ func (d *dom) wantStanding(contest uuid.UUID, rep string, outcome, activity floa
 }
 
 // at places a point metres north and east of an account.
-func at(acct *syncengine.Record, north, east float64) (lat, lng float64) {
+func at(acct *engine.Record, north, east float64) (lat, lng float64) {
 	lat, lng = *acct.FloatValue("lat"), *acct.FloatValue("lng")
 	return lat + north/111195.0, lng + east/(111195.0*math.Cos(lat*math.Pi/180))
 }
 
 // visitFields is a completed unscheduled call of 20 minutes, checked in at
 // the account with a good fix; extra overrides fields (nil drops one).
-func visitFields(acct *syncengine.Record, start time.Time, extra map[string]any) map[string]any {
+func visitFields(acct *engine.Record, start time.Time, extra map[string]any) map[string]any {
 	lat, lng := at(acct, 0, 0)
 	f := map[string]any{
 		"account_id": acct.ID, "kind": "unscheduled", "status": "completed", "outcome": "none",
@@ -316,11 +316,11 @@ func visitFields(acct *syncengine.Record, start time.Time, extra map[string]any)
 }
 
 // farApart returns two accounts of a team at least minM apart.
-func farApart(t testing.TB, accts []*syncengine.Record, minM float64) (*syncengine.Record, *syncengine.Record) {
+func farApart(t testing.TB, accts []*engine.Record, minM float64) (*engine.Record, *engine.Record) {
 	t.Helper()
 	for _, a := range accts {
 		for _, b := range accts {
-			if syncengine.DistanceM(*a.FloatValue("lat"), *a.FloatValue("lng"), *b.FloatValue("lat"), *b.FloatValue("lng")) >= minM {
+			if engine.DistanceM(*a.FloatValue("lat"), *a.FloatValue("lng"), *b.FloatValue("lat"), *b.FloatValue("lng")) >= minM {
 				return a, b
 			}
 		}
@@ -330,12 +330,12 @@ func farApart(t testing.TB, accts []*syncengine.Record, minM float64) (*syncengi
 }
 
 // pulledKeys pulls everything p may see and returns the live records' keys.
-func (d *dom) pulledKeys(p models.Principal) map[syncengine.Key]bool {
+func (d *dom) pulledKeys(p models.Principal) map[engine.Key]bool {
 	d.t.Helper()
 	changes, _ := d.pullAll(p, "", 500)
-	out := map[syncengine.Key]bool{}
+	out := map[engine.Key]bool{}
 	for _, c := range changes {
-		k := syncengine.Key{Entity: c.Entity.Name, ID: c.Record.ID}
+		k := engine.Key{Entity: c.Entity.Name, ID: c.Record.ID}
 		if c.Record.Deleted {
 			delete(out, k)
 		} else {
@@ -392,17 +392,17 @@ func TestRideAlongCreate(t *testing.T) {
 			fields:  map[string]any{"rep_id": d.id("rep2"), "mode": "next_unscheduled", "scheduled_for": now.Add(24 * time.Hour)},
 			wantRep: "rep2", wantManager: "m1", wantBy: "manager"},
 		{name: "manager flags a rep of another team", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep4"), "mode": "next_unscheduled"}, wantCode: syncengine.CodeForbidden, wantField: "rep_id"},
+			fields: map[string]any{"rep_id": d.id("rep4"), "mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "manager of the other team flags a North rep", who: "m2",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"}, wantCode: syncengine.CodeForbidden, wantField: "rep_id"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "manager flags another manager", who: "m1",
-			fields: map[string]any{"rep_id": d.id("m2"), "mode": "next_unscheduled"}, wantCode: syncengine.CodeForbidden, wantField: "rep_id"},
+			fields: map[string]any{"rep_id": d.id("m2"), "mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "manager flags themselves", who: "m1",
-			fields: map[string]any{"rep_id": d.id("m1"), "mode": "next_unscheduled"}, wantCode: syncengine.CodeForbidden, wantField: "rep_id"},
+			fields: map[string]any{"rep_id": d.id("m1"), "mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "a manager in the team who does not manage it", who: "deputy",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"}, wantCode: syncengine.CodeForbidden, wantField: "rep_id"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "manager names no rep", who: "m1",
-			fields: map[string]any{"mode": "next_unscheduled"}, wantCode: syncengine.CodeMissingRequired, wantField: "rep_id"},
+			fields: map[string]any{"mode": "next_unscheduled"}, wantCode: engine.CodeMissingRequired, wantField: "rep_id"},
 		{name: "rep requests a ride-along from their own manager", who: "rep1",
 			fields:  map[string]any{"mode": "next_unscheduled", "note": "help me with walk-ins"},
 			wantRep: "rep1", wantManager: "m1", wantBy: "rep"},
@@ -410,29 +410,29 @@ func TestRideAlongCreate(t *testing.T) {
 			fields:  map[string]any{"rep_id": d.id("rep3"), "mode": "next_unscheduled"},
 			wantRep: "rep3", wantManager: "m1", wantBy: "rep"},
 		{name: "rep requests for another rep", who: "rep1",
-			fields: map[string]any{"rep_id": d.id("rep2"), "mode": "next_unscheduled"}, wantCode: syncengine.CodeForbidden, wantField: "rep_id"},
+			fields: map[string]any{"rep_id": d.id("rep2"), "mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "rep picks another manager", who: "rep1",
-			fields: map[string]any{"mode": "next_unscheduled", "manager_id": d.id("m2")}, wantCode: syncengine.CodeServerOwned, wantField: "manager_id"},
+			fields: map[string]any{"mode": "next_unscheduled", "manager_id": d.id("m2")}, wantCode: engine.CodeServerOwned, wantField: "manager_id"},
 		{name: "rep of a team without a manager", who: "lone",
-			fields: map[string]any{"mode": "next_unscheduled"}, wantCode: syncengine.CodeForbidden, wantField: "rep_id"},
+			fields: map[string]any{"mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "admin flags a rep", who: "admin",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"}, wantCode: syncengine.CodeForbidden, wantField: "rep_id"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "created already accepted", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "status": "accepted"}, wantCode: syncengine.CodeInvalidTransition, wantField: "status"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "status": "accepted"}, wantCode: engine.CodeInvalidTransition, wantField: "status"},
 		{name: "client claims joint verification", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "joint_verified": true}, wantCode: syncengine.CodeServerOwned, wantField: "joint_verified"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "joint_verified": true}, wantCode: engine.CodeServerOwned, wantField: "joint_verified"},
 		{name: "client says who requested", who: "rep1",
-			fields: map[string]any{"mode": "next_unscheduled", "requested_by": "manager"}, wantCode: syncengine.CodeServerOwned, wantField: "requested_by"},
+			fields: map[string]any{"mode": "next_unscheduled", "requested_by": "manager"}, wantCode: engine.CodeServerOwned, wantField: "requested_by"},
 		{name: "client sets completed_at", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "completed_at": now}, wantCode: syncengine.CodeServerOwned, wantField: "completed_at"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "completed_at": now}, wantCode: engine.CodeServerOwned, wantField: "completed_at"},
 		{name: "planned visit mode without a visit", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "visit"}, wantCode: syncengine.CodeMissingRequired, wantField: "visit_id"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "visit"}, wantCode: engine.CodeMissingRequired, wantField: "visit_id"},
 		{name: "visit of another rep", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "visit", "visit_id": rep2Visit}, wantCode: syncengine.CodeInvalidValue, wantField: "visit_id"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "visit", "visit_id": rep2Visit}, wantCode: engine.CodeInvalidValue, wantField: "visit_id"},
 		{name: "next unscheduled call bound by the client", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "visit_id": rep1Visit}, wantCode: syncengine.CodeForbidden, wantField: "visit_id"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "visit_id": rep1Visit}, wantCode: engine.CodeForbidden, wantField: "visit_id"},
 		{name: "unknown mode", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "whenever"}, wantCode: syncengine.CodeInvalidValue, wantField: "mode"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "whenever"}, wantCode: engine.CodeInvalidValue, wantField: "mode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -489,7 +489,7 @@ func (f *rideFixture) sub(t *testing.T) *rideFixture {
 	return &rideFixture{dom: f.dom.sub(t), doneVisit: f.doneVisit}
 }
 
-func (f *rideFixture) move(who string, id uuid.UUID, status string) syncengine.Result {
+func (f *rideFixture) move(who string, id uuid.UUID, status string) engine.Result {
 	f.t.Helper()
 	return f.pushOne(who, upsertM(f.t, "ride_alongs", id, map[string]any{"status": status}))
 }
@@ -515,19 +515,19 @@ func TestRideAlongTransitionRoles(t *testing.T) {
 	}{
 		{name: "rep accepts the manager's flag", by: "manager", who: "rep1", to: "accepted", wantStatus: "accepted"},
 		{name: "rep declines the manager's flag", by: "manager", who: "rep1", to: "declined", wantStatus: "declined"},
-		{name: "manager accepts their own flag", by: "manager", who: "m1", to: "accepted", wantCode: syncengine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the rep may accept"},
-		{name: "manager declines their own flag", by: "manager", who: "m1", to: "declined", wantCode: syncengine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the rep may decline"},
+		{name: "manager accepts their own flag", by: "manager", who: "m1", to: "accepted", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the rep may accept"},
+		{name: "manager declines their own flag", by: "manager", who: "m1", to: "declined", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the rep may decline"},
 		{name: "manager accepts the rep's request", by: "rep", who: "m1", to: "accepted", wantStatus: "accepted"},
 		{name: "manager declines the rep's request", by: "rep", who: "m1", to: "declined", wantStatus: "declined"},
-		{name: "rep accepts their own request", by: "rep", who: "rep1", to: "accepted", wantCode: syncengine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the manager may accept"},
-		{name: "rep declines their own request", by: "rep", who: "rep1", to: "declined", wantCode: syncengine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the manager may decline"},
+		{name: "rep accepts their own request", by: "rep", who: "rep1", to: "accepted", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the manager may accept"},
+		{name: "rep declines their own request", by: "rep", who: "rep1", to: "declined", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the manager may decline"},
 		{name: "manager cancels a flag", by: "manager", who: "m1", to: "cancelled", wantStatus: "cancelled"},
 		{name: "rep cancels a flag", by: "manager", who: "rep1", to: "cancelled", wantStatus: "cancelled"},
 		{name: "rep withdraws a request by cancelling", by: "rep", who: "rep1", to: "cancelled", wantStatus: "cancelled"},
-		{name: "a client expires a ride-along", by: "manager", who: "m1", to: "expired", wantCode: syncengine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the server expires"},
-		{name: "another rep of the team accepts", by: "manager", who: "rep2", to: "accepted", wantCode: syncengine.CodeNotFound, wantStatus: "requested"},
-		{name: "the other team's manager cancels", by: "manager", who: "m2", to: "cancelled", wantCode: syncengine.CodeNotFound, wantStatus: "requested"},
-		{name: "an admin cancels someone else's ride-along", by: "rep", who: "admin", to: "cancelled", wantCode: syncengine.CodeForbidden, wantStatus: "requested"},
+		{name: "a client expires a ride-along", by: "manager", who: "m1", to: "expired", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the server expires"},
+		{name: "another rep of the team accepts", by: "manager", who: "rep2", to: "accepted", wantCode: engine.CodeNotFound, wantStatus: "requested"},
+		{name: "the other team's manager cancels", by: "manager", who: "m2", to: "cancelled", wantCode: engine.CodeNotFound, wantStatus: "requested"},
+		{name: "an admin cancels someone else's ride-along", by: "rep", who: "admin", to: "cancelled", wantCode: engine.CodeForbidden, wantStatus: "requested"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -562,7 +562,7 @@ func TestRideAlongStateMachine(t *testing.T) {
 		"completed":                 {{"rep1", "accepted"}, {"m1", "completed"}},
 		"expired":                   nil, // by the scheduler, below
 	}
-	ok, refused := "", syncengine.CodeInvalidTransition
+	ok, refused := "", engine.CodeInvalidTransition
 	tests := []struct {
 		name     string
 		from, to string
@@ -692,7 +692,7 @@ func TestRideAlongConcurrentTransitions(t *testing.T) {
 					return
 				}
 				// The loser arrived second: rejected, and told why.
-				wantResult(t, r2, syncengine.CodeInvalidTransition)
+				wantResult(t, r2, engine.CodeInvalidTransition)
 				wantMsg := fmt.Sprintf("already %s; it cannot become %s", tt.winner, second.to)
 				if !strings.Contains(r2.Error.Message, wantMsg) {
 					t.Errorf("loser told %q, want %q", r2.Error.Message, wantMsg)
@@ -704,7 +704,7 @@ func TestRideAlongConcurrentTransitions(t *testing.T) {
 				}
 				found := false
 				for _, rj := range res.Rejections {
-					found = found || (rj.RecordID == id && rj.Code == syncengine.CodeInvalidTransition && rj.Seq == r2.Seq)
+					found = found || (rj.RecordID == id && rj.Code == engine.CodeInvalidTransition && rj.Seq == r2.Seq)
 				}
 				if !found {
 					t.Errorf("the loser's pull lists rejections %+v, want its seq %d", res.Rejections, r2.Seq)
@@ -740,36 +740,36 @@ func TestRideAlongWithdrawAndEdits(t *testing.T) {
 		name     string
 		setup    []string // statuses moved to first (rep1 accepts, m1 the rest)
 		who      string
-		m        func(id uuid.UUID) syncengine.Mutation
+		m        func(id uuid.UUID) engine.Mutation
 		wantCode string
 	}{
-		{name: "manager withdraws a requested flag", who: "m1", m: func(id uuid.UUID) syncengine.Mutation { return deleteM("ride_alongs", id) }},
-		{name: "rep deletes a requested flag", who: "rep1", m: func(id uuid.UUID) syncengine.Mutation { return deleteM("ride_alongs", id) }},
+		{name: "manager withdraws a requested flag", who: "m1", m: func(id uuid.UUID) engine.Mutation { return deleteM("ride_alongs", id) }},
+		{name: "rep deletes a requested flag", who: "rep1", m: func(id uuid.UUID) engine.Mutation { return deleteM("ride_alongs", id) }},
 		{name: "an accepted ride-along is cancelled, not deleted", setup: []string{"accepted"}, who: "m1",
-			m: func(id uuid.UUID) syncengine.Mutation { return deleteM("ride_alongs", id) }, wantCode: syncengine.CodeForbidden},
-		{name: "an admin cannot delete it", who: "admin", m: func(id uuid.UUID) syncengine.Mutation { return deleteM("ride_alongs", id) }, wantCode: syncengine.CodeForbidden},
+			m: func(id uuid.UUID) engine.Mutation { return deleteM("ride_alongs", id) }, wantCode: engine.CodeForbidden},
+		{name: "an admin cannot delete it", who: "admin", m: func(id uuid.UUID) engine.Mutation { return deleteM("ride_alongs", id) }, wantCode: engine.CodeForbidden},
 		{name: "mode cannot change", who: "m1",
-			m: func(id uuid.UUID) syncengine.Mutation {
+			m: func(id uuid.UUID) engine.Mutation {
 				return upsertM(f.t, "ride_alongs", id, map[string]any{"mode": "next_unscheduled"})
-			}, wantCode: syncengine.CodeForbidden},
+			}, wantCode: engine.CodeForbidden},
 		{name: "rep_id cannot change", who: "m1",
-			m: func(id uuid.UUID) syncengine.Mutation {
+			m: func(id uuid.UUID) engine.Mutation {
 				return upsertM(f.t, "ride_alongs", id, map[string]any{"rep_id": f.id("rep2")})
-			}, wantCode: syncengine.CodeServerOwned},
+			}, wantCode: engine.CodeServerOwned},
 		{name: "rep cannot reschedule", who: "rep1",
-			m: func(id uuid.UUID) syncengine.Mutation {
+			m: func(id uuid.UUID) engine.Mutation {
 				return upsertM(f.t, "ride_alongs", id, map[string]any{"scheduled_for": f.now().Add(time.Hour)})
-			}, wantCode: syncengine.CodeForbidden},
+			}, wantCode: engine.CodeForbidden},
 		{name: "rep cannot record the manager's check-in", who: "rep1",
-			m: func(id uuid.UUID) syncengine.Mutation {
+			m: func(id uuid.UUID) engine.Mutation {
 				return upsertM(f.t, "ride_alongs", id, map[string]any{"manager_check_in_lat": 44.9, "manager_check_in_lng": -93.2})
-			}, wantCode: syncengine.CodeForbidden},
+			}, wantCode: engine.CodeForbidden},
 		{name: "manager reschedules", who: "m1",
-			m: func(id uuid.UUID) syncengine.Mutation {
+			m: func(id uuid.UUID) engine.Mutation {
 				return upsertM(f.t, "ride_alongs", id, map[string]any{"scheduled_for": f.now().Add(time.Hour), "note": "after lunch"})
 			}},
 		{name: "rep edits the note", who: "rep1",
-			m: func(id uuid.UUID) syncengine.Mutation {
+			m: func(id uuid.UUID) engine.Mutation {
 				return upsertM(f.t, "ride_alongs", id, map[string]any{"note": "bring samples"})
 			}},
 	}
@@ -849,7 +849,7 @@ func TestRideAlongNextUnscheduled(t *testing.T) {
 	unbound := flag()
 	wantResult(t, d.pushOne("rep1", upsertM(t, "ride_alongs", unbound, map[string]any{"status": "accepted"})), "")
 	r := d.pushOne("m1", upsertM(t, "ride_alongs", unbound, map[string]any{"status": "completed"}))
-	wantResult(t, r, syncengine.CodeInvalidTransition)
+	wantResult(t, r, engine.CodeInvalidTransition)
 	if !strings.Contains(r.Error.Message, "only once its visit is completed") {
 		t.Errorf("message %q, want it to explain the visit must be completed", r.Error.Message)
 	}
@@ -907,7 +907,7 @@ func TestRideAlongCompletionMakesDebriefDue(t *testing.T) {
 	d.up("rep1", "ride_alongs", ra, map[string]any{"status": "accepted"})
 
 	r := d.pushOne("m1", upsertM(t, "ride_alongs", ra, map[string]any{"status": "completed"}))
-	wantResult(t, r, syncengine.CodeInvalidTransition)
+	wantResult(t, r, engine.CodeInvalidTransition)
 	if got := d.find("assessments", map[string]any{"ride_along_id": ra}); len(got) != 0 {
 		t.Fatalf("a refused completion made %d assessments", len(got))
 	}
@@ -936,7 +936,7 @@ func TestRideAlongCompletionMakesDebriefDue(t *testing.T) {
 		t.Errorf("%d debriefs after a repeated completion, want 1", n)
 	}
 	// The manager pulls the draft; the rep once it is shared; nobody else.
-	key := syncengine.Key{Entity: "assessments", ID: a.ID}
+	key := engine.Key{Entity: "assessments", ID: a.ID}
 	for who, want := range map[string]bool{"rep1": false, "m1": true, "admin": true, "rep2": false, "m2": false, "rep4": false} {
 		if got := d.pulledKeys(d.users[who])[key]; got != want {
 			t.Errorf("%s pulls the draft debrief: %v, want %v", who, got, want)
@@ -1021,50 +1021,50 @@ func TestAssessments(t *testing.T) {
 	d.up("rep1", "ride_alongs", ra, map[string]any{"status": "accepted"})
 	d.up("m1", "ride_alongs", ra, map[string]any{"status": "completed"})
 	contest := d.mustContest("admin", contestIn("Spring push", d.now().Add(-time.Hour), d.now().Add(7*24*time.Hour), nil))
-	northOnly := d.mustContest("m1", syncengine.ContestInput{Name: ptr("North push"), StartsAt: ptr(d.now().Add(-time.Hour)), EndsAt: ptr(d.now().Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
+	northOnly := d.mustContest("m1", engine.ContestInput{Name: ptr("North push"), StartsAt: ptr(d.now().Add(-time.Hour)), EndsAt: ptr(d.now().Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
 	a := uuid.New()
 	good := `[{"key":"plans_the_call","result":"done_right","note":"clear agenda"},{"key":"asks_for_the_order","result":"done_wrong"}]`
 	steps := []struct {
 		name     string
 		who      string
-		m        syncengine.Mutation
+		m        engine.Mutation
 		wantCode string
 		wantMsg  string
 	}{
-		{name: "rep assesses themselves", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra}), wantCode: syncengine.CodeForbidden},
-		{name: "another team's manager assesses", who: "m2", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra}), wantCode: syncengine.CodeForbidden},
-		{name: "admin assesses a rep", who: "admin", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra}), wantCode: syncengine.CodeForbidden},
-		{name: "manager assesses themselves", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("m1"), "phase": "ride_along", "ride_along_id": ra}), wantCode: syncengine.CodeForbidden},
-		{name: "unknown behaviour key", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "behaviours": rawJSON(`[{"key":"juggles","result":"done_right"}]`)}), wantCode: syncengine.CodeInvalidValue, wantMsg: `"juggles" is not a behaviour`},
-		{name: "behaviour listed twice", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "behaviours": rawJSON(`[{"key":"plans_the_call","result":"done_right"},{"key":"plans_the_call","result":"done_wrong"}]`)}), wantCode: syncengine.CodeInvalidValue},
-		{name: "ride-along phase without the ride-along", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along"}), wantCode: syncengine.CodeMissingRequired},
-		{name: "a ride-along not completed yet", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": open}), wantCode: syncengine.CodeInvalidValue},
-		{name: "another rep's ride-along", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep2"), "phase": "ride_along", "ride_along_id": ra}), wantCode: syncengine.CodeInvalidValue},
-		{name: "a contest the rep is not in", who: "m2", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep4"), "phase": "contest_start", "contest_id": northOnly}), wantCode: syncengine.CodeInvalidValue},
-		{name: "contest phase without the contest", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep1"), "phase": "contest_start"}), wantCode: syncengine.CodeMissingRequired},
-		{name: "client sets the assessor", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "assessor_id": d.id("m1")}), wantCode: syncengine.CodeServerOwned},
-		{name: "client sets the due date", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "due_at": d.now()}), wantCode: syncengine.CodeServerOwned},
+		{name: "rep assesses themselves", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra}), wantCode: engine.CodeForbidden},
+		{name: "another team's manager assesses", who: "m2", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra}), wantCode: engine.CodeForbidden},
+		{name: "admin assesses a rep", who: "admin", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra}), wantCode: engine.CodeForbidden},
+		{name: "manager assesses themselves", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("m1"), "phase": "ride_along", "ride_along_id": ra}), wantCode: engine.CodeForbidden},
+		{name: "unknown behaviour key", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "behaviours": rawJSON(`[{"key":"juggles","result":"done_right"}]`)}), wantCode: engine.CodeInvalidValue, wantMsg: `"juggles" is not a behaviour`},
+		{name: "behaviour listed twice", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "behaviours": rawJSON(`[{"key":"plans_the_call","result":"done_right"},{"key":"plans_the_call","result":"done_wrong"}]`)}), wantCode: engine.CodeInvalidValue},
+		{name: "ride-along phase without the ride-along", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along"}), wantCode: engine.CodeMissingRequired},
+		{name: "a ride-along not completed yet", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": open}), wantCode: engine.CodeInvalidValue},
+		{name: "another rep's ride-along", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep2"), "phase": "ride_along", "ride_along_id": ra}), wantCode: engine.CodeInvalidValue},
+		{name: "a contest the rep is not in", who: "m2", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep4"), "phase": "contest_start", "contest_id": northOnly}), wantCode: engine.CodeInvalidValue},
+		{name: "contest phase without the contest", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep1"), "phase": "contest_start"}), wantCode: engine.CodeMissingRequired},
+		{name: "client sets the assessor", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "assessor_id": d.id("m1")}), wantCode: engine.CodeServerOwned},
+		{name: "client sets the due date", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "due_at": d.now()}), wantCode: engine.CodeServerOwned},
 		{name: "manager drafts the assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "behaviours": rawJSON(good)})},
 		// A draft is the assessor's until shared: the rep cannot see it.
-		{name: "rep edits a draft's behaviours", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: syncengine.CodeNotFound},
-		{name: "rep shares it", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "shared"}), wantCode: syncengine.CodeNotFound},
-		{name: "rep acknowledges a draft", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: syncengine.CodeNotFound},
-		{name: "manager acknowledges for the rep", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: syncengine.CodeInvalidTransition},
-		{name: "manager writes the rep's comment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "agreed"}), wantCode: syncengine.CodeForbidden},
-		{name: "manager moves it to another rep", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep2")}), wantCode: syncengine.CodeForbidden},
-		{name: "another team's manager edits it", who: "m2", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: syncengine.CodeNotFound},
+		{name: "rep edits a draft's behaviours", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: engine.CodeNotFound},
+		{name: "rep shares it", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "shared"}), wantCode: engine.CodeNotFound},
+		{name: "rep acknowledges a draft", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: engine.CodeNotFound},
+		{name: "manager acknowledges for the rep", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: engine.CodeInvalidTransition},
+		{name: "manager writes the rep's comment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "agreed"}), wantCode: engine.CodeForbidden},
+		{name: "manager moves it to another rep", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep2")}), wantCode: engine.CodeForbidden},
+		{name: "another team's manager edits it", who: "m2", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: engine.CodeNotFound},
 		{name: "manager shares it", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "shared"})},
-		{name: "manager acknowledges a shared assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: syncengine.CodeInvalidTransition},
-		{name: "manager cannot delete a shared assessment", who: "m1", m: deleteM("assessments", a), wantCode: syncengine.CodeForbidden},
-		{name: "rep edits the shared behaviours", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: syncengine.CodeForbidden},
+		{name: "manager acknowledges a shared assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: engine.CodeInvalidTransition},
+		{name: "manager cannot delete a shared assessment", who: "m1", m: deleteM("assessments", a), wantCode: engine.CodeForbidden},
+		{name: "rep edits the shared behaviours", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: engine.CodeForbidden},
 		{name: "rep shares it again", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "shared"})}, // no change
-		{name: "manager moves it back to draft", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "draft"}), wantCode: syncengine.CodeInvalidTransition},
-		{name: "rep comments and changes a behaviour", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "fair", "behaviours": rawJSON(`[]`)}), wantCode: syncengine.CodeForbidden},
+		{name: "manager moves it back to draft", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "draft"}), wantCode: engine.CodeInvalidTransition},
+		{name: "rep comments and changes a behaviour", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "fair", "behaviours": rawJSON(`[]`)}), wantCode: engine.CodeForbidden},
 		{name: "rep comments", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "fair; I will ask for the order"})},
 		{name: "rep acknowledges", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"})},
-		{name: "manager edits an acknowledged assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: syncengine.CodeLocked},
-		{name: "rep edits their comment once acknowledged", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "changed my mind"}), wantCode: syncengine.CodeLocked},
-		{name: "manager deletes an acknowledged assessment", who: "m1", m: deleteM("assessments", a), wantCode: syncengine.CodeLocked},
+		{name: "manager edits an acknowledged assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: engine.CodeLocked},
+		{name: "rep edits their comment once acknowledged", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "changed my mind"}), wantCode: engine.CodeLocked},
+		{name: "manager deletes an acknowledged assessment", who: "m1", m: deleteM("assessments", a), wantCode: engine.CodeLocked},
 		{name: "manager drafts a contest-start assessment", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep2"), "phase": "contest_start", "contest_id": contest})},
 	}
 	for _, s := range steps {
@@ -1084,8 +1084,8 @@ func TestAssessments(t *testing.T) {
 	t.Run("the assessor deletes a draft", func(t *testing.T) {
 		d := d.sub(t)
 		id := d.create("m1", "assessments", map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra})
-		wantResult(t, d.pushOne("rep1", deleteM("assessments", id)), syncengine.CodeNotFound)
-		wantResult(t, d.pushOne("admin", deleteM("assessments", id)), syncengine.CodeForbidden)
+		wantResult(t, d.pushOne("rep1", deleteM("assessments", id)), engine.CodeNotFound)
+		wantResult(t, d.pushOne("admin", deleteM("assessments", id)), engine.CodeForbidden)
 		wantResult(t, d.pushOne("m1", deleteM("assessments", id)), "")
 	})
 }
@@ -1105,7 +1105,7 @@ func TestCheckInVerification(t *testing.T) {
 	a := d.north[0]
 	x, y := farApart(t, d.north, 15000)
 	type v struct {
-		acct  *syncengine.Record
+		acct  *engine.Record
 		after time.Duration // from the case's morning
 		extra map[string]any
 		north float64 // check-in metres north of the account
@@ -1131,7 +1131,7 @@ func TestCheckInVerification(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := d.sub(t)
 			morning := syncFixtureStart.Add(-time.Duration(2*(i+1)) * 24 * time.Hour)
-			var muts []syncengine.Mutation
+			var muts []engine.Mutation
 			var ids []uuid.UUID
 			for _, vv := range tt.visits {
 				extra := map[string]any{}
@@ -1188,7 +1188,7 @@ func TestCheckInVerification(t *testing.T) {
 			lat, lng := at(a, 3000, 0)
 			r := d.pushOne("rep1", upsertM(t, "visits", uuid.New(), visitFields(a, syncFixtureStart.Add(-40*24*time.Hour), map[string]any{
 				"check_in_lat": lat, "check_in_lng": lng, field: val})))
-			wantResult(t, r, syncengine.CodeServerOwned)
+			wantResult(t, r, engine.CodeServerOwned)
 			if r.Error.Field != field {
 				t.Errorf("rejected field %q, want %q", r.Error.Field, field)
 			}
@@ -1204,7 +1204,7 @@ func TestCheckInVerificationIgnoresArrivalOrder(t *testing.T) {
 	x, y := farApart(t, d.north, 15000)
 	tests := []struct {
 		name             string
-		first, second    *syncengine.Record // accounts, in time order
+		first, second    *engine.Record // accounts, in time order
 		gap              time.Duration
 		wantSecond       string
 		wantAfterDeleted string
@@ -1256,7 +1256,7 @@ func TestScoreLedger(t *testing.T) {
 	act := d.create("rep1", "activities", map[string]any{"type": "crm_update", "occurred_at": t0.Add(-2 * time.Hour), "account_id": acct.ID, "cost": 12.5})
 
 	written := map[uuid.UUID]string{} // every entry as first seen
-	snapshot := func(e *syncengine.Record) string {
+	snapshot := func(e *engine.Record) string {
 		return fmt.Sprintf("v%d %v %s %g %v %v %q %v", e.Version, e.Values["source_id"], e.StringValue("rule"), num(e, "points"),
 			e.Values["value"], e.Values["cost"], e.StringValue("reason"), e.Values["reverses"])
 	}
@@ -1378,19 +1378,19 @@ func TestClientsCannotWritePoints(t *testing.T) {
 	tests := []struct {
 		name     string
 		who      string
-		m        syncengine.Mutation
+		m        engine.Mutation
 		wantCode string
 	}{
-		{name: "rep creates a score entry", who: "rep1", m: upsertM(t, "score_entries", uuid.New(), map[string]any{"contest_id": contest, "rep_id": d.id("rep1"), "points": 1000}), wantCode: syncengine.CodeReadOnly},
-		{name: "rep edits their score entry", who: "rep1", m: upsertM(t, "score_entries", entry.ID, map[string]any{"points": 1000}), wantCode: syncengine.CodeReadOnly},
-		{name: "rep deletes their score entry", who: "rep1", m: deleteM("score_entries", entry.ID), wantCode: syncengine.CodeReadOnly},
-		{name: "rep raises their standing", who: "rep1", m: upsertM(t, "standings", standing.ID, map[string]any{"total_points": 1000, "rank": 1}), wantCode: syncengine.CodeReadOnly},
-		{name: "manager edits a standing", who: "m1", m: upsertM(t, "standings", standing.ID, map[string]any{"rank": 1}), wantCode: syncengine.CodeReadOnly},
-		{name: "admin pushes a contest", who: "admin", m: upsertM(t, "contests", contest, map[string]any{"name": "mine"}), wantCode: syncengine.CodeReadOnly},
-		{name: "rep sets a visit's verification", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"verification": "verified"})), wantCode: syncengine.CodeServerOwned},
-		{name: "rep sends a visit's version", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"version": 99})), wantCode: syncengine.CodeServerOwned},
-		{name: "rep logs a visit as another rep", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"rep_id": d.id("rep2")})), wantCode: syncengine.CodeServerOwned},
-		{name: "rep logs an activity for another team", who: "rep1", m: upsertM(t, "activities", uuid.New(), map[string]any{"type": "networking", "occurred_at": d.now(), "team_id": d.teams["South"]}), wantCode: syncengine.CodeServerOwned},
+		{name: "rep creates a score entry", who: "rep1", m: upsertM(t, "score_entries", uuid.New(), map[string]any{"contest_id": contest, "rep_id": d.id("rep1"), "points": 1000}), wantCode: engine.CodeReadOnly},
+		{name: "rep edits their score entry", who: "rep1", m: upsertM(t, "score_entries", entry.ID, map[string]any{"points": 1000}), wantCode: engine.CodeReadOnly},
+		{name: "rep deletes their score entry", who: "rep1", m: deleteM("score_entries", entry.ID), wantCode: engine.CodeReadOnly},
+		{name: "rep raises their standing", who: "rep1", m: upsertM(t, "standings", standing.ID, map[string]any{"total_points": 1000, "rank": 1}), wantCode: engine.CodeReadOnly},
+		{name: "manager edits a standing", who: "m1", m: upsertM(t, "standings", standing.ID, map[string]any{"rank": 1}), wantCode: engine.CodeReadOnly},
+		{name: "admin pushes a contest", who: "admin", m: upsertM(t, "contests", contest, map[string]any{"name": "mine"}), wantCode: engine.CodeReadOnly},
+		{name: "rep sets a visit's verification", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"verification": "verified"})), wantCode: engine.CodeServerOwned},
+		{name: "rep sends a visit's version", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"version": 99})), wantCode: engine.CodeServerOwned},
+		{name: "rep logs a visit as another rep", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"rep_id": d.id("rep2")})), wantCode: engine.CodeServerOwned},
+		{name: "rep logs an activity for another team", who: "rep1", m: upsertM(t, "activities", uuid.New(), map[string]any{"type": "networking", "occurred_at": d.now(), "team_id": d.teams["South"]}), wantCode: engine.CodeServerOwned},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1452,7 +1452,7 @@ func TestContestCreateRoles(t *testing.T) {
 		d := d.sub(t)
 		bad := models.DefaultScoringRules()
 		bad.DailyCaps["golf"] = 1
-		for name, in := range map[string]syncengine.ContestInput{
+		for name, in := range map[string]engine.ContestInput{
 			"ends before it starts": contestIn("Backwards", d.now().Add(48*time.Hour), d.now(), nil),
 			"unknown rule":          contestIn("Golf", d.now(), d.now().Add(time.Hour), &bad),
 			"no name":               contestIn(" ", d.now(), d.now().Add(time.Hour), nil),
@@ -1483,7 +1483,7 @@ func TestContestLifecycle(t *testing.T) {
 		}
 		return num(s, "total_points")
 	}
-	call := func(rep string, acct *syncengine.Record, at time.Time) uuid.UUID {
+	call := func(rep string, acct *engine.Record, at time.Time) uuid.UUID {
 		return d.create(rep, "visits", visitFields(acct, at, nil))
 	}
 	tests := []struct {
@@ -1557,7 +1557,7 @@ func TestContestLifecycle(t *testing.T) {
 	t.Run("a finalized contest never changes", func(t *testing.T) {
 		d := d.sub(t)
 		v := d.rec("contests", contest).Version
-		err := d.updateContest("admin", contest, syncengine.ContestInput{Rules: &models.ScoringRules{PerVerifiedUnscheduledCall: 100}})
+		err := d.updateContest("admin", contest, engine.ContestInput{Rules: &models.ScoringRules{PerVerifiedUnscheduledCall: 100}})
 		if models.ErrorCode(err) != models.CodeConflict {
 			t.Errorf("update of a finalized contest: %v, want conflict", err)
 		}
@@ -1597,7 +1597,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	t0 := d.now()
 	rules := models.DefaultScoringRules()
 	draft := d.mustContest("admin", contestIn("Later", t0.Add(24*time.Hour), t0.Add(48*time.Hour), &rules))
-	contest := d.mustContest("m1", syncengine.ContestInput{Name: ptr("North sprint"), StartsAt: ptr(t0.Add(-24 * time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"]), Rules: &rules})
+	contest := d.mustContest("m1", engine.ContestInput{Name: ptr("North sprint"), StartsAt: ptr(t0.Add(-24 * time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"]), Rules: &rules})
 	d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-2*time.Hour), nil))
 	d.create("rep2", "activities", map[string]any{"type": "referral", "occurred_at": t0.Add(-time.Hour)})
 	d.wantStanding(contest, "rep1", 0, 5, 0, 0)
@@ -1607,7 +1607,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 		d := d.sub(t)
 		r := rules
 		r.PerVerifiedUnscheduledCall = 7
-		if err := d.updateContest("admin", draft, syncengine.ContestInput{Rules: &r}); err != nil {
+		if err := d.updateContest("admin", draft, engine.ContestInput{Rules: &r}); err != nil {
 			t.Fatal(err)
 		}
 		vs, err := d.db.RuleVersions(d.ctx, d.org, draft)
@@ -1620,16 +1620,16 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	})
 	t.Run("another team's manager cannot edit it", func(t *testing.T) {
 		d := d.sub(t)
-		if err := d.updateContest("m2", contest, syncengine.ContestInput{Name: ptr("mine")}); models.ErrorCode(err) != models.CodeNotFound {
+		if err := d.updateContest("m2", contest, engine.ContestInput{Name: ptr("mine")}); models.ErrorCode(err) != models.CodeNotFound {
 			t.Errorf("update by m2: %v, want not_found (the contest is out of sight)", err)
 		}
-		if err := d.updateContest("rep1", contest, syncengine.ContestInput{Name: ptr("mine")}); models.ErrorCode(err) != models.CodeForbidden {
+		if err := d.updateContest("rep1", contest, engine.ContestInput{Name: ptr("mine")}); models.ErrorCode(err) != models.CodeForbidden {
 			t.Errorf("update by rep1: %v, want forbidden", err)
 		}
 	})
 	t.Run("a renamed contest keeps its rules version", func(t *testing.T) {
 		d := d.sub(t)
-		if err := d.updateContest("m1", contest, syncengine.ContestInput{Name: ptr("North spring sprint")}); err != nil {
+		if err := d.updateContest("m1", contest, engine.ContestInput{Name: ptr("North spring sprint")}); err != nil {
 			t.Fatal(err)
 		}
 		if got := d.rec("contests", contest).Values["rules_version"]; got != int64(1) {
@@ -1638,7 +1638,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	})
 	t.Run("the start and time zone are frozen", func(t *testing.T) {
 		d := d.sub(t)
-		err := d.updateContest("m1", contest, syncengine.ContestInput{StartsAt: ptr(t0)})
+		err := d.updateContest("m1", contest, engine.ContestInput{StartsAt: ptr(t0)})
 		if models.ErrorCode(err) != models.CodeInvalid {
 			t.Errorf("moving the start of a running contest: %v, want invalid", err)
 		}
@@ -1649,7 +1649,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 		r := rules
 		r.PerVerifiedUnscheduledCall = 8
 		r.PerActivity = map[string]float64{"referral": 4}
-		if err := d.updateContest("m1", contest, syncengine.ContestInput{Rules: &r}); err != nil {
+		if err := d.updateContest("m1", contest, engine.ContestInput{Rules: &r}); err != nil {
 			t.Fatal(err)
 		}
 		c := d.rec("contests", contest)
@@ -1679,7 +1679,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	t.Run("targets set after the start rank by progress", func(t *testing.T) {
 		d := d.sub(t)
 		targets := map[uuid.UUID]float64{d.id("rep1"): 80, d.id("rep2"): 8, d.id("rep3"): 10}
-		if err := d.updateContest("m1", contest, syncengine.ContestInput{HasTargets: true, Targets: targets}); err != nil {
+		if err := d.updateContest("m1", contest, engine.ContestInput{HasTargets: true, Targets: targets}); err != nil {
 			t.Fatal(err)
 		}
 		if got := d.rec("contests", contest).Values["rules_version"]; got != int64(3) {
@@ -1703,7 +1703,7 @@ func TestContestDailyCaps(t *testing.T) {
 	rules := models.DefaultScoringRules()
 	rules.DailyCaps = map[string]int{"unscheduled_call": 2, "activity:crm_update": 1}
 	tz := "America/Chicago"
-	contest := d.mustContest("admin", syncengine.ContestInput{Name: ptr("Capped"), StartsAt: ptr(t0.Add(-5 * 24 * time.Hour)),
+	contest := d.mustContest("admin", engine.ContestInput{Name: ptr("Capped"), StartsAt: ptr(t0.Add(-5 * 24 * time.Hour)),
 		EndsAt: ptr(t0.Add(24 * time.Hour)), TimeZone: &tz, Rules: &rules})
 	chicago, _ := time.LoadLocation(tz)
 	day := time.Date(2026, 2, 26, 0, 0, 0, 0, chicago) // a Thursday, local
@@ -1749,7 +1749,7 @@ func TestContestDailyCaps(t *testing.T) {
 func TestContestScope(t *testing.T) {
 	d := newDom(t)
 	t0 := d.now()
-	north := d.mustContest("m1", syncengine.ContestInput{Name: ptr("North only"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])})
+	north := d.mustContest("m1", engine.ContestInput{Name: ptr("North only"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])})
 	d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-30*time.Minute), nil))
 	d.create("rep4", "visits", visitFields(d.south[0], t0.Add(-30*time.Minute), nil))
 	ss := d.standings(north)
@@ -1783,14 +1783,14 @@ type shuffleEvent struct {
 	minute int            // visit length
 }
 
-func (d *dom) repAccounts(rep string) []*syncengine.Record {
+func (d *dom) repAccounts(rep string) []*engine.Record {
 	if *d.users[rep].TeamID == d.teams["North"] {
 		return d.north
 	}
 	return d.south
 }
 
-func (e shuffleEvent) mutation(d *dom) syncengine.Mutation {
+func (e shuffleEvent) mutation(d *dom) engine.Mutation {
 	acct := d.repAccounts(e.rep)[e.acct]
 	if !e.visit {
 		f := map[string]any{"occurred_at": e.at, "account_id": acct.ID}
@@ -1815,7 +1815,7 @@ func (e shuffleEvent) mutation(d *dom) syncengine.Mutation {
 // shuffleEvents generates a few days of busy reps: more calls and CRM
 // updates than the caps allow, calls out of range, without a fix, too
 // short, too fast after the previous one, and back at the same account.
-func shuffleEvents(accts map[string][]*syncengine.Record, loc *time.Location) []shuffleEvent {
+func shuffleEvents(accts map[string][]*engine.Record, loc *time.Location) []shuffleEvent {
 	rng := rand.New(rand.NewPCG(7, 11))
 	newID := func() uuid.UUID {
 		var b [16]byte
@@ -1849,7 +1849,7 @@ func shuffleEvents(accts map[string][]*syncengine.Record, loc *time.Location) []
 					e.acct = prev
 				case p == 3 && prev >= 0: // implausibly fast from the previous call
 					for i := range as {
-						if syncengine.DistanceM(*as[i].FloatValue("lat"), *as[i].FloatValue("lng"), *as[prev].FloatValue("lat"), *as[prev].FloatValue("lng")) > 15000 {
+						if engine.DistanceM(*as[i].FloatValue("lat"), *as[i].FloatValue("lng"), *as[prev].FloatValue("lat"), *as[prev].FloatValue("lng")) > 15000 {
 							e.acct = i
 							break
 						}
@@ -1940,14 +1940,14 @@ func TestStandingsIgnoreArrivalOrder(t *testing.T) {
 	run := func(t *testing.T, order func([]shuffleEvent, *rand.Rand) []shuffleEvent, contestFirst bool, seed uint64) scoreboard {
 		d := newDom(t)
 		if events == nil {
-			accts := map[string][]*syncengine.Record{}
+			accts := map[string][]*engine.Record{}
 			for r := 1; r <= 6; r++ {
 				rep := fmt.Sprintf("rep%d", r)
 				accts[rep] = d.repAccounts(rep)
 			}
 			events = shuffleEvents(accts, loc)
 		}
-		in := syncengine.ContestInput{Name: ptr("Order does not matter"), StartsAt: ptr(time.Date(2026, 2, 23, 0, 0, 0, 0, loc)),
+		in := engine.ContestInput{Name: ptr("Order does not matter"), StartsAt: ptr(time.Date(2026, 2, 23, 0, 0, 0, 0, loc)),
 			EndsAt: ptr(time.Date(2026, 3, 5, 0, 0, 0, 0, loc)), TimeZone: &tz, Rules: &rules}
 		var contest uuid.UUID
 		if contestFirst {
@@ -1959,7 +1959,7 @@ func TestStandingsIgnoreArrivalOrder(t *testing.T) {
 			// A batch is the next 1–8 events of the rep whose event comes
 			// next, in the order they come.
 			rep, n := evs[0].rep, 1+rng.IntN(8)
-			var muts []syncengine.Mutation
+			var muts []engine.Mutation
 			rest := evs[:0:0]
 			for _, e := range evs {
 				if e.rep == rep && len(muts) < n {
@@ -2059,7 +2059,7 @@ func TestDomainVisibility(t *testing.T) {
 	d := newDom(t)
 	t0 := d.now()
 	orgContest := d.mustContest("admin", contestIn("Everyone", t0.Add(-time.Hour), t0.Add(24*time.Hour), nil))
-	northContest := d.mustContest("m1", syncengine.ContestInput{Name: ptr("North"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
+	northContest := d.mustContest("m1", engine.ContestInput{Name: ptr("North"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
 	visit := d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-30*time.Minute), nil))
 	ra := d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep1"), "mode": "visit", "visit_id": visit})
 	d.up("rep1", "ride_alongs", ra, map[string]any{"status": "accepted"})
@@ -2100,7 +2100,7 @@ func TestDomainVisibility(t *testing.T) {
 		d.addUser(name, email)
 	}
 
-	keys := map[string]syncengine.Key{
+	keys := map[string]engine.Key{
 		"org contest":       {Entity: "contests", ID: orgContest},
 		"North contest":     {Entity: "contests", ID: northContest},
 		"ride-along":        {Entity: "ride_alongs", ID: ra},
@@ -2155,11 +2155,11 @@ func TestDomainVisibility(t *testing.T) {
 	}
 	t.Run("another organisation cannot reach in", func(t *testing.T) {
 		d := d.sub(t)
-		wantResult(t, d.pushOne("orep", upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id("rep1"), "message": "hi"})), syncengine.CodeInvalidValue)
-		if _, err := d.createContest("omgr", syncengine.ContestInput{Name: ptr("Raid"), StartsAt: ptr(t0), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])}); models.ErrorCode(err) != models.CodeForbidden {
+		wantResult(t, d.pushOne("orep", upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id("rep1"), "message": "hi"})), engine.CodeInvalidValue)
+		if _, err := d.createContest("omgr", engine.ContestInput{Name: ptr("Raid"), StartsAt: ptr(t0), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])}); models.ErrorCode(err) != models.CodeForbidden {
 			t.Errorf("other org's manager creates a contest for North: %v, want forbidden", err)
 		}
-		if err := d.updateContest("oadmin", northContest, syncengine.ContestInput{Name: ptr("Raid")}); models.ErrorCode(err) != models.CodeNotFound {
+		if err := d.updateContest("oadmin", northContest, engine.ContestInput{Name: ptr("Raid")}); models.ErrorCode(err) != models.CodeNotFound {
 			t.Errorf("other org's admin updates North's contest: %v, want not_found", err)
 		}
 		d.pushOne("omgr", upsertM(t, "ride_alongs", ra, map[string]any{"status": "cancelled"}))
@@ -2185,22 +2185,22 @@ func TestRecognitions(t *testing.T) {
 	tests := []struct {
 		name     string
 		who      string
-		m        syncengine.Mutation
+		m        engine.Mutation
 		wantCode string
 	}{
 		{name: "rep thanks a rep of another team", who: "rep1", m: upsertM(t, "recognitions", given, kudos(d.id("rep4"), map[string]any{"badge": "team_player"}))},
 		{name: "rep thanks their manager", who: "rep1", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("m1"), nil))},
-		{name: "kudos to yourself", who: "rep1", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), nil)), wantCode: syncengine.CodeInvalidValue},
-		{name: "kudos to nobody we know", who: "rep1", m: upsertM(t, "recognitions", uuid.New(), kudos(uuid.New(), nil)), wantCode: syncengine.CodeInvalidValue},
-		{name: "a server badge: first verified call", who: "m1", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), map[string]any{"badge": "first_verified_call"})), wantCode: syncengine.CodeInvalidValue},
-		{name: "a server badge: top 3", who: "m1", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), map[string]any{"badge": "top_3"})), wantCode: syncengine.CodeInvalidValue},
-		{name: "a server badge: target reached", who: "admin", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), map[string]any{"badge": "target_reached"})), wantCode: syncengine.CodeInvalidValue},
-		{name: "kudos in someone else's name", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"from_user_id": d.id("rep1")})), wantCode: syncengine.CodeServerOwned},
-		{name: "a client says it is a badge", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"kind": "badge"})), wantCode: syncengine.CodeServerOwned},
-		{name: "a client dates it", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"sent_at": d.now()})), wantCode: syncengine.CodeServerOwned},
-		{name: "no message", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id("rep3")}), wantCode: syncengine.CodeMissingRequired},
-		{name: "the giver edits it", who: "rep1", m: upsertM(t, "recognitions", given, map[string]any{"message": "edited"}), wantCode: syncengine.CodeLocked},
-		{name: "the recipient deletes it", who: "rep4", m: deleteM("recognitions", given), wantCode: syncengine.CodeLocked},
+		{name: "kudos to yourself", who: "rep1", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), nil)), wantCode: engine.CodeInvalidValue},
+		{name: "kudos to nobody we know", who: "rep1", m: upsertM(t, "recognitions", uuid.New(), kudos(uuid.New(), nil)), wantCode: engine.CodeInvalidValue},
+		{name: "a server badge: first verified call", who: "m1", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), map[string]any{"badge": "first_verified_call"})), wantCode: engine.CodeInvalidValue},
+		{name: "a server badge: top 3", who: "m1", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), map[string]any{"badge": "top_3"})), wantCode: engine.CodeInvalidValue},
+		{name: "a server badge: target reached", who: "admin", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), map[string]any{"badge": "target_reached"})), wantCode: engine.CodeInvalidValue},
+		{name: "kudos in someone else's name", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"from_user_id": d.id("rep1")})), wantCode: engine.CodeServerOwned},
+		{name: "a client says it is a badge", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"kind": "badge"})), wantCode: engine.CodeServerOwned},
+		{name: "a client dates it", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"sent_at": d.now()})), wantCode: engine.CodeServerOwned},
+		{name: "no message", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id("rep3")}), wantCode: engine.CodeMissingRequired},
+		{name: "the giver edits it", who: "rep1", m: upsertM(t, "recognitions", given, map[string]any{"message": "edited"}), wantCode: engine.CodeLocked},
+		{name: "the recipient deletes it", who: "rep4", m: deleteM("recognitions", given), wantCode: engine.CodeLocked},
 		{name: "the giver withdraws it", who: "rep1", m: deleteM("recognitions", given)},
 	}
 	for _, tt := range tests {
@@ -2223,23 +2223,23 @@ func TestRecognitions(t *testing.T) {
 // whether they sync them one by one or in one batch.
 func TestKudosMonthlyCap(t *testing.T) {
 	d := newDom(t)
-	one := func(who, to string) syncengine.Mutation {
+	one := func(who, to string) engine.Mutation {
 		return upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id(to), "message": "thanks"})
 	}
 	t.Run("one by one", func(t *testing.T) {
 		d := d.sub(t)
-		for i := 0; i < syncengine.MonthlyKudosCap; i++ {
+		for i := 0; i < engine.MonthlyKudosCap; i++ {
 			wantResult(t, d.pushOne("rep1", one("rep1", "rep2")), "")
 		}
 		r := d.pushOne("rep1", one("rep1", "rep3"))
-		wantResult(t, r, syncengine.CodeLimitReached)
+		wantResult(t, r, engine.CodeLimitReached)
 		if !strings.Contains(r.Error.Message, "this month") {
 			t.Errorf("message %q, want it to say the cap is monthly", r.Error.Message)
 		}
 	})
 	t.Run("in one batch", func(t *testing.T) {
 		d := d.sub(t)
-		muts := make([]syncengine.Mutation, syncengine.MonthlyKudosCap+2)
+		muts := make([]engine.Mutation, engine.MonthlyKudosCap+2)
 		for i := range muts {
 			muts[i] = one("rep4", "rep5")
 		}
@@ -2249,13 +2249,13 @@ func TestKudosMonthlyCap(t *testing.T) {
 		}
 		want := make([]string, len(muts))
 		for i := range want {
-			want[i] = syncengine.StatusApplied
-			if i >= syncengine.MonthlyKudosCap {
-				want[i] = syncengine.StatusRejected
+			want[i] = engine.StatusApplied
+			if i >= engine.MonthlyKudosCap {
+				want[i] = engine.StatusRejected
 			}
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("statuses %v, want %d applied then rejected", got, syncengine.MonthlyKudosCap)
+			t.Errorf("statuses %v, want %d applied then rejected", got, engine.MonthlyKudosCap)
 		}
 	})
 	t.Run("others are not capped by it", func(t *testing.T) {

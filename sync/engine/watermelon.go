@@ -1,4 +1,4 @@
-package sync
+package engine
 
 // This file adapts the engine to WatermelonDB's sync protocol
 // (https://watermelondb.dev/docs/Sync/Backend): a React Native app calls
