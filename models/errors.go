@@ -62,6 +62,18 @@ func FieldInvalid(field, format string, args ...any) *Error {
 	}
 }
 
+// FieldErr returns an error of code whose message is msg, naming one field
+// at fault and why (fieldMsg).
+func FieldErr(code, msg, field, fieldMsg string) *Error {
+	return &Error{Code: code, Message: msg, Fields: []FieldError{{Field: field, Code: code, Message: fieldMsg}}}
+}
+
+// Invalid returns an invalid-input error naming every field at fault; its
+// message names the first. fields must not be empty.
+func Invalid(fields []FieldError) *Error {
+	return &Error{Code: CodeInvalid, Message: fields[0].Field + ": " + fields[0].Message, Fields: fields}
+}
+
 // ErrorCode returns the code of err if it is (or wraps) an *Error, and
 // CodeInternal otherwise.
 func ErrorCode(err error) string {
