@@ -203,7 +203,7 @@ func NewSender(ctx context.Context, s Settings, log *slog.Logger) (Sender, []any
 	if s.CredentialsFile == "" && s.Endpoint == "" {
 		return LogSender{Log: log}, []any{"sender", "log", "hint", "set FIELDSYNC_FIREBASE_CREDENTIALS_FILE to push through Firebase"}, nil
 	}
-	f, err := NewFCMSender(ctx, FCMConfig{CredentialsFile: s.CredentialsFile, ProjectID: s.ProjectID, Endpoint: s.Endpoint})
+	f, err := NewFCMSender(ctx, FCMConfig(s))
 	if err != nil {
 		return nil, nil, err
 	}
