@@ -7,9 +7,11 @@ import (
 )
 
 // TestImportsPointInward keeps the layering of DESIGN.md: models imports
-// nothing of ours; the sync engine and notifications know no storage or
-// HTTP; api knows no GORM; and nothing but the command (and the HTTP test
-// harness) imports api.
+// nothing of ours; the sync engine knows no storage, HTTP or field-sales
+// rules; the rules (sales) and the WatermelonDB protocol sit on the
+// engine's public API and know no storage or HTTP; notifications know no
+// engine; api knows no GORM; and nothing but the command (and the HTTP
+// test harness) imports api.
 func TestImportsPointInward(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}:{{join .Imports " "}}`, "./...").Output()
 	if err != nil {
@@ -21,12 +23,14 @@ func TestImportsPointInward(t *testing.T) {
 		banned []string
 	}{
 		{mod + "/models", []string{mod + "/", "gorm.io/", "github.com/labstack/echo"}},
-		{mod + "/sync/engine", []string{mod + "/store", mod + "/api", mod + "/notifications", "gorm.io/", "github.com/labstack/echo"}},
-		{mod + "/notifications", []string{mod + "/store", mod + "/api", "gorm.io/", "github.com/labstack/echo"}},
+		{mod + "/sync/engine", []string{mod + "/store", mod + "/api", mod + "/notifications", mod + "/sales", mod + "/sync/watermelondb", "gorm.io/", "github.com/labstack/echo"}},
+		{mod + "/sync/watermelondb", []string{mod + "/store", mod + "/api", mod + "/notifications", mod + "/sales", "gorm.io/", "github.com/labstack/echo"}},
+		{mod + "/sales", []string{mod + "/store", mod + "/api", mod + "/notifications", mod + "/sync/watermelondb", "gorm.io/", "github.com/labstack/echo"}},
+		{mod + "/notifications", []string{mod + "/store", mod + "/api", mod + "/sync/", mod + "/sales", "gorm.io/", "github.com/labstack/echo"}},
 		{mod + "/api", []string{mod + "/store", "gorm.io/"}},
 	}
 	mayImportAPI := map[string]bool{mod + "/cmd/fieldsync": true, mod + "/internal/apitest": true}
-	checked := 0
+	checked, ruled := 0, map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		pkg, imports, _ := strings.Cut(line, ":")
 		for _, imp := range strings.Fields(imports) {
@@ -37,6 +41,7 @@ func TestImportsPointInward(t *testing.T) {
 				if pkg != r.pkg {
 					continue
 				}
+				ruled[pkg] = true
 				for _, b := range r.banned {
 					if strings.HasPrefix(imp, b) && imp != pkg {
 						t.Errorf("%s imports %s", pkg, imp)
@@ -48,5 +53,10 @@ func TestImportsPointInward(t *testing.T) {
 	}
 	if checked < 8 {
 		t.Fatalf("go list saw %d packages; the check is not looking at the module", checked)
+	}
+	for _, r := range rules {
+		if !ruled[r.pkg] {
+			t.Errorf("no package %s imports anything: the rule names a package that moved", r.pkg)
+		}
 	}
 }

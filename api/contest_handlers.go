@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -27,8 +28,8 @@ type contestRequest struct {
 	GraceHours *int                 `json:"grace_hours"`
 }
 
-func (req contestRequest) input() (engine.ContestInput, error) {
-	in := engine.ContestInput{Name: req.Name, TimeZone: req.TimeZone, Rules: req.Rules, GraceHours: req.GraceHours}
+func (req contestRequest) input() (sales.ContestInput, error) {
+	in := sales.ContestInput{Name: req.Name, TimeZone: req.TimeZone, Rules: req.Rules, GraceHours: req.GraceHours}
 	for _, t := range []struct {
 		field string
 		raw   *string
@@ -115,7 +116,7 @@ func (s *Server) createContest(c echo.Context) error {
 	}
 	var id uuid.UUID
 	err = s.sync.Server(c.Request().Context(), principal(c), func(sc *engine.Context) error {
-		r, err := engine.CreateContest(sc, in)
+		r, err := sales.CreateContest(sc, in)
 		if r != nil {
 			id = r.ID
 		}
@@ -141,7 +142,7 @@ func (s *Server) patchContest(c echo.Context) error {
 		return err
 	}
 	err = s.sync.Server(c.Request().Context(), principal(c), func(sc *engine.Context) error {
-		_, err := engine.UpdateContest(sc, id, in)
+		_, err := sales.UpdateContest(sc, id, in)
 		return err
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -107,8 +108,8 @@ func (o *fieldOrg) do(who, method, path string, body any) *apitest.Response {
 // tick runs the scheduler's work once, at the test clock's time.
 func (o *fieldOrg) tick(t *testing.T) {
 	t.Helper()
-	en := engine.New(o.env.DB, engine.Entities(), o.env.Clock.Now, nil)
-	if err := en.Server(context.Background(), models.Principal{OrgID: o.org}, engine.Tick); err != nil {
+	en := engine.New(o.env.DB, sales.Entities(), o.env.Clock.Now, nil)
+	if err := en.Server(context.Background(), models.Principal{OrgID: o.org}, sales.Tick); err != nil {
 		t.Fatalf("tick: %v", err)
 	}
 }

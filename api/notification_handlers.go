@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -26,7 +27,7 @@ type NotificationStore interface {
 	DeletePushToken(ctx context.Context, p models.Principal) error
 	NotificationPreferences(ctx context.Context, orgID, userID uuid.UUID) (models.NotificationPreferences, error)
 	SetNotificationPreferences(ctx context.Context, orgID, userID uuid.UUID, p models.NotificationPreferences) error
-	Inbox(ctx context.Context, p models.Principal, after engine.InboxPos, limit int, unread bool) ([]*engine.Record, error)
+	Inbox(ctx context.Context, p models.Principal, after models.InboxPos, limit int, unread bool) ([]*engine.Record, error)
 }
 
 // maxPushToken bounds an FCM registration token (they are ~160 characters
@@ -178,20 +179,20 @@ func encodeInboxCursor(r *engine.Record) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeInboxCursor(s string) (engine.InboxPos, error) {
+func decodeInboxCursor(s string) (models.InboxPos, error) {
 	if s == "" {
-		return engine.InboxPos{}, nil
+		return models.InboxPos{}, nil
 	}
 	bad := models.FieldInvalid("cursor", "must be the next_cursor of a previous page")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return engine.InboxPos{}, bad
+		return models.InboxPos{}, bad
 	}
 	var ic inboxCursor
 	if err := json.Unmarshal(b, &ic); err != nil || ic.ID == uuid.Nil {
-		return engine.InboxPos{}, bad
+		return models.InboxPos{}, bad
 	}
-	return engine.InboxPos{At: ic.At, ID: ic.ID}, nil
+	return models.InboxPos{At: ic.At, ID: ic.ID}, nil
 }
 
 // listNotifications pages through the caller's inbox, newest first.
@@ -221,7 +222,7 @@ func (s *Server) listNotifications(c echo.Context) error {
 		recs = recs[:limit]
 		next = encodeInboxCursor(recs[limit-1])
 	}
-	e := s.sync.Entity(engine.NotificationsEntity)
+	e := s.sync.Entity(sales.NotificationsEntity)
 	b := []byte(`{"notifications":[`)
 	for i, r := range recs {
 		if i > 0 {
@@ -242,10 +243,10 @@ func (s *Server) readNotification(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.sync.ReadNotification(c.Request().Context(), principal(c), id)
+	r, err := sales.ReadNotification(c.Request().Context(), s.sync, principal(c), id)
 	if err != nil {
 		return err
 	}
-	e := s.sync.Entity(engine.NotificationsEntity)
+	e := s.sync.Entity(sales.NotificationsEntity)
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, e.MarshalRecord(nil, r))
 }

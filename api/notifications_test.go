@@ -12,6 +12,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -220,7 +221,7 @@ func TestInbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	en := engine.New(env.DB, engine.Entities(), env.Clock.Now, nil)
+	en := engine.New(env.DB, sales.Entities(), env.Clock.Now, nil)
 	contest := uuid.New()
 	var ids []uuid.UUID
 	for i, n := range []models.Notification{
@@ -231,11 +232,11 @@ func TestInbox(t *testing.T) {
 		if i > 0 {
 			env.Clock.Advance(time.Minute)
 		}
-		err := en.Server(ctx, models.Principal{OrgID: u.OrgID}, func(c *engine.Context) error { return engine.Notify(c, n.To(u.ID)) })
+		err := en.Server(ctx, models.Principal{OrgID: u.OrgID}, func(c *engine.Context) error { return sales.Notify(c, n.To(u.ID)) })
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, engine.NotificationID(u.OrgID, u.ID, n.DedupeKey))
+		ids = append(ids, sales.NotificationID(u.OrgID, u.ID, n.DedupeKey))
 	}
 	list := func(token, query string, status int) wireNotificationList {
 		t.Helper()

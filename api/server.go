@@ -16,6 +16,7 @@ import (
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/sync/watermelondb"
 )
 
 // Store is what the HTTP layer needs of storage for people and sessions.
@@ -45,13 +46,16 @@ type Reports interface {
 // Deps are the server's collaborators. Store, Tokens and Passwords are
 // required; the rest have defaults.
 type Deps struct {
-	Store     Store
-	Sync      *engine.Engine
-	Reports   Reports
-	Tokens    *auth.Tokens
-	Passwords *auth.Passwords
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Store Store
+	Sync  *engine.Engine
+	// Watermelon serves /v1/sync/watermelondb; nil builds it over Sync
+	// when Store implements watermelondb.Store.
+	Watermelon *watermelondb.Protocol
+	Reports    Reports
+	Tokens     *auth.Tokens
+	Passwords  *auth.Passwords
+	Logger     *slog.Logger
+	Now        func() time.Time
 	// Notifications stores push tokens, preferences and the inbox; nil
 	// uses Store when it implements NotificationStore.
 	Notifications NotificationStore
@@ -82,6 +86,7 @@ type LoginLimits struct {
 type Server struct {
 	store     Store
 	sync      *engine.Engine
+	wm        *watermelondb.Protocol
 	reports   Reports
 	notif     NotificationStore
 	tokens    *auth.Tokens
@@ -115,6 +120,11 @@ func New(d Deps) *Server {
 	if d.BodyLimit == 0 {
 		d.BodyLimit = 4 << 20
 	}
+	if d.Watermelon == nil && d.Sync != nil {
+		if ws, ok := d.Store.(watermelondb.Store); ok {
+			d.Watermelon = watermelondb.New(d.Sync, ws)
+		}
+	}
 	if d.Notifications == nil {
 		d.Notifications, _ = d.Store.(NotificationStore)
 	}
@@ -123,7 +133,7 @@ func New(d Deps) *Server {
 		ll = LoginLimits{PerEmail: 5, PerAddress: 30, Window: 15 * time.Minute}
 	}
 	s := &Server{
-		store: d.Store, sync: d.Sync, reports: d.Reports, notif: d.Notifications, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
+		store: d.Store, sync: d.Sync, wm: d.Watermelon, reports: d.Reports, notif: d.Notifications, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
 		ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
 		byEmail:   auth.NewLimiter(ll.PerEmail, ll.Window, d.Now),
 		byAddress: auth.NewLimiter(ll.PerAddress, ll.Window, d.Now),

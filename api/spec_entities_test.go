@@ -9,6 +9,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/fieldsync/fieldsync/internal/apitest"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -45,7 +46,7 @@ func TestSpecEntities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range entityProblems(doc, engine.Entities()) {
+	for _, p := range entityProblems(doc, sales.Entities()) {
 		t.Error(p)
 	}
 }
@@ -116,7 +117,7 @@ func TestSpecEntitiesCatches(t *testing.T) {
 		}, "widgets"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			problems := entityProblems(doc, tc.change(engine.Entities()))
+			problems := entityProblems(doc, tc.change(sales.Entities()))
 			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, tc.want) }) {
 				t.Errorf("no problem mentions %s; got:\n%s", tc.want, strings.Join(problems, "\n"))
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/sync/watermelondb"
 )
 
 // The WatermelonDB sync endpoint: GET pulls, POST pushes, in the protocol
@@ -75,7 +76,7 @@ func wmLastPulledAt(c echo.Context, required bool) (int64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || n < 1 || n > engine.MaxWatermelonTimestamp {
+	if err != nil || n < 1 || n > watermelondb.MaxTimestamp {
 		return 0, models.FieldInvalid("last_pulled_at", "must be null or a timestamp this server returned")
 	}
 	return n, nil
@@ -113,7 +114,7 @@ func (s *Server) watermelonPull(c echo.Context) error {
 	}
 	sp := &wmSpool{parts: map[wmSpoolKey]*wmSpoolPart{}}
 	defer sp.close()
-	res, err := s.sync.WatermelonPull(c.Request().Context(), principal(c), engine.WatermelonPullRequest{LastPulledAt: last, Migration: migration}, sp.add)
+	res, err := s.wm.Pull(c.Request().Context(), principal(c), watermelondb.PullRequest{LastPulledAt: last, Migration: migration}, sp.add)
 	if err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func (s *Server) watermelonPush(c echo.Context) error {
 			return models.FieldInvalid("changes", "must be an object of tables")
 		}
 	}
-	req := engine.WatermelonPushRequest{LastPulledAt: last, Changes: make(map[string]*engine.WatermelonTableChanges, len(tables))}
+	req := watermelondb.PushRequest{LastPulledAt: last, Changes: make(map[string]*watermelondb.TableChanges, len(tables))}
 	names := make([]string, 0, len(tables))
 	for name := range tables {
 		names = append(names, name)
@@ -180,13 +181,13 @@ func (s *Server) watermelonPush(c echo.Context) error {
 		}
 		req.Changes[name] = t
 	}
-	if err := s.sync.CheckWatermelonPush(req); err != nil {
+	if err := s.wm.CheckPush(req); err != nil {
 		return err
 	}
-	res, err := s.sync.WatermelonPush(c.Request().Context(), principal(c), req)
+	res, err := s.wm.Push(c.Request().Context(), principal(c), req)
 	var (
-		ce *engine.WatermelonConflictError
-		re *engine.WatermelonRejectedError
+		ce *watermelondb.ConflictError
+		re *watermelondb.RejectedError
 	)
 	switch {
 	case errors.As(err, &ce):
@@ -216,16 +217,16 @@ func (s *Server) watermelonPush(c echo.Context) error {
 }
 
 // watermelonTable parses one table of a push.
-func watermelonTable(at string, raw json.RawMessage) (*engine.WatermelonTableChanges, error) {
+func watermelonTable(at string, raw json.RawMessage) (*watermelondb.TableChanges, error) {
 	var t watermelonTableDTO
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&t); err != nil {
 		return nil, models.FieldInvalid(at, "must be an object of created, updated and deleted arrays")
 	}
-	out := &engine.WatermelonTableChanges{}
-	rows := func(list string, in []map[string]json.RawMessage) ([]engine.WatermelonRow, error) {
-		var rs []engine.WatermelonRow
+	out := &watermelondb.TableChanges{}
+	rows := func(list string, in []map[string]json.RawMessage) ([]watermelondb.Row, error) {
+		var rs []watermelondb.Row
 		for i, cols := range in {
 			rat := fmt.Sprintf("%s.%s[%d]", at, list, i)
 			var id string
@@ -245,7 +246,7 @@ func watermelonTable(at string, raw json.RawMessage) (*engine.WatermelonTableCha
 			delete(cols, "id")
 			delete(cols, "_status")
 			delete(cols, "_changed")
-			rs = append(rs, engine.WatermelonRow{ID: uid, Columns: cols, Changed: engine.WatermelonColumns(changed)})
+			rs = append(rs, watermelondb.Row{ID: uid, Columns: cols, Changed: watermelondb.ChangedColumns(changed)})
 		}
 		return rs, nil
 	}
@@ -294,7 +295,7 @@ type wmSpool struct {
 
 type wmSpoolKey struct {
 	table string
-	kind  engine.WatermelonKind
+	kind  watermelondb.Kind
 }
 
 type wmSpoolPart struct {
@@ -305,7 +306,7 @@ type wmSpoolPart struct {
 
 const wmSpoolMemory = 1 << 20
 
-func (s *wmSpool) add(kind engine.WatermelonKind, ch engine.Change) error {
+func (s *wmSpool) add(kind watermelondb.Kind, ch engine.Change) error {
 	k := wmSpoolKey{ch.Entity.Name, kind}
 	p := s.parts[k]
 	if p == nil {
@@ -316,12 +317,12 @@ func (s *wmSpool) add(kind engine.WatermelonKind, ch engine.Change) error {
 	if p.n > 0 {
 		p.buf = append(p.buf, ',')
 	}
-	if kind == engine.WatermelonDeleted {
+	if kind == watermelondb.Deleted {
 		p.buf = append(p.buf, '"')
 		p.buf = append(p.buf, ch.Record.ID.String()...)
 		p.buf = append(p.buf, '"')
 	} else {
-		p.buf = ch.Entity.AppendWatermelonRecord(p.buf, ch.Record)
+		p.buf = watermelondb.AppendRecord(p.buf, ch.Entity, ch.Record)
 	}
 	p.n++
 	s.mem += len(p.buf) - before
@@ -372,7 +373,7 @@ func (s *wmSpool) writeChanges(w io.Writer, tables []string) error {
 		if _, err := io.WriteString(w, sep+strconv.Quote(t)+`:{`); err != nil {
 			return err
 		}
-		for j, kind := range []engine.WatermelonKind{engine.WatermelonCreated, engine.WatermelonUpdated, engine.WatermelonDeleted} {
+		for j, kind := range []watermelondb.Kind{watermelondb.Created, watermelondb.Updated, watermelondb.Deleted} {
 			name := [...]string{`"created":[`, `,"updated":[`, `,"deleted":[`}[j]
 			if _, err := io.WriteString(w, name); err != nil {
 				return err

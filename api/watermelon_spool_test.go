@@ -8,29 +8,31 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/sync/watermelondb"
 )
 
 // TestSpool holds that a pull spilled to disk piece by piece is written
 // out exactly as one kept in memory: grouped by table and list, in feed
 // order, as valid JSON.
 func TestSpool(t *testing.T) {
-	es := engine.New(nil, engine.Entities(), nil, nil).Entities()
+	es := engine.New(nil, sales.Entities(), nil, nil).Entities()
 	accounts, visits := es["accounts"], es["visits"]
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	var changes []struct {
-		kind engine.WatermelonKind
+		kind watermelondb.Kind
 		ch   engine.Change
 	}
 	for i := range 300 {
-		e, kind := accounts, engine.WatermelonKind(i%3)
+		e, kind := accounts, watermelondb.Kind(i%3)
 		if i%2 == 0 {
 			e = visits
 		}
-		r := &engine.Record{ID: uuid.New(), Version: int64(i + 1), CreatedAt: now, UpdatedAt: now, Deleted: kind == engine.WatermelonDeleted,
+		r := &engine.Record{ID: uuid.New(), Version: int64(i + 1), CreatedAt: now, UpdatedAt: now, Deleted: kind == watermelondb.Deleted,
 			Values: map[string]any{"name": "Account", "notes": "note", "started_at": now}}
 		changes = append(changes, struct {
-			kind engine.WatermelonKind
+			kind watermelondb.Kind
 			ch   engine.Change
 		}{kind, engine.Change{Entity: e, Record: r}})
 	}

@@ -16,8 +16,10 @@ import (
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/sync/watermelondb"
 )
 
 // The WatermelonDB endpoint's wire shapes, as WatermelonDB's synchronize()
@@ -152,7 +154,7 @@ func (d *wmDevice) pullFrom(t *testing.T, last int64, extra string) wmPullRespon
 	apitest.Expect(t, res, http.StatusOK)
 	var r wmPullResponse
 	res.JSON(t, &r)
-	if r.Timestamp <= 0 || r.Timestamp > engine.MaxWatermelonTimestamp {
+	if r.Timestamp <= 0 || r.Timestamp > watermelondb.MaxTimestamp {
 		t.Fatalf("timestamp %d is not a positive JS-safe integer", r.Timestamp)
 	}
 	for table, tc := range r.Changes {
@@ -262,7 +264,7 @@ func TestWatermelonPullShape(t *testing.T) {
 	if first.Strategy != "" {
 		t.Errorf("first pull: experimentalStrategy %q, want none", first.Strategy)
 	}
-	for name := range engine.New(nil, engine.Entities(), nil, nil).Entities() {
+	for name := range engine.New(nil, sales.Entities(), nil, nil).Entities() {
 		if _, ok := first.Changes[name]; !ok {
 			t.Errorf("table %s missing from the pull", name)
 		}
@@ -641,7 +643,7 @@ func TestWatermelonScope(t *testing.T) {
 	if got := moved.ids("accounts", "updated"); !slices.Equal(got, want) {
 		t.Errorf("replacement accounts %v, want %v", got, want)
 	}
-	for name := range engine.New(nil, engine.Entities(), nil, nil).Entities() {
+	for name := range engine.New(nil, sales.Entities(), nil, nil).Entities() {
 		if _, ok := moved.Changes[name]; !ok {
 			t.Errorf("replacement sync lacks table %s: WatermelonDB would keep its stale records", name)
 		}
@@ -774,7 +776,7 @@ func TestWatermelonBadInput(t *testing.T) {
 	}
 	contest := uuid.New()
 	dup := good()
-	tooMany := make([]any, engine.MaxWatermelonPush+1)
+	tooMany := make([]any, watermelondb.MaxPush+1)
 	for i := range tooMany {
 		tooMany[i] = uuid.NewString()
 	}

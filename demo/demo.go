@@ -13,6 +13,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -129,7 +130,7 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 			accounts = append(accounts, &engine.Record{
 				ID: uuid.New(), CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 				Values: map[string]any{
-					"name": name, "name_key": engine.NameKey(name), "team_id": team.ID,
+					"name": name, "name_key": sales.NameKey(name), "team_id": team.ID,
 					"address": fmt.Sprintf("%d %s", 100+(i*137)%4800, tp.streets[i%len(tp.streets)]),
 					"city":    tp.city, "lat": lat, "lng": lng, "status": status,
 					"phone":        fmt.Sprintf("+1 %s 555 01%02d", tp.areaCode, i),
@@ -138,7 +139,7 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 			})
 		}
 	}
-	if err := db.SeedRecords(ctx, org.ID, engine.Accounts(), accounts); err != nil {
+	if err := db.SeedRecords(ctx, org.ID, sales.Accounts(), accounts); err != nil {
 		return false, fmt.Errorf("seed accounts: %w", err)
 	}
 	return true, nil

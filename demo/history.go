@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -81,13 +82,13 @@ func SeedHistory(ctx context.Context, db *store.DB, eng *engine.Engine, now time
 	if u, err := db.UserByEmail(ctx, "admin@demo.test"); err == nil {
 		admin.UserID = u.ID
 	}
-	contests := []engine.ContestInput{
+	contests := []sales.ContestInput{
 		contestInput("October Sprint", now.AddDate(0, 0, -HistoryDays), now.AddDate(0, 0, -11)),
 		contestInput("Q4 Unscheduled Calls Challenge", now.AddDate(0, 0, -10), now.AddDate(0, 0, 20)),
 	}
 	for _, in := range contests {
 		err := eng.Server(ctx, admin, func(c *engine.Context) error {
-			_, err := engine.CreateContest(c, in)
+			_, err := sales.CreateContest(c, in)
 			return err
 		})
 		if err != nil {
@@ -97,10 +98,10 @@ func SeedHistory(ctx context.Context, db *store.DB, eng *engine.Engine, now time
 	return rideAlongs(ctx, eng, phones, ids, lastVisit, now)
 }
 
-func contestInput(name string, from, to time.Time) engine.ContestInput {
+func contestInput(name string, from, to time.Time) sales.ContestInput {
 	tz := "America/Chicago"
 	rules := models.DefaultScoringRules()
-	return engine.ContestInput{Name: &name, StartsAt: &from, EndsAt: &to, TimeZone: &tz, Rules: &rules}
+	return sales.ContestInput{Name: &name, StartsAt: &from, EndsAt: &to, TimeZone: &tz, Rules: &rules}
 }
 
 // phone is a demo user's device with its outbox.

@@ -383,3 +383,13 @@ func (r ProductivityRow) VerifiedCallRate() float64 {
 	}
 	return math.Round(float64(r.VerifiedCalls)/float64(r.UnscheduledCalls)*10000) / 10000
 }
+
+// RuleVersion is one audited version of a contest's rules.
+type RuleVersion struct {
+	ContestID uuid.UUID
+	Version   int64
+	Rules     string
+	Targets   string
+	ChangedBy uuid.UUID
+	ChangedAt time.Time
+}

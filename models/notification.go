@@ -300,3 +300,10 @@ func DecideDelivery(n Notification, p NotificationPreferences, loc *time.Locatio
 	}
 	return Delivery{Action: DeliverNow}
 }
+
+// InboxPos is a place in a user's inbox, newest first. Notifications
+// written in one transaction share a time, so the id breaks ties.
+type InboxPos struct {
+	At time.Time
+	ID uuid.UUID
+}

@@ -11,7 +11,7 @@ import (
 // trigger, each returning a Notification with its category, type, title,
 // body, deep-link data, dedupe key and (for standings) collapse key. The
 // caller addresses it (.To(userID)) and writes it in the transaction of the
-// change that caused it (engine.Notify). Times passed in should already
+// change that caused it (sales.Notify). Times passed in should already
 // be in the recipient's time zone.
 
 // Notification types, repeated in Data["type"] for the app's router.

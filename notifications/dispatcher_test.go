@@ -13,6 +13,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/notifications"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
@@ -249,7 +250,7 @@ func TestReadDoesNotUndoDelivery(t *testing.T) {
 	id := f.notify(f.note("rep1@demo.test", models.CategoryCoaching))[0]
 	f.runOnce(f.dispatcher(rec))
 	before := f.wantStatus(id, notifications.StatusSent)
-	r, err := f.en.ReadNotification(f.ctx(), f.principal("rep1@demo.test", uuid.New()), id)
+	r, err := sales.ReadNotification(f.ctx(), f.en, f.principal("rep1@demo.test", uuid.New()), id)
 	if err != nil || r.TimeValue("read_at") == nil {
 		t.Fatalf("read: %v", err)
 	}
@@ -257,7 +258,7 @@ func TestReadDoesNotUndoDelivery(t *testing.T) {
 	if after.Attempts != before.Attempts || after.SentAt == nil || !after.SentAt.Equal(*before.SentAt) {
 		t.Errorf("delivery changed by a read: %+v → %+v", before, after)
 	}
-	if _, err := f.en.ReadNotification(f.ctx(), f.principal("rep2@demo.test", uuid.New()), id); models.ErrorCode(err) != models.CodeNotFound {
+	if _, err := sales.ReadNotification(f.ctx(), f.en, f.principal("rep2@demo.test", uuid.New()), id); models.ErrorCode(err) != models.CodeNotFound {
 		t.Errorf("another user reads it: %v, want not_found", err)
 	}
 }
@@ -322,12 +323,12 @@ func (l *loadOrg) notify(t *testing.T, per func(i int) int) []models.Notificatio
 	// Short transactions: PostgreSQL tests of other packages, running at
 	// the same time on the same cluster, wait for the oldest transaction
 	// anywhere to end before they pull.
-	en := engine.New(l.dbs[0], engine.Entities(), func() time.Time { return start }, nil)
+	en := engine.New(l.dbs[0], sales.Entities(), func() time.Time { return start }, nil)
 	for from := 0; from < len(ns); from += 250 {
 		part := ns[from:min(from+250, len(ns))]
 		err := en.Server(context.Background(), models.Principal{OrgID: l.org}, func(c *engine.Context) error {
 			for _, n := range part {
-				if err := engine.Notify(c, n); err != nil {
+				if err := sales.Notify(c, n); err != nil {
 					return err
 				}
 			}
@@ -409,7 +410,7 @@ func TestConcurrentDispatchersSendEachOnce(t *testing.T) {
 		t.Errorf("claimed %d in all, want %d", stats[0].Claimed+stats[1].Claimed, len(ns))
 	}
 	for _, n := range ns {
-		id := engine.NotificationID(l.org, n.UserID, n.DedupeKey)
+		id := sales.NotificationID(l.org, n.UserID, n.DedupeKey)
 		if got := rec.count(id); got != 1 {
 			t.Fatalf("notification %s sent %d times, want once", id, got)
 		}

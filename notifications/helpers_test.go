@@ -20,6 +20,7 @@ import (
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/notifications"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
@@ -46,7 +47,7 @@ func newFixture(t testing.TB) *fixture {
 	if _, err := demo.Seed(context.Background(), f.db, auth.NewPasswords(bcrypt.MinCost), f.now()); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}
-	f.en = engine.New(f.db, engine.Entities(), f.now, nil)
+	f.en = engine.New(f.db, sales.Entities(), f.now, nil)
 	return f
 }
 
@@ -99,10 +100,10 @@ func (f *fixture) notify(ns ...models.Notification) []uuid.UUID {
 	ids := make([]uuid.UUID, len(ns))
 	err := f.en.Server(f.ctx(), models.Principal{OrgID: org}, func(c *engine.Context) error {
 		for i, n := range ns {
-			if err := engine.Notify(c, n); err != nil {
+			if err := sales.Notify(c, n); err != nil {
 				return err
 			}
-			ids[i] = engine.NotificationID(org, n.UserID, n.DedupeKey)
+			ids[i] = sales.NotificationID(org, n.UserID, n.DedupeKey)
 		}
 		return nil
 	})

@@ -28,7 +28,7 @@ func Every(ctx context.Context, interval time.Duration, log *slog.Logger, name s
 // FollowUps is the scheduled job that reminds reps of follow-ups falling
 // due. Each run covers the window since the previous run (with an overlap,
 // so a visit committed just late is not missed) in every organisation;
-// the first covers the last engine.FollowUpLookback. Reminders are
+// the first covers the last sales.FollowUpLookback. Reminders are
 // deduplicated where they are written, so overlapping windows, restarts
 // and several replicas running the job remind once.
 type FollowUps struct {

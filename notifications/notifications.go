@@ -1,5 +1,5 @@
 // Package notifications delivers the notifications that domain rules write
-// (engine.Notify) to phones: a Dispatcher claims due rows of the outbox
+// (sales.Notify) to phones: a Dispatcher claims due rows of the outbox
 // with leases, decides per user whether to push now, later or never
 // (models.DecideDelivery: preferences, quiet hours, the daily cap, a visit
 // in progress), sends through a Sender — Firebase Cloud Messaging, or a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/notifications"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -25,7 +26,7 @@ var _ notifications.Store = (*DB)(nil)
 // notificationsEntity declares the inbox columns the sync engine owns; the
 // delivery columns (status, attempts, next_attempt_at, lease_id, sent_at,
 // last_error) are this file's alone. See the 00004 migration.
-var notificationsEntity = engine.Notifications()
+var notificationsEntity = sales.Notifications()
 
 // dueExpr is when an outbox row is next due. A claimed row's
 // next_attempt_at is its lease's end, so a row whose dispatcher died is
@@ -199,7 +200,7 @@ func loadPreferences(tx *gorm.DB, orgID uuid.UUID, users []string) (map[uuid.UUI
 // Inbox lists p's notifications newest first, after a position in that
 // order (the zero position starts at the newest), unread ones only when
 // unread is set.
-func (db *DB) Inbox(ctx context.Context, p models.Principal, after engine.InboxPos, limit int, unread bool) ([]*engine.Record, error) {
+func (db *DB) Inbox(ctx context.Context, p models.Principal, after models.InboxPos, limit int, unread bool) ([]*engine.Record, error) {
 	e := notificationsEntity
 	q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM notifications WHERE org_id = ? AND user_id = ? AND deleted = ?`
 	args := []any{p.OrgID.String(), p.UserID.String(), false}

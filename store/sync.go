@@ -866,8 +866,22 @@ func newFieldScanner(t engine.FieldType) fieldScanner {
 	return &nullScanner[string]{}
 }
 
-// SaveRuleVersion audits a change of a contest's scoring rules.
-func (t *syncTx) SaveRuleVersion(ctx context.Context, v engine.RuleVersion) error {
+// SaveJournal stores the rules' audit rows: the versions of a contest's
+// scoring rules.
+func (t *syncTx) SaveJournal(ctx context.Context, entries []any) error {
+	for _, e := range entries {
+		v, ok := e.(models.RuleVersion)
+		if !ok {
+			return fmt.Errorf("journal: no table keeps a %T", e)
+		}
+		if err := t.saveRuleVersion(ctx, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *syncTx) saveRuleVersion(ctx context.Context, v models.RuleVersion) error {
 	err := t.tx.Exec(`INSERT INTO contest_rule_versions (org_id, contest_id, version, rules, targets, changed_by, changed_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.p.OrgID.String(), v.ContestID.String(), v.Version, v.Rules, v.Targets,
 		v.ChangedBy.String(), v.ChangedAt.UTC()).Error
@@ -895,16 +909,16 @@ func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, wh
 }
 
 // RuleVersions lists a contest's audited rule versions, oldest first.
-func (db *DB) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]engine.RuleVersion, error) {
+func (db *DB) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]models.RuleVersion, error) {
 	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT version, rules, targets, changed_by, changed_at FROM contest_rule_versions
 		WHERE org_id = ? AND contest_id = ? ORDER BY version`, orgID.String(), contestID.String()).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("rule versions: %w", translate(err))
 	}
 	defer rows.Close()
-	var out []engine.RuleVersion
+	var out []models.RuleVersion
 	for rows.Next() {
-		v := engine.RuleVersion{ContestID: contestID}
+		v := models.RuleVersion{ContestID: contestID}
 		var targets sql.NullString
 		if err := rows.Scan(&v.Version, &v.Rules, &targets, &v.ChangedBy, &v.ChangedAt); err != nil {
 			return nil, fmt.Errorf("rule versions: %w", err)

@@ -11,17 +11,15 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/sync/watermelondb"
 )
 
 // The store implements what the WatermelonDB protocol needs.
-var (
-	_ engine.WatermelonStore = (*DB)(nil)
-	_ engine.WatermelonTx    = (*syncTx)(nil)
-)
+var _ watermelondb.Store = (*DB)(nil)
 
 // FeedHorizon returns the change-feed position below which everything the
 // organisation's feed holds has committed, for WatermelonDB timestamps
-// (see sync/watermelon.go).
+// (see sync/watermelondb).
 //
 // On PostgreSQL it is (feedHorizon - 1, max): every feed writer of the
 // organisation with a smaller transaction id has finished, a pull's own

@@ -29,6 +29,7 @@ import (
 	"github.com/fieldsync/fieldsync/api"
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -278,7 +279,7 @@ func (w *world) setup(reps int) error {
 	w.account = uuid.New()
 	acc := &engine.Record{ID: w.account, CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 		Values: map[string]any{"name": "Bench Hardware", "name_key": "bench hardware", "status": "customer", "team_id": w.team.ID, "lat": lat, "lng": lng}}
-	if err := w.db.SeedRecords(ctx, w.org.ID, engine.Accounts(), []*engine.Record{acc}); err != nil {
+	if err := w.db.SeedRecords(ctx, w.org.ID, sales.Accounts(), []*engine.Record{acc}); err != nil {
 		return err
 	}
 	w.admin = &device{user: admin}
@@ -291,7 +292,7 @@ func (w *world) serve() (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	w.eng = engine.New(w.db, engine.Entities(), time.Now, nil)
+	w.eng = engine.New(w.db, sales.Entities(), time.Now, nil)
 	srv := api.New(api.Deps{Store: w.db, Sync: w.eng, Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
 		LoginLimits: api.LoginLimits{PerEmail: 1 << 20, PerAddress: 1 << 20, Window: time.Minute}})
@@ -568,7 +569,7 @@ func (w *world) raw(rows int) (float64, float64, error) {
 // fill grows the filler rep's visits to size rows through the store's own
 // write path, so the change feed and indexes are those of real data.
 func (w *world) fill(size int, bar *bar) error {
-	e := engine.Visits()
+	e := sales.Visits()
 	now := time.Now().UTC()
 	for w.filled < size {
 		n := min(5000, size-w.filled)

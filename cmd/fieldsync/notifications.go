@@ -6,8 +6,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/fieldsync/fieldsync/config"
 	"github.com/fieldsync/fieldsync/notifications"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -25,7 +28,11 @@ func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, en
 	log.Info("push notifications", describe...)
 	d := notifications.NewDispatcher(db, sender, notifications.Options{Logger: log})
 	followUps := &notifications.FollowUps{
-		Orgs: db.OrgIDs, Notify: eng.NotifyFollowUps, Now: time.Now, Log: log, Lookback: engine.FollowUpLookback,
+		Orgs: db.OrgIDs,
+		Notify: func(ctx context.Context, org uuid.UUID, from, to time.Time) (int, error) {
+			return sales.NotifyFollowUps(ctx, eng, org, from, to)
+		},
+		Now: time.Now, Log: log, Lookback: sales.FollowUpLookback,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -25,6 +25,7 @@ import (
 	"github.com/fieldsync/fieldsync/config"
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -84,7 +85,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	passwords := auth.NewPasswords(auth.DefaultCost)
 
-	eng := engine.New(db, engine.Entities(), time.Now, log)
+	eng := engine.New(db, sales.Entities(), time.Now, log)
 	if cfg.Demo {
 		seeded, err := demo.Seed(ctx, db, passwords, time.Now())
 		if err != nil {
@@ -134,7 +135,7 @@ func schedule(ctx context.Context, db *store.DB, eng *engine.Engine, log *slog.L
 			log.Warn("scheduler: list organisations", "err", err)
 		}
 		for _, org := range orgs {
-			if err := eng.Server(ctx, models.Principal{OrgID: org}, engine.Tick); err != nil && ctx.Err() == nil {
+			if err := eng.Server(ctx, models.Principal{OrgID: org}, sales.Tick); err != nil && ctx.Err() == nil {
 				log.Warn("scheduler: tick", "org", org, "err", err)
 			}
 			if !purge {

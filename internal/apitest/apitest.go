@@ -21,6 +21,7 @@ import (
 	"github.com/fieldsync/fieldsync/api"
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/demo"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
@@ -86,7 +87,7 @@ func New(t testing.TB, opt Options) *Env {
 			t.Fatalf("seed demo: %v", err)
 		}
 	}
-	d := api.Deps{Store: db, Sync: engine.New(db, engine.Entities(), clock.Now, nil), Reports: db, Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t)}
+	d := api.Deps{Store: db, Sync: engine.New(db, sales.Entities(), clock.Now, nil), Reports: db, Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t)}
 	if opt.Deps != nil {
 		opt.Deps(&d)
 	}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/internal/synctest"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -90,25 +92,25 @@ func (t *faultyTx) Find(ctx context.Context, e *engine.Entity, where map[string]
 // atomicBatch is a push that writes two accounts and a visit, merges a
 // stale edit (a conflict) and has one mutation rejected: every kind of
 // write a push makes.
-func atomicBatch(t *testing.T, f *syncFixture, p models.Principal) (muts []engine.Mutation, newAccount, visit, seeded uuid.UUID) {
+func atomicBatch(t *testing.T, f *synctest.Fixture, p models.Principal) (muts []engine.Mutation, newAccount, visit, seeded uuid.UUID) {
 	t.Helper()
-	seeded = f.accountsByTeam()[*p.TeamID][0]
+	seeded = f.AccountsByTeam()[*p.TeamID][0]
 	newAccount, visit = uuid.New(), uuid.New()
-	ms := f.now().UnixMilli()
+	ms := f.Now().UnixMilli()
 	muts = []engine.Mutation{
 		{Seq: 1, Entity: "accounts", ID: newAccount, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms},
-			Fields: rawFields(t, map[string]any{"name": "Atomic Hardware", "city": "Minneapolis"})},
+			Fields: synctest.RawFields(t, map[string]any{"name": "Atomic Hardware", "city": "Minneapolis"})},
 		{Seq: 2, Entity: "visits", ID: visit, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 1},
-			Fields: rawFields(t, map[string]any{"account_id": newAccount, "notes": "first call", "outcome": "meeting",
-				"started_at": f.now().Add(-time.Hour).Format(time.RFC3339)})},
+			Fields: synctest.RawFields(t, map[string]any{"account_id": newAccount, "notes": "first call", "outcome": "meeting",
+				"started_at": f.Now().Add(-time.Hour).Format(time.RFC3339)})},
 		// A server-owned field: rejected.
 		{Seq: 3, Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 2},
-			Fields: rawFields(t, map[string]any{"account_id": seeded, "team_id": *p.TeamID})},
+			Fields: synctest.RawFields(t, map[string]any{"account_id": seeded, "team_id": *p.TeamID})},
 		{Seq: 4, Entity: "accounts", ID: seeded, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 3},
-			Fields: rawFields(t, map[string]any{"notes": "updated by the atomic batch"})},
+			Fields: synctest.RawFields(t, map[string]any{"notes": "updated by the atomic batch"})},
 		// Stamped before seq 2's notes: loses, and is a conflict.
 		{Seq: 5, Entity: "visits", ID: visit, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms},
-			Fields: rawFields(t, map[string]any{"notes": "stale notes"})},
+			Fields: synctest.RawFields(t, map[string]any{"notes": "stale notes"})},
 	}
 	return muts, newAccount, visit, seeded
 }
@@ -141,17 +143,17 @@ func TestPushIsAtomic(t *testing.T) {
 	}
 	// One database for every case: each pushes from a new device with new
 	// records, and checks only what it wrote.
-	base := newSyncFixture(t, storetest.Options{})
+	base := synctest.New(t, storetest.Options{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := base.on(t)
-			rep := f.principal("rep1@demo.test")
-			admin := f.principal("admin@demo.test")
-			_, cursor := f.pullAll(admin, "", 100)
+			f := base.On(t)
+			rep := f.Principal("rep1@demo.test")
+			admin := f.Principal("admin@demo.test")
+			_, cursor := f.PullAll(admin, "", 100)
 			muts, newAccount, visit, seeded := atomicBatch(t, f, rep)
 
-			faulty := engine.New(&faultyStore{Store: f.db, fail: tt.fail, failAt: tt.failAt, err: tt.err}, engine.Entities(), f.now, nil)
+			faulty := engine.New(&faultyStore{Store: f.DB, fail: tt.fail, failAt: tt.failAt, err: tt.err}, sales.Entities(), f.Now, nil)
 			_, err := faulty.Push(ctx, rep, muts)
 			if err == nil {
 				t.Fatal("push with a failing store: got no error")
@@ -165,7 +167,7 @@ func TestPushIsAtomic(t *testing.T) {
 			assertPushLeftNothing(t, f, rep, admin, cursor, visit)
 
 			// The retry, on a healthy store, applies the batch once.
-			res, err := f.en.Push(ctx, rep, muts)
+			res, err := f.En.Push(ctx, rep, muts)
 			if err != nil {
 				t.Fatalf("retry: %v", err)
 			}
@@ -176,7 +178,7 @@ func TestPushIsAtomic(t *testing.T) {
 			if code := res.Results[2].Error.Code; code != engine.CodeServerOwned {
 				t.Errorf("retry: seq 3 rejected with %q, want %q", code, engine.CodeServerOwned)
 			}
-			changes, cursor := f.pullAll(admin, cursor, 100)
+			changes, cursor := f.PullAll(admin, cursor, 100)
 			got := map[uuid.UUID]*engine.Record{}
 			for _, c := range changes {
 				got[c.Record.ID] = c.Record
@@ -194,7 +196,7 @@ func TestPushIsAtomic(t *testing.T) {
 			assertConflicts(t, f, admin, visit, 1)
 
 			// A third push: all duplicates, and nothing changes.
-			res, err = f.en.Push(ctx, rep, muts)
+			res, err = f.En.Push(ctx, rep, muts)
 			if err != nil {
 				t.Fatalf("third push: %v", err)
 			}
@@ -203,7 +205,7 @@ func TestPushIsAtomic(t *testing.T) {
 					t.Errorf("third push: seq %d is %s, want duplicate", muts[i].Seq, r.Status)
 				}
 			}
-			if changes, _ := f.pullAll(admin, cursor, 100); len(changes) != 0 {
+			if changes, _ := f.PullAll(admin, cursor, 100); len(changes) != 0 {
 				t.Errorf("third push: %d new changes, want none", len(changes))
 			}
 			assertDeviceState(t, f, rep, 5, []int64{3})
@@ -213,9 +215,9 @@ func TestPushIsAtomic(t *testing.T) {
 }
 
 // assertPushLeftNothing checks that a failed push left no trace.
-func assertPushLeftNothing(t *testing.T, f *syncFixture, rep, admin models.Principal, cursor string, visit uuid.UUID) {
+func assertPushLeftNothing(t *testing.T, f *synctest.Fixture, rep, admin models.Principal, cursor string, visit uuid.UUID) {
 	t.Helper()
-	if changes, _ := f.pullAll(admin, cursor, 100); len(changes) != 0 {
+	if changes, _ := f.PullAll(admin, cursor, 100); len(changes) != 0 {
 		for _, c := range changes {
 			t.Errorf("failed push left a change: %s %s version %d", c.Entity.Name, c.Record.ID, c.Record.Version)
 		}
@@ -226,9 +228,9 @@ func assertPushLeftNothing(t *testing.T, f *syncFixture, rep, admin models.Princ
 
 // assertDeviceState checks the device's last processed seq and the seqs of
 // its recorded rejections, as a pull reports them.
-func assertDeviceState(t *testing.T, f *syncFixture, p models.Principal, wantSeq int64, wantRejected []int64) {
+func assertDeviceState(t *testing.T, f *synctest.Fixture, p models.Principal, wantSeq int64, wantRejected []int64) {
 	t.Helper()
-	res, err := f.en.Pull(context.Background(), p, "", 1)
+	res, err := f.En.Pull(context.Background(), p, "", 1)
 	if err != nil {
 		t.Fatalf("pull: %v", err)
 	}
@@ -242,9 +244,9 @@ func assertDeviceState(t *testing.T, f *syncFixture, p models.Principal, wantSeq
 }
 
 // assertConflicts checks how many conflicts p sees on one record.
-func assertConflicts(t *testing.T, f *syncFixture, p models.Principal, record uuid.UUID, want int) {
+func assertConflicts(t *testing.T, f *synctest.Fixture, p models.Principal, record uuid.UUID, want int) {
 	t.Helper()
-	cs, _, err := f.en.Conflicts(context.Background(), p, "", 1000)
+	cs, _, err := f.En.Conflicts(context.Background(), p, "", 1000)
 	if err != nil {
 		t.Fatalf("conflicts: %v", err)
 	}
@@ -283,10 +285,10 @@ func keysOf[V any](m map[uuid.UUID]V) []uuid.UUID {
 // already processed, and the effects exist once.
 func TestSameBatchPushedTwiceAtOnce(t *testing.T) {
 	ctx := context.Background()
-	f := newSyncFixture(t, storetest.Options{})
-	admin := f.principal("admin@demo.test")
+	f := synctest.New(t, storetest.Options{})
+	admin := f.Principal("admin@demo.test")
 	for round := range 5 {
-		rep := f.principal("rep1@demo.test") // a new device each round
+		rep := f.Principal("rep1@demo.test") // a new device each round
 		muts, _, visit, _ := atomicBatch(t, f, rep)
 		var (
 			start   = make(chan struct{})
@@ -299,7 +301,7 @@ func TestSameBatchPushedTwiceAtOnce(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				results[i], errs[i] = f.en.Push(ctx, rep, muts)
+				results[i], errs[i] = f.En.Push(ctx, rep, muts)
 			}()
 		}
 		close(start)
@@ -327,16 +329,16 @@ func TestSameBatchPushedTwiceAtOnce(t *testing.T) {
 		if win.Results[0].Status == engine.StatusDuplicate {
 			win = results[1]
 		}
-		if rec := f.snapshotRecord(admin, "visits", visit); rec == nil || rec.Version != win.Results[1].Version {
+		if rec := snapshotRecord(f, admin, "visits", visit); rec == nil || rec.Version != win.Results[1].Version {
 			t.Errorf("round %d: visit stored as %+v, want version %d", round, rec, win.Results[1].Version)
 		}
 	}
 }
 
 // snapshotRecord pulls everything p sees and returns one record, or nil.
-func (f *syncFixture) snapshotRecord(p models.Principal, entity string, id uuid.UUID) *engine.Record {
-	f.t.Helper()
-	changes, _ := f.pullAll(p, "", 500)
+func snapshotRecord(f *synctest.Fixture, p models.Principal, entity string, id uuid.UUID) *engine.Record {
+	f.T.Helper()
+	changes, _ := f.PullAll(p, "", 500)
 	var out *engine.Record
 	for _, c := range changes {
 		if c.Entity.Name == entity && c.Record.ID == id {
@@ -353,9 +355,9 @@ func (f *syncFixture) snapshotRecord(p models.Principal, entity string, id uuid.
 // survive.
 func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 	ctx := context.Background()
-	base := newSyncFixture(t, storetest.Options{})
-	rep := base.principal("rep1@demo.test")
-	account := base.accountsByTeam()[*rep.TeamID][0]
+	base := synctest.New(t, storetest.Options{})
+	rep := base.Principal("rep1@demo.test")
+	account := base.AccountsByTeam()[*rep.TeamID][0]
 	tests := []struct {
 		name   string
 		second string         // the second device's user
@@ -366,13 +368,13 @@ func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := base.on(t)
-			admin := f.principal("admin@demo.test")
+			f := base.On(t)
+			admin := f.Principal("admin@demo.test")
 			for round := range 8 {
-				p1, p2 := rep, f.principal(tt.second)
+				p1, p2 := rep, f.Principal(tt.second)
 				p1.DeviceID = uuid.New()
 				id := uuid.New()
-				ms := f.now().UnixMilli()
+				ms := f.Now().UnixMilli()
 				f1 := map[string]any{"account_id": account, "notes": "from the first device"}
 				f2 := map[string]any{"account_id": account, "referrals": 3, "outcome": "demo"}
 				for k, v := range tt.extra {
@@ -382,10 +384,10 @@ func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 					p   models.Principal
 					mut engine.Mutation
 				}{
-					{p1, engine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms}, Fields: rawFields(t, f1)}},
+					{p1, engine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms}, Fields: synctest.RawFields(t, f1)}},
 					// Stamped later, so its outcome beats the default the
 					// first device's create stamps when it lands first.
-					{p2, engine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 1}, Fields: rawFields(t, f2)}},
+					{p2, engine.Mutation{Seq: 1, Entity: "visits", ID: id, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 1}, Fields: synctest.RawFields(t, f2)}},
 				}
 				var (
 					start = make(chan struct{})
@@ -398,7 +400,7 @@ func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						<-start
-						res[i], errs[i] = f.en.Push(ctx, ps.p, []engine.Mutation{ps.mut})
+						res[i], errs[i] = f.En.Push(ctx, ps.p, []engine.Mutation{ps.mut})
 					}()
 				}
 				close(start)
@@ -411,7 +413,7 @@ func TestConcurrentCreatesOfOneRecordMerge(t *testing.T) {
 						t.Fatalf("round %d: push %d: %s %+v", round, i, s, res[i].Results[0].Error)
 					}
 				}
-				rec := f.snapshotRecord(admin, "visits", id)
+				rec := snapshotRecord(f, admin, "visits", id)
 				if rec == nil {
 					t.Fatalf("round %d: visit missing", round)
 				}

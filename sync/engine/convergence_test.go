@@ -3,7 +3,6 @@ package engine_test
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,103 +10,25 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 
-	"github.com/fieldsync/fieldsync/auth"
-	"github.com/fieldsync/fieldsync/demo"
+	"github.com/fieldsync/fieldsync/internal/synctest"
 	"github.com/fieldsync/fieldsync/models"
-	"github.com/fieldsync/fieldsync/store"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
-
-// syncFixture is a fresh database seeded with the demo organisation and an
-// engine over it. The engine's clock is the fixture's, which tests move.
-type syncFixture struct {
-	t     testing.TB
-	db    *store.DB
-	en    *engine.Engine
-	clock *atomic.Int64 // unix nanoseconds, shared by the copies on returns
-}
-
-// syncFixtureStart is when every fixture's clock starts.
-var syncFixtureStart = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-
-// newSyncFixture opens a fresh database (SQLite, or PostgreSQL when
-// FIELDSYNC_TEST_DATABASE_URL is set), seeds the demo organisation and
-// returns an engine over it. opt.Now is replaced by the fixture's clock.
-func newSyncFixture(t testing.TB, opt storetest.Options) *syncFixture {
-	t.Helper()
-	f := &syncFixture{t: t, clock: new(atomic.Int64)}
-	f.clock.Store(syncFixtureStart.UnixNano())
-	opt.Now = f.now
-	f.db = storetest.MustOpenDBWith(t, opt)
-	if _, err := demo.Seed(context.Background(), f.db, auth.NewPasswords(bcrypt.MinCost), f.now()); err != nil {
-		t.Fatalf("seed demo: %v", err)
-	}
-	f.en = engine.New(f.db, engine.Entities(), f.now, nil)
-	return f
-}
-
-// on returns the fixture reporting to t, for a subtest.
-func (f *syncFixture) on(t testing.TB) *syncFixture {
-	g := *f
-	g.t = t
-	return &g
-}
-
-func (f *syncFixture) now() time.Time { return time.Unix(0, f.clock.Load()).UTC() }
-
-// advance moves the fixture's clock forward.
-func (f *syncFixture) advance(d time.Duration) { f.clock.Add(int64(d)) }
-
-// principal returns a principal for a seeded user on a new device.
-func (f *syncFixture) principal(email string) models.Principal {
-	f.t.Helper()
-	u, err := f.db.UserByEmail(context.Background(), email)
-	if err != nil {
-		f.t.Fatalf("user %s: %v", email, err)
-	}
-	return models.Principal{OrgID: u.OrgID, UserID: u.ID, Role: u.Role, TeamID: u.TeamID, DeviceID: uuid.New(), SessionID: uuid.New()}
-}
-
-// pullAll pulls as p from cursor until has_more is false, limit changes a page,
-// and returns the changes and the final cursor. It fails the test on a
-// reset.
-func (f *syncFixture) pullAll(p models.Principal, cursor string, limit int) ([]engine.Change, string) {
-	f.t.Helper()
-	var out []engine.Change
-	for pages := 0; ; pages++ {
-		if pages > 10000 {
-			f.t.Fatalf("pull as %s: no end after %d pages", p.Role, pages)
-		}
-		res, err := f.en.Pull(context.Background(), p, cursor, limit)
-		if err != nil {
-			f.t.Fatalf("pull as %s: %v", p.Role, err)
-		}
-		if res.Reset {
-			f.t.Fatalf("pull as %s: unexpected reset", p.Role)
-		}
-		out = append(out, res.Changes...)
-		cursor = res.Cursor
-		if !res.HasMore {
-			return out, cursor
-		}
-	}
-}
 
 // snapshot is a replica: every live record's field values by key.
 type snapshot map[engine.Key]map[string]any
 
 // snapshotOf pulls everything p may see from the beginning.
-func (f *syncFixture) snapshotOf(p models.Principal) snapshot {
-	f.t.Helper()
-	changes, _ := f.pullAll(p, "", 97)
+func snapshotOf(f *synctest.Fixture, p models.Principal) snapshot {
+	f.T.Helper()
+	changes, _ := f.PullAll(p, "", 97)
 	s := snapshot{}
 	for _, c := range changes {
 		s.apply(c)
@@ -188,19 +109,6 @@ func unionKeys(a, b map[string]any) []string {
 	return out
 }
 
-func rawFields(t testing.TB, vals map[string]any) map[string]json.RawMessage {
-	t.Helper()
-	out := make(map[string]json.RawMessage, len(vals))
-	for k, v := range vals {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatalf("encode %s: %v", k, err)
-		}
-		out[k] = b
-	}
-	return out
-}
-
 // simMutation is a mutation as a simulated device made it, with the values
 // the server will parse from it.
 type simMutation struct {
@@ -248,7 +156,7 @@ func (d *simDevice) dropAcked(lastSeq int64) {
 // sim is one randomized run.
 type sim struct {
 	t    *testing.T
-	f    *syncFixture
+	f    *synctest.Fixture
 	rng  *rand.Rand
 	devs []*simDevice
 	// accepted lists the mutations the server applied or merged, in the
@@ -305,28 +213,28 @@ func TestConvergence(t *testing.T) {
 }
 
 func runSim(t *testing.T, seed uint64, steps int) {
-	f := newSyncFixture(t, storetest.Options{})
+	f := synctest.New(t, storetest.Options{})
 	s := &sim{t: t, f: f, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		processed: map[string]bool{}, creator: map[engine.Key]uuid.UUID{}, stats: map[string]int{}}
-	rep := f.principal("rep1@demo.test")
+	rep := f.Principal("rep1@demo.test")
 	offsets := func() time.Duration { return time.Duration(s.rng.IntN(13)-6) * 500 * time.Millisecond }
 	for i := range 3 {
 		p := rep
 		p.DeviceID, p.SessionID = s.uuid(), s.uuid()
 		s.devs = append(s.devs, &simDevice{name: fmt.Sprintf("rep1/phone%d", i), p: p, offset: offsets(), replica: snapshot{}, repID: rep.UserID})
 	}
-	mgr := f.principal("manager1@demo.test")
+	mgr := f.Principal("manager1@demo.test")
 	mgr.DeviceID, mgr.SessionID = s.uuid(), s.uuid()
 	s.devs = append(s.devs, &simDevice{name: "manager1/phone", p: mgr, offset: offsets(), replica: snapshot{}, repID: rep.UserID})
-	admin := f.principal("admin@demo.test")
-	seeded := f.snapshotOf(admin)
+	admin := f.Principal("admin@demo.test")
+	seeded := snapshotOf(f, admin)
 
 	// Every device starts with a full pull.
 	for _, d := range s.devs {
 		s.pull(d, 1000, 100)
 	}
 	for range steps {
-		f.advance(time.Duration(s.rng.IntN(300)) * time.Millisecond)
+		f.Advance(time.Duration(s.rng.IntN(300)) * time.Millisecond)
 		d := s.devs[s.rng.IntN(len(s.devs))]
 		switch r := s.rng.IntN(100); {
 		case r < 50:
@@ -336,7 +244,7 @@ func runSim(t *testing.T, seed uint64, steps int) {
 		case r < 97:
 			s.pull(d, 1+s.rng.IntN(4), 2+s.rng.IntN(7))
 		default:
-			f.advance(time.Duration(1+s.rng.IntN(5)) * time.Second)
+			f.Advance(time.Duration(1+s.rng.IntN(5)) * time.Second)
 		}
 	}
 
@@ -368,7 +276,7 @@ func runSim(t *testing.T, seed uint64, steps int) {
 	for _, d := range s.devs {
 		fresh := d.p
 		fresh.DeviceID = uuid.New()
-		want := f.snapshotOf(fresh)
+		want := snapshotOf(f, fresh)
 		if diffs := diffSnapshots(d.replica, want); len(diffs) > 0 {
 			t.Errorf("%s: replica differs from the server in %d places:\n%s", d.name, len(diffs), joinFirst(diffs, 20))
 		}
@@ -376,7 +284,7 @@ func runSim(t *testing.T, seed uint64, steps int) {
 
 	// The server holds, for every field, the accepted write with the
 	// greatest stamp.
-	server := clientFields(f.snapshotOf(admin))
+	server := clientFields(snapshotOf(f, admin))
 	want := clientFields(s.expected(seeded))
 	if diffs := diffSnapshots(server, want); len(diffs) > 0 {
 		t.Errorf("server state differs from the last-writer-wins model in %d places:\n%s", len(diffs), joinFirst(diffs, 20))
@@ -496,9 +404,9 @@ func (s *sim) edit(d *simDevice) {
 // queue stamps a mutation, applies it to the local replica and queues it.
 func (s *sim) queue(d *simDevice, k engine.Key, op string, vals map[string]any) {
 	d.seq++
-	m := engine.Mutation{Seq: d.seq, Entity: k.Entity, ID: k.ID, Op: op, HLC: d.stamp(s.f.now())}
+	m := engine.Mutation{Seq: d.seq, Entity: k.Entity, ID: k.ID, Op: op, HLC: d.stamp(s.f.Now())}
 	if op == engine.OpUpsert {
-		m.Fields = rawFields(s.t, vals)
+		m.Fields = synctest.RawFields(s.t, vals)
 		rec := d.replica[k]
 		if rec == nil {
 			rec = map[string]any{}
@@ -537,7 +445,7 @@ func (s *sim) push(d *simDevice, lost bool) {
 	for i, sm := range batch {
 		muts[i] = sm.m
 	}
-	res, err := s.f.en.Push(context.Background(), d.p, muts)
+	res, err := s.f.En.Push(context.Background(), d.p, muts)
 	if err != nil {
 		s.t.Fatalf("%s: push: %v", d.name, err)
 	}
@@ -583,7 +491,7 @@ func (s *sim) pull(d *simDevice, pages, limit int) int {
 		}
 	}
 	for range pages {
-		res, err := s.f.en.Pull(context.Background(), d.p, d.cursor, limit)
+		res, err := s.f.En.Pull(context.Background(), d.p, d.cursor, limit)
 		if err != nil {
 			s.t.Fatalf("%s: pull: %v", d.name, err)
 		}
@@ -622,7 +530,7 @@ func positionAfter(a, b engine.Position) bool {
 // rules write follow rules of their own and are left out.
 func clientFields(s snapshot) snapshot {
 	keep := map[string]map[string]bool{}
-	for _, e := range engine.Entities() {
+	for _, e := range sales.Entities() {
 		if e.Name != "accounts" && e.Name != "visits" {
 			continue
 		}
@@ -663,7 +571,7 @@ type fieldWrite struct {
 // keeps its seeded value (or null).
 func (s *sim) expected(seeded snapshot) snapshot {
 	ents := map[string]*engine.Entity{}
-	for _, e := range engine.Entities() {
+	for _, e := range sales.Entities() {
 		ents[e.Name] = e
 	}
 	writes := map[engine.Key]map[string]fieldWrite{}
@@ -700,7 +608,7 @@ func (s *sim) expected(seeded snapshot) snapshot {
 			}
 		}
 	}
-	rep, _ := s.f.db.UserByEmail(context.Background(), "rep1@demo.test")
+	rep, _ := s.f.DB.UserByEmail(context.Background(), "rep1@demo.test")
 	out := snapshot{}
 	for k := range live {
 		if deleted[k] {

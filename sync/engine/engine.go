@@ -176,6 +176,13 @@ type Tx interface {
 	Save(ctx context.Context, e *Entity, recs []*Record) error
 	SaveConflicts(ctx context.Context, cs []ConflictRecord) error
 	SaveRejections(ctx context.Context, rs []Rejection) error
+	// SaveJournal stores the entries hooks journaled (Context.Journal):
+	// rows of the rules' own that are not synced records. It refuses an
+	// entry of a type it does not keep.
+	SaveJournal(ctx context.Context, entries []any) error
+	// FeedPositions returns the change-feed position of each record that
+	// has one, as committed (the records are locked).
+	FeedPositions(ctx context.Context, keys []Key) (map[Key]Position, error)
 }
 
 // Store is the storage the engine needs.
@@ -358,14 +365,15 @@ type batch struct {
 	dirty map[Key]bool
 	order []Key // dirty keys in first-write order
 	users map[uuid.UUID]*models.User
-	// written indexes the dirty keys by entity, and by rep_id where a
-	// record has one, for overlay: a server job that writes 100,000 score
-	// entries and reads back one rep-day at a time must not scan them all
-	// on every read.
+	// written indexes the dirty keys by entity, and by owner where the
+	// entity has one, for overlay: a server job that writes 100,000 score
+	// entries and reads back one owner-day at a time must not scan them
+	// all on every read.
 	written written
 
 	conflicts  []ConflictRecord
 	rejections []Rejection
+	journal    []any
 	depth      int // nesting of AfterWrite hooks
 
 	deferred     []deferredFn
@@ -620,7 +628,7 @@ func (b *batch) put(c *Context, e *Entity, cur, next *Record) error {
 		b.dirty[key] = true
 		b.order = append(b.order, key)
 	}
-	b.written.add(key, next)
+	b.written.add(e, key, next)
 	if len(e.AfterWrite) == 0 {
 		return nil
 	}
@@ -788,6 +796,11 @@ func (b *batch) flush() error {
 			return err
 		}
 	}
+	if len(b.journal) > 0 {
+		if err := b.tx.SaveJournal(b.ctx, b.journal); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -855,6 +868,11 @@ func (c *Context) Cached(key string, compute func() (any, error)) (any, error) {
 	c.batch.cache[key] = v
 	return v, nil
 }
+
+// Journal stores entry in the batch's transaction when it commits: an
+// audit row of the rules that is not a synced record (the store's
+// SaveJournal says which types it keeps).
+func (c *Context) Journal(entry any) { c.batch.journal = append(c.batch.journal, entry) }
 
 // Forget drops a cached value, after the caller changed what it holds.
 func (c *Context) Forget(key string) { delete(c.batch.cache, key) }
@@ -933,7 +951,7 @@ func (c *Context) Latest(entity string, where map[string]any, field string, from
 		return t != nil && !t.Before(from) && t.Before(to)
 	}
 	seen := map[uuid.UUID]bool{}
-	for _, k := range c.batch.written.keys(entity, where) {
+	for _, k := range c.batch.written.keys(e, where) {
 		if r := c.batch.state[k]; !seen[k.ID] && matches(r, where, keep) {
 			seen[k.ID] = true
 			out = append(out, r)
@@ -957,10 +975,10 @@ func matches(r *Record, where map[string]any, keep func(*Record) bool) bool {
 	}
 	for k, v := range where {
 		if set, ok := v.(AnyOf); ok {
-			if !slices.ContainsFunc(set, func(v any) bool { return sameValue(r.Values[k], v) }) {
+			if !slices.ContainsFunc(set, func(v any) bool { return Equal(r.Values[k], v) }) {
 				return false
 			}
-		} else if !sameValue(r.Values[k], v) {
+		} else if !Equal(r.Values[k], v) {
 			return false
 		}
 	}
@@ -985,7 +1003,7 @@ func (c *Context) overlay(e *Entity, stored []*Record, where map[string]any, kee
 			out = append(out, r)
 		}
 	}
-	for _, k := range c.batch.written.keys(e.Name, where) {
+	for _, k := range c.batch.written.keys(e, where) {
 		if seen[k.ID] {
 			continue
 		}
@@ -997,48 +1015,55 @@ func (c *Context) overlay(e *Entity, stored []*Record, where map[string]any, kee
 	return out
 }
 
-// written indexes a batch's dirty keys by entity and by rep_id. A key is
-// listed under every rep it was written with; overlay's match checks the
-// record as it now stands.
+// written indexes a batch's dirty keys by entity and by owner (the
+// entity's Owner field). A key is listed under every owner it was written
+// with; overlay's match checks the record as it now stands.
 type written struct {
 	byEntity map[string][]Key
-	byRep    map[string]map[uuid.UUID][]Key
-	rep      map[Key]uuid.UUID // the rep a key was last listed under
+	byOwner  map[string]map[uuid.UUID][]Key
+	owner    map[Key]uuid.UUID // the owner a key was last listed under
 	listed   map[Key]bool
 }
 
-func (w *written) add(k Key, r *Record) {
+func (w *written) add(e *Entity, k Key, r *Record) {
 	if w.listed == nil {
-		w.byEntity, w.byRep, w.rep, w.listed = map[string][]Key{}, map[string]map[uuid.UUID][]Key{}, map[Key]uuid.UUID{}, map[Key]bool{}
+		w.byEntity, w.byOwner, w.owner, w.listed = map[string][]Key{}, map[string]map[uuid.UUID][]Key{}, map[Key]uuid.UUID{}, map[Key]bool{}
 	}
 	if !w.listed[k] {
 		w.listed[k] = true
 		w.byEntity[k.Entity] = append(w.byEntity[k.Entity], k)
 	}
-	rep, ok := r.Values["rep_id"].(uuid.UUID)
+	if e.Owner == "" {
+		return
+	}
+	owner, ok := r.Values[e.Owner].(uuid.UUID)
 	if !ok {
 		return
 	}
-	if last, listed := w.rep[k]; listed && last == rep {
+	if last, listed := w.owner[k]; listed && last == owner {
 		return
 	}
-	w.rep[k] = rep
-	if w.byRep[k.Entity] == nil {
-		w.byRep[k.Entity] = map[uuid.UUID][]Key{}
+	w.owner[k] = owner
+	if w.byOwner[k.Entity] == nil {
+		w.byOwner[k.Entity] = map[uuid.UUID][]Key{}
 	}
-	w.byRep[k.Entity][rep] = append(w.byRep[k.Entity][rep], k)
+	w.byOwner[k.Entity][owner] = append(w.byOwner[k.Entity][owner], k)
 }
 
 // keys lists the dirty keys of an entity that may match where, in
 // first-write order.
-func (w *written) keys(entity string, where map[string]any) []Key {
-	if rep, ok := where["rep_id"].(uuid.UUID); ok {
-		return w.byRep[entity][rep]
+func (w *written) keys(e *Entity, where map[string]any) []Key {
+	if e.Owner != "" {
+		if owner, ok := where[e.Owner].(uuid.UUID); ok {
+			return w.byOwner[e.Name][owner]
+		}
 	}
-	return w.byEntity[entity]
+	return w.byEntity[e.Name]
 }
 
-func sameValue(a, b any) bool {
+// Equal reports whether two field values are the same: times by instant,
+// everything else by ==; nil equals only nil.
+func Equal(a, b any) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}

@@ -127,6 +127,11 @@ type Entity struct {
 	// with c.Put. old is nil on create; r.Deleted is set on delete. Each
 	// concern adds its own hook (see OnWrite).
 	AfterWrite []Hook
+	// Owner names the UUID field that says whose a record is, if one
+	// does: a batch indexes its writes by it, so that hooks reading one
+	// owner's records back see the batch's own writes without scanning
+	// all of them.
+	Owner string
 
 	byName map[string]*Field
 }
@@ -212,7 +217,7 @@ func (r *Record) ClocksJSON() ([]byte, error) {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendString(b, name)
+		b = AppendString(b, name)
 		b = append(b, ':')
 		b = fc.appendJSON(b)
 	}
@@ -323,7 +328,7 @@ func (f *Field) Parse(raw json.RawMessage, now time.Time) (any, error) {
 		}
 		return checkTime(f, t.UTC(), now)
 	case Float, Int:
-		n, err := parseNumber(raw)
+		n, err := ParseNumber(raw)
 		if err != nil {
 			return nil, models.FieldInvalid(f.Name, "must be a number")
 		}
@@ -381,7 +386,8 @@ func checkTime(f *Field, t, now time.Time) (any, error) {
 	return t, nil
 }
 
-func parseNumber(raw json.RawMessage) (float64, error) {
+// ParseNumber reads a JSON number; a number in a string is refused.
+func ParseNumber(raw json.RawMessage) (float64, error) {
 	if len(raw) > 0 && raw[0] == '"' { // json.Number would take "12.5"
 		return 0, fmt.Errorf("a string, not a number")
 	}
@@ -440,7 +446,7 @@ func (f *Field) AppendValue(b []byte, v any) []byte {
 	switch f.Type {
 	case String, Text, Enum:
 		s, _ := v.(string)
-		return appendString(b, s)
+		return AppendString(b, s)
 	case UUID:
 		id, _ := v.(uuid.UUID)
 		b = append(b, '"')
@@ -485,7 +491,8 @@ func (f *Field) AppendValue(b []byte, v any) []byte {
 	return append(b, "null"...)
 }
 
-func appendString(b []byte, s string) []byte {
+// AppendString appends s as a JSON string.
+func AppendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
 			// Escapes, multi-byte UTF-8 and HTML-sensitive bytes take

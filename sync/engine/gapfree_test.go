@@ -11,7 +11,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/internal/synctest"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -26,21 +28,6 @@ func skipUnlessPostgres(t *testing.T) {
 	}
 }
 
-// accountsByTeam returns the seeded accounts' ids by team, in a stable order.
-func (f *syncFixture) accountsByTeam() map[uuid.UUID][]uuid.UUID {
-	f.t.Helper()
-	s := f.snapshotOf(f.principal("admin@demo.test"))
-	out := map[uuid.UUID][]uuid.UUID{}
-	for _, k := range s.keys("accounts") {
-		team, ok := s[k]["team_id"].(uuid.UUID)
-		if !ok {
-			f.t.Fatalf("account %s has no team", k.ID)
-		}
-		out[team] = append(out[team], k.ID)
-	}
-	return out
-}
-
 // TestPullNeverSkipsUnderConcurrentPushes pushes new visits from eight
 // devices at once while four admins pull the feed in small pages. Commits
 // land out of version order all the time; every puller must still end up
@@ -52,9 +39,9 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 		batches = 40
 		pullers = 4
 	)
-	f := newSyncFixture(t, storetest.Options{MaxOpenConns: pushers + pullers + 8})
-	accounts := f.accountsByTeam()
-	orgID := f.principal("admin@demo.test").OrgID
+	f := synctest.New(t, storetest.Options{MaxOpenConns: pushers + pullers + 8})
+	accounts := f.AccountsByTeam()
+	orgID := f.Principal("admin@demo.test").OrgID
 	emails := []string{"rep1@demo.test", "rep2@demo.test", "rep3@demo.test", "rep4@demo.test", "rep5@demo.test", "rep6@demo.test", "rep1@demo.test", "rep4@demo.test"}
 
 	ctx := context.Background()
@@ -65,7 +52,7 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 		pushed    = make(chan struct{}) // closed when every pusher is done
 	)
 	for i := range pushers {
-		p := f.principal(emails[i])
+		p := f.Principal(emails[i])
 		acc := accounts[*p.TeamID]
 		rng := rand.New(rand.NewPCG(uint64(i), 7))
 		pushWG.Add(1)
@@ -78,10 +65,10 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 				for j := range muts {
 					seq++
 					muts[j] = engine.Mutation{Seq: seq, Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert,
-						HLC:    engine.HLC{MS: f.now().UnixMilli(), Counter: seq},
-						Fields: rawFields(t, map[string]any{"account_id": acc[rng.IntN(len(acc))], "notes": fmt.Sprintf("pusher %d batch %d", i, b)})}
+						HLC:    engine.HLC{MS: f.Now().UnixMilli(), Counter: seq},
+						Fields: synctest.RawFields(t, map[string]any{"account_id": acc[rng.IntN(len(acc))], "notes": fmt.Sprintf("pusher %d batch %d", i, b)})}
 				}
-				res, err := f.en.Push(ctx, p, muts)
+				res, err := f.En.Push(ctx, p, muts)
 				if err != nil {
 					t.Errorf("pusher %d batch %d: %v", i, b, err)
 					return
@@ -105,7 +92,7 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 	missing := make([][]uuid.UUID, pullers)
 	var pullWG sync.WaitGroup
 	for i := range pullers {
-		p := f.principal("admin@demo.test")
+		p := f.Principal("admin@demo.test")
 		limit := 3 + 5*i
 		pullWG.Add(1)
 		go func() {
@@ -118,7 +105,7 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 				waitEnd time.Time
 			)
 			for {
-				res, err := f.en.Pull(ctx, p, cursor, limit)
+				res, err := f.En.Pull(ctx, p, cursor, limit)
 				if err != nil {
 					t.Errorf("puller %d: %v", i, err)
 					return
@@ -192,7 +179,7 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 				RecordID uuid.UUID
 				Version  int64
 			}
-			if err := f.db.Gorm().Raw(`SELECT record_id, version FROM sync_changes WHERE org_id = ? AND entity = 'visits' AND version > ? ORDER BY version LIMIT 10`,
+			if err := f.DB.Gorm().Raw(`SELECT record_id, version FROM sync_changes WHERE org_id = ? AND entity = 'visits' AND version > ? ORDER BY version LIMIT 10`,
 				orgID, after).Scan(&rows).Error; err != nil {
 				t.Errorf("version-only feed: %v", err)
 				return
@@ -244,11 +231,11 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	skipUnlessPostgres(t)
 	ctx := context.Background()
-	f := newSyncFixture(t, storetest.Options{})
-	admin := f.principal("admin@demo.test")
-	rep := f.principal("rep1@demo.test")
-	account := f.accountsByTeam()[*rep.TeamID][0]
-	_, cursor := f.pullAll(admin, "", 100)
+	f := synctest.New(t, storetest.Options{})
+	admin := f.Principal("admin@demo.test")
+	rep := f.Principal("rep1@demo.test")
+	account := f.AccountsByTeam()[*rep.TeamID][0]
+	_, cursor := f.PullAll(admin, "", 100)
 	start, ok := engine.DecodeCursor(admin, cursor)
 	if !ok {
 		t.Fatal("cursor does not decode")
@@ -258,12 +245,12 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	// contest recompute runs) writes a visit and its feed row, and stays
 	// open until released.
 	visitA := uuid.New()
-	now := f.now()
+	now := f.Now()
 	written := make(chan int64)
 	release := make(chan error)
 	aDone := make(chan error, 1)
 	go func() {
-		aDone <- f.db.Server(ctx, rep.OrgID, func(tx engine.Tx) error {
+		aDone <- f.DB.Server(ctx, rep.OrgID, func(tx engine.Tx) error {
 			vs, err := tx.NextVersions(ctx, 1)
 			if err != nil {
 				return err
@@ -271,7 +258,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 			rec := &engine.Record{ID: visitA, Version: vs[0], CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 				Values: map[string]any{"account_id": account, "kind": "unscheduled", "status": "completed", "outcome": "none", "referrals": int64(0),
 					"notes": "written by the slow transaction A", "rep_id": rep.UserID, "team_id": *rep.TeamID}}
-			if err := tx.Save(ctx, engine.Visits(), []*engine.Record{rec}); err != nil {
+			if err := tx.Save(ctx, sales.Visits(), []*engine.Record{rec}); err != nil {
 				return err
 			}
 			written <- vs[0]
@@ -292,8 +279,8 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	}()
 	// 2. Push B through the engine: it commits, with a higher version.
 	visitB := uuid.New()
-	res, err := f.en.Push(ctx, rep, []engine.Mutation{{Seq: 1, Entity: "visits", ID: visitB, Op: engine.OpUpsert,
-		HLC: engine.HLC{MS: now.UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account, "notes": "pushed while A is open"})}})
+	res, err := f.En.Push(ctx, rep, []engine.Mutation{{Seq: 1, Entity: "visits", ID: visitB, Op: engine.OpUpsert,
+		HLC: engine.HLC{MS: now.UnixMilli()}, Fields: synctest.RawFields(t, map[string]any{"account_id": account, "notes": "pushed while A is open"})}})
 	if err != nil {
 		t.Fatalf("push B: %v", err)
 	}
@@ -308,7 +295,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	naive := func(after int64) []int64 {
 		t.Helper()
 		var vs []int64
-		if err := f.db.Gorm().Raw(`SELECT version FROM sync_changes WHERE org_id = ? AND version > ? ORDER BY version`,
+		if err := f.DB.Gorm().Raw(`SELECT version FROM sync_changes WHERE org_id = ? AND version > ? ORDER BY version`,
 			admin.OrgID, after).Scan(&vs).Error; err != nil {
 			t.Fatalf("naive feed: %v", err)
 		}
@@ -320,7 +307,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 
 	// 3b. The engine's pull returns nothing while A runs, and its cursor
 	// stays before A's position.
-	page, err := f.en.Pull(ctx, admin, cursor, 100)
+	page, err := f.En.Pull(ctx, admin, cursor, 100)
 	if err != nil {
 		t.Fatalf("pull while A is open: %v", err)
 	}
@@ -338,7 +325,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 		t.Fatalf("commit A: %v", err)
 	}
 	var txidA int64
-	if err := f.db.Gorm().Raw(`SELECT txid FROM sync_changes WHERE org_id = ? AND record_id = ?`, rep.OrgID, visitA).Row().Scan(&txidA); err != nil {
+	if err := f.DB.Gorm().Raw(`SELECT txid FROM sync_changes WHERE org_id = ? AND record_id = ?`, rep.OrgID, visitA).Row().Scan(&txidA); err != nil {
 		t.Fatalf("A's feed row: %v", err)
 	}
 	if !positionAfter(engine.Position{Txid: txidA, Version: vA}, pos) {
@@ -352,7 +339,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 		t.Fatalf("version > %d after A commits: got %v, want [%d %d]", start.Version, got, vA, vB)
 	}
 	// The engine's cursor returns A, then B.
-	changes, _ := f.pullAll(admin, page.Cursor, 100)
+	changes, _ := f.PullAll(admin, page.Cursor, 100)
 	var ids []uuid.UUID
 	for _, c := range changes {
 		ids = append(ids, c.Record.ID)
@@ -374,33 +361,33 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 func TestPullIsNotHeldBackByUnrelatedTransactions(t *testing.T) {
 	skipUnlessPostgres(t)
 	ctx := context.Background()
-	f := newSyncFixture(t, storetest.Options{})
-	admin := f.principal("admin@demo.test")
-	rep := f.principal("rep1@demo.test")
-	account := f.accountsByTeam()[*rep.TeamID][0]
-	_, cursor := f.pullAll(admin, "", 100)
+	f := synctest.New(t, storetest.Options{})
+	admin := f.Principal("admin@demo.test")
+	rep := f.Principal("rep1@demo.test")
+	account := f.AccountsByTeam()[*rep.TeamID][0]
+	_, cursor := f.PullAll(admin, "", 100)
 
 	// Another organisation's feed writer, left open.
-	now := f.now()
+	now := f.Now()
 	other := models.Org{ID: uuid.New(), Name: "Other Co", CreatedAt: now}
-	if err := f.db.CreateOrg(ctx, other, models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Other Admin",
+	if err := f.DB.CreateOrg(ctx, other, models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Other Admin",
 		Role: models.RoleAdmin, Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatalf("create org: %v", err)
 	}
 	team := models.Team{OrgID: other.ID, ID: uuid.New(), Name: "East", CreatedAt: now}
-	if err := f.db.CreateTeam(ctx, team); err != nil {
+	if err := f.DB.CreateTeam(ctx, team); err != nil {
 		t.Fatalf("create team: %v", err)
 	}
 	written, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		done <- f.db.Server(ctx, other.ID, func(tx engine.Tx) error {
+		done <- f.DB.Server(ctx, other.ID, func(tx engine.Tx) error {
 			vs, err := tx.NextVersions(ctx, 1)
 			if err != nil {
 				return err
 			}
 			acc := &engine.Record{ID: uuid.New(), Version: vs[0], CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 				Values: map[string]any{"name": "Slow Hardware", "name_key": "slow hardware", "status": "customer", "team_id": team.ID}}
-			if err := tx.Save(ctx, engine.Accounts(), []*engine.Record{acc}); err != nil {
+			if err := tx.Save(ctx, sales.Accounts(), []*engine.Record{acc}); err != nil {
 				return err
 			}
 			close(written)
@@ -421,7 +408,7 @@ func TestPullIsNotHeldBackByUnrelatedTransactions(t *testing.T) {
 	}()
 
 	// A transaction with an id that writes no feed, left open.
-	report := f.db.Gorm().Begin()
+	report := f.DB.Gorm().Begin()
 	defer report.Rollback()
 	var xid int64
 	if err := report.Raw(`SELECT pg_current_xact_id()::text::bigint`).Row().Scan(&xid); err != nil {
@@ -429,12 +416,12 @@ func TestPullIsNotHeldBackByUnrelatedTransactions(t *testing.T) {
 	}
 
 	visit := uuid.New()
-	res := f.push(rep, engine.Mutation{Seq: 1, Entity: "visits", ID: visit, Op: engine.OpUpsert,
-		HLC: engine.HLC{MS: now.UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account})})
+	res := f.Push(rep, engine.Mutation{Seq: 1, Entity: "visits", ID: visit, Op: engine.OpUpsert,
+		HLC: engine.HLC{MS: now.UnixMilli()}, Fields: synctest.RawFields(t, map[string]any{"account_id": account})})
 	if res.Results[0].Status != engine.StatusApplied {
 		t.Fatalf("push: %+v", res.Results[0])
 	}
-	page, err := f.en.Pull(ctx, admin, cursor, 100)
+	page, err := f.En.Pull(ctx, admin, cursor, 100)
 	if err != nil {
 		t.Fatalf("pull: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/internal/synctest"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -20,8 +21,8 @@ import (
 // pushes within a budget. Every push must apply in full.
 func TestManyLargePushesAtOnce(t *testing.T) {
 	skipUnlessPostgres(t)
-	f := newSyncFixture(t, storetest.Options{MaxOpenConns: 20})
-	rep := f.principal("rep1@demo.test")
+	f := synctest.New(t, storetest.Options{MaxOpenConns: 20})
+	rep := f.Principal("rep1@demo.test")
 	const pushes = 16
 	var (
 		wg   sync.WaitGroup
@@ -34,13 +35,13 @@ func TestManyLargePushesAtOnce(t *testing.T) {
 		muts := make([]engine.Mutation, engine.MaxBatch)
 		for j := range muts {
 			muts[j] = engine.Mutation{Seq: int64(j + 1), Entity: "accounts", ID: uuid.New(), Op: engine.OpUpsert,
-				HLC:    engine.HLC{MS: f.now().UnixMilli(), Counter: int64(j)},
-				Fields: rawFields(t, map[string]any{"name": fmt.Sprintf("Walk-in %d-%d", i, j)})}
+				HLC:    engine.HLC{MS: f.Now().UnixMilli(), Counter: int64(j)},
+				Fields: synctest.RawFields(t, map[string]any{"name": fmt.Sprintf("Walk-in %d-%d", i, j)})}
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := f.en.Push(context.Background(), p, muts)
+			res, err := f.En.Push(context.Background(), p, muts)
 			if err == nil {
 				for _, r := range res.Results {
 					if r.Status != engine.StatusApplied {
@@ -61,7 +62,7 @@ func TestManyLargePushesAtOnce(t *testing.T) {
 		t.Errorf("push: %v", err)
 	}
 	var n int
-	if err := f.db.Gorm().Raw(`SELECT count(*) FROM accounts WHERE name LIKE 'Walk-in %'`).Row().Scan(&n); err != nil {
+	if err := f.DB.Gorm().Raw(`SELECT count(*) FROM accounts WHERE name LIKE 'Walk-in %'`).Row().Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != pushes*engine.MaxBatch {

@@ -133,7 +133,7 @@ func (fc FieldClock) appendJSON(b []byte) []byte {
 	b = append(b, ',')
 	b = strconv.AppendInt(b, fc.Counter, 10)
 	b = append(b, ',')
-	b = appendString(b, fc.Device)
+	b = AppendString(b, fc.Device)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, fc.Version, 10)
 	return append(b, ']')

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -228,7 +229,7 @@ func TestMergeUpsert(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := engine.Visits()
+			e := sales.Visits()
 			var before *engine.Record
 			if tt.cur != nil {
 				before = tt.cur.Clone()
@@ -343,7 +344,7 @@ func TestMergeDelete(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cur := tt.cur()
 			before := cur.Clone()
-			next, conflicts := engine.MergeDelete(engine.Visits(), cur, tt.h, tt.base)
+			next, conflicts := engine.MergeDelete(sales.Visits(), cur, tt.h, tt.base)
 			if !next.Deleted {
 				t.Errorf("Deleted = false, want true: delete always wins")
 			}
@@ -418,7 +419,7 @@ func TestHLCClamp(t *testing.T) {
 
 func TestFieldParse(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	visits, activities := engine.Visits(), engine.Activities()
+	visits, activities := sales.Visits(), sales.Activities()
 	id := uuid.MustParse("0b8a7c9e-1d2f-4a3b-8c4d-5e6f7a8b9c0d")
 	boolField := &engine.Field{Name: "flag", Type: engine.Bool}
 	tests := []struct {
@@ -525,7 +526,7 @@ func TestFieldParse(t *testing.T) {
 // TestFieldValueJSON holds values' wire form: money leaves as the decimal
 // it came in as, never through floating point.
 func TestFieldValueJSON(t *testing.T) {
-	visits := engine.Visits()
+	visits := sales.Visits()
 	tests := []struct {
 		name  string
 		field string
@@ -569,14 +570,14 @@ func TestFieldValueJSON(t *testing.T) {
 // every field name it writes unescaped is a plain identifier.
 func TestMarshalRecordIsJSON(t *testing.T) {
 	ident := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	for _, e := range engine.Entities() {
+	for _, e := range sales.Entities() {
 		for _, f := range e.Fields {
 			if !ident.MatchString(f.Name) {
 				t.Errorf("%s.%s is not a plain identifier", e.Name, f.Name)
 			}
 		}
 	}
-	visits := engine.Visits()
+	visits := sales.Visits()
 	for _, notes := range []string{"Plain notes, 42 units.", "Café Müller ☕", "tab\tnew\nline", `quote " and \ slash`, "<b>&amp;</b>", "\u2028 separator", "bad \xff utf-8", ""} {
 		id, account := uuid.New(), uuid.New()
 		r := &engine.Record{ID: id, Version: 7, CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(2, 0),
@@ -611,12 +612,12 @@ func TestNameKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := engine.NameKey(tt.in); got != tt.want {
+			if got := sales.NameKey(tt.in); got != tt.want {
 				t.Errorf("NameKey(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
-	if a, b := engine.NameKey("Mill City Bakery LLC"), engine.NameKey("mill-city bakery"); a != b {
+	if a, b := sales.NameKey("Mill City Bakery LLC"), sales.NameKey("mill-city bakery"); a != b {
 		t.Errorf("NameKey: %q and %q differ, want the same key", a, b)
 	}
 }
@@ -638,11 +639,11 @@ func TestDistanceM(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := engine.DistanceM(tt.lat1, tt.lng1, tt.lat2, tt.lng2)
+			got := sales.DistanceM(tt.lat1, tt.lng1, tt.lat2, tt.lng2)
 			if math.Abs(got-tt.want) > tt.tolerance {
 				t.Errorf("DistanceM = %.1f m, want %.1f ± %.1f", got, tt.want, tt.tolerance)
 			}
-			if back := engine.DistanceM(tt.lat2, tt.lng2, tt.lat1, tt.lng1); math.Abs(back-got) > 1e-6 {
+			if back := sales.DistanceM(tt.lat2, tt.lng2, tt.lat1, tt.lng1); math.Abs(back-got) > 1e-6 {
 				t.Errorf("DistanceM is not symmetric: %.3f and %.3f", got, back)
 			}
 		})

@@ -7,8 +7,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/internal/synctest"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/sync/watermelondb"
 )
 
 // TestPurgedTombstonesResetOlderCursors: tombstones older than the
@@ -18,18 +20,18 @@ import (
 // tombstones stay.
 func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 	ctx := context.Background()
-	f := newSyncFixture(t, storetest.Options{})
-	rep := f.principal("rep1@demo.test")
-	stale, current := f.principal("admin@demo.test"), f.principal("admin@demo.test")
-	account := f.accountsByTeam()[*rep.TeamID][0]
+	f := synctest.New(t, storetest.Options{})
+	rep := f.Principal("rep1@demo.test")
+	stale, current := f.Principal("admin@demo.test"), f.Principal("admin@demo.test")
+	account := f.AccountsByTeam()[*rep.TeamID][0]
 	const retention = 90 * 24 * time.Hour
 
 	var seq int64
 	upsert := func(id uuid.UUID, notes string) {
 		t.Helper()
 		seq++
-		res := f.push(rep, engine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: engine.OpUpsert,
-			HLC: engine.HLC{MS: f.now().UnixMilli()}, Fields: rawFields(t, map[string]any{"account_id": account, "notes": notes})})
+		res := f.Push(rep, engine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: engine.OpUpsert,
+			HLC: engine.HLC{MS: f.Now().UnixMilli()}, Fields: synctest.RawFields(t, map[string]any{"account_id": account, "notes": notes})})
 		if s := res.Results[0].Status; s != engine.StatusApplied {
 			t.Fatalf("upsert %s: %s", notes, s)
 		}
@@ -37,7 +39,7 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 	remove := func(id uuid.UUID) {
 		t.Helper()
 		seq++
-		res := f.push(rep, engine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: engine.OpDelete, HLC: engine.HLC{MS: f.now().UnixMilli()}})
+		res := f.Push(rep, engine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: engine.OpDelete, HLC: engine.HLC{MS: f.Now().UnixMilli()}})
 		if s := res.Results[0].Status; s != engine.StatusApplied {
 			t.Fatalf("delete: %s", s)
 		}
@@ -46,37 +48,37 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 	upsert(old, "deleted long ago")
 	upsert(kept, "still here")
 	upsert(recent, "deleted yesterday")
-	_, staleCursor := f.pullAll(stale, "", 100)
-	wm, err := f.en.WatermelonPull(ctx, stale, engine.WatermelonPullRequest{}, func(engine.WatermelonKind, engine.Change) error { return nil })
+	_, staleCursor := f.PullAll(stale, "", 100)
+	wm, err := watermelondb.New(f.En, f.DB).Pull(ctx, stale, watermelondb.PullRequest{}, func(watermelondb.Kind, engine.Change) error { return nil })
 	if err != nil {
 		t.Fatalf("watermelondb pull: %v", err)
 	}
 	remove(old)
-	_, currentCursor := f.pullAll(current, "", 100)
+	_, currentCursor := f.PullAll(current, "", 100)
 
-	f.advance(retention)
+	f.Advance(retention)
 	remove(recent)
-	f.advance(24 * time.Hour)
-	n, err := f.en.PurgeTombstones(ctx, rep.OrgID, f.now().Add(-retention))
+	f.Advance(24 * time.Hour)
+	n, err := f.En.PurgeTombstones(ctx, rep.OrgID, f.Now().Add(-retention))
 	if err != nil {
 		t.Fatalf("purge: %v", err)
 	}
 	if n != 1 {
 		t.Fatalf("purged %d tombstones, want 1 (only the one older than the retention)", n)
 	}
-	if again, err := f.en.PurgeTombstones(ctx, rep.OrgID, f.now().Add(-retention)); err != nil || again != 0 {
+	if again, err := f.En.PurgeTombstones(ctx, rep.OrgID, f.Now().Add(-retention)); err != nil || again != 0 {
 		t.Fatalf("a second purge removed %d (%v), want 0", again, err)
 	}
-	admin := f.principal("admin@demo.test")
-	if r := f.snapshotRecord(admin, "visits", old); r != nil {
+	admin := f.Principal("admin@demo.test")
+	if r := snapshotRecord(f, admin, "visits", old); r != nil {
 		t.Errorf("the purged visit is still stored: %+v", r)
 	}
-	if r := f.snapshotRecord(admin, "visits", recent); r == nil || !r.Deleted {
+	if r := snapshotRecord(f, admin, "visits", recent); r == nil || !r.Deleted {
 		t.Errorf("the recent tombstone: %+v, want it kept", r)
 	}
 
 	// The device that pulled before the purged delete is reset.
-	page, err := f.en.Pull(ctx, stale, staleCursor, 100)
+	page, err := f.En.Pull(ctx, stale, staleCursor, 100)
 	if err != nil {
 		t.Fatalf("stale pull: %v", err)
 	}
@@ -84,7 +86,7 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 		t.Fatalf("stale pull: reset %v, %d changes, cursor %q; want a reset", page.Reset, len(page.Changes), page.Cursor)
 	}
 	// The one that saw it carries on with the recent delete only.
-	changes, _ := f.pullAll(current, currentCursor, 100)
+	changes, _ := f.PullAll(current, currentCursor, 100)
 	var ids []uuid.UUID
 	for _, c := range changes {
 		ids = append(ids, c.Record.ID)
@@ -93,14 +95,14 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 		t.Fatalf("current pull after the purge: %v, want the recent delete of %s only", ids, recent)
 	}
 	// Starting over works, and knows nothing of the purged visit.
-	all, _ := f.pullAll(stale, "", 1000)
+	all, _ := f.PullAll(stale, "", 1000)
 	for _, c := range all {
 		if c.Record.ID == old {
 			t.Fatal("a fresh pull returned the purged visit")
 		}
 	}
 
-	res, err := f.en.WatermelonPull(ctx, stale, engine.WatermelonPullRequest{LastPulledAt: wm.Timestamp}, func(engine.WatermelonKind, engine.Change) error { return nil })
+	res, err := watermelondb.New(f.En, f.DB).Pull(ctx, stale, watermelondb.PullRequest{LastPulledAt: wm.Timestamp}, func(watermelondb.Kind, engine.Change) error { return nil })
 	if err != nil {
 		t.Fatalf("watermelondb pull after the purge: %v", err)
 	}

@@ -1,4 +1,4 @@
-package engine
+package sales
 
 import (
 	"time"
@@ -6,6 +6,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Codes of domain rejections.
@@ -17,24 +18,24 @@ const (
 
 // RideAlongs are a manager joining a rep on a call to coach: flagged by the
 // manager, or requested by the rep.
-func RideAlongs() *Entity {
-	return &Entity{
+func RideAlongs() *engine.Entity {
+	return &engine.Entity{
 		Name: "ride_alongs",
-		Fields: []Field{
-			{Name: "rep_id", Type: UUID},
-			{Name: "manager_id", Type: UUID, Access: ServerOwned},
-			{Name: "visit_id", Type: UUID, Ref: "visits"},
-			{Name: "mode", Type: Enum, Enum: []string{"visit", "next_unscheduled"}, Required: true},
-			{Name: "status", Type: Enum, Enum: models.RideAlongStatuses, Default: models.RideRequested, Required: true},
-			{Name: "requested_by", Type: Enum, Enum: []string{"manager", "rep"}, Access: ServerOwned},
-			{Name: "scheduled_for", Type: Time},
-			{Name: "note", Type: Text},
+		Fields: []engine.Field{
+			{Name: "rep_id", Type: engine.UUID},
+			{Name: "manager_id", Type: engine.UUID, Access: engine.ServerOwned},
+			{Name: "visit_id", Type: engine.UUID, Ref: "visits"},
+			{Name: "mode", Type: engine.Enum, Enum: []string{"visit", "next_unscheduled"}, Required: true},
+			{Name: "status", Type: engine.Enum, Enum: models.RideAlongStatuses, Default: models.RideRequested, Required: true},
+			{Name: "requested_by", Type: engine.Enum, Enum: []string{"manager", "rep"}, Access: engine.ServerOwned},
+			{Name: "scheduled_for", Type: engine.Time},
+			{Name: "note", Type: engine.Text},
 			latField("manager_check_in_lat"),
 			lngField("manager_check_in_lng"),
-			{Name: "joint_verified", Type: Bool, Access: ServerOwned},
-			{Name: "completed_at", Type: Time, Access: ServerOwned},
-			{Name: "team_id", Type: UUID, Access: ServerOwned},
-			{Name: "prev_status", Type: String, Hidden: true},
+			{Name: "joint_verified", Type: engine.Bool, Access: engine.ServerOwned},
+			{Name: "completed_at", Type: engine.Time, Access: engine.ServerOwned},
+			{Name: "team_id", Type: engine.UUID, Access: engine.ServerOwned},
+			{Name: "prev_status", Type: engine.String, Hidden: true},
 		},
 		Scope:    repScope,
 		Prepare:  prepareRideAlong,
@@ -43,7 +44,7 @@ func RideAlongs() *Entity {
 }
 
 func forbidden(field, msg string) error {
-	return &models.Error{Code: CodeForbidden, Message: msg, Fields: []models.FieldError{{Field: field, Code: CodeForbidden, Message: msg}}}
+	return &models.Error{Code: engine.CodeForbidden, Message: msg, Fields: []models.FieldError{{Field: field, Code: engine.CodeForbidden, Message: msg}}}
 }
 
 func invalidTransition(msg string) error {
@@ -54,7 +55,7 @@ func invalidTransition(msg string) error {
 // through the state machine rather than last-writer-wins: the status a
 // phone sends is a transition it asks for, judged against the status the
 // server has when it arrives.
-func prepareRideAlong(c *Context, old, r *Record) error {
+func prepareRideAlong(c *engine.Context, old, r *engine.Record) error {
 	if r == nil { // delete: a participant withdraws it while it is requested
 		if !isParty(c, old) || old.StringValue("status") != models.RideRequested {
 			return forbidden("status", "a ride-along can only be withdrawn by a participant while it is requested; cancel it instead")
@@ -68,7 +69,7 @@ func prepareRideAlong(c *Context, old, r *Record) error {
 		return forbidden("rep_id", "only the rep and their manager may change a ride-along")
 	}
 	if rep, ok := c.Sent["rep_id"].(uuid.UUID); ok && !sameUUID(old.UUIDValue("rep_id"), &rep) {
-		return &models.Error{Code: CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: "rep_id", Code: CodeServerOwned, Message: "cannot change"}}}
+		return &models.Error{Code: engine.CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: "rep_id", Code: engine.CodeServerOwned, Message: "cannot change"}}}
 	}
 	isManager := sameUUID(old.UUIDValue("manager_id"), &c.P.UserID)
 	for _, f := range []string{"scheduled_for", "manager_check_in_lat", "manager_check_in_lng", "visit_id"} {
@@ -107,13 +108,13 @@ func prepareRideAlong(c *Context, old, r *Record) error {
 	return nil
 }
 
-func isParty(c *Context, r *Record) bool {
+func isParty(c *engine.Context, r *engine.Record) bool {
 	return sameUUID(r.UUIDValue("rep_id"), &c.P.UserID) || sameUUID(r.UUIDValue("manager_id"), &c.P.UserID)
 }
 
 // createRideAlong lets a manager flag a rep of the team they manage, and a
 // rep request their own manager.
-func createRideAlong(c *Context, r *Record) error {
+func createRideAlong(c *engine.Context, r *engine.Record) error {
 	if s, ok := c.Sent["status"].(string); ok && s != models.RideRequested {
 		return invalidTransition("a ride-along starts as requested")
 	}
@@ -121,7 +122,7 @@ func createRideAlong(c *Context, r *Record) error {
 	case models.RoleManager:
 		rep, ok := c.Sent["rep_id"].(uuid.UUID)
 		if !ok {
-			return &models.Error{Code: CodeMissingRequired, Message: "rep_id is required when a manager flags a ride-along", Fields: []models.FieldError{{Field: "rep_id", Code: CodeMissingRequired, Message: "is required"}}}
+			return &models.Error{Code: engine.CodeMissingRequired, Message: "rep_id is required when a manager flags a ride-along", Fields: []models.FieldError{{Field: "rep_id", Code: engine.CodeMissingRequired, Message: "is required"}}}
 		}
 		u, err := c.User(rep)
 		if err != nil && models.ErrorCode(err) != models.CodeNotFound {
@@ -169,12 +170,12 @@ func createRideAlong(c *Context, r *Record) error {
 
 // validateRideAlong checks the bound visit and works out joint
 // verification: the manager's check-in within 300 m of the rep's.
-func validateRideAlong(c *Context, old, r *Record) error {
+func validateRideAlong(c *engine.Context, old, r *engine.Record) error {
 	mode := r.StringValue("mode")
 	if old != nil && mode != old.StringValue("mode") {
 		return forbidden("mode", "mode cannot change")
 	}
-	var visit *Record
+	var visit *engine.Record
 	if id := r.UUIDValue("visit_id"); id != nil {
 		if mode == "next_unscheduled" && (old == nil || !sameUUID(old.UUIDValue("visit_id"), id)) {
 			if _, sent := c.Sent["visit_id"]; sent {
@@ -190,7 +191,7 @@ func validateRideAlong(c *Context, old, r *Record) error {
 		}
 		visit = v
 	} else if mode == "visit" {
-		return &models.Error{Code: CodeMissingRequired, Message: "visit_id is required for a ride-along on a planned visit", Fields: []models.FieldError{{Field: "visit_id", Code: CodeMissingRequired, Message: "is required for mode visit"}}}
+		return &models.Error{Code: engine.CodeMissingRequired, Message: "visit_id is required for a ride-along on a planned visit", Fields: []models.FieldError{{Field: "visit_id", Code: engine.CodeMissingRequired, Message: "is required for mode visit"}}}
 	}
 	if err := bothOrNeither(r, "manager_check_in_lat", "manager_check_in_lng"); err != nil {
 		return err
@@ -204,7 +205,7 @@ func validateRideAlong(c *Context, old, r *Record) error {
 	return nil
 }
 
-func jointVerified(r, visit *Record) bool {
+func jointVerified(r, visit *engine.Record) bool {
 	mlat, mlng := r.FloatValue("manager_check_in_lat"), r.FloatValue("manager_check_in_lng")
 	if visit == nil || mlat == nil || mlng == nil {
 		return false
@@ -217,7 +218,7 @@ func jointVerified(r, visit *Record) bool {
 // ride-along to the first unscheduled visit that starts after the flag.
 // Phones sync in any order: a call that syncs late but started before the
 // one a pending ride-along was bound to takes its place.
-func bindNextUnscheduled(c *Context, old, v *Record) error {
+func bindNextUnscheduled(c *engine.Context, old, v *engine.Record) error {
 	if v.Deleted || v.StringValue("kind") != "unscheduled" || old != nil && old.TimeValue("started_at") != nil {
 		return nil
 	}
@@ -229,13 +230,13 @@ func bindNextUnscheduled(c *Context, old, v *Record) error {
 	// ride-alongs 500 times. Binding one drops the cached list.
 	key := "pending-ride-alongs:" + rep.String()
 	cached, err := c.Cached(key, func() (any, error) {
-		return c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "status": AnyOf{models.RideRequested, models.RideAccepted}})
+		return c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "status": engine.AnyOf{models.RideRequested, models.RideAccepted}})
 	})
 	if err != nil {
 		return err
 	}
-	ras := cached.([]*Record)
-	var pick *Record
+	ras := cached.([]*engine.Record)
+	var pick *engine.Record
 	for _, ra := range ras {
 		if ra.CreatedAt.After(*start) || (pick != nil && !ra.CreatedAt.Before(pick.CreatedAt)) {
 			continue
@@ -263,7 +264,7 @@ func bindNextUnscheduled(c *Context, old, v *Record) error {
 
 // rideAlongAfterWrite makes a coaching debrief due when a ride-along is
 // completed: a draft assessment for the manager, due in 48 hours.
-func rideAlongAfterWrite(c *Context, old, r *Record) error {
+func rideAlongAfterWrite(c *engine.Context, old, r *engine.Record) error {
 	if r.Deleted || r.StringValue("status") != models.RideCompleted || (old != nil && old.StringValue("status") == models.RideCompleted) {
 		return nil
 	}
@@ -272,7 +273,7 @@ func rideAlongAfterWrite(c *Context, old, r *Record) error {
 		return nil
 	}
 	due := c.Now.Add(models.DebriefDueHours * time.Hour)
-	a := &Record{ID: NameID(c.P.OrgID, "assessment:ride_along:"+r.ID.String()), Values: map[string]any{
+	a := &engine.Record{ID: engine.NameID(c.P.OrgID, "assessment:ride_along:"+r.ID.String()), Values: map[string]any{
 		"rep_id": *rep, "assessor_id": *mgr, "phase": models.PhaseRideAlong, "ride_along_id": r.ID,
 		"status": models.AssessDraft, "due_at": due, "template_version": int64(models.DefaultTemplate().Version),
 		"team_id": valueOr(r.UUIDValue("team_id")),
@@ -290,7 +291,7 @@ func valueOr(id *uuid.UUID) any {
 
 // ExpireRideAlongs moves requested ride-alongs older than seven days to
 // expired. It runs as a scheduled server job.
-func ExpireRideAlongs(c *Context) error {
+func ExpireRideAlongs(c *engine.Context) error {
 	ras, err := c.Find("ride_alongs", map[string]any{"status": models.RideRequested})
 	if err != nil {
 		return err

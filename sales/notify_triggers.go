@@ -1,4 +1,4 @@
-package engine
+package sales
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The notification triggers on visits: a rep's streak of unscheduled calls
@@ -29,17 +30,17 @@ const (
 )
 
 // registerNotifyTriggers adds the notification hooks to the entities.
-func registerNotifyTriggers(es []*Entity) {
-	OnWrite(es, "visits", streakHook)
-	OnWrite(es, "visits", followUpHook)
+func registerNotifyTriggers(es []*engine.Entity) {
+	engine.OnWrite(es, "visits", streakHook)
+	engine.OnWrite(es, "visits", followUpHook)
 }
 
-func notifyFieldsChanged(old, r *Record, fields ...string) bool {
+func notifyFieldsChanged(old, r *engine.Record, fields ...string) bool {
 	if old == nil {
 		return true
 	}
 	for _, f := range fields {
-		if !sameValue(old.Values[f], r.Values[f]) {
+		if !engine.Equal(old.Values[f], r.Values[f]) {
 			return true
 		}
 	}
@@ -49,7 +50,7 @@ func notifyFieldsChanged(old, r *Record, fields ...string) bool {
 // streakHook notes a completed unscheduled visit whose outcome or time
 // changed, and evaluates the rep's streak once per batch (Defer): a push
 // of 300 visits reads the rep's recent calls once.
-func streakHook(c *Context, old, v *Record) error {
+func streakHook(c *engine.Context, old, v *engine.Record) error {
 	rep := v.UUIDValue("rep_id")
 	if v.Deleted || rep == nil || v.StringValue("kind") != "unscheduled" || v.StringValue("status") != "completed" {
 		return nil
@@ -65,7 +66,7 @@ func streakHook(c *Context, old, v *Record) error {
 	written := set.(map[uuid.UUID]bool)
 	written[v.ID] = true
 	repID := *rep
-	c.Defer(key, func(c *Context) error {
+	c.Defer(key, func(c *engine.Context) error {
 		err := checkStreak(c, repID, written)
 		clear(written)
 		return err
@@ -80,7 +81,7 @@ func streakHook(c *Context, old, v *Record) error {
 // fires once; later calls that lengthen it, or the window sliding past an
 // old order, do not fire it again. Visits without started_at are not
 // placed in the sequence and do not count.
-func checkStreak(c *Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
+func checkStreak(c *engine.Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
 	// A streak the batch made starts at most streakLookback before the
 	// batch's earliest call: reading the rep's whole month for every push
 	// made streaks most of a push's cost.
@@ -152,7 +153,7 @@ func checkStreak(c *Context, rep uuid.UUID, written map[uuid.UUID]bool) error {
 
 // sinceLastOrder returns the index of the first of calls, in time order,
 // after the last one that took an order (0 when none did).
-func sinceLastOrder(calls []*Record) int {
+func sinceLastOrder(calls []*engine.Record) int {
 	for i := len(calls) - 1; i >= 0; i-- {
 		if calls[i].StringValue("outcome") == "order" {
 			return i + 1
@@ -172,7 +173,7 @@ func ignoreNotFound(err error) error {
 // when its visit is written: a visit synced late, or a follow-up set for
 // an hour ago. Follow-ups in the future are left to the scheduled job
 // (Engine.NotifyFollowUps).
-func followUpHook(c *Context, old, v *Record) error {
+func followUpHook(c *engine.Context, old, v *engine.Record) error {
 	at := v.TimeValue("follow_up_at")
 	if v.Deleted || at == nil || !notifyFieldsChanged(old, v, "follow_up_at") {
 		return nil
@@ -187,7 +188,7 @@ func followUpHook(c *Context, old, v *Record) error {
 // notifyFollowUp writes the follow-up reminder of visit v to its rep. Its
 // dedupe key holds the visit and the follow-up time: the same follow-up
 // reminds once, a moved one again.
-func notifyFollowUp(c *Context, v *Record) (bool, error) {
+func notifyFollowUp(c *engine.Context, v *engine.Record) (bool, error) {
 	rep, at := v.UUIDValue("rep_id"), v.TimeValue("follow_up_at")
 	if rep == nil || at == nil || v.StringValue("status") == "cancelled" {
 		return false, nil
@@ -213,12 +214,12 @@ func notifyFollowUp(c *Context, v *Record) (bool, error) {
 // writes the reminder of every visit of orgID whose follow_up_at lies in
 // [from, to), once each (however often, or on however many replicas, the
 // job covers the same window), and reports how many it wrote.
-func (en *Engine) NotifyFollowUps(ctx context.Context, orgID uuid.UUID, from, to time.Time) (int, error) {
-	if en.entities[NotificationsEntity] == nil || en.entities["visits"] == nil {
+func NotifyFollowUps(ctx context.Context, en *engine.Engine, orgID uuid.UUID, from, to time.Time) (int, error) {
+	if en.Entity(NotificationsEntity) == nil || en.Entity("visits") == nil {
 		return 0, nil
 	}
 	wrote := 0
-	err := en.Server(ctx, models.Principal{OrgID: orgID}, func(c *Context) error {
+	err := en.Server(ctx, models.Principal{OrgID: orgID}, func(c *engine.Context) error {
 		wrote = 0
 		visits, err := c.Range("visits", nil, "follow_up_at", from, to)
 		if err != nil {

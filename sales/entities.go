@@ -1,4 +1,4 @@
-package engine
+package sales
 
 import (
 	"math"
@@ -8,11 +8,19 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Entities returns the synced entities, freshly declared.
-func Entities() []*Entity {
-	es := []*Entity{Accounts(), Visits(), Activities(), RideAlongs(), Assessments(), Contests(), ScoreEntries(), Standings(), Recognitions(), Notifications()}
+func Entities() []*engine.Entity {
+	es := []*engine.Entity{Accounts(), Visits(), Activities(), RideAlongs(), Assessments(), Contests(), ScoreEntries(), Standings(), Recognitions(), Notifications()}
+	for _, e := range es {
+		// Rules read one rep's records back (a day's calls, a contest's
+		// entries): the batch indexes its writes by rep for them.
+		if e.Field("rep_id") != nil {
+			e.Owner = "rep_id"
+		}
+	}
 	registerDomainRules(es)
 	registerDomainNotifications(es)
 	registerNotifyTriggers(es)
@@ -21,17 +29,19 @@ func Entities() []*Entity {
 
 // registerDomainRules wires the rules that follow from a change into the
 // entities it touches. Hooks run in the order added.
-func registerDomainRules(es []*Entity) {
-	OnWrite(es, "visits", verifyHook)
-	OnWrite(es, "visits", bindNextUnscheduled)
-	OnWrite(es, "visits", scoreHook("started_at"))
-	OnWrite(es, "activities", scoreHook("occurred_at"))
-	OnWrite(es, "ride_alongs", rideAlongAfterWrite)
+func registerDomainRules(es []*engine.Entity) {
+	engine.OnWrite(es, "visits", verifyHook)
+	engine.OnWrite(es, "visits", bindNextUnscheduled)
+	engine.OnWrite(es, "visits", scoreHook("started_at"))
+	engine.OnWrite(es, "activities", scoreHook("occurred_at"))
+	engine.OnWrite(es, "ride_alongs", rideAlongAfterWrite)
 }
 
 var (
-	latField = func(name string) Field { return Field{Name: name, Type: Float, Min: -90, Max: 90} }
-	lngField = func(name string) Field { return Field{Name: name, Type: Float, Min: -180, Max: 180} }
+	latField = func(name string) engine.Field { return engine.Field{Name: name, Type: engine.Float, Min: -90, Max: 90} }
+	lngField = func(name string) engine.Field {
+		return engine.Field{Name: name, Type: engine.Float, Min: -180, Max: 180}
+	}
 )
 
 // DuplicateRadiusM is how close a new prospect must be to an existing
@@ -40,30 +50,30 @@ var (
 const DuplicateRadiusM = 150
 
 // Accounts are customers and prospects, shared by a team.
-func Accounts() *Entity {
-	return &Entity{
+func Accounts() *engine.Entity {
+	return &engine.Entity{
 		Name: "accounts",
-		Fields: []Field{
-			{Name: "name", Type: String, Required: true},
-			{Name: "address", Type: String, MaxLen: 300},
-			{Name: "city", Type: String, MaxLen: 100},
+		Fields: []engine.Field{
+			{Name: "name", Type: engine.String, Required: true},
+			{Name: "address", Type: engine.String, MaxLen: 300},
+			{Name: "city", Type: engine.String, MaxLen: 100},
 			latField("lat"),
 			lngField("lng"),
-			{Name: "status", Type: Enum, Enum: []string{"prospect", "customer"}, Default: "prospect", Required: true},
-			{Name: "phone", Type: String, MaxLen: 50},
-			{Name: "notes", Type: Text},
-			{Name: "owner_rep_id", Type: UUID},
-			{Name: "team_id", Type: UUID, Access: ServerOwned},
-			{Name: "possible_duplicate_of", Type: UUID, Access: ServerOwned},
-			{Name: "name_key", Type: String, Hidden: true},
+			{Name: "status", Type: engine.Enum, Enum: []string{"prospect", "customer"}, Default: "prospect", Required: true},
+			{Name: "phone", Type: engine.String, MaxLen: 50},
+			{Name: "notes", Type: engine.Text},
+			{Name: "owner_rep_id", Type: engine.UUID},
+			{Name: "team_id", Type: engine.UUID, Access: engine.ServerOwned},
+			{Name: "possible_duplicate_of", Type: engine.UUID, Access: engine.ServerOwned},
+			{Name: "name_key", Type: engine.String, Hidden: true},
 		},
-		Scope: func(r *Record) Scope {
+		Scope: func(r *engine.Record) engine.Scope {
 			if t := r.UUIDValue("team_id"); t != nil {
-				return Scope{TeamID: t, UserID: r.UUIDValue("owner_rep_id"), Visibility: VisTeam}
+				return engine.Scope{TeamID: t, UserID: r.UUIDValue("owner_rep_id"), Visibility: engine.VisTeam}
 			}
-			return Scope{Visibility: VisOrg}
+			return engine.Scope{Visibility: engine.VisOrg}
 		},
-		Prepare: func(c *Context, old, r *Record) error {
+		Prepare: func(c *engine.Context, old, r *engine.Record) error {
 			if old == nil && r != nil {
 				// A new account belongs to its creator's team; an admin's
 				// (who has none) is shared with the organisation.
@@ -77,7 +87,7 @@ func Accounts() *Entity {
 	}
 }
 
-func validateAccount(c *Context, old, r *Record) error {
+func validateAccount(c *engine.Context, old, r *engine.Record) error {
 	if err := bothOrNeither(r, "lat", "lng"); err != nil {
 		return err
 	}
@@ -102,7 +112,7 @@ func validateAccount(c *Context, old, r *Record) error {
 // flagDuplicate marks a prospect created offline that matches an existing
 // account of its team by normalised name within DuplicateRadiusM. It flags
 // rather than merges: the rep may really have found a second branch.
-func flagDuplicate(c *Context, r *Record, key string) error {
+func flagDuplicate(c *engine.Context, r *engine.Record, key string) error {
 	lat, lng := r.FloatValue("lat"), r.FloatValue("lng")
 	if key == "" || lat == nil || lng == nil {
 		return nil
@@ -154,34 +164,34 @@ func DistanceM(lat1, lng1, lat2, lng2 float64) float64 {
 }
 
 // Visits are a rep's calls on accounts, scheduled or not.
-func Visits() *Entity {
-	return &Entity{
+func Visits() *engine.Entity {
+	return &engine.Entity{
 		Name: "visits",
-		Fields: []Field{
-			{Name: "account_id", Type: UUID, Ref: "accounts", Required: true},
-			{Name: "kind", Type: Enum, Enum: []string{"scheduled", "unscheduled"}, Default: "unscheduled", Required: true},
-			{Name: "status", Type: Enum, Enum: []string{"planned", "in_progress", "completed", "cancelled"}, Default: "completed", Required: true},
-			{Name: "planned_at", Type: Time},
-			{Name: "started_at", Type: Time, NotFuture: true},
-			{Name: "ended_at", Type: Time, NotFuture: true},
+		Fields: []engine.Field{
+			{Name: "account_id", Type: engine.UUID, Ref: "accounts", Required: true},
+			{Name: "kind", Type: engine.Enum, Enum: []string{"scheduled", "unscheduled"}, Default: "unscheduled", Required: true},
+			{Name: "status", Type: engine.Enum, Enum: []string{"planned", "in_progress", "completed", "cancelled"}, Default: "completed", Required: true},
+			{Name: "planned_at", Type: engine.Time},
+			{Name: "started_at", Type: engine.Time, NotFuture: true},
+			{Name: "ended_at", Type: engine.Time, NotFuture: true},
 			latField("check_in_lat"),
 			lngField("check_in_lng"),
-			{Name: "check_in_accuracy_m", Type: Float, Min: 0, Max: 100000},
+			{Name: "check_in_accuracy_m", Type: engine.Float, Min: 0, Max: 100000},
 			latField("check_out_lat"),
 			lngField("check_out_lng"),
-			{Name: "outcome", Type: Enum, Enum: []string{"none", "no_answer", "not_interested", "follow_up", "meeting", "demo", "order"}, Default: "none", Required: true},
-			{Name: "order_value", Type: Money, Max: 1e10},
-			{Name: "referrals", Type: Int, Min: 0, Max: 1000, Default: int64(0), Required: true},
-			{Name: "follow_up_at", Type: Time},
-			{Name: "notes", Type: Text},
-			{Name: "rep_id", Type: UUID, Access: SelfOnly},
-			{Name: "team_id", Type: UUID, Access: ServerOwned},
-			{Name: "verification", Type: Enum, Enum: []string{models.CheckInVerified, models.CheckInOutOfRange, models.CheckInUnverifiable, models.CheckInSuspicious}, Access: ServerOwned},
-			{Name: "check_in_distance_m", Type: Float, Min: 0, Max: 1e8, Access: ServerOwned},
+			{Name: "outcome", Type: engine.Enum, Enum: []string{"none", "no_answer", "not_interested", "follow_up", "meeting", "demo", "order"}, Default: "none", Required: true},
+			{Name: "order_value", Type: engine.Money, Max: 1e10},
+			{Name: "referrals", Type: engine.Int, Min: 0, Max: 1000, Default: int64(0), Required: true},
+			{Name: "follow_up_at", Type: engine.Time},
+			{Name: "notes", Type: engine.Text},
+			{Name: "rep_id", Type: engine.UUID, Access: engine.SelfOnly},
+			{Name: "team_id", Type: engine.UUID, Access: engine.ServerOwned},
+			{Name: "verification", Type: engine.Enum, Enum: []string{models.CheckInVerified, models.CheckInOutOfRange, models.CheckInUnverifiable, models.CheckInSuspicious}, Access: engine.ServerOwned},
+			{Name: "check_in_distance_m", Type: engine.Float, Min: 0, Max: 1e8, Access: engine.ServerOwned},
 		},
 		Scope:   repScope,
 		Prepare: prepareRepRecord,
-		Validate: func(c *Context, old, r *Record) error {
+		Validate: func(c *engine.Context, old, r *engine.Record) error {
 			if err := checkAccountRef(c, old, r); err != nil {
 				return err
 			}
@@ -206,23 +216,23 @@ func Visits() *Entity {
 
 // Activities are the things a rep does besides visits that contests score:
 // CRM updates, referrals, expense reports, networking.
-func Activities() *Entity {
-	return &Entity{
+func Activities() *engine.Entity {
+	return &engine.Entity{
 		Name: "activities",
-		Fields: []Field{
-			{Name: "type", Type: Enum, Enum: []string{"crm_update", "referral", "expense_report", "networking", "other"}, Required: true},
-			{Name: "occurred_at", Type: Time, NotFuture: true, Required: true},
-			{Name: "account_id", Type: UUID, Ref: "accounts"},
-			{Name: "visit_id", Type: UUID, Ref: "visits"},
-			{Name: "value", Type: Money, Max: 1e10},
-			{Name: "cost", Type: Money, Max: 1e8},
-			{Name: "notes", Type: Text},
-			{Name: "rep_id", Type: UUID, Access: SelfOnly},
-			{Name: "team_id", Type: UUID, Access: ServerOwned},
+		Fields: []engine.Field{
+			{Name: "type", Type: engine.Enum, Enum: []string{"crm_update", "referral", "expense_report", "networking", "other"}, Required: true},
+			{Name: "occurred_at", Type: engine.Time, NotFuture: true, Required: true},
+			{Name: "account_id", Type: engine.UUID, Ref: "accounts"},
+			{Name: "visit_id", Type: engine.UUID, Ref: "visits"},
+			{Name: "value", Type: engine.Money, Max: 1e10},
+			{Name: "cost", Type: engine.Money, Max: 1e8},
+			{Name: "notes", Type: engine.Text},
+			{Name: "rep_id", Type: engine.UUID, Access: engine.SelfOnly},
+			{Name: "team_id", Type: engine.UUID, Access: engine.ServerOwned},
 		},
 		Scope:   repScope,
 		Prepare: prepareRepRecord,
-		Validate: func(c *Context, old, r *Record) error {
+		Validate: func(c *engine.Context, old, r *engine.Record) error {
 			if err := checkAccountRef(c, old, r); err != nil {
 				return err
 			}
@@ -241,21 +251,21 @@ func Activities() *Entity {
 }
 
 // repScope shares a rep's record with the rep, their manager and admins.
-func repScope(r *Record) Scope {
-	return Scope{TeamID: r.UUIDValue("team_id"), UserID: r.UUIDValue("rep_id"), Visibility: VisOwner}
+func repScope(r *engine.Record) engine.Scope {
+	return engine.Scope{TeamID: r.UUIDValue("team_id"), UserID: r.UUIDValue("rep_id"), Visibility: engine.VisOwner}
 }
 
 // prepareRepRecord sets rep_id and team_id of a new rep-owned record: the
 // rep is the caller unless a manager or admin named one of theirs (checked
 // when the field was parsed). rep_id never changes afterwards.
-func prepareRepRecord(c *Context, old, r *Record) error {
+func prepareRepRecord(c *engine.Context, old, r *engine.Record) error {
 	if r == nil {
 		return nil
 	}
 	sent, _ := c.Sent["rep_id"].(uuid.UUID)
 	if old != nil {
 		if cur := old.UUIDValue("rep_id"); sent != uuid.Nil && (cur == nil || *cur != sent) {
-			return &models.Error{Code: CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: "rep_id", Code: CodeServerOwned, Message: "cannot change"}}}
+			return &models.Error{Code: engine.CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: "rep_id", Code: engine.CodeServerOwned, Message: "cannot change"}}}
 		}
 		return nil
 	}
@@ -284,7 +294,7 @@ func prepareRepRecord(c *Context, old, r *Record) error {
 // An update that leaves account_id alone is not checked: the account being
 // deleted or leaving the caller's sight since must not make every later
 // edit of the record a rejection.
-func checkAccountRef(c *Context, old, r *Record) error {
+func checkAccountRef(c *engine.Context, old, r *engine.Record) error {
 	id := r.UUIDValue("account_id")
 	if id == nil || (old != nil && sameUUID(old.UUIDValue("account_id"), id)) {
 		return nil
@@ -299,7 +309,7 @@ func checkAccountRef(c *Context, old, r *Record) error {
 	return nil
 }
 
-func bothOrNeither(r *Record, a, b string) error {
+func bothOrNeither(r *engine.Record, a, b string) error {
 	if (r.Values[a] == nil) != (r.Values[b] == nil) {
 		return models.FieldInvalid(b, "must be set together with %s", a)
 	}

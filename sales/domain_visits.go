@@ -1,4 +1,4 @@
-package engine
+package sales
 
 import (
 	"math"
@@ -8,12 +8,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // verifyHook queues a visit whose check-in, start or account changed for
 // verification, once per rep per batch (see verifyRep). A deleted visit is
 // queued too: the verdicts of the rep's later visits may rest on it.
-func verifyHook(c *Context, old, v *Record) error {
+func verifyHook(c *engine.Context, old, v *engine.Record) error {
 	rep := v.UUIDValue("rep_id")
 	if rep == nil || (v.Deleted && (old == nil || old.Deleted)) {
 		return nil
@@ -29,7 +30,7 @@ func verifyHook(c *Context, old, v *Record) error {
 	ids := pending.(*[]uuid.UUID)
 	*ids = append(*ids, v.ID)
 	repID := *rep
-	c.Defer(key, func(c *Context) error {
+	c.Defer(key, func(c *engine.Context) error {
 		todo := *ids
 		*ids = nil
 		return verifyRep(c, repID, todo)
@@ -37,9 +38,9 @@ func verifyHook(c *Context, old, v *Record) error {
 	return nil
 }
 
-func changed(a, b *Record, fields ...string) bool {
+func changed(a, b *engine.Record, fields ...string) bool {
 	for _, f := range fields {
-		if !sameValue(a.Values[f], b.Values[f]) {
+		if !engine.Equal(a.Values[f], b.Values[f]) {
 			return true
 		}
 	}
@@ -54,8 +55,8 @@ func changed(a, b *Record, fields ...string) bool {
 // A verdict rests on the visits before it, so the rep's visits up to a
 // cooldown after the batch's (or after a deleted one) are judged again:
 // the verdicts must not depend on the order the phone synced in.
-func verifyRep(c *Context, rep uuid.UUID, ids []uuid.UUID) error {
-	var todo []*Record
+func verifyRep(c *engine.Context, rep uuid.UUID, ids []uuid.UUID) error {
+	var todo []*engine.Record
 	var lo, hi time.Time
 	queued := map[uuid.UUID]bool{}
 	for _, id := range ids {
@@ -112,7 +113,7 @@ func verifyRep(c *Context, rep uuid.UUID, ids []uuid.UUID) error {
 				}
 			}
 		}
-		if v.StringValue("verification") == verdict && sameValue(v.Values["check_in_distance_m"], dist) {
+		if v.StringValue("verification") == verdict && engine.Equal(v.Values["check_in_distance_m"], dist) {
 			continue
 		}
 		next := v.Clone()
@@ -127,10 +128,10 @@ func verifyRep(c *Context, rep uuid.UUID, ids []uuid.UUID) error {
 
 type timedVisit struct {
 	at time.Time
-	r  *Record
+	r  *engine.Record
 }
 
-func verifyVisit(c *Context, v *Record, around []timedVisit) (string, any, error) {
+func verifyVisit(c *engine.Context, v *engine.Record, around []timedVisit) (string, any, error) {
 	ci := models.CheckIn{Lat: v.FloatValue("check_in_lat"), Lng: v.FloatValue("check_in_lng"), AccuracyM: v.FloatValue("check_in_accuracy_m")}
 	var dist *float64
 	var distVal any
@@ -178,20 +179,20 @@ func verifyVisit(c *Context, v *Record, around []timedVisit) (string, any, error
 
 // Recognitions are kudos from anyone to anyone in the organisation, and
 // badges the server awards on milestones.
-func Recognitions() *Entity {
-	return &Entity{
+func Recognitions() *engine.Entity {
+	return &engine.Entity{
 		Name: "recognitions",
-		Fields: []Field{
-			{Name: "from_user_id", Type: UUID, Access: SelfOnly},
-			{Name: "to_user_id", Type: UUID, Required: true},
-			{Name: "message", Type: Text, MaxLen: 500, Required: true},
-			{Name: "badge", Type: Enum, Enum: Badges},
-			{Name: "kind", Type: Enum, Enum: []string{"kudos", "badge"}, Access: ServerOwned},
-			{Name: "contest_id", Type: UUID, Access: ServerOwned},
-			{Name: "sent_at", Type: Time, Access: ServerOwned},
+		Fields: []engine.Field{
+			{Name: "from_user_id", Type: engine.UUID, Access: engine.SelfOnly},
+			{Name: "to_user_id", Type: engine.UUID, Required: true},
+			{Name: "message", Type: engine.Text, MaxLen: 500, Required: true},
+			{Name: "badge", Type: engine.Enum, Enum: Badges},
+			{Name: "kind", Type: engine.Enum, Enum: []string{"kudos", "badge"}, Access: engine.ServerOwned},
+			{Name: "contest_id", Type: engine.UUID, Access: engine.ServerOwned},
+			{Name: "sent_at", Type: engine.Time, Access: engine.ServerOwned},
 		},
-		Scope: func(*Record) Scope { return Scope{Visibility: VisOrg} },
-		Prepare: func(c *Context, old, r *Record) error {
+		Scope: func(*engine.Record) engine.Scope { return engine.Scope{Visibility: engine.VisOrg} },
+		Prepare: func(c *engine.Context, old, r *engine.Record) error {
 			if old != nil {
 				if r == nil && sameUUID(old.UUIDValue("from_user_id"), &c.P.UserID) {
 					return nil // a giver may withdraw their kudos
@@ -199,8 +200,8 @@ func Recognitions() *Entity {
 				return &models.Error{Code: CodeLocked, Message: "recognition cannot be changed once given"}
 			}
 			if from, ok := c.Sent["from_user_id"]; ok && from != any(c.P.UserID) {
-				return &models.Error{Code: CodeServerOwned, Message: "kudos are given in your own name",
-					Fields: []models.FieldError{{Field: "from_user_id", Code: CodeServerOwned, Message: "must be your own id"}}}
+				return &models.Error{Code: engine.CodeServerOwned, Message: "kudos are given in your own name",
+					Fields: []models.FieldError{{Field: "from_user_id", Code: engine.CodeServerOwned, Message: "must be your own id"}}}
 			}
 			r.Values["from_user_id"] = c.P.UserID
 			r.Values["kind"] = "kudos"
@@ -218,7 +219,7 @@ var Badges = []string{"first_verified_call", "top_3", "target_reached", "team_pl
 // MonthlyKudosCap is how many kudos one person may give per calendar month.
 const MonthlyKudosCap = 20
 
-func validateKudos(c *Context, old, r *Record) error {
+func validateKudos(c *engine.Context, old, r *engine.Record) error {
 	if old != nil {
 		return nil
 	}

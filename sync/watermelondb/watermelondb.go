@@ -1,4 +1,4 @@
-package engine
+package watermelondb
 
 // This file adapts the engine to WatermelonDB's sync protocol
 // (https://watermelondb.dev/docs/Sync/Backend): a React Native app calls
@@ -152,8 +152,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,51 +164,47 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // WatermelonDB protocol limits.
 const (
-	// WatermelonPageSize is how many feed entries a WatermelonDB pull
+	// PageSize is how many feed entries a WatermelonDB pull
 	// reads at a time; the response is assembled page by page.
-	WatermelonPageSize = DefaultPullLimit
-	// MaxWatermelonPush is the most records one WatermelonDB push may
+	PageSize = engine.DefaultPullLimit
+	// MaxPush is the most records one WatermelonDB push may
 	// carry. WatermelonDB pushes everything pending at once, so it is
 	// more generous than MaxBatch; the body limit applies as well.
-	MaxWatermelonPush = 5000
-	// MaxWatermelonTimestamp is the largest timestamp: JavaScript's
+	MaxPush = 5000
+	// MaxTimestamp is the largest timestamp: JavaScript's
 	// Number.MAX_SAFE_INTEGER.
-	MaxWatermelonTimestamp = 1<<53 - 1
+	MaxTimestamp = 1<<53 - 1
 
 	wmScopeBits = 13
 	wmValueBits = 40
 )
 
-// WatermelonStore is what the WatermelonDB protocol needs of storage
-// besides Store.
-type WatermelonStore interface {
+// Store is what the WatermelonDB protocol needs of storage besides the
+// engine.
+type Store interface {
 	// FeedHorizon returns a position at or below which every change has
 	// committed and is visible to every pull that starts afterwards, and
 	// above which every later change will land. It only grows.
-	FeedHorizon(ctx context.Context, orgID uuid.UUID) (Position, error)
+	FeedHorizon(ctx context.Context, orgID uuid.UUID) (engine.Position, error)
 	// CreatedVersions returns the version the first write of each record
 	// produced, for the records of the organisation that exist.
-	CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []Key) (map[Key]int64, error)
+	CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []engine.Key) (map[engine.Key]int64, error)
 }
 
-// WatermelonTx is what a WatermelonDB push needs of its transaction
-// besides Tx.
-type WatermelonTx interface {
-	// FeedPositions returns the change-feed position of each record that
-	// has one, as committed (the records are locked).
-	FeedPositions(ctx context.Context, keys []Key) (map[Key]Position, error)
+// Protocol serves WatermelonDB's pulls and pushes over an engine.
+type Protocol struct {
+	en    *engine.Engine
+	store Store
 }
 
-func (en *Engine) watermelonStore() (WatermelonStore, error) {
-	ws, ok := en.store.(WatermelonStore)
-	if !ok {
-		return nil, fmt.Errorf("watermelondb: the store (%T) does not implement WatermelonStore", en.store)
-	}
-	return ws, nil
+// New returns the protocol over en, whose storage is store.
+func New(en *engine.Engine, store Store) *Protocol {
+	return &Protocol{en: en, store: store}
 }
 
 // wmScope fingerprints who a timestamp was issued to, in 1..8191.
@@ -221,9 +219,9 @@ func wmScope(p models.Principal) int64 {
 	return int64(h.Sum32()%(1<<wmScopeBits-1)) + 1
 }
 
-// encodeWatermelonTimestamp packs a feed horizon and a scope fingerprint
+// encodeTimestamp packs a feed horizon and a scope fingerprint
 // (see the file comment).
-func encodeWatermelonTimestamp(h Position, scope int64) (int64, error) {
+func encodeTimestamp(h engine.Position, scope int64) (int64, error) {
 	v := h.Version
 	if h.Txid != 0 {
 		v = h.Txid
@@ -234,29 +232,29 @@ func encodeWatermelonTimestamp(h Position, scope int64) (int64, error) {
 	return v<<wmScopeBits | scope, nil
 }
 
-// decodeWatermelonTimestamp unpacks a timestamp into the feed position it
+// decodeTimestamp unpacks a timestamp into the feed position it
 // stands for, in the form of the current horizon h. ok is false when the
 // position lies beyond h: this server never issued it.
-func decodeWatermelonTimestamp(ts int64, h Position) (pos Position, scope int64, ok bool) {
+func decodeTimestamp(ts int64, h engine.Position) (pos engine.Position, scope int64, ok bool) {
 	v, scope := ts>>wmScopeBits, ts&(1<<wmScopeBits-1)
 	if h.Txid != 0 {
-		return Position{Txid: v, Version: math.MaxInt64}, scope, v <= h.Txid
+		return engine.Position{Txid: v, Version: math.MaxInt64}, scope, v <= h.Txid
 	}
-	return Position{Version: v}, scope, v <= h.Version
+	return engine.Position{Version: v}, scope, v <= h.Version
 }
 
-// WatermelonKind is the list of a pull a change goes to.
-type WatermelonKind int
+// Kind is the list of a pull a change goes to.
+type Kind int
 
 // Kinds of WatermelonDB changes.
 const (
-	WatermelonCreated WatermelonKind = iota
-	WatermelonUpdated
-	WatermelonDeleted
+	Created Kind = iota
+	Updated
+	Deleted
 )
 
-// WatermelonPullRequest is a WatermelonDB pull.
-type WatermelonPullRequest struct {
+// PullRequest is a WatermelonDB pull.
+type PullRequest struct {
 	// LastPulledAt is the client's last timestamp; 0 when it never pulled.
 	LastPulledAt int64
 	// Migration is set when the client names a schema migration: it
@@ -264,8 +262,8 @@ type WatermelonPullRequest struct {
 	Migration bool
 }
 
-// WatermelonPullResult ends a WatermelonDB pull.
-type WatermelonPullResult struct {
+// PullResult ends a WatermelonDB pull.
+type PullResult struct {
 	Timestamp int64
 	// Replacement asks the client to replace its tables with the pulled
 	// records (experimentalStrategy "replacement"): the user's scope
@@ -286,20 +284,16 @@ const (
 // emit, page by page, each with the list it belongs to, and returns the
 // new timestamp. Nothing is held in memory beyond one page. emit must not
 // keep the Change after it returns.
-func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req WatermelonPullRequest, emit func(WatermelonKind, Change) error) (WatermelonPullResult, error) {
-	ws, err := en.watermelonStore()
+func (w *Protocol) Pull(ctx context.Context, p models.Principal, req PullRequest, emit func(Kind, engine.Change) error) (PullResult, error) {
+	horizon, err := w.store.FeedHorizon(ctx, p.OrgID)
 	if err != nil {
-		return WatermelonPullResult{}, err
-	}
-	horizon, err := ws.FeedHorizon(ctx, p.OrgID)
-	if err != nil {
-		return WatermelonPullResult{}, err
+		return PullResult{}, err
 	}
 	scope := wmScope(p)
 	mode := wmInitial
-	var after Position
+	var after engine.Position
 	if req.LastPulledAt > 0 {
-		pos, sc, ok := decodeWatermelonTimestamp(req.LastPulledAt, horizon)
+		pos, sc, ok := decodeTimestamp(req.LastPulledAt, horizon)
 		switch {
 		case !ok || sc != scope:
 			mode = wmReplace
@@ -311,24 +305,24 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 	}
 	// A client that last pulled below a purged tombstone may hold a record
 	// whose delete it can no longer be told: it gets a replacement sync.
-	purgedAbove := func(pos Position) (bool, error) {
-		purged, err := en.store.PurgedThrough(ctx, p.OrgID)
+	purgedAbove := func(pos engine.Position) (bool, error) {
+		purged, err := w.en.PurgedThrough(ctx, p.OrgID)
 		return pos.Before(purged), err
 	}
 	if mode == wmIncremental {
 		below, err := purgedAbove(after)
 		if err != nil {
-			return WatermelonPullResult{}, err
+			return PullResult{}, err
 		}
 		if below {
-			mode, after = wmReplace, Position{}
+			mode, after = wmReplace, engine.Position{}
 		}
 	}
 	since := after
 	for {
-		changes, more, err := en.PullFrom(ctx, p, after, WatermelonPageSize)
+		changes, more, err := w.en.PullFrom(ctx, p, after, PageSize)
 		if err != nil {
-			return WatermelonPullResult{}, err
+			return PullResult{}, err
 		}
 		done := !more
 		n := len(changes)
@@ -340,10 +334,10 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 			}
 		}
 		page := changes[:n]
-		var created map[Key]int64
+		var created map[engine.Key]int64
 		if mode == wmIncremental {
-			if created, err = en.wmCreatedVersions(ctx, ws, p, page); err != nil {
-				return WatermelonPullResult{}, err
+			if created, err = w.createdVersions(ctx, p, page); err != nil {
+				return PullResult{}, err
 			}
 		}
 		for _, ch := range page {
@@ -352,7 +346,7 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 				continue
 			}
 			if err := emit(kind, ch); err != nil {
-				return WatermelonPullResult{}, err
+				return PullResult{}, err
 			}
 		}
 		if done {
@@ -361,7 +355,7 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 		if len(changes) == 0 {
 			// A whole page of feed entries this build cannot load: the
 			// position cannot move past them.
-			return WatermelonPullResult{}, fmt.Errorf("watermelondb pull: no progress after %+v", after)
+			return PullResult{}, fmt.Errorf("watermelondb pull: no progress after %+v", after)
 		}
 		after = changes[len(changes)-1].Pos
 	}
@@ -369,62 +363,62 @@ func (en *Engine) WatermelonPull(ctx context.Context, p models.Principal, req Wa
 		// A purge that committed while the pages were read may have taken
 		// a delete this response should carry; the retry replaces.
 		if below, err := purgedAbove(since); err != nil || below {
-			return WatermelonPullResult{}, errors.Join(models.ErrUnavailable, err)
+			return PullResult{}, errors.Join(models.ErrUnavailable, err)
 		}
 	}
-	ts, err := encodeWatermelonTimestamp(horizon, scope)
+	ts, err := encodeTimestamp(horizon, scope)
 	if err != nil {
-		return WatermelonPullResult{}, err
+		return PullResult{}, err
 	}
-	return WatermelonPullResult{Timestamp: ts, Replacement: mode == wmReplace}, nil
+	return PullResult{Timestamp: ts, Replacement: mode == wmReplace}, nil
 }
 
-// wmCreatedVersions looks up the creating versions of the live records of a
+// createdVersions looks up the creating versions of the live records of a
 // page that the device did not create itself.
-func (en *Engine) wmCreatedVersions(ctx context.Context, ws WatermelonStore, p models.Principal, page []Change) (map[Key]int64, error) {
-	var keys []Key
+func (w *Protocol) createdVersions(ctx context.Context, p models.Principal, page []engine.Change) (map[engine.Key]int64, error) {
+	var keys []engine.Key
 	for _, ch := range page {
 		if !ch.Record.Deleted && ch.Record.CreatedBy != p.DeviceID {
-			keys = append(keys, Key{ch.Entity.Name, ch.Record.ID})
+			keys = append(keys, engine.Key{Entity: ch.Entity.Name, ID: ch.Record.ID})
 		}
 	}
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	return ws.CreatedVersions(ctx, p.OrgID, keys)
+	return w.store.CreatedVersions(ctx, p.OrgID, keys)
 }
 
 // wmClassify says which list of a pull a change goes to, and whether it is
 // sent at all (see the file comment).
-func wmClassify(mode wmMode, p models.Principal, since Position, ch Change, created map[Key]int64) (WatermelonKind, bool) {
+func wmClassify(mode wmMode, p models.Principal, since engine.Position, ch engine.Change, created map[engine.Key]int64) (Kind, bool) {
 	r := ch.Record
 	if r.Deleted {
-		return WatermelonDeleted, mode != wmInitial
+		return Deleted, mode != wmInitial
 	}
 	own := r.CreatedBy == p.DeviceID
 	switch mode {
 	case wmInitial:
 		if own {
-			return WatermelonUpdated, true
+			return Updated, true
 		}
-		return WatermelonCreated, true
+		return Created, true
 	case wmIncremental:
 		if own {
-			return WatermelonUpdated, true
+			return Updated, true
 		}
-		cv, ok := created[Key{ch.Entity.Name, r.ID}]
+		cv, ok := created[engine.Key{Entity: ch.Entity.Name, ID: r.ID}]
 		if ok && (cv == r.Version || (since.Txid == 0 && cv > since.Version)) {
-			return WatermelonCreated, true
+			return Created, true
 		}
 	}
-	return WatermelonUpdated, true
+	return Updated, true
 }
 
-// AppendWatermelonRecord appends r as a WatermelonDB raw record: `id`,
+// AppendRecord appends r, a record of e, as a WatermelonDB raw record: `id`,
 // `version`, `created_at`, `updated_at` and every field under its wire
 // name, times as Unix milliseconds, JSON fields as JSON text in a string
 // (WatermelonDB columns are strings, numbers or booleans).
-func (e *Entity) AppendWatermelonRecord(b []byte, r *Record) []byte {
+func AppendRecord(b []byte, e *engine.Entity, r *engine.Record) []byte {
 	b = append(b, `{"id":"`...)
 	b = append(b, r.ID.String()...)
 	b = append(b, `","version":`...)
@@ -439,21 +433,21 @@ func (e *Entity) AppendWatermelonRecord(b []byte, r *Record) []byte {
 			continue
 		}
 		b = append(b, ',')
-		b = appendString(b, f.Name)
+		b = engine.AppendString(b, f.Name)
 		b = append(b, ':')
 		v := r.Values[f.Name]
 		switch {
 		case v == nil:
 			b = append(b, "null"...)
-		case f.Type == Time:
+		case f.Type == engine.Time:
 			t, _ := v.(time.Time)
 			b = strconv.AppendInt(b, t.UnixMilli(), 10)
-		case f.Type == JSON:
+		case f.Type == engine.JSON:
 			s, _ := v.(string)
 			if s == "" {
 				b = append(b, "null"...)
 			} else {
-				b = appendString(b, s)
+				b = engine.AppendString(b, s)
 			}
 		default:
 			b = f.AppendValue(b, v)
@@ -462,8 +456,8 @@ func (e *Entity) AppendWatermelonRecord(b []byte, r *Record) []byte {
 	return append(b, '}')
 }
 
-// WatermelonRow is one record of a WatermelonDB push.
-type WatermelonRow struct {
+// Row is one record of a WatermelonDB push.
+type Row struct {
 	ID uuid.UUID
 	// Columns are the row's columns by name, without id, _status and
 	// _changed.
@@ -473,21 +467,21 @@ type WatermelonRow struct {
 	Changed []string
 }
 
-// WatermelonTableChanges are a table's records in a WatermelonDB push.
-type WatermelonTableChanges struct {
-	Created []WatermelonRow
-	Updated []WatermelonRow
+// TableChanges are a table's records in a WatermelonDB push.
+type TableChanges struct {
+	Created []Row
+	Updated []Row
 	Deleted []uuid.UUID
 }
 
-// WatermelonPushRequest is a WatermelonDB push.
-type WatermelonPushRequest struct {
+// PushRequest is a WatermelonDB push.
+type PushRequest struct {
 	LastPulledAt int64
-	Changes      map[string]*WatermelonTableChanges
+	Changes      map[string]*TableChanges
 }
 
-// WatermelonPushResult counts what a push did.
-type WatermelonPushResult struct {
+// PushResult counts what a push did.
+type PushResult struct {
 	// Written counts the records written.
 	Written int
 	// Unchanged counts the records the server already held as pushed
@@ -495,18 +489,18 @@ type WatermelonPushResult struct {
 	Unchanged int
 }
 
-// WatermelonConflictError refuses a push some of whose records changed on
+// ConflictError refuses a push some of whose records changed on
 // the server after its last_pulled_at: the client must pull first.
-type WatermelonConflictError struct {
-	Records []Key // Entity is the table
+type ConflictError struct {
+	Records []engine.Key // Entity is the table
 }
 
-func (e *WatermelonConflictError) Error() string {
+func (e *ConflictError) Error() string {
 	return fmt.Sprintf("%d pushed records changed on the server after last_pulled_at", len(e.Records))
 }
 
-// WatermelonRejection is one record of a push the rules refused.
-type WatermelonRejection struct {
+// Rejection is one record of a push the rules refused.
+type Rejection struct {
 	Table   string
 	ID      uuid.UUID
 	Code    string // a rejection code (invalid_value, server_owned_field, ...)
@@ -514,13 +508,13 @@ type WatermelonRejection struct {
 	Message string
 }
 
-// WatermelonRejectedError refuses a push that breaks a rule; nothing of
+// RejectedError refuses a push that breaks a rule; nothing of
 // it was applied.
-type WatermelonRejectedError struct {
-	Rejections []WatermelonRejection
+type RejectedError struct {
+	Rejections []Rejection
 }
 
-func (e *WatermelonRejectedError) Error() string {
+func (e *RejectedError) Error() string {
 	if len(e.Rejections) == 0 {
 		return "push rejected"
 	}
@@ -530,9 +524,9 @@ func (e *WatermelonRejectedError) Error() string {
 
 // CheckWatermelonPush validates a push's shape before anything is read.
 // Errors: invalid (unknown table, duplicate or nil id), too_large.
-func (en *Engine) CheckWatermelonPush(req WatermelonPushRequest) error {
+func (w *Protocol) CheckPush(req PushRequest) error {
 	n := 0
-	for _, name := range sortedKeys(req.Changes) {
+	for _, name := range slices.Sorted(maps.Keys(req.Changes)) {
 		t := req.Changes[name]
 		if t == nil {
 			continue
@@ -542,7 +536,7 @@ func (en *Engine) CheckWatermelonPush(req WatermelonPushRequest) error {
 			continue // WatermelonDB lists every local table, local-only ones too
 		}
 		at := "changes." + name
-		if en.entities[name] == nil {
+		if w.en.Entity(name) == nil {
 			return models.FieldInvalid(at, "is not a synced table")
 		}
 		n += count
@@ -557,7 +551,7 @@ func (en *Engine) CheckWatermelonPush(req WatermelonPushRequest) error {
 			seen[id] = true
 			return nil
 		}
-		for _, rows := range [][]WatermelonRow{t.Created, t.Updated} {
+		for _, rows := range [][]Row{t.Created, t.Updated} {
 			for _, r := range rows {
 				if err := check(r.ID); err != nil {
 					return err
@@ -570,25 +564,25 @@ func (en *Engine) CheckWatermelonPush(req WatermelonPushRequest) error {
 			}
 		}
 	}
-	if n > MaxWatermelonPush {
-		return &models.Error{Code: models.CodeTooLarge, Message: fmt.Sprintf("a push carries at most %d records, got %d", MaxWatermelonPush, n)}
+	if n > MaxPush {
+		return &models.Error{Code: models.CodeTooLarge, Message: fmt.Sprintf("a push carries at most %d records, got %d", MaxPush, n)}
 	}
 	return nil
 }
 
 // wmOp is one record of a push, in application order.
 type wmOp struct {
-	e       *Entity
+	e       *engine.Entity
 	id      uuid.UUID
 	op      string
-	row     WatermelonRow
+	row     Row
 	created bool
 }
 
-// watermelonPlan orders a push: creates and updates table by table,
+// plan orders a push: creates and updates table by table,
 // referenced tables first, then deletes in the reverse order.
-func (en *Engine) watermelonPlan(req WatermelonPushRequest) []wmOp {
-	order := en.watermelonOrder()
+func (w *Protocol) plan(req PushRequest) []wmOp {
+	order := w.order()
 	var ops []wmOp
 	for _, e := range order {
 		t := req.Changes[e.Name]
@@ -596,10 +590,10 @@ func (en *Engine) watermelonPlan(req WatermelonPushRequest) []wmOp {
 			continue
 		}
 		for _, r := range t.Created {
-			ops = append(ops, wmOp{e: e, id: r.ID, op: OpUpsert, row: r, created: true})
+			ops = append(ops, wmOp{e: e, id: r.ID, op: engine.OpUpsert, row: r, created: true})
 		}
 		for _, r := range t.Updated {
-			ops = append(ops, wmOp{e: e, id: r.ID, op: OpUpsert, row: r})
+			ops = append(ops, wmOp{e: e, id: r.ID, op: engine.OpUpsert, row: r})
 		}
 	}
 	for i := len(order) - 1; i >= 0; i-- {
@@ -609,18 +603,19 @@ func (en *Engine) watermelonPlan(req WatermelonPushRequest) []wmOp {
 			continue
 		}
 		for _, id := range t.Deleted {
-			ops = append(ops, wmOp{e: e, id: id, op: OpDelete})
+			ops = append(ops, wmOp{e: e, id: id, op: engine.OpDelete})
 		}
 	}
 	return ops
 }
 
-// watermelonOrder lists the entities so that an entity comes after those
+// order lists the entities so that an entity comes after those
 // its reference fields point at (ties, and cycles, by name).
-func (en *Engine) watermelonOrder() []*Entity {
-	names := sortedKeys(en.entities)
+func (w *Protocol) order() []*engine.Entity {
+	entities := w.en.Entities()
+	names := slices.Sorted(maps.Keys(entities))
 	placed := make(map[string]bool, len(names))
-	var out []*Entity
+	var out []*engine.Entity
 	for len(out) < len(names) {
 		progress := false
 		for _, name := range names {
@@ -628,15 +623,15 @@ func (en *Engine) watermelonOrder() []*Entity {
 				continue
 			}
 			ready := true
-			for _, f := range en.entities[name].Fields {
-				if f.Ref != "" && f.Ref != name && en.entities[f.Ref] != nil && !placed[f.Ref] {
+			for _, f := range entities[name].Fields {
+				if f.Ref != "" && f.Ref != name && entities[f.Ref] != nil && !placed[f.Ref] {
 					ready = false
 					break
 				}
 			}
 			if ready {
 				placed[name] = true
-				out = append(out, en.entities[name])
+				out = append(out, entities[name])
 				progress = true
 			}
 		}
@@ -644,7 +639,7 @@ func (en *Engine) watermelonOrder() []*Entity {
 			for _, name := range names {
 				if !placed[name] {
 					placed[name] = true
-					out = append(out, en.entities[name])
+					out = append(out, entities[name])
 					break
 				}
 			}
@@ -653,63 +648,47 @@ func (en *Engine) watermelonOrder() []*Entity {
 	return out
 }
 
-// WatermelonPush applies a WatermelonDB push atomically (see the file
-// comment). Errors: *WatermelonConflictError (nothing applied, pull
-// first), *WatermelonRejectedError (nothing applied), unavailable.
-func (en *Engine) WatermelonPush(ctx context.Context, p models.Principal, req WatermelonPushRequest) (WatermelonPushResult, error) {
-	ws, err := en.watermelonStore()
+// Push applies a WatermelonDB push atomically (see the file comment).
+// Errors: *ConflictError (nothing applied, pull first), *RejectedError
+// (nothing applied), unavailable.
+func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest) (PushResult, error) {
+	horizon, err := w.store.FeedHorizon(ctx, p.OrgID)
 	if err != nil {
-		return WatermelonPushResult{}, err
+		return PushResult{}, err
 	}
-	horizon, err := ws.FeedHorizon(ctx, p.OrgID)
-	if err != nil {
-		return WatermelonPushResult{}, err
-	}
-	since, _, ok := decodeWatermelonTimestamp(req.LastPulledAt, horizon)
+	since, _, ok := decodeTimestamp(req.LastPulledAt, horizon)
 	if !ok {
 		// Not a position this server reached: the client has seen
 		// nothing that can be vouched for.
-		since = Position{}
+		since = engine.Position{}
 	}
-	ops := en.watermelonPlan(req)
-	muts := make([]Mutation, len(ops))
-	todo := make([]int, len(ops))
+	ops := w.plan(req)
+	muts := make([]engine.Mutation, len(ops))
 	for i, o := range ops {
-		muts[i] = Mutation{Seq: int64(i + 1), Entity: o.e.Name, ID: o.id, Op: o.op, Fields: o.row.Columns}
-		todo[i] = i
+		muts[i] = engine.Mutation{Seq: int64(i + 1), Entity: o.e.Name, ID: o.id, Op: o.op, Fields: o.row.Columns}
 	}
-	var out WatermelonPushResult
-	err = en.store.Push(ctx, p, mutationKeys(muts), func(tx Tx) error {
-		out = WatermelonPushResult{}
-		// The device lock serialises this device's pushes: a retry racing
-		// the original waits, then finds nothing left to do.
-		if _, err := tx.LastSeq(ctx); err != nil {
+	var out PushResult
+	err = w.en.PushBatch(ctx, p, engine.Keys(muts), func(b *engine.Batch) error {
+		out = PushResult{}
+		if err := b.Prefetch(muts); err != nil {
 			return err
 		}
-		wtx, ok := tx.(WatermelonTx)
-		if !ok {
-			return fmt.Errorf("watermelondb: the transaction (%T) does not implement WatermelonTx", tx)
-		}
-		b := &batch{en: en, tx: tx, ctx: ctx, p: p, now: en.now().UTC(), state: map[Key]*Record{}, dirty: map[Key]bool{}}
-		if err := b.prefetch(muts, todo); err != nil {
-			return err
-		}
-		pos, err := b.watermelonConflicts(wtx, ops, since)
+		pos, err := conflicts(b, ops, since)
 		if err != nil {
 			return err
 		}
-		var rejected []WatermelonRejection
+		var rejected []Rejection
 		for i, o := range ops {
-			k := Key{o.e.Name, o.id}
+			k := engine.Key{Entity: o.e.Name, ID: o.id}
 			p, ok := pos[k]
 			seen := ok && !since.Before(p) // the client pulled the stored version
-			written, rej, err := b.watermelonApply(muts[i], o, seen)
+			written, rej, err := apply(b, muts[i], o, seen)
 			if err != nil {
 				return err
 			}
 			switch {
 			case rej != nil:
-				rejected = append(rejected, WatermelonRejection{Table: o.e.Name, ID: o.id, Code: rej.Code, Field: rej.Field, Message: rej.Message})
+				rejected = append(rejected, Rejection{Table: o.e.Name, ID: o.id, Code: rej.Code, Field: rej.Field, Message: rej.Message})
 			case written:
 				out.Written++
 			default:
@@ -717,79 +696,68 @@ func (en *Engine) WatermelonPush(ctx context.Context, p models.Principal, req Wa
 			}
 		}
 		if len(rejected) > 0 {
-			return &WatermelonRejectedError{Rejections: rejected}
+			return &RejectedError{Rejections: rejected}
 		}
-		return b.flush()
+		return nil
 	})
 	if err != nil {
-		return WatermelonPushResult{}, err
+		return PushResult{}, err
 	}
 	return out, nil
 }
 
-// watermelonConflicts refuses the push when a record it writes changed
-// after since by anyone but this device (see the file comment). It
-// returns the feed positions of the visible records the push names.
-func (b *batch) watermelonConflicts(wtx WatermelonTx, ops []wmOp, since Position) (map[Key]Position, error) {
-	var keys []Key
+// conflicts refuses the push when a record it writes changed after since
+// by anyone but this device (see the file comment). It returns the feed
+// positions of the visible records the push names.
+func conflicts(b *engine.Batch, ops []wmOp, since engine.Position) (map[engine.Key]engine.Position, error) {
+	p := b.Principal()
+	var keys []engine.Key
 	for _, o := range ops {
-		k := Key{o.e.Name, o.id}
-		if cur := b.state[k]; cur != nil && o.e.Scope(cur).Visible(b.p) {
+		k := engine.Key{Entity: o.e.Name, ID: o.id}
+		if cur := b.Current(k); cur != nil && o.e.Scope(cur).Visible(p) {
 			keys = append(keys, k)
 		}
 	}
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	pos, err := wtx.FeedPositions(b.ctx, keys)
+	pos, err := b.FeedPositions(keys)
 	if err != nil {
 		return nil, err
 	}
-	var conflicts []Key
+	var conflicts []engine.Key
 	for _, o := range ops {
-		k := Key{o.e.Name, o.id}
-		cur := b.state[k]
+		k := engine.Key{Entity: o.e.Name, ID: o.id}
+		cur := b.Current(k)
 		at, ok := pos[k]
-		if !ok || (o.op == OpDelete && cur.Deleted) {
+		if !ok || (o.op == engine.OpDelete && cur.Deleted) {
 			continue
 		}
-		if since.Before(at) && !wmLastWrittenBy(cur, b.p.DeviceID) {
+		if since.Before(at) && !engine.LastWrittenBy(cur, p.DeviceID) {
 			conflicts = append(conflicts, k)
 		}
 	}
 	if len(conflicts) > 0 {
-		return nil, &WatermelonConflictError{Records: conflicts}
+		return nil, &ConflictError{Records: conflicts}
 	}
 	return pos, nil
 }
 
-// wmLastWrittenBy reports whether the record's current version was written
-// by the device: a field clock of that version carries it.
-func wmLastWrittenBy(r *Record, device uuid.UUID) bool {
-	d := device.String()
-	for _, fc := range r.FieldClocks() {
-		if fc.Version == r.Version && fc.Device == d {
-			return true
-		}
-	}
-	return false
-}
-
-// watermelonApply applies one record of a push. It reports whether a
+// apply applies one record of a push. It reports whether a
 // record was written, or why the rules refused it; errors are storage
 // failures. seen says the client's last pull delivered the stored version.
-func (b *batch) watermelonApply(m Mutation, o wmOp, seen bool) (bool, *RejectError, error) {
-	key := Key{o.e.Name, o.id}
-	cur := b.state[key]
-	visible := cur != nil && o.e.Scope(cur).Visible(b.p)
-	if o.op == OpDelete {
+func apply(b *engine.Batch, m engine.Mutation, o wmOp, seen bool) (bool, *engine.RejectError, error) {
+	key := engine.Key{Entity: o.e.Name, ID: o.id}
+	cur := b.Current(key)
+	visible := cur != nil && o.e.Scope(cur).Visible(b.Principal())
+	if o.op == engine.OpDelete {
 		if !visible || cur.Deleted {
 			// Deleting what is missing, deleted, or out of sight (which is
 			// missing to this user) is a no-op: retried deletes succeed.
 			return false, nil, nil
 		}
 	} else {
-		fields, rej := b.watermelonFields(o, cur, visible)
+		fields, rej := columnFields(o, cur, visible, b.Now())
 		if rej != nil {
 			return false, rej, nil
 		}
@@ -800,51 +768,39 @@ func (b *batch) watermelonApply(m Mutation, o wmOp, seen bool) (bool, *RejectErr
 			// lost push response), announce the record again, unchanged,
 			// so that its next pull corrects them.
 			if seen && wmAuditDiffers(o.row, cur) {
-				b.wmTouch(key)
+				b.Touch(key)
 			}
 			return false, nil, nil
 		}
 		m.Fields = fields
 	}
-	m.HLC = wmStamp(cur, b.now)
-	r, err := b.apply(m)
+	m.HLC = wmStamp(cur, b.Now())
+	r, err := b.Apply(m)
 	if err != nil {
 		return false, nil, err
 	}
-	if r.Status == StatusRejected {
+	if r.Status == engine.StatusRejected {
 		return false, r.Error, nil
 	}
 	if cur != nil && cur.Deleted {
 		// The update lost to a delete the client has not seen: write the
 		// tombstone again, past its last_pulled_at, so its next pull
 		// deletes the copy it still holds.
-		b.wmTouch(key)
+		b.Touch(key)
 	}
 	return true, nil, nil
 }
 
-// wmTouch gives a record a new version at flush without changing it or
-// running hooks.
-func (b *batch) wmTouch(k Key) {
-	r := b.state[k].Clone()
-	r.UpdatedAt = b.now
-	b.state[k] = r
-	if !b.dirty[k] {
-		b.dirty[k] = true
-		b.order = append(b.order, k)
-	}
-}
-
 // wmStamp is the clock of a WatermelonDB write: the receipt time, or just
 // after the newest field clock of the stored record when that is later.
-func wmStamp(cur *Record, now time.Time) HLC {
-	h := HLC{MS: now.UnixMilli()}
+func wmStamp(cur *engine.Record, now time.Time) engine.HLC {
+	h := engine.HLC{MS: now.UnixMilli()}
 	if cur == nil {
 		return h
 	}
 	for _, fc := range cur.FieldClocks() {
 		if fc.MS > h.MS || (fc.MS == h.MS && fc.Counter >= h.Counter) {
-			h = HLC{MS: fc.MS, Counter: fc.Counter + 1}
+			h = engine.HLC{MS: fc.MS, Counter: fc.Counter + 1}
 		}
 	}
 	return h
@@ -852,7 +808,7 @@ func wmStamp(cur *Record, now time.Time) HLC {
 
 // wmAuditDiffers reports whether a pushed row carries audit columns that
 // differ from the stored record's.
-func wmAuditDiffers(row WatermelonRow, cur *Record) bool {
+func wmAuditDiffers(row Row, cur *engine.Record) bool {
 	for name, raw := range row.Columns {
 		var want int64
 		switch name {
@@ -865,7 +821,7 @@ func wmAuditDiffers(row WatermelonRow, cur *Record) bool {
 		default:
 			continue
 		}
-		if n, err := parseNumber(raw); err != nil || n != float64(want) {
+		if n, err := engine.ParseNumber(raw); err != nil || n != float64(want) {
 			return true
 		}
 	}
@@ -877,11 +833,11 @@ func wmAuditDiffers(row WatermelonRow, cur *Record) bool {
 // itself sets created_at and updated_at on local writes).
 var wmIgnored = map[string]bool{"version": true, "created_at": true, "updated_at": true}
 
-// watermelonFields turns a pushed row into the fields of an upsert (see
+// columnFields turns a pushed row into the fields of an upsert (see
 // step 2 of the file comment).
 // A record out of the caller's sight is treated as missing here; the
 // engine refuses the write as not_found.
-func (b *batch) watermelonFields(o wmOp, cur *Record, visible bool) (map[string]json.RawMessage, *RejectError) {
+func columnFields(o wmOp, cur *engine.Record, visible bool, now time.Time) (map[string]json.RawMessage, *engine.RejectError) {
 	live := visible && !cur.Deleted
 	full := o.created || !live
 	changed := make(map[string]bool, len(o.row.Changed))
@@ -889,7 +845,7 @@ func (b *batch) watermelonFields(o wmOp, cur *Record, visible bool) (map[string]
 		changed[c] = true
 	}
 	out := map[string]json.RawMessage{}
-	for _, name := range sortedKeys(o.row.Columns) {
+	for _, name := range slices.Sorted(maps.Keys(o.row.Columns)) {
 		if wmIgnored[name] || (!full && !changed[name]) {
 			continue
 		}
@@ -907,7 +863,7 @@ func (b *batch) watermelonFields(o wmOp, cur *Record, visible bool) (map[string]
 			continue
 		}
 		if live {
-			if pv, err := f.Parse(v, b.now); err == nil && wmEqual(pv, cur.Values[name]) {
+			if pv, err := f.Parse(v, now); err == nil && wmEqual(pv, cur.Values[name]) {
 				continue
 			}
 		}
@@ -919,42 +875,42 @@ func (b *batch) watermelonFields(o wmOp, cur *Record, visible bool) (map[string]
 // wmNative converts a WatermelonDB column value to the native wire form
 // f.Parse reads: Unix milliseconds to RFC 3339 (0, WatermelonDB's empty
 // number, to null), "" to null for UUIDs, JSON text in a string to JSON.
-func wmNative(f *Field, raw json.RawMessage) (json.RawMessage, *RejectError) {
+func wmNative(f *engine.Field, raw json.RawMessage) (json.RawMessage, *engine.RejectError) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return json.RawMessage("null"), nil
 	}
 	switch f.Type {
-	case Time:
+	case engine.Time:
 		if raw[0] == '"' || string(raw) == "null" {
 			return raw, nil // RFC 3339 is accepted too
 		}
-		n, err := parseNumber(raw)
+		n, err := engine.ParseNumber(raw)
 		if err != nil || n != math.Trunc(n) || math.Abs(n) > 1e15 {
-			return nil, &RejectError{Code: CodeInvalidValue, Field: f.Name, Message: f.Name + " must be Unix milliseconds"}
+			return nil, &engine.RejectError{Code: engine.CodeInvalidValue, Field: f.Name, Message: f.Name + " must be Unix milliseconds"}
 		}
 		if n == 0 {
 			return json.RawMessage("null"), nil
 		}
 		b := time.UnixMilli(int64(n)).UTC().AppendFormat([]byte{'"'}, time.RFC3339Nano)
 		return append(b, '"'), nil
-	case UUID:
+	case engine.UUID:
 		if string(raw) == `""` {
 			return json.RawMessage("null"), nil
 		}
-	case JSON:
+	case engine.JSON:
 		if raw[0] != '"' {
 			return raw, nil
 		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, &RejectError{Code: CodeInvalidValue, Field: f.Name, Message: f.Name + " must be JSON text"}
+			return nil, &engine.RejectError{Code: engine.CodeInvalidValue, Field: f.Name, Message: f.Name + " must be JSON text"}
 		}
 		if s == "" {
 			return json.RawMessage("null"), nil
 		}
 		if !json.Valid([]byte(s)) {
-			return nil, &RejectError{Code: CodeInvalidValue, Field: f.Name, Message: f.Name + " must be JSON text"}
+			return nil, &engine.RejectError{Code: engine.CodeInvalidValue, Field: f.Name, Message: f.Name + " must be JSON text"}
 		}
 		return json.RawMessage(s), nil
 	}
@@ -973,8 +929,8 @@ func wmEqual(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// WatermelonColumns splits a WatermelonDB `_changed` value.
-func WatermelonColumns(changed string) []string {
+// ChangedColumns splits a WatermelonDB `_changed` value.
+func ChangedColumns(changed string) []string {
 	var out []string
 	for _, c := range strings.Split(changed, ",") {
 		if c = strings.TrimSpace(c); c != "" {

@@ -1,4 +1,4 @@
-package engine
+package sales
 
 import (
 	"encoding/json"
@@ -6,26 +6,27 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Assessments are a manager's coaching assessment of a rep: at a contest's
 // start and end, and after a ride-along. Behaviours are scored done right
 // or done wrong against the organisation's template.
-func Assessments() *Entity {
-	return &Entity{
+func Assessments() *engine.Entity {
+	return &engine.Entity{
 		Name: "assessments",
-		Fields: []Field{
-			{Name: "rep_id", Type: UUID, Required: true},
-			{Name: "assessor_id", Type: UUID, Access: ServerOwned},
-			{Name: "phase", Type: Enum, Enum: []string{models.PhaseContestStart, models.PhaseContestEnd, models.PhaseRideAlong}, Required: true},
-			{Name: "contest_id", Type: UUID, Ref: "contests"},
-			{Name: "ride_along_id", Type: UUID, Ref: "ride_alongs"},
-			{Name: "behaviours", Type: JSON, MaxLen: 32 << 10},
-			{Name: "status", Type: Enum, Enum: []string{models.AssessDraft, models.AssessShared, models.AssessAcknowledged}, Default: models.AssessDraft, Required: true},
-			{Name: "rep_comment", Type: Text},
-			{Name: "due_at", Type: Time, Access: ServerOwned},
-			{Name: "template_version", Type: Int, Min: 1, Max: 1 << 30, Access: ServerOwned},
-			{Name: "team_id", Type: UUID, Access: ServerOwned},
+		Fields: []engine.Field{
+			{Name: "rep_id", Type: engine.UUID, Required: true},
+			{Name: "assessor_id", Type: engine.UUID, Access: engine.ServerOwned},
+			{Name: "phase", Type: engine.Enum, Enum: []string{models.PhaseContestStart, models.PhaseContestEnd, models.PhaseRideAlong}, Required: true},
+			{Name: "contest_id", Type: engine.UUID, Ref: "contests"},
+			{Name: "ride_along_id", Type: engine.UUID, Ref: "ride_alongs"},
+			{Name: "behaviours", Type: engine.JSON, MaxLen: 32 << 10},
+			{Name: "status", Type: engine.Enum, Enum: []string{models.AssessDraft, models.AssessShared, models.AssessAcknowledged}, Default: models.AssessDraft, Required: true},
+			{Name: "rep_comment", Type: engine.Text},
+			{Name: "due_at", Type: engine.Time, Access: engine.ServerOwned},
+			{Name: "template_version", Type: engine.Int, Min: 1, Max: 1 << 30, Access: engine.ServerOwned},
+			{Name: "team_id", Type: engine.UUID, Access: engine.ServerOwned},
 		},
 		Scope:    assessmentScope,
 		Prepare:  prepareAssessment,
@@ -35,9 +36,9 @@ func Assessments() *Entity {
 
 // assessmentScope keeps a draft between the assessor, the team's manager
 // and admins; the rep sees it once it is shared.
-func assessmentScope(r *Record) Scope {
+func assessmentScope(r *engine.Record) engine.Scope {
 	if r.StringValue("status") == models.AssessDraft {
-		return Scope{TeamID: r.UUIDValue("team_id"), UserID: r.UUIDValue("assessor_id"), Visibility: VisOwner}
+		return engine.Scope{TeamID: r.UUIDValue("team_id"), UserID: r.UUIDValue("assessor_id"), Visibility: engine.VisOwner}
 	}
 	return repScope(r)
 }
@@ -47,7 +48,7 @@ var assessmentNext = map[string]string{models.AssessDraft: models.AssessShared, 
 // prepareAssessment: only the rep's manager assesses; the rep may only
 // acknowledge a shared assessment and comment on it; an acknowledged
 // assessment is locked.
-func prepareAssessment(c *Context, old, r *Record) error {
+func prepareAssessment(c *engine.Context, old, r *engine.Record) error {
 	if old != nil && old.StringValue("status") == models.AssessAcknowledged {
 		return &models.Error{Code: CodeLocked, Message: "an acknowledged assessment is locked"}
 	}
@@ -111,7 +112,7 @@ func prepareAssessment(c *Context, old, r *Record) error {
 }
 
 // checkAssessor requires the caller to be the manager of rep's team.
-func checkAssessor(c *Context, rep uuid.UUID) error {
+func checkAssessor(c *engine.Context, rep uuid.UUID) error {
 	deny := forbidden("rep_id", "only the rep's manager assesses them")
 	if c.P.Role != models.RoleManager || c.P.TeamID == nil {
 		return deny
@@ -133,7 +134,7 @@ func checkAssessor(c *Context, rep uuid.UUID) error {
 	return nil
 }
 
-func validateAssessment(c *Context, old, r *Record) error {
+func validateAssessment(c *engine.Context, old, r *engine.Record) error {
 	bs, err := models.ParseBehaviours(r.StringValue("behaviours"), models.DefaultTemplate())
 	if err != nil {
 		return err
@@ -143,7 +144,7 @@ func validateAssessment(c *Context, old, r *Record) error {
 		b, _ := json.Marshal(bs)
 		r.Values["behaviours"] = string(b)
 	}
-	if old != nil && sameValue(old.Values["ride_along_id"], r.Values["ride_along_id"]) && sameValue(old.Values["contest_id"], r.Values["contest_id"]) {
+	if old != nil && engine.Equal(old.Values["ride_along_id"], r.Values["ride_along_id"]) && engine.Equal(old.Values["contest_id"], r.Values["contest_id"]) {
 		return nil
 	}
 	rep := r.UUIDValue("rep_id")
@@ -151,7 +152,7 @@ func validateAssessment(c *Context, old, r *Record) error {
 	case models.PhaseRideAlong:
 		id := r.UUIDValue("ride_along_id")
 		if id == nil {
-			return &models.Error{Code: CodeMissingRequired, Message: "ride_along_id is required for a ride-along assessment", Fields: []models.FieldError{{Field: "ride_along_id", Code: CodeMissingRequired, Message: "is required for phase ride_along"}}}
+			return &models.Error{Code: engine.CodeMissingRequired, Message: "ride_along_id is required for a ride-along assessment", Fields: []models.FieldError{{Field: "ride_along_id", Code: engine.CodeMissingRequired, Message: "is required for phase ride_along"}}}
 		}
 		ra, err := c.Get("ride_alongs", *id)
 		if err != nil {
@@ -163,7 +164,7 @@ func validateAssessment(c *Context, old, r *Record) error {
 	default:
 		id := r.UUIDValue("contest_id")
 		if id == nil {
-			return &models.Error{Code: CodeMissingRequired, Message: "contest_id is required for a contest assessment", Fields: []models.FieldError{{Field: "contest_id", Code: CodeMissingRequired, Message: "is required for a contest phase"}}}
+			return &models.Error{Code: engine.CodeMissingRequired, Message: "contest_id is required for a contest assessment", Fields: []models.FieldError{{Field: "contest_id", Code: engine.CodeMissingRequired, Message: "is required for a contest phase"}}}
 		}
 		ct, err := c.Get("contests", *id)
 		if err != nil {

@@ -1,7 +1,6 @@
-package engine
+package sales
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // ContestInput is a contest as an admin or manager writes it over HTTP.
@@ -26,28 +26,13 @@ type ContestInput struct {
 	GraceHours *int
 }
 
-// RuleVersion is one audited version of a contest's rules.
-type RuleVersion struct {
-	ContestID uuid.UUID
-	Version   int64
-	Rules     string
-	Targets   string
-	ChangedBy uuid.UUID
-	ChangedAt time.Time
-}
-
-// RuleAuditor records rule versions; the store implements it on its Tx.
-type RuleAuditor interface {
-	SaveRuleVersion(ctx context.Context, v RuleVersion) error
-}
-
 func invalidField(field, format string, args ...any) error {
 	return models.FieldInvalid(field, format, args...)
 }
 
 // canManageContest: admins manage every contest, managers those of the team
 // they manage.
-func canManageContest(c *Context, team *uuid.UUID) error {
+func canManageContest(c *engine.Context, team *uuid.UUID) error {
 	switch c.P.Role {
 	case models.RoleAdmin:
 		return nil
@@ -68,7 +53,7 @@ func canManageContest(c *Context, team *uuid.UUID) error {
 
 // CreateContest creates a contest as a draft; one whose start has passed
 // starts at once.
-func CreateContest(c *Context, in ContestInput) (*Record, error) {
+func CreateContest(c *engine.Context, in ContestInput) (*engine.Record, error) {
 	if err := canManageContest(c, in.TeamID); err != nil {
 		return nil, err
 	}
@@ -89,7 +74,7 @@ func CreateContest(c *Context, in ContestInput) (*Record, error) {
 			return nil, err
 		}
 	}
-	r := &Record{ID: uuid.New(), Values: map[string]any{
+	r := &engine.Record{ID: uuid.New(), Values: map[string]any{
 		"status": models.ContestStatusDraft, "rules_version": int64(1), "owner_id": c.P.UserID,
 		"grace_hours": int64(models.DefaultGraceHours), "time_zone": "UTC",
 	}}
@@ -110,7 +95,7 @@ func CreateContest(c *Context, in ContestInput) (*Record, error) {
 	return r, AdvanceContest(c, r.ID)
 }
 
-func applyContestInput(c *Context, r *Record, in ContestInput) error {
+func applyContestInput(c *engine.Context, r *engine.Record, in ContestInput) error {
 	if in.Name != nil {
 		name := strings.TrimSpace(*in.Name)
 		if err := models.ValidateName("name", name); err != nil {
@@ -178,7 +163,7 @@ func applyContestInput(c *Context, r *Record, in ContestInput) error {
 // UpdateContest changes a contest. Rules freeze when it starts: a later
 // change of rules or targets makes a new rules version, is audited, and
 // recomputes the contest. A finalized contest never changes.
-func UpdateContest(c *Context, id uuid.UUID, in ContestInput) (*Record, error) {
+func UpdateContest(c *engine.Context, id uuid.UUID, in ContestInput) (*engine.Record, error) {
 	cur, err := c.Get("contests", id)
 	if err != nil {
 		return nil, err
@@ -208,20 +193,14 @@ func UpdateContest(c *Context, id uuid.UUID, in ContestInput) (*Record, error) {
 	if started && rulesChanged {
 		v, _ := cur.Values["rules_version"].(int64)
 		next.Values["rules_version"] = v + 1
-		audit, ok := c.batch.tx.(RuleAuditor)
-		if !ok {
-			return nil, fmt.Errorf("update contest: the store keeps no rule audit")
-		}
-		if err := audit.SaveRuleVersion(c, RuleVersion{ContestID: id, Version: v + 1, Rules: next.StringValue("rules"),
-			Targets: next.StringValue("targets"), ChangedBy: c.P.UserID, ChangedAt: c.Now}); err != nil {
-			return nil, err
-		}
+		c.Journal(models.RuleVersion{ContestID: id, Version: v + 1, Rules: next.StringValue("rules"),
+			Targets: next.StringValue("targets"), ChangedBy: c.P.UserID, ChangedAt: c.Now})
 	}
 	if err := c.Put("contests", next); err != nil {
 		return nil, err
 	}
 	c.Forget("scoring-contests")
-	if started && (rulesChanged || !sameValue(cur.Values["ends_at"], next.Values["ends_at"])) {
+	if started && (rulesChanged || !engine.Equal(cur.Values["ends_at"], next.Values["ends_at"])) {
 		if err := RecomputeContest(c, next); err != nil {
 			return nil, err
 		}
@@ -232,7 +211,7 @@ func UpdateContest(c *Context, id uuid.UUID, in ContestInput) (*Record, error) {
 // AdvanceContest moves a contest along draft → active → ended → finalized
 // as its times pass. Starting creates every participant's standing and
 // scores what already happened in the window; finalizing freezes it.
-func AdvanceContest(c *Context, id uuid.UUID) error {
+func AdvanceContest(c *engine.Context, id uuid.UUID) error {
 	for {
 		cur, err := c.Get("contests", id)
 		if err != nil || cur == nil {
@@ -281,7 +260,7 @@ func AdvanceContest(c *Context, id uuid.UUID) error {
 
 // assessmentsDue makes a coaching assessment due for every participant at
 // a contest's start and end, assigned to their team's manager.
-func assessmentsDue(c *Context, cv *contestView, status string) error {
+func assessmentsDue(c *engine.Context, cv *contestView, status string) error {
 	phase := models.PhaseContestStart
 	if status == models.ContestStatusEnded {
 		phase = models.PhaseContestEnd
@@ -301,7 +280,7 @@ func assessmentsDue(c *Context, cv *contestView, status string) error {
 		if team.ManagerID == nil {
 			continue
 		}
-		a := &Record{ID: NameID(c.P.OrgID, fmt.Sprintf("assessment:%s:%s:%s", phase, cv.id, u.ID)), Values: map[string]any{
+		a := &engine.Record{ID: engine.NameID(c.P.OrgID, fmt.Sprintf("assessment:%s:%s:%s", phase, cv.id, u.ID)), Values: map[string]any{
 			"rep_id": u.ID, "assessor_id": *team.ManagerID, "phase": phase, "contest_id": cv.id,
 			"status": models.AssessDraft, "due_at": c.Now.Add(7 * 24 * time.Hour),
 			"template_version": int64(models.DefaultTemplate().Version), "team_id": *u.TeamID,
@@ -322,7 +301,7 @@ func assessmentsDue(c *Context, cv *contestView, status string) error {
 
 // Tick runs the organisation's scheduled rules: contests move along their
 // lifecycle and stale ride-along requests expire. It is idempotent.
-func Tick(c *Context) error {
+func Tick(c *engine.Context) error {
 	for _, st := range []string{models.ContestStatusDraft, models.ContestStatusActive, models.ContestStatusEnded} {
 		cs, err := c.Find("contests", map[string]any{"status": st})
 		if err != nil {

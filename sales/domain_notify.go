@@ -1,4 +1,4 @@
-package engine
+package sales
 
 import (
 	"sort"
@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // The domain's notification triggers: ride-alongs, assessments,
@@ -14,14 +15,14 @@ import (
 // change behind it and writes through Notify, whose dedupe keys make a
 // trigger fire once however often the change is replayed or recomputed.
 
-func registerDomainNotifications(es []*Entity) {
-	OnWrite(es, "ride_alongs", notifyRideAlong)
-	OnWrite(es, "assessments", notifyAssessment)
-	OnWrite(es, "recognitions", notifyRecognition)
+func registerDomainNotifications(es []*engine.Entity) {
+	engine.OnWrite(es, "ride_alongs", notifyRideAlong)
+	engine.OnWrite(es, "assessments", notifyAssessment)
+	engine.OnWrite(es, "recognitions", notifyRecognition)
 }
 
 // userName is a user's name, or "" when they are unknown.
-func userName(c *Context, id *uuid.UUID) string {
+func userName(c *engine.Context, id *uuid.UUID) string {
 	if id == nil {
 		return ""
 	}
@@ -33,7 +34,7 @@ func userName(c *Context, id *uuid.UUID) string {
 }
 
 // inZone shows t in the user's time zone.
-func inZone(c *Context, user uuid.UUID, t *time.Time) time.Time {
+func inZone(c *engine.Context, user uuid.UUID, t *time.Time) time.Time {
 	if t == nil {
 		return time.Time{}
 	}
@@ -45,7 +46,7 @@ func inZone(c *Context, user uuid.UUID, t *time.Time) time.Time {
 	return t.UTC()
 }
 
-func notifyRideAlong(c *Context, old, r *Record) error {
+func notifyRideAlong(c *engine.Context, old, r *engine.Record) error {
 	if r.Deleted {
 		return nil
 	}
@@ -100,7 +101,7 @@ func notifyRideAlong(c *Context, old, r *Record) error {
 	return Notify(c, n.To(to))
 }
 
-func notifyAssessment(c *Context, old, r *Record) error {
+func notifyAssessment(c *engine.Context, old, r *engine.Record) error {
 	if r.Deleted || r.StringValue("status") != models.AssessShared || (old != nil && old.StringValue("status") == models.AssessShared) {
 		return nil
 	}
@@ -113,7 +114,7 @@ func notifyAssessment(c *Context, old, r *Record) error {
 	return Notify(c, models.AssessmentSharedNotification(r.ID, userName(c, r.UUIDValue("assessor_id")), right, wrong).To(*rep))
 }
 
-func notifyRecognition(c *Context, old, r *Record) error {
+func notifyRecognition(c *engine.Context, old, r *engine.Record) error {
 	to := r.UUIDValue("to_user_id")
 	if old != nil || r.Deleted || to == nil {
 		return nil
@@ -128,7 +129,7 @@ func notifyRecognition(c *Context, old, r *Record) error {
 
 // notifyParticipants sends one notification per rep in a contest, built
 // for each from their standing (rank and field size).
-func notifyParticipants(c *Context, cv *contestView, build func(rank, of int) models.Notification) error {
+func notifyParticipants(c *engine.Context, cv *contestView, build func(rank, of int) models.Notification) error {
 	standings, err := c.Find("standings", map[string]any{"contest_id": cv.id})
 	if err != nil {
 		return err
@@ -148,7 +149,7 @@ func notifyParticipants(c *Context, cv *contestView, build func(rank, of int) mo
 
 // notifyContestStatus tells participants a contest started, ended or was
 // finalized, and awards the top-3 badges when results are final.
-func notifyContestStatus(c *Context, cv *contestView, status string) error {
+func notifyContestStatus(c *engine.Context, cv *contestView, status string) error {
 	name := cv.rec.StringValue("name")
 	switch status {
 	case models.ContestStatusActive:
@@ -170,7 +171,7 @@ func notifyContestStatus(c *Context, cv *contestView, status string) error {
 
 // notifyEnding24h reminds participants a day before an active contest
 // ends; Tick calls it and the dedupe key makes it once.
-func notifyEnding24h(c *Context, cv *contestView) error {
+func notifyEnding24h(c *engine.Context, cv *contestView) error {
 	if cv.status != models.ContestStatusActive || c.Now.Before(cv.end.Add(-24*time.Hour)) || !c.Now.Before(cv.end) {
 		return nil
 	}
@@ -184,7 +185,7 @@ func notifyEnding24h(c *Context, cv *contestView) error {
 // the top 3, reached first place, and overtaken — only by the rival now
 // directly above, who was below before, at most once an hour per contest.
 // Nobody is told of ranks while nobody has scored.
-func notifyRankMoves(c *Context, cv *contestView, before map[uuid.UUID]int, after []models.Standing) error {
+func notifyRankMoves(c *engine.Context, cv *contestView, before map[uuid.UUID]int, after []models.Standing) error {
 	name := cv.rec.StringValue("name")
 	byRank := make(map[int]models.Standing, len(after))
 	for _, s := range after {
@@ -220,7 +221,7 @@ func notifyRankMoves(c *Context, cv *contestView, before map[uuid.UUID]int, afte
 
 // notifyTargets fires 50 % and 100 % of a rep's own target, and awards the
 // target badge.
-func notifyTargets(c *Context, cv *contestView, rep uuid.UUID, before, after models.Standing) error {
+func notifyTargets(c *engine.Context, cv *contestView, rep uuid.UUID, before, after models.Standing) error {
 	if after.Target <= 0 {
 		return nil
 	}
@@ -241,7 +242,7 @@ func notifyTargets(c *Context, cv *contestView, rep uuid.UUID, before, after mod
 
 // notifyUnscored tells a rep why a visit earned no points in a contest,
 // e.g. "check-in 1.2 km from Acme Hardware". Once per visit and contest.
-func notifyUnscored(c *Context, cv *contestView, rep uuid.UUID, unscored []models.Unscored) error {
+func notifyUnscored(c *engine.Context, cv *contestView, rep uuid.UUID, unscored []models.Unscored) error {
 	for _, u := range unscored {
 		n := models.VisitDidNotScoreNotification(u.SourceID, cv.id, cv.rec.StringValue("name"), u.Reason)
 		if err := Notify(c, n.To(rep)); err != nil {
@@ -253,20 +254,20 @@ func notifyUnscored(c *Context, cv *contestView, rep uuid.UUID, unscored []model
 
 // awardBadge gives a server badge once: its id derives from the badge, the
 // contest and the rep.
-func awardBadge(c *Context, rep uuid.UUID, badge string, contest *uuid.UUID, message string) error {
+func awardBadge(c *engine.Context, rep uuid.UUID, badge string, contest *uuid.UUID, message string) error {
 	key := "badge:" + badge + ":" + rep.String()
 	values := map[string]any{"to_user_id": rep, "message": message, "badge": badge, "kind": "badge", "sent_at": c.Now}
 	if contest != nil {
 		key += ":" + contest.String()
 		values["contest_id"] = *contest
 	}
-	_, err := c.PutNew("recognitions", &Record{ID: NameID(c.P.OrgID, key), Values: values})
+	_, err := c.PutNew("recognitions", &engine.Record{ID: engine.NameID(c.P.OrgID, key), Values: values})
 	return err
 }
 
 // awardTop3 gives the top-3 badge to the first three of a finalized
 // contest who scored.
-func awardTop3(c *Context, cv *contestView) error {
+func awardTop3(c *engine.Context, cv *contestView) error {
 	standings, err := c.Find("standings", map[string]any{"contest_id": cv.id})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package engine
+package sales
 
 import (
 	"encoding/json"
@@ -10,60 +10,61 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Contests are synced read-only to their participants; admins and managers
 // edit them over HTTP (the server writes them with Engine.Server).
-func Contests() *Entity {
-	return &Entity{
+func Contests() *engine.Entity {
+	return &engine.Entity{
 		Name:     "contests",
 		ReadOnly: true,
-		Fields: []Field{
-			{Name: "name", Type: String, Required: true},
-			{Name: "starts_at", Type: Time, Required: true},
-			{Name: "ends_at", Type: Time, Required: true},
-			{Name: "time_zone", Type: String, MaxLen: 64, Required: true},
-			{Name: "team_id", Type: UUID},
-			{Name: "rules", Type: JSON},
-			{Name: "targets", Type: JSON},
-			{Name: "grace_hours", Type: Int, Min: 0, Max: 24 * 30},
-			{Name: "status", Type: Enum, Enum: []string{models.ContestStatusDraft, models.ContestStatusActive, models.ContestStatusEnded, models.ContestStatusFinalized}},
-			{Name: "rules_version", Type: Int, Min: 1, Max: 1 << 30},
-			{Name: "owner_id", Type: UUID},
+		Fields: []engine.Field{
+			{Name: "name", Type: engine.String, Required: true},
+			{Name: "starts_at", Type: engine.Time, Required: true},
+			{Name: "ends_at", Type: engine.Time, Required: true},
+			{Name: "time_zone", Type: engine.String, MaxLen: 64, Required: true},
+			{Name: "team_id", Type: engine.UUID},
+			{Name: "rules", Type: engine.JSON},
+			{Name: "targets", Type: engine.JSON},
+			{Name: "grace_hours", Type: engine.Int, Min: 0, Max: 24 * 30},
+			{Name: "status", Type: engine.Enum, Enum: []string{models.ContestStatusDraft, models.ContestStatusActive, models.ContestStatusEnded, models.ContestStatusFinalized}},
+			{Name: "rules_version", Type: engine.Int, Min: 1, Max: 1 << 30},
+			{Name: "owner_id", Type: engine.UUID},
 		},
 		Scope: teamOrOrgScope,
 	}
 }
 
-func teamOrOrgScope(r *Record) Scope {
+func teamOrOrgScope(r *engine.Record) engine.Scope {
 	if t := r.UUIDValue("team_id"); t != nil {
-		return Scope{TeamID: t, Visibility: VisTeam}
+		return engine.Scope{TeamID: t, Visibility: engine.VisTeam}
 	}
-	return Scope{Visibility: VisOrg}
+	return engine.Scope{Visibility: engine.VisOrg}
 }
 
 // ScoreEntries are the append-only points ledger: every point a rep has,
 // with its source record, rule and a reason they can read. A changed or
 // deleted source gets a reversing entry, never an edit.
-func ScoreEntries() *Entity {
-	return &Entity{
+func ScoreEntries() *engine.Entity {
+	return &engine.Entity{
 		Name:     "score_entries",
 		ReadOnly: true,
-		Fields: []Field{
-			{Name: "contest_id", Type: UUID},
-			{Name: "rep_id", Type: UUID},
-			{Name: "team_id", Type: UUID},
-			{Name: "source_entity", Type: String},
-			{Name: "source_id", Type: UUID},
-			{Name: "rule", Type: String},
-			{Name: "kind", Type: Enum, Enum: []string{models.KindOutcome, models.KindActivity}},
-			{Name: "points", Type: Float, Min: -1e12, Max: 1e12},
-			{Name: "value", Type: Money, Max: 1e12},
-			{Name: "cost", Type: Money, Max: 1e12},
-			{Name: "reason", Type: Text},
-			{Name: "occurred_at", Type: Time},
-			{Name: "reverses", Type: UUID},
-			{Name: "rules_version", Type: Int, Min: 0, Max: 1 << 30},
+		Fields: []engine.Field{
+			{Name: "contest_id", Type: engine.UUID},
+			{Name: "rep_id", Type: engine.UUID},
+			{Name: "team_id", Type: engine.UUID},
+			{Name: "source_entity", Type: engine.String},
+			{Name: "source_id", Type: engine.UUID},
+			{Name: "rule", Type: engine.String},
+			{Name: "kind", Type: engine.Enum, Enum: []string{models.KindOutcome, models.KindActivity}},
+			{Name: "points", Type: engine.Float, Min: -1e12, Max: 1e12},
+			{Name: "value", Type: engine.Money, Max: 1e12},
+			{Name: "cost", Type: engine.Money, Max: 1e12},
+			{Name: "reason", Type: engine.Text},
+			{Name: "occurred_at", Type: engine.Time},
+			{Name: "reverses", Type: engine.UUID},
+			{Name: "rules_version", Type: engine.Int, Min: 0, Max: 1 << 30},
 		},
 		Scope: repScope,
 	}
@@ -71,40 +72,40 @@ func ScoreEntries() *Entity {
 
 // Standings are computed by the server and synced read-only: one per rep
 // and contest, with outcome and activity points apart.
-func Standings() *Entity {
-	return &Entity{
+func Standings() *engine.Entity {
+	return &engine.Entity{
 		Name:     "standings",
 		ReadOnly: true,
-		Fields: []Field{
-			{Name: "contest_id", Type: UUID},
-			{Name: "rep_id", Type: UUID},
-			{Name: "team_id", Type: UUID},
-			{Name: "rank", Type: Int, Min: 0, Max: 1 << 30},
-			{Name: "previous_rank", Type: Int, Min: 0, Max: 1 << 30},
-			{Name: "outcome_points", Type: Float, Min: -1e12, Max: 1e12},
-			{Name: "activity_points", Type: Float, Min: -1e12, Max: 1e12},
-			{Name: "total_points", Type: Float, Min: -1e12, Max: 1e12},
-			{Name: "outcome_value", Type: Money, Max: 1e12},
-			{Name: "activity_cost", Type: Money, Max: 1e12},
-			{Name: "productivity", Type: Float, Min: 0, Max: 1e12},
-			{Name: "target", Type: Float, Min: 0, Max: 1e12},
-			{Name: "progress", Type: Float, Min: 0, Max: 1e12},
-			{Name: "as_of", Type: Time},
-			{Name: "contest_scope_team", Type: UUID, Hidden: true},
+		Fields: []engine.Field{
+			{Name: "contest_id", Type: engine.UUID},
+			{Name: "rep_id", Type: engine.UUID},
+			{Name: "team_id", Type: engine.UUID},
+			{Name: "rank", Type: engine.Int, Min: 0, Max: 1 << 30},
+			{Name: "previous_rank", Type: engine.Int, Min: 0, Max: 1 << 30},
+			{Name: "outcome_points", Type: engine.Float, Min: -1e12, Max: 1e12},
+			{Name: "activity_points", Type: engine.Float, Min: -1e12, Max: 1e12},
+			{Name: "total_points", Type: engine.Float, Min: -1e12, Max: 1e12},
+			{Name: "outcome_value", Type: engine.Money, Max: 1e12},
+			{Name: "activity_cost", Type: engine.Money, Max: 1e12},
+			{Name: "productivity", Type: engine.Float, Min: 0, Max: 1e12},
+			{Name: "target", Type: engine.Float, Min: 0, Max: 1e12},
+			{Name: "progress", Type: engine.Float, Min: 0, Max: 1e12},
+			{Name: "as_of", Type: engine.Time},
+			{Name: "contest_scope_team", Type: engine.UUID, Hidden: true},
 		},
-		Scope: func(r *Record) Scope {
+		Scope: func(r *engine.Record) engine.Scope {
 			// Everyone in a contest sees its standings.
 			if t := r.UUIDValue("contest_scope_team"); t != nil {
-				return Scope{TeamID: t, UserID: r.UUIDValue("rep_id"), Visibility: VisTeam}
+				return engine.Scope{TeamID: t, UserID: r.UUIDValue("rep_id"), Visibility: engine.VisTeam}
 			}
-			return Scope{Visibility: VisOrg}
+			return engine.Scope{Visibility: engine.VisOrg}
 		},
 	}
 }
 
 // contestView is a contest as scoring reads it.
 type contestView struct {
-	rec          *Record
+	rec          *engine.Record
 	id           uuid.UUID
 	team         *uuid.UUID
 	start, end   time.Time
@@ -116,7 +117,7 @@ type contestView struct {
 	targets      models.ContestTargets
 }
 
-func viewContest(r *Record) (*contestView, error) {
+func viewContest(r *engine.Record) (*contestView, error) {
 	v := &contestView{rec: r, id: r.ID, team: r.UUIDValue("team_id"), status: r.StringValue("status"), rules: models.DefaultScoringRules()}
 	if s := r.TimeValue("starts_at"); s != nil {
 		v.start = *s
@@ -175,10 +176,10 @@ func (v *contestView) day(t time.Time) (from, to time.Time, ok bool) {
 
 // scoringContests returns the organisation's contests that take changes
 // now, cached for the batch.
-func scoringContests(c *Context) ([]*contestView, error) {
+func scoringContests(c *engine.Context) ([]*contestView, error) {
 	v, err := c.Cached("scoring-contests", func() (any, error) {
 		var out []*contestView
-		recs, err := c.Find("contests", map[string]any{"status": AnyOf{models.ContestStatusActive, models.ContestStatusEnded}})
+		recs, err := c.Find("contests", map[string]any{"status": engine.AnyOf{models.ContestStatusActive, models.ContestStatusEnded}})
 		if err != nil {
 			return nil, err
 		}
@@ -203,13 +204,13 @@ func scoringContests(c *Context) ([]*contestView, error) {
 // day in one contest — that a change of a visit or an activity touches.
 // It runs once per bucket per batch, so a push of ten visits recomputes a
 // few rep-days, never the contest.
-func scoreHook(timeField string) Hook {
-	return func(c *Context, old, r *Record) error {
+func scoreHook(timeField string) engine.Hook {
+	return func(c *engine.Context, old, r *engine.Record) error {
 		contests, err := scoringContests(c)
 		if err != nil || len(contests) == 0 {
 			return err
 		}
-		for _, rec := range []*Record{old, r} {
+		for _, rec := range []*engine.Record{old, r} {
 			if rec == nil {
 				continue
 			}
@@ -226,7 +227,7 @@ func scoreHook(timeField string) Hook {
 					continue
 				}
 				cv, rep := cv, *rep
-				c.Defer(fmt.Sprintf("score:%s:%s:%d", cv.id, rep, from.Unix()), func(c *Context) error {
+				c.Defer(fmt.Sprintf("score:%s:%s:%d", cv.id, rep, from.Unix()), func(c *engine.Context) error {
 					return recomputeDay(c, cv, rep, from, to)
 				})
 			}
@@ -243,14 +244,14 @@ type entryKey struct {
 type netEntry struct {
 	points      float64
 	value, cost int64
-	last        *Record
+	last        *engine.Record
 }
 
 // recomputeDay brings one rep's score entries for one contest day in line
 // with the sources as they now stand, writing only differences: a reversal
 // of what no longer holds and a new entry for what now does. Running it
 // twice writes nothing the second time.
-func recomputeDay(c *Context, cv *contestView, rep uuid.UUID, from, to time.Time) error {
+func recomputeDay(c *engine.Context, cv *contestView, rep uuid.UUID, from, to time.Time) error {
 	visits, err := c.Range("visits", map[string]any{"rep_id": rep}, "started_at", from, to)
 	if err != nil {
 		return err
@@ -318,9 +319,9 @@ func recomputeDay(c *Context, cv *contestView, rep uuid.UUID, from, to time.Time
 		want[entryKey{e.SourceID, e.Rule}] = e
 	}
 	var delta models.Standing
-	team := c.batchTeam(rep)
+	team := teamOf(c, rep)
 	write := func(e models.Entry, reverses *uuid.UUID) error {
-		rec := &Record{ID: uuid.New(), Values: map[string]any{
+		rec := &engine.Record{ID: uuid.New(), Values: map[string]any{
 			"contest_id": cv.id, "rep_id": rep, "team_id": valueOr(team), "source_entity": e.SourceEntity,
 			"source_id": e.SourceID, "rule": e.Rule, "kind": e.Kind, "points": e.Points, "reason": e.Reason,
 			"occurred_at": e.At, "rules_version": cv.rulesVersion,
@@ -387,7 +388,7 @@ func recomputeDay(c *Context, cv *contestView, rep uuid.UUID, from, to time.Time
 
 // entryAfter reports whether score entry a was written after b: by time,
 // then version (0 until its batch commits, so the newest), then id.
-func entryAfter(a, b *Record) bool {
+func entryAfter(a, b *engine.Record) bool {
 	if !a.CreatedAt.Equal(b.CreatedAt) {
 		return a.CreatedAt.After(b.CreatedAt)
 	}
@@ -398,8 +399,8 @@ func entryAfter(a, b *Record) bool {
 	return a.ID.String() > b.ID.String()
 }
 
-// batchTeam is the rep's team, for the scope of entries and standings.
-func (c *Context) batchTeam(rep uuid.UUID) *uuid.UUID {
+// teamOf is the rep's team, for the scope of entries and standings.
+func teamOf(c *engine.Context, rep uuid.UUID) *uuid.UUID {
 	u, err := c.User(rep)
 	if err != nil {
 		return nil
@@ -407,7 +408,7 @@ func (c *Context) batchTeam(rep uuid.UUID) *uuid.UUID {
 	return u.TeamID
 }
 
-func accountName(c *Context, id *uuid.UUID) (string, error) {
+func accountName(c *engine.Context, id *uuid.UUID) (string, error) {
 	if id == nil {
 		return "", nil
 	}
@@ -420,10 +421,10 @@ func accountName(c *Context, id *uuid.UUID) (string, error) {
 
 // StandingID is the id of a rep's standing in a contest.
 func StandingID(org, contest, rep uuid.UUID) uuid.UUID {
-	return NameID(org, "standing:"+contest.String()+":"+rep.String())
+	return engine.NameID(org, "standing:"+contest.String()+":"+rep.String())
 }
 
-func standingRecord(c *Context, cv *contestView, rep uuid.UUID, team *uuid.UUID) (*Record, error) {
+func standingRecord(c *engine.Context, cv *contestView, rep uuid.UUID, team *uuid.UUID) (*engine.Record, error) {
 	id := StandingID(c.P.OrgID, cv.id, rep)
 	cur, err := c.Get("standings", id)
 	if err != nil {
@@ -432,14 +433,14 @@ func standingRecord(c *Context, cv *contestView, rep uuid.UUID, team *uuid.UUID)
 	if cur != nil {
 		return cur.Clone(), nil
 	}
-	return &Record{ID: id, Values: map[string]any{
+	return &engine.Record{ID: id, Values: map[string]any{
 		"contest_id": cv.id, "rep_id": rep, "team_id": valueOr(team), "contest_scope_team": valueOr(cv.team),
 		"rank": int64(0), "previous_rank": int64(0), "outcome_points": 0.0, "activity_points": 0.0, "total_points": 0.0,
 		"outcome_value": int64(0), "activity_cost": int64(0), "productivity": 0.0, "target": cv.targets[rep], "progress": 0.0,
 	}}, nil
 }
 
-func standingOf(r *Record) models.Standing {
+func standingOf(r *engine.Record) models.Standing {
 	s := models.Standing{RepID: *r.UUIDValue("rep_id")}
 	s.OutcomePoints, _ = r.Values["outcome_points"].(float64)
 	s.ActivityPoints, _ = r.Values["activity_points"].(float64)
@@ -453,7 +454,7 @@ func standingOf(r *Record) models.Standing {
 	return s
 }
 
-func setStanding(r *Record, s models.Standing, now time.Time) {
+func setStanding(r *engine.Record, s models.Standing, now time.Time) {
 	r.Values["outcome_points"] = math.Round(s.OutcomePoints*100) / 100
 	r.Values["activity_points"] = math.Round(s.ActivityPoints*100) / 100
 	r.Values["total_points"] = s.Total()
@@ -468,7 +469,7 @@ func setStanding(r *Record, s models.Standing, now time.Time) {
 // addToStanding adds a delta to a rep's standing and schedules the
 // contest's re-ranking: ranks move among the contest's standings only,
 // without reading a single visit.
-func addToStanding(c *Context, cv *contestView, rep uuid.UUID, team *uuid.UUID, d models.Standing) error {
+func addToStanding(c *engine.Context, cv *contestView, rep uuid.UUID, team *uuid.UUID, d models.Standing) error {
 	r, err := standingRecord(c, cv, rep, team)
 	if err != nil {
 		return err
@@ -488,13 +489,13 @@ func addToStanding(c *Context, cv *contestView, rep uuid.UUID, team *uuid.UUID, 
 	if err := notifyTargets(c, cv, rep, before, s); err != nil {
 		return err
 	}
-	c.Defer("rank:"+cv.id.String(), func(c *Context) error { return Rerank(c, cv.rec) })
+	c.Defer("rank:"+cv.id.String(), func(c *engine.Context) error { return Rerank(c, cv.rec) })
 	return nil
 }
 
 // Rerank orders a contest's standings and writes those whose rank moved,
 // remembering the rank they left.
-func Rerank(c *Context, contest *Record) error {
+func Rerank(c *engine.Context, contest *engine.Record) error {
 	cv, err := viewContest(contest)
 	if err != nil {
 		return err
@@ -504,7 +505,7 @@ func Rerank(c *Context, contest *Record) error {
 		return err
 	}
 	ss := make([]models.Standing, len(recs))
-	byRep := make(map[uuid.UUID]*Record, len(recs))
+	byRep := make(map[uuid.UUID]*engine.Record, len(recs))
 	for i, r := range recs {
 		ss[i] = standingOf(r)
 		byRep[ss[i].RepID] = r
@@ -536,7 +537,7 @@ func Rerank(c *Context, contest *Record) error {
 
 // EnsureStandings gives every participant of a contest a standing, so a
 // contest's board lists everyone from its first minute.
-func EnsureStandings(c *Context, contest *Record) error {
+func EnsureStandings(c *engine.Context, contest *engine.Record) error {
 	cv, err := viewContest(contest)
 	if err != nil {
 		return err
@@ -573,7 +574,7 @@ func EnsureStandings(c *Context, contest *Record) error {
 // RecomputeContest rebuilds every score bucket of a contest: after its
 // rules change (a new rules version) or when it starts. It reads every
 // source in the window, so it is for those rare events only.
-func RecomputeContest(c *Context, contest *Record) error {
+func RecomputeContest(c *engine.Context, contest *engine.Record) error {
 	cv, err := viewContest(contest)
 	if err != nil {
 		return err

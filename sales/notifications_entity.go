@@ -1,14 +1,14 @@
-package engine
+package sales
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // NotificationsEntity is the entity name of the in-app inbox.
@@ -24,25 +24,25 @@ const NotificationsEntity = "notifications"
 // entity does not declare, so the engine never writes them: marking a
 // notification read rewrites the declared fields and cannot undo a send
 // the dispatcher recorded meanwhile. See store/notifications.go.
-func Notifications() *Entity {
-	return &Entity{
+func Notifications() *engine.Entity {
+	return &engine.Entity{
 		Name:     NotificationsEntity,
 		ReadOnly: true,
-		Fields: []Field{
-			{Name: "user_id", Type: UUID, Access: ServerOwned, Required: true},
-			{Name: "category", Type: Enum, Enum: categoryNames(), Access: ServerOwned, Required: true},
-			{Name: "type", Type: String, MaxLen: 100, Access: ServerOwned, Required: true},
-			{Name: "title", Type: String, MaxLen: models.MaxNotificationTitle, Access: ServerOwned, Required: true},
-			{Name: "body", Type: Text, MaxLen: models.MaxNotificationBody, Access: ServerOwned},
-			{Name: "data", Type: JSON, Access: ServerOwned},
-			{Name: "read_at", Type: Time, Access: ServerOwned},
-			{Name: "dedupe_key", Type: String, MaxLen: 300, Hidden: true},
-			{Name: "collapse_key", Type: String, MaxLen: 100, Hidden: true},
-			{Name: "urgent", Type: Bool, Hidden: true},
-			{Name: "not_before", Type: Time, Hidden: true},
+		Fields: []engine.Field{
+			{Name: "user_id", Type: engine.UUID, Access: engine.ServerOwned, Required: true},
+			{Name: "category", Type: engine.Enum, Enum: categoryNames(), Access: engine.ServerOwned, Required: true},
+			{Name: "type", Type: engine.String, MaxLen: 100, Access: engine.ServerOwned, Required: true},
+			{Name: "title", Type: engine.String, MaxLen: models.MaxNotificationTitle, Access: engine.ServerOwned, Required: true},
+			{Name: "body", Type: engine.Text, MaxLen: models.MaxNotificationBody, Access: engine.ServerOwned},
+			{Name: "data", Type: engine.JSON, Access: engine.ServerOwned},
+			{Name: "read_at", Type: engine.Time, Access: engine.ServerOwned},
+			{Name: "dedupe_key", Type: engine.String, MaxLen: 300, Hidden: true},
+			{Name: "collapse_key", Type: engine.String, MaxLen: 100, Hidden: true},
+			{Name: "urgent", Type: engine.Bool, Hidden: true},
+			{Name: "not_before", Type: engine.Time, Hidden: true},
 		},
-		Scope: func(r *Record) Scope {
-			return Scope{UserID: r.UUIDValue("user_id"), Visibility: VisPrivate}
+		Scope: func(r *engine.Record) engine.Scope {
+			return engine.Scope{UserID: r.UUIDValue("user_id"), Visibility: engine.VisPrivate}
 		},
 	}
 }
@@ -58,7 +58,7 @@ func categoryNames() []string {
 // NotificationID is the record id of the notification with dedupe key key
 // for userID in orgID.
 func NotificationID(orgID, userID uuid.UUID, key string) uuid.UUID {
-	return NameID(orgID, "notif:"+userID.String()+":"+key)
+	return engine.NameID(orgID, "notif:"+userID.String()+":"+key)
 }
 
 // Notify writes n to its recipient's inbox and the push outbox, in the
@@ -86,13 +86,13 @@ func NotificationID(orgID, userID uuid.UUID, key string) uuid.UUID {
 // builders' keys hold the entity ids and, where an event may recur (an
 // overtake), a time bucket. Notify returns the model errors of
 // Notification.Validate for a malformed n.
-func Notify(c *Context, n models.Notification) error {
+func Notify(c *engine.Context, n models.Notification) error {
 	_, err := notify(c, n)
 	return err
 }
 
 // notify is Notify that reports whether it wrote a new notification.
-func notify(c *Context, n models.Notification) (bool, error) {
+func notify(c *engine.Context, n models.Notification) (bool, error) {
 	if err := n.Validate(); err != nil {
 		return false, fmt.Errorf("notify %s: %w", n.Type, err)
 	}
@@ -108,7 +108,7 @@ func notify(c *Context, n models.Notification) (bool, error) {
 	if n.NotBefore.IsZero() {
 		notBefore = c.Now
 	}
-	r := &Record{
+	r := &engine.Record{
 		ID: NotificationID(c.P.OrgID, n.UserID, n.DedupeKey),
 		Values: map[string]any{
 			"user_id":    n.UserID,
@@ -132,12 +132,12 @@ func notify(c *Context, n models.Notification) (bool, error) {
 // write so p's other devices see it in their next pull. Marking a read
 // notification again keeps the first read_at. Errors: not_found (no such
 // notification, or another user's).
-func (en *Engine) ReadNotification(ctx context.Context, p models.Principal, id uuid.UUID) (*Record, error) {
-	if en.entities[NotificationsEntity] == nil {
+func ReadNotification(ctx context.Context, en *engine.Engine, p models.Principal, id uuid.UUID) (*engine.Record, error) {
+	if en.Entity(NotificationsEntity) == nil {
 		return nil, models.ErrNotFound
 	}
-	var out *Record
-	err := en.Server(ctx, p, func(c *Context) error {
+	var out *engine.Record
+	err := en.Server(ctx, p, func(c *engine.Context) error {
 		r, err := c.Lookup(NotificationsEntity, id)
 		if err != nil {
 			return err
@@ -158,11 +158,4 @@ func (en *Engine) ReadNotification(ctx context.Context, p models.Principal, id u
 		return nil, err
 	}
 	return out, nil
-}
-
-// InboxPos is a place in a user's inbox, newest first. Notifications
-// written in one transaction share a time, so the id breaks ties.
-type InboxPos struct {
-	At time.Time
-	ID uuid.UUID
 }

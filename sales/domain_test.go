@@ -1,4 +1,4 @@
-package engine_test
+package sales_test
 
 import (
 	"context"
@@ -13,7 +13,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/internal/synctest"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -23,9 +25,11 @@ import (
 // each user may see. Every test opens its own database (SQLite, or
 // PostgreSQL when FIELDSYNC_TEST_DATABASE_URL is set).
 
+func ptr[T any](v T) *T { return &v }
+
 // dom is the demo organisation as the domain tests drive it.
 type dom struct {
-	*syncFixture
+	*synctest.Fixture
 	t     *testing.T
 	ctx   context.Context
 	org   uuid.UUID
@@ -46,7 +50,7 @@ var domEmails = map[string]string{
 
 func newDom(t *testing.T) *dom {
 	t.Helper()
-	d := &dom{syncFixture: newSyncFixture(t, storetest.Options{}), t: t, ctx: context.Background(),
+	d := &dom{Fixture: synctest.New(t, storetest.Options{}), t: t, ctx: context.Background(),
 		users: map[string]models.Principal{}, names: map[uuid.UUID]string{}, seqs: map[uuid.UUID]int64{}, hlc: new(int64), teams: map[string]uuid.UUID{}}
 	for name, email := range domEmails {
 		d.addUser(name, email)
@@ -68,7 +72,7 @@ func (d *dom) sub(t *testing.T) *dom {
 
 // addUser gives an existing user a principal on a new device.
 func (d *dom) addUser(name, email string) models.Principal {
-	p := d.principal(email)
+	p := d.Principal(email)
 	d.users[name] = p
 	d.names[p.UserID] = name
 	return p
@@ -78,7 +82,7 @@ func (d *dom) id(name string) uuid.UUID { return d.users[name].UserID }
 
 func (d *dom) accounts(team string) []*engine.Record {
 	d.t.Helper()
-	recs, err := d.en.Find(d.ctx, d.users["admin"], "accounts", map[string]any{"team_id": d.teams[team]})
+	recs, err := d.En.Find(d.ctx, d.users["admin"], "accounts", map[string]any{"team_id": d.teams[team]})
 	if err != nil {
 		d.t.Fatalf("accounts of %s: %v", team, err)
 	}
@@ -92,7 +96,7 @@ func (d *dom) accounts(team string) []*engine.Record {
 // mutation builders: push numbers and stamps them.
 
 func upsertM(t testing.TB, entity string, id uuid.UUID, fields map[string]any) engine.Mutation {
-	return engine.Mutation{Entity: entity, ID: id, Op: engine.OpUpsert, Fields: rawFields(t, fields)}
+	return engine.Mutation{Entity: entity, ID: id, Op: engine.OpUpsert, Fields: synctest.RawFields(t, fields)}
 }
 
 func deleteM(entity string, id uuid.UUID) engine.Mutation {
@@ -111,12 +115,12 @@ func (d *dom) push(who string, muts ...engine.Mutation) []engine.Result {
 		d.seqs[p.DeviceID]++
 		*d.hlc++
 		muts[i].Seq = d.seqs[p.DeviceID]
-		muts[i].HLC = engine.HLC{MS: d.now().UnixMilli(), Counter: *d.hlc}
+		muts[i].HLC = engine.HLC{MS: d.Now().UnixMilli(), Counter: *d.hlc}
 	}
-	if err := d.en.CheckBatch(engine.SchemaVersion, muts); err != nil {
+	if err := d.En.CheckBatch(engine.SchemaVersion, muts); err != nil {
 		d.t.Fatalf("push as %s: %v", who, err)
 	}
-	res, err := d.en.Push(d.ctx, p, muts)
+	res, err := d.En.Push(d.ctx, p, muts)
 	if err != nil {
 		d.t.Fatalf("push as %s: %v", who, err)
 	}
@@ -157,7 +161,7 @@ func wantResult(t testing.TB, r engine.Result, code string) {
 // rec returns a live record as an admin sees it.
 func (d *dom) rec(entity string, id uuid.UUID) *engine.Record {
 	d.t.Helper()
-	r, err := d.en.Get(d.ctx, d.users["admin"], entity, id)
+	r, err := d.En.Get(d.ctx, d.users["admin"], entity, id)
 	if err != nil {
 		d.t.Fatalf("get %s %s: %v", entity, id, err)
 	}
@@ -166,7 +170,7 @@ func (d *dom) rec(entity string, id uuid.UUID) *engine.Record {
 
 func (d *dom) find(entity string, where map[string]any) []*engine.Record {
 	d.t.Helper()
-	recs, err := d.en.Find(d.ctx, d.users["admin"], entity, where)
+	recs, err := d.En.Find(d.ctx, d.users["admin"], entity, where)
 	if err != nil {
 		d.t.Fatalf("find %s: %v", entity, err)
 	}
@@ -180,21 +184,21 @@ func (d *dom) server(who string, fn func(c *engine.Context) error) error {
 	if who != "" {
 		p = d.users[who]
 	}
-	return d.en.Server(d.ctx, p, fn)
+	return d.En.Server(d.ctx, p, fn)
 }
 
 // tick runs the scheduled rules once, as the scheduler does.
 func (d *dom) tick() {
 	d.t.Helper()
-	if err := d.server("", engine.Tick); err != nil {
+	if err := d.server("", sales.Tick); err != nil {
 		d.t.Fatalf("tick: %v", err)
 	}
 }
 
-func (d *dom) createContest(who string, in engine.ContestInput) (*engine.Record, error) {
+func (d *dom) createContest(who string, in sales.ContestInput) (*engine.Record, error) {
 	var out *engine.Record
 	err := d.server(who, func(c *engine.Context) error {
-		r, err := engine.CreateContest(c, in)
+		r, err := sales.CreateContest(c, in)
 		out = r
 		return err
 	})
@@ -204,7 +208,7 @@ func (d *dom) createContest(who string, in engine.ContestInput) (*engine.Record,
 	return out, nil
 }
 
-func (d *dom) mustContest(who string, in engine.ContestInput) uuid.UUID {
+func (d *dom) mustContest(who string, in sales.ContestInput) uuid.UUID {
 	d.t.Helper()
 	r, err := d.createContest(who, in)
 	if err != nil {
@@ -213,16 +217,16 @@ func (d *dom) mustContest(who string, in engine.ContestInput) uuid.UUID {
 	return r.ID
 }
 
-func (d *dom) updateContest(who string, id uuid.UUID, in engine.ContestInput) error {
+func (d *dom) updateContest(who string, id uuid.UUID, in sales.ContestInput) error {
 	return d.server(who, func(c *engine.Context) error {
-		_, err := engine.UpdateContest(c, id, in)
+		_, err := sales.UpdateContest(c, id, in)
 		return err
 	})
 }
 
 // contestIn is an organisation-wide contest over [start, end) with rules.
-func contestIn(name string, start, end time.Time, rules *models.ScoringRules) engine.ContestInput {
-	return engine.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end, Rules: rules}
+func contestIn(name string, start, end time.Time, rules *models.ScoringRules) sales.ContestInput {
+	return sales.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end, Rules: rules}
 }
 
 // standings returns a contest's standings by short user name.
@@ -320,7 +324,7 @@ func farApart(t testing.TB, accts []*engine.Record, minM float64) (*engine.Recor
 	t.Helper()
 	for _, a := range accts {
 		for _, b := range accts {
-			if engine.DistanceM(*a.FloatValue("lat"), *a.FloatValue("lng"), *b.FloatValue("lat"), *b.FloatValue("lng")) >= minM {
+			if sales.DistanceM(*a.FloatValue("lat"), *a.FloatValue("lng"), *b.FloatValue("lat"), *b.FloatValue("lng")) >= minM {
 				return a, b
 			}
 		}
@@ -332,7 +336,7 @@ func farApart(t testing.TB, accts []*engine.Record, minM float64) (*engine.Recor
 // pulledKeys pulls everything p may see and returns the live records' keys.
 func (d *dom) pulledKeys(p models.Principal) map[engine.Key]bool {
 	d.t.Helper()
-	changes, _ := d.pullAll(p, "", 500)
+	changes, _ := d.PullAll(p, "", 500)
 	out := map[engine.Key]bool{}
 	for _, c := range changes {
 		k := engine.Key{Entity: c.Entity.Name, ID: c.Record.ID}
@@ -354,20 +358,20 @@ func TestRideAlongCreate(t *testing.T) {
 	d := newDom(t)
 	// A manager who sits in North but does not manage it, and a rep of a
 	// team without a manager.
-	now := d.now()
+	now := d.Now()
 	extra := models.User{OrgID: d.org, ID: uuid.New(), Email: "deputy@demo.test", Name: "Deputy North", Role: models.RoleManager,
 		TeamID: ptr(d.teams["North"]), Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: now, UpdatedAt: now}
-	if err := d.db.CreateUser(d.ctx, extra); err != nil {
+	if err := d.DB.CreateUser(d.ctx, extra); err != nil {
 		t.Fatal(err)
 	}
 	d.addUser("deputy", extra.Email)
 	east := models.Team{OrgID: d.org, ID: uuid.New(), Name: "East", CreatedAt: now}
-	if err := d.db.CreateTeam(d.ctx, east); err != nil {
+	if err := d.DB.CreateTeam(d.ctx, east); err != nil {
 		t.Fatal(err)
 	}
 	lone := models.User{OrgID: d.org, ID: uuid.New(), Email: "lone@demo.test", Name: "Lone Rep", Role: models.RoleRep,
 		TeamID: &east.ID, Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: now, UpdatedAt: now}
-	if err := d.db.CreateUser(d.ctx, lone); err != nil {
+	if err := d.DB.CreateUser(d.ctx, lone); err != nil {
 		t.Fatal(err)
 	}
 	d.addUser("lone", lone.Email)
@@ -418,7 +422,7 @@ func TestRideAlongCreate(t *testing.T) {
 		{name: "admin flags a rep", who: "admin",
 			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"}, wantCode: engine.CodeForbidden, wantField: "rep_id"},
 		{name: "created already accepted", who: "m1",
-			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "status": "accepted"}, wantCode: engine.CodeInvalidTransition, wantField: "status"},
+			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "status": "accepted"}, wantCode: sales.CodeInvalidTransition, wantField: "status"},
 		{name: "client claims joint verification", who: "m1",
 			fields: map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled", "joint_verified": true}, wantCode: engine.CodeServerOwned, wantField: "joint_verified"},
 		{name: "client says who requested", who: "rep1",
@@ -471,14 +475,14 @@ type rideFixture struct {
 
 func newRideFixture(t *testing.T) *rideFixture {
 	d := newDom(t)
-	v := d.create("rep1", "visits", visitFields(d.north[0], d.now().Add(-2*time.Hour), nil))
+	v := d.create("rep1", "visits", visitFields(d.north[0], d.Now().Add(-2*time.Hour), nil))
 	return &rideFixture{dom: d, doneVisit: v}
 }
 
 // newRide creates a ride-along on the completed visit, flagged by m1
 // (by "manager") or requested by rep1 (by "rep").
 func (f *rideFixture) newRide(by string) uuid.UUID {
-	f.t.Helper()
+	f.T.Helper()
 	if by == "manager" {
 		return f.create("m1", "ride_alongs", map[string]any{"rep_id": f.id("rep1"), "mode": "visit", "visit_id": f.doneVisit})
 	}
@@ -490,12 +494,12 @@ func (f *rideFixture) sub(t *testing.T) *rideFixture {
 }
 
 func (f *rideFixture) move(who string, id uuid.UUID, status string) engine.Result {
-	f.t.Helper()
-	return f.pushOne(who, upsertM(f.t, "ride_alongs", id, map[string]any{"status": status}))
+	f.T.Helper()
+	return f.pushOne(who, upsertM(f.T, "ride_alongs", id, map[string]any{"status": status}))
 }
 
 func (f *rideFixture) status(id uuid.UUID) string {
-	f.t.Helper()
+	f.T.Helper()
 	return f.rec("ride_alongs", id).StringValue("status")
 }
 
@@ -515,16 +519,16 @@ func TestRideAlongTransitionRoles(t *testing.T) {
 	}{
 		{name: "rep accepts the manager's flag", by: "manager", who: "rep1", to: "accepted", wantStatus: "accepted"},
 		{name: "rep declines the manager's flag", by: "manager", who: "rep1", to: "declined", wantStatus: "declined"},
-		{name: "manager accepts their own flag", by: "manager", who: "m1", to: "accepted", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the rep may accept"},
-		{name: "manager declines their own flag", by: "manager", who: "m1", to: "declined", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the rep may decline"},
+		{name: "manager accepts their own flag", by: "manager", who: "m1", to: "accepted", wantCode: sales.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the rep may accept"},
+		{name: "manager declines their own flag", by: "manager", who: "m1", to: "declined", wantCode: sales.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the rep may decline"},
 		{name: "manager accepts the rep's request", by: "rep", who: "m1", to: "accepted", wantStatus: "accepted"},
 		{name: "manager declines the rep's request", by: "rep", who: "m1", to: "declined", wantStatus: "declined"},
-		{name: "rep accepts their own request", by: "rep", who: "rep1", to: "accepted", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the manager may accept"},
-		{name: "rep declines their own request", by: "rep", who: "rep1", to: "declined", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the manager may decline"},
+		{name: "rep accepts their own request", by: "rep", who: "rep1", to: "accepted", wantCode: sales.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the manager may accept"},
+		{name: "rep declines their own request", by: "rep", who: "rep1", to: "declined", wantCode: sales.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the manager may decline"},
 		{name: "manager cancels a flag", by: "manager", who: "m1", to: "cancelled", wantStatus: "cancelled"},
 		{name: "rep cancels a flag", by: "manager", who: "rep1", to: "cancelled", wantStatus: "cancelled"},
 		{name: "rep withdraws a request by cancelling", by: "rep", who: "rep1", to: "cancelled", wantStatus: "cancelled"},
-		{name: "a client expires a ride-along", by: "manager", who: "m1", to: "expired", wantCode: engine.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the server expires"},
+		{name: "a client expires a ride-along", by: "manager", who: "m1", to: "expired", wantCode: sales.CodeInvalidTransition, wantStatus: "requested", wantMsg: "only the server expires"},
 		{name: "another rep of the team accepts", by: "manager", who: "rep2", to: "accepted", wantCode: engine.CodeNotFound, wantStatus: "requested"},
 		{name: "the other team's manager cancels", by: "manager", who: "m2", to: "cancelled", wantCode: engine.CodeNotFound, wantStatus: "requested"},
 		{name: "an admin cancels someone else's ride-along", by: "rep", who: "admin", to: "cancelled", wantCode: engine.CodeForbidden, wantStatus: "requested"},
@@ -562,7 +566,7 @@ func TestRideAlongStateMachine(t *testing.T) {
 		"completed":                 {{"rep1", "accepted"}, {"m1", "completed"}},
 		"expired":                   nil, // by the scheduler, below
 	}
-	ok, refused := "", engine.CodeInvalidTransition
+	ok, refused := "", sales.CodeInvalidTransition
 	tests := []struct {
 		name     string
 		from, to string
@@ -619,7 +623,7 @@ func TestRideAlongStateMachine(t *testing.T) {
 			ids[i] = f.newRide("manager")
 		}
 	}
-	f.advance(models.RideAlongExpiryDays*24*time.Hour + time.Minute)
+	f.Advance(models.RideAlongExpiryDays*24*time.Hour + time.Minute)
 	f.tick()
 	for i, tt := range tests {
 		if tt.from == "expired" {
@@ -692,19 +696,19 @@ func TestRideAlongConcurrentTransitions(t *testing.T) {
 					return
 				}
 				// The loser arrived second: rejected, and told why.
-				wantResult(t, r2, engine.CodeInvalidTransition)
+				wantResult(t, r2, sales.CodeInvalidTransition)
 				wantMsg := fmt.Sprintf("already %s; it cannot become %s", tt.winner, second.to)
 				if !strings.Contains(r2.Error.Message, wantMsg) {
 					t.Errorf("loser told %q, want %q", r2.Error.Message, wantMsg)
 				}
 				// …and its phone hears of it again on its next pull.
-				res, err := f.en.Pull(f.ctx, f.users[second.who], "", 1)
+				res, err := f.En.Pull(f.ctx, f.users[second.who], "", 1)
 				if err != nil {
 					t.Fatal(err)
 				}
 				found := false
 				for _, rj := range res.Rejections {
-					found = found || (rj.RecordID == id && rj.Code == engine.CodeInvalidTransition && rj.Seq == r2.Seq)
+					found = found || (rj.RecordID == id && rj.Code == sales.CodeInvalidTransition && rj.Seq == r2.Seq)
 				}
 				if !found {
 					t.Errorf("the loser's pull lists rejections %+v, want its seq %d", res.Rejections, r2.Seq)
@@ -716,9 +720,9 @@ func TestRideAlongConcurrentTransitions(t *testing.T) {
 		f := f.sub(t)
 		early := f.newRide("manager") // accepted before the expiry reaches the server
 		late := f.newRide("manager")  // accepted offline, synced after the expiry
-		f.advance(3 * 24 * time.Hour)
+		f.Advance(3 * 24 * time.Hour)
 		wantResult(t, f.move("rep1", early, "accepted"), "")
-		f.advance(5 * 24 * time.Hour)
+		f.Advance(5 * 24 * time.Hour)
 		f.tick()
 		if got := f.status(late); got != "expired" {
 			t.Fatalf("late: %s after 8 days, want expired", got)
@@ -750,27 +754,27 @@ func TestRideAlongWithdrawAndEdits(t *testing.T) {
 		{name: "an admin cannot delete it", who: "admin", m: func(id uuid.UUID) engine.Mutation { return deleteM("ride_alongs", id) }, wantCode: engine.CodeForbidden},
 		{name: "mode cannot change", who: "m1",
 			m: func(id uuid.UUID) engine.Mutation {
-				return upsertM(f.t, "ride_alongs", id, map[string]any{"mode": "next_unscheduled"})
+				return upsertM(f.T, "ride_alongs", id, map[string]any{"mode": "next_unscheduled"})
 			}, wantCode: engine.CodeForbidden},
 		{name: "rep_id cannot change", who: "m1",
 			m: func(id uuid.UUID) engine.Mutation {
-				return upsertM(f.t, "ride_alongs", id, map[string]any{"rep_id": f.id("rep2")})
+				return upsertM(f.T, "ride_alongs", id, map[string]any{"rep_id": f.id("rep2")})
 			}, wantCode: engine.CodeServerOwned},
 		{name: "rep cannot reschedule", who: "rep1",
 			m: func(id uuid.UUID) engine.Mutation {
-				return upsertM(f.t, "ride_alongs", id, map[string]any{"scheduled_for": f.now().Add(time.Hour)})
+				return upsertM(f.T, "ride_alongs", id, map[string]any{"scheduled_for": f.Now().Add(time.Hour)})
 			}, wantCode: engine.CodeForbidden},
 		{name: "rep cannot record the manager's check-in", who: "rep1",
 			m: func(id uuid.UUID) engine.Mutation {
-				return upsertM(f.t, "ride_alongs", id, map[string]any{"manager_check_in_lat": 44.9, "manager_check_in_lng": -93.2})
+				return upsertM(f.T, "ride_alongs", id, map[string]any{"manager_check_in_lat": 44.9, "manager_check_in_lng": -93.2})
 			}, wantCode: engine.CodeForbidden},
 		{name: "manager reschedules", who: "m1",
 			m: func(id uuid.UUID) engine.Mutation {
-				return upsertM(f.t, "ride_alongs", id, map[string]any{"scheduled_for": f.now().Add(time.Hour), "note": "after lunch"})
+				return upsertM(f.T, "ride_alongs", id, map[string]any{"scheduled_for": f.Now().Add(time.Hour), "note": "after lunch"})
 			}},
 		{name: "rep edits the note", who: "rep1",
 			m: func(id uuid.UUID) engine.Mutation {
-				return upsertM(f.t, "ride_alongs", id, map[string]any{"note": "bring samples"})
+				return upsertM(f.T, "ride_alongs", id, map[string]any{"note": "bring samples"})
 			}},
 	}
 	for _, tt := range tests {
@@ -794,7 +798,7 @@ func TestRideAlongWithdrawAndEdits(t *testing.T) {
 // after the flag, however the visits reach the server.
 func TestRideAlongNextUnscheduled(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
+	t0 := d.Now()
 	flag := func() uuid.UUID {
 		return d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"})
 	}
@@ -803,7 +807,7 @@ func TestRideAlongNextUnscheduled(t *testing.T) {
 	ra := flag()
 	declined := flag()
 	wantResult(t, d.pushOne("rep1", upsertM(t, "ride_alongs", declined, map[string]any{"status": "declined"})), "")
-	d.advance(2 * time.Hour)
+	d.Advance(2 * time.Hour)
 
 	before := d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-30*time.Minute), nil))
 	scheduled := d.create("rep1", "visits", visitFields(d.north[1], t0.Add(20*time.Minute), map[string]any{"kind": "scheduled"}))
@@ -828,8 +832,8 @@ func TestRideAlongNextUnscheduled(t *testing.T) {
 
 	// A second flag binds to the first call after it, not to one before.
 	ra2 := flag()
-	d.advance(time.Hour)
-	after2 := d.create("rep1", "visits", visitFields(d.north[5], d.now().Add(-10*time.Minute), nil))
+	d.Advance(time.Hour)
+	after2 := d.create("rep1", "visits", visitFields(d.north[5], d.Now().Add(-10*time.Minute), nil))
 	if b := bound(ra2); b == nil || *b != after2 {
 		t.Errorf("second flag bound to %v, want %s", b, after2)
 	}
@@ -849,7 +853,7 @@ func TestRideAlongNextUnscheduled(t *testing.T) {
 	unbound := flag()
 	wantResult(t, d.pushOne("rep1", upsertM(t, "ride_alongs", unbound, map[string]any{"status": "accepted"})), "")
 	r := d.pushOne("m1", upsertM(t, "ride_alongs", unbound, map[string]any{"status": "completed"}))
-	wantResult(t, r, engine.CodeInvalidTransition)
+	wantResult(t, r, sales.CodeInvalidTransition)
 	if !strings.Contains(r.Error.Message, "only once its visit is completed") {
 		t.Errorf("message %q, want it to explain the visit must be completed", r.Error.Message)
 	}
@@ -860,7 +864,7 @@ func TestRideAlongNextUnscheduled(t *testing.T) {
 func TestRideAlongJointVerification(t *testing.T) {
 	d := newDom(t)
 	acct := d.north[0]
-	visit := d.create("rep1", "visits", visitFields(acct, d.now().Add(-time.Hour), nil))
+	visit := d.create("rep1", "visits", visitFields(acct, d.Now().Add(-time.Hour), nil))
 	tests := []struct {
 		name         string
 		north, east  float64 // the manager's check-in from the account
@@ -890,8 +894,8 @@ func TestRideAlongJointVerification(t *testing.T) {
 		if got := d.rec("ride_alongs", id).Values["joint_verified"]; got != false {
 			t.Fatalf("joint_verified = %v before any visit, want false", got)
 		}
-		d.advance(time.Minute)
-		d.create("rep2", "visits", visitFields(d.north[3], d.now(), nil))
+		d.Advance(time.Minute)
+		d.create("rep2", "visits", visitFields(d.north[3], d.Now(), nil))
 		if got := d.rec("ride_alongs", id).Values["joint_verified"]; got != true {
 			t.Errorf("joint_verified = %v once bound to a call 50 m from the manager, want true", got)
 		}
@@ -902,19 +906,19 @@ func TestRideAlongJointVerification(t *testing.T) {
 // its visit completed, and makes a ride-along assessment due within 48 h.
 func TestRideAlongCompletionMakesDebriefDue(t *testing.T) {
 	d := newDom(t)
-	visit := d.create("rep1", "visits", visitFields(d.north[0], d.now().Add(-time.Hour), map[string]any{"status": "in_progress"}))
+	visit := d.create("rep1", "visits", visitFields(d.north[0], d.Now().Add(-time.Hour), map[string]any{"status": "in_progress"}))
 	ra := d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep1"), "mode": "visit", "visit_id": visit})
 	d.up("rep1", "ride_alongs", ra, map[string]any{"status": "accepted"})
 
 	r := d.pushOne("m1", upsertM(t, "ride_alongs", ra, map[string]any{"status": "completed"}))
-	wantResult(t, r, engine.CodeInvalidTransition)
+	wantResult(t, r, sales.CodeInvalidTransition)
 	if got := d.find("assessments", map[string]any{"ride_along_id": ra}); len(got) != 0 {
 		t.Fatalf("a refused completion made %d assessments", len(got))
 	}
 
 	d.up("rep1", "visits", visit, map[string]any{"status": "completed"})
-	d.advance(time.Minute)
-	completedAt := d.now()
+	d.Advance(time.Minute)
+	completedAt := d.Now()
 	d.up("m1", "ride_alongs", ra, map[string]any{"status": "completed"})
 	got := d.rec("ride_alongs", ra)
 	if ts := got.TimeValue("completed_at"); got.StringValue("status") != "completed" || ts == nil || !ts.Equal(completedAt) {
@@ -958,7 +962,7 @@ func TestRideAlongExpiry(t *testing.T) {
 	requested := d.create("rep2", "ride_alongs", map[string]any{"mode": "next_unscheduled"})
 	accepted := d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep3"), "mode": "next_unscheduled"})
 	d.up("rep3", "ride_alongs", accepted, map[string]any{"status": "accepted"})
-	d.advance(24 * time.Hour)
+	d.Advance(24 * time.Hour)
 	younger := d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep1"), "mode": "next_unscheduled"})
 
 	status := func() map[string]string {
@@ -982,11 +986,11 @@ func TestRideAlongExpiry(t *testing.T) {
 		{name: "eight days later", advance: 8 * 24 * time.Hour,
 			want: map[string]string{"flagged": "expired", "requested": "expired", "accepted": "accepted", "younger": "expired"}},
 	}
-	start := syncFixtureStart
+	start := synctest.Start
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := d.sub(t)
-			d.clock.Store(start.Add(tt.advance).UnixNano())
+			d.Clock.Store(start.Add(tt.advance).UnixNano())
 			d.tick()
 			if got := status(); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("statuses %v, want %v", got, tt.want)
@@ -1000,7 +1004,7 @@ func TestRideAlongExpiry(t *testing.T) {
 		t.Errorf("a second tick rewrote an expired ride-along (version %d → %d)", v, got)
 	}
 	// The rep's phone pulls the expiry.
-	changes, _ := d.pullAll(d.users["rep1"], "", 500)
+	changes, _ := d.PullAll(d.users["rep1"], "", 500)
 	for _, c := range changes {
 		if c.Record.ID == flagged && c.Record.StringValue("status") != "expired" {
 			t.Errorf("rep1 pulled the flag as %s, want expired", c.Record.StringValue("status"))
@@ -1015,13 +1019,13 @@ func TestRideAlongExpiry(t *testing.T) {
 // step what each party may and may not do.
 func TestAssessments(t *testing.T) {
 	d := newDom(t)
-	visit := d.create("rep1", "visits", visitFields(d.north[0], d.now().Add(-time.Hour), nil))
+	visit := d.create("rep1", "visits", visitFields(d.north[0], d.Now().Add(-time.Hour), nil))
 	ra := d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep1"), "mode": "visit", "visit_id": visit})
 	open := d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep1"), "mode": "visit", "visit_id": visit})
 	d.up("rep1", "ride_alongs", ra, map[string]any{"status": "accepted"})
 	d.up("m1", "ride_alongs", ra, map[string]any{"status": "completed"})
-	contest := d.mustContest("admin", contestIn("Spring push", d.now().Add(-time.Hour), d.now().Add(7*24*time.Hour), nil))
-	northOnly := d.mustContest("m1", engine.ContestInput{Name: ptr("North push"), StartsAt: ptr(d.now().Add(-time.Hour)), EndsAt: ptr(d.now().Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
+	contest := d.mustContest("admin", contestIn("Spring push", d.Now().Add(-time.Hour), d.Now().Add(7*24*time.Hour), nil))
+	northOnly := d.mustContest("m1", sales.ContestInput{Name: ptr("North push"), StartsAt: ptr(d.Now().Add(-time.Hour)), EndsAt: ptr(d.Now().Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
 	a := uuid.New()
 	good := `[{"key":"plans_the_call","result":"done_right","note":"clear agenda"},{"key":"asks_for_the_order","result":"done_wrong"}]`
 	steps := []struct {
@@ -1043,28 +1047,28 @@ func TestAssessments(t *testing.T) {
 		{name: "a contest the rep is not in", who: "m2", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep4"), "phase": "contest_start", "contest_id": northOnly}), wantCode: engine.CodeInvalidValue},
 		{name: "contest phase without the contest", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep1"), "phase": "contest_start"}), wantCode: engine.CodeMissingRequired},
 		{name: "client sets the assessor", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "assessor_id": d.id("m1")}), wantCode: engine.CodeServerOwned},
-		{name: "client sets the due date", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "due_at": d.now()}), wantCode: engine.CodeServerOwned},
+		{name: "client sets the due date", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "due_at": d.Now()}), wantCode: engine.CodeServerOwned},
 		{name: "manager drafts the assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "behaviours": rawJSON(good)})},
 		// A draft is the assessor's until shared: the rep cannot see it.
 		{name: "rep edits a draft's behaviours", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: engine.CodeNotFound},
 		{name: "rep shares it", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "shared"}), wantCode: engine.CodeNotFound},
 		{name: "rep acknowledges a draft", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: engine.CodeNotFound},
-		{name: "manager acknowledges for the rep", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: engine.CodeInvalidTransition},
+		{name: "manager acknowledges for the rep", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: sales.CodeInvalidTransition},
 		{name: "manager writes the rep's comment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "agreed"}), wantCode: engine.CodeForbidden},
 		{name: "manager moves it to another rep", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep2")}), wantCode: engine.CodeForbidden},
 		{name: "another team's manager edits it", who: "m2", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: engine.CodeNotFound},
 		{name: "manager shares it", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "shared"})},
-		{name: "manager acknowledges a shared assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: engine.CodeInvalidTransition},
+		{name: "manager acknowledges a shared assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"}), wantCode: sales.CodeInvalidTransition},
 		{name: "manager cannot delete a shared assessment", who: "m1", m: deleteM("assessments", a), wantCode: engine.CodeForbidden},
 		{name: "rep edits the shared behaviours", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: engine.CodeForbidden},
 		{name: "rep shares it again", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "shared"})}, // no change
-		{name: "manager moves it back to draft", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "draft"}), wantCode: engine.CodeInvalidTransition},
+		{name: "manager moves it back to draft", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"status": "draft"}), wantCode: sales.CodeInvalidTransition},
 		{name: "rep comments and changes a behaviour", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "fair", "behaviours": rawJSON(`[]`)}), wantCode: engine.CodeForbidden},
 		{name: "rep comments", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "fair; I will ask for the order"})},
 		{name: "rep acknowledges", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"status": "acknowledged"})},
-		{name: "manager edits an acknowledged assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: engine.CodeLocked},
-		{name: "rep edits their comment once acknowledged", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "changed my mind"}), wantCode: engine.CodeLocked},
-		{name: "manager deletes an acknowledged assessment", who: "m1", m: deleteM("assessments", a), wantCode: engine.CodeLocked},
+		{name: "manager edits an acknowledged assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"behaviours": rawJSON(`[]`)}), wantCode: sales.CodeLocked},
+		{name: "rep edits their comment once acknowledged", who: "rep1", m: upsertM(t, "assessments", a, map[string]any{"rep_comment": "changed my mind"}), wantCode: sales.CodeLocked},
+		{name: "manager deletes an acknowledged assessment", who: "m1", m: deleteM("assessments", a), wantCode: sales.CodeLocked},
 		{name: "manager drafts a contest-start assessment", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep2"), "phase": "contest_start", "contest_id": contest})},
 	}
 	for _, s := range steps {
@@ -1130,7 +1134,7 @@ func TestCheckInVerification(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := d.sub(t)
-			morning := syncFixtureStart.Add(-time.Duration(2*(i+1)) * 24 * time.Hour)
+			morning := synctest.Start.Add(-time.Duration(2*(i+1)) * 24 * time.Hour)
 			var muts []engine.Mutation
 			var ids []uuid.UUID
 			for _, vv := range tt.visits {
@@ -1166,7 +1170,7 @@ func TestCheckInVerification(t *testing.T) {
 	}
 	t.Run("moving the check-in re-verifies", func(t *testing.T) {
 		d := d.sub(t)
-		start := syncFixtureStart.Add(-30 * 24 * time.Hour)
+		start := synctest.Start.Add(-30 * 24 * time.Hour)
 		lat, lng := at(a, 2000, 0)
 		id := d.create("rep1", "visits", visitFields(a, start, map[string]any{"check_in_lat": lat, "check_in_lng": lng}))
 		if got := d.rec("visits", id).StringValue("verification"); got != "out_of_range" {
@@ -1186,7 +1190,7 @@ func TestCheckInVerification(t *testing.T) {
 				val = 1.0
 			}
 			lat, lng := at(a, 3000, 0)
-			r := d.pushOne("rep1", upsertM(t, "visits", uuid.New(), visitFields(a, syncFixtureStart.Add(-40*24*time.Hour), map[string]any{
+			r := d.pushOne("rep1", upsertM(t, "visits", uuid.New(), visitFields(a, synctest.Start.Add(-40*24*time.Hour), map[string]any{
 				"check_in_lat": lat, "check_in_lng": lng, field: val})))
 			wantResult(t, r, engine.CodeServerOwned)
 			if r.Error.Field != field {
@@ -1216,7 +1220,7 @@ func TestCheckInVerificationIgnoresArrivalOrder(t *testing.T) {
 		for j, order := range []string{"in order", "later call first"} {
 			t.Run(tt.name+", "+order, func(t *testing.T) {
 				d := d.sub(t)
-				morning := syncFixtureStart.Add(-time.Duration(3*(2*i+j+1)) * 24 * time.Hour)
+				morning := synctest.Start.Add(-time.Duration(3*(2*i+j+1)) * 24 * time.Hour)
 				first, second := uuid.New(), uuid.New()
 				pushFirst := func() { d.up("rep1", "visits", first, visitFields(tt.first, morning, nil)) }
 				pushSecond := func() { d.up("rep1", "visits", second, visitFields(tt.second, morning.Add(tt.gap), nil)) }
@@ -1248,7 +1252,7 @@ func TestCheckInVerificationIgnoresArrivalOrder(t *testing.T) {
 // written is edited.
 func TestScoreLedger(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
+	t0 := d.Now()
 	contest := d.mustContest("admin", contestIn("March madness", t0.Add(-2*24*time.Hour), t0.Add(5*24*time.Hour), nil))
 	acct := d.north[0]
 	name := acct.StringValue("name")
@@ -1352,7 +1356,7 @@ func TestScoreLedger(t *testing.T) {
 	}
 	// The rep's phone pulls every entry, reasons and all.
 	var pulled int
-	changes, _ := d.pullAll(d.users["rep1"], "", 500)
+	changes, _ := d.PullAll(d.users["rep1"], "", 500)
 	for _, c := range changes {
 		if c.Entity.Name == "score_entries" && *c.Record.UUIDValue("contest_id") == contest {
 			pulled++
@@ -1370,8 +1374,8 @@ func TestScoreLedger(t *testing.T) {
 // the server's; a phone's write is rejected, never silently taken.
 func TestClientsCannotWritePoints(t *testing.T) {
 	d := newDom(t)
-	contest := d.mustContest("admin", contestIn("Points", d.now().Add(-time.Hour), d.now().Add(24*time.Hour), nil))
-	d.create("rep1", "visits", visitFields(d.north[0], d.now().Add(-30*time.Minute), nil))
+	contest := d.mustContest("admin", contestIn("Points", d.Now().Add(-time.Hour), d.Now().Add(24*time.Hour), nil))
+	d.create("rep1", "visits", visitFields(d.north[0], d.Now().Add(-30*time.Minute), nil))
 	standing := d.standings(contest)["rep1"]
 	entry := d.entries(contest, "rep1")[0]
 	before := fmt.Sprint(standing.Version, entry.Version)
@@ -1387,10 +1391,10 @@ func TestClientsCannotWritePoints(t *testing.T) {
 		{name: "rep raises their standing", who: "rep1", m: upsertM(t, "standings", standing.ID, map[string]any{"total_points": 1000, "rank": 1}), wantCode: engine.CodeReadOnly},
 		{name: "manager edits a standing", who: "m1", m: upsertM(t, "standings", standing.ID, map[string]any{"rank": 1}), wantCode: engine.CodeReadOnly},
 		{name: "admin pushes a contest", who: "admin", m: upsertM(t, "contests", contest, map[string]any{"name": "mine"}), wantCode: engine.CodeReadOnly},
-		{name: "rep sets a visit's verification", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"verification": "verified"})), wantCode: engine.CodeServerOwned},
-		{name: "rep sends a visit's version", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"version": 99})), wantCode: engine.CodeServerOwned},
-		{name: "rep logs a visit as another rep", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.now().Add(-time.Hour), map[string]any{"rep_id": d.id("rep2")})), wantCode: engine.CodeServerOwned},
-		{name: "rep logs an activity for another team", who: "rep1", m: upsertM(t, "activities", uuid.New(), map[string]any{"type": "networking", "occurred_at": d.now(), "team_id": d.teams["South"]}), wantCode: engine.CodeServerOwned},
+		{name: "rep sets a visit's verification", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.Now().Add(-time.Hour), map[string]any{"verification": "verified"})), wantCode: engine.CodeServerOwned},
+		{name: "rep sends a visit's version", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.Now().Add(-time.Hour), map[string]any{"version": 99})), wantCode: engine.CodeServerOwned},
+		{name: "rep logs a visit as another rep", who: "rep1", m: upsertM(t, "visits", uuid.New(), visitFields(d.north[1], d.Now().Add(-time.Hour), map[string]any{"rep_id": d.id("rep2")})), wantCode: engine.CodeServerOwned},
+		{name: "rep logs an activity for another team", who: "rep1", m: upsertM(t, "activities", uuid.New(), map[string]any{"type": "networking", "occurred_at": d.Now(), "team_id": d.teams["South"]}), wantCode: engine.CodeServerOwned},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1430,7 +1434,7 @@ func TestContestCreateRoles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := d.sub(t)
-			in := contestIn(tt.name, d.now().Add(time.Hour), d.now().Add(48*time.Hour), nil)
+			in := contestIn(tt.name, d.Now().Add(time.Hour), d.Now().Add(48*time.Hour), nil)
 			in.TeamID = tt.team
 			r, err := d.createContest(tt.who, in)
 			if got := models.ErrorCode(err); tt.wantCode != "" {
@@ -1452,13 +1456,13 @@ func TestContestCreateRoles(t *testing.T) {
 		d := d.sub(t)
 		bad := models.DefaultScoringRules()
 		bad.DailyCaps["golf"] = 1
-		for name, in := range map[string]engine.ContestInput{
-			"ends before it starts": contestIn("Backwards", d.now().Add(48*time.Hour), d.now(), nil),
-			"unknown rule":          contestIn("Golf", d.now(), d.now().Add(time.Hour), &bad),
-			"no name":               contestIn(" ", d.now(), d.now().Add(time.Hour), nil),
-			"over a year":           contestIn("Forever", d.now(), d.now().Add(400*24*time.Hour), nil),
-			"bad time zone":         {Name: ptr("Zoned"), StartsAt: ptr(d.now()), EndsAt: ptr(d.now().Add(time.Hour)), TimeZone: ptr("Mars/Olympus")},
-			"target of a manager":   {Name: ptr("Targets"), StartsAt: ptr(d.now()), EndsAt: ptr(d.now().Add(time.Hour)), HasTargets: true, Targets: map[uuid.UUID]float64{d.id("m1"): 10}},
+		for name, in := range map[string]sales.ContestInput{
+			"ends before it starts": contestIn("Backwards", d.Now().Add(48*time.Hour), d.Now(), nil),
+			"unknown rule":          contestIn("Golf", d.Now(), d.Now().Add(time.Hour), &bad),
+			"no name":               contestIn(" ", d.Now(), d.Now().Add(time.Hour), nil),
+			"over a year":           contestIn("Forever", d.Now(), d.Now().Add(400*24*time.Hour), nil),
+			"bad time zone":         {Name: ptr("Zoned"), StartsAt: ptr(d.Now()), EndsAt: ptr(d.Now().Add(time.Hour)), TimeZone: ptr("Mars/Olympus")},
+			"target of a manager":   {Name: ptr("Targets"), StartsAt: ptr(d.Now()), EndsAt: ptr(d.Now().Add(time.Hour)), HasTargets: true, Targets: map[uuid.UUID]float64{d.id("m1"): 10}},
 		} {
 			if _, err := d.createContest("admin", in); models.ErrorCode(err) != models.CodeInvalid {
 				t.Errorf("%s: %v, want invalid", name, err)
@@ -1472,7 +1476,7 @@ func TestContestCreateRoles(t *testing.T) {
 // period, and a finalized contest never changes.
 func TestContestLifecycle(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
+	t0 := d.Now()
 	start, end := t0.Add(time.Hour), t0.Add(25*time.Hour)
 	contest := d.mustContest("admin", contestIn("Sprint", start, end, nil))
 	status := func() string { return d.rec("contests", contest).StringValue("status") }
@@ -1510,7 +1514,7 @@ func TestContestLifecycle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := d.sub(t)
-			d.clock.Store(syncFixtureStart.Add(tt.at).UnixNano())
+			d.Clock.Store(synctest.Start.Add(tt.at).UnixNano())
 			d.tick()
 			if tt.act != nil {
 				tt.act()
@@ -1557,7 +1561,7 @@ func TestContestLifecycle(t *testing.T) {
 	t.Run("a finalized contest never changes", func(t *testing.T) {
 		d := d.sub(t)
 		v := d.rec("contests", contest).Version
-		err := d.updateContest("admin", contest, engine.ContestInput{Rules: &models.ScoringRules{PerVerifiedUnscheduledCall: 100}})
+		err := d.updateContest("admin", contest, sales.ContestInput{Rules: &models.ScoringRules{PerVerifiedUnscheduledCall: 100}})
 		if models.ErrorCode(err) != models.CodeConflict {
 			t.Errorf("update of a finalized contest: %v, want conflict", err)
 		}
@@ -1574,15 +1578,15 @@ func TestContestLifecycle(t *testing.T) {
 // still takes nothing after its end plus grace.
 func TestContestLateSyncWithoutTick(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
+	t0 := d.Now()
 	grace := 2
 	in := contestIn("Short grace", t0.Add(-3*time.Hour), t0.Add(-time.Hour), nil)
 	in.GraceHours = &grace
 	contest := d.mustContest("admin", in)
 	d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-2*time.Hour), nil))
-	d.advance(59 * time.Minute) // the grace period ends at t0 + 1h
+	d.Advance(59 * time.Minute) // the grace period ends at t0 + 1h
 	d.create("rep2", "visits", visitFields(d.north[1], t0.Add(-2*time.Hour), nil))
-	d.advance(time.Minute)
+	d.Advance(time.Minute)
 	d.create("rep3", "visits", visitFields(d.north[2], t0.Add(-2*time.Hour), nil))
 	got := fmt.Sprint(num(d.standings(contest)["rep1"], "total_points"), num(d.standings(contest)["rep2"], "total_points"), num(d.standings(contest)["rep3"], "total_points"))
 	if got != "5 5 0" {
@@ -1594,10 +1598,10 @@ func TestContestLateSyncWithoutTick(t *testing.T) {
 // edit makes a new rules version, is audited and recomputes every point.
 func TestContestRulesChangeAfterStart(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
+	t0 := d.Now()
 	rules := models.DefaultScoringRules()
 	draft := d.mustContest("admin", contestIn("Later", t0.Add(24*time.Hour), t0.Add(48*time.Hour), &rules))
-	contest := d.mustContest("m1", engine.ContestInput{Name: ptr("North sprint"), StartsAt: ptr(t0.Add(-24 * time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"]), Rules: &rules})
+	contest := d.mustContest("m1", sales.ContestInput{Name: ptr("North sprint"), StartsAt: ptr(t0.Add(-24 * time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"]), Rules: &rules})
 	d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-2*time.Hour), nil))
 	d.create("rep2", "activities", map[string]any{"type": "referral", "occurred_at": t0.Add(-time.Hour)})
 	d.wantStanding(contest, "rep1", 0, 5, 0, 0)
@@ -1607,10 +1611,10 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 		d := d.sub(t)
 		r := rules
 		r.PerVerifiedUnscheduledCall = 7
-		if err := d.updateContest("admin", draft, engine.ContestInput{Rules: &r}); err != nil {
+		if err := d.updateContest("admin", draft, sales.ContestInput{Rules: &r}); err != nil {
 			t.Fatal(err)
 		}
-		vs, err := d.db.RuleVersions(d.ctx, d.org, draft)
+		vs, err := d.DB.RuleVersions(d.ctx, d.org, draft)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1620,16 +1624,16 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	})
 	t.Run("another team's manager cannot edit it", func(t *testing.T) {
 		d := d.sub(t)
-		if err := d.updateContest("m2", contest, engine.ContestInput{Name: ptr("mine")}); models.ErrorCode(err) != models.CodeNotFound {
+		if err := d.updateContest("m2", contest, sales.ContestInput{Name: ptr("mine")}); models.ErrorCode(err) != models.CodeNotFound {
 			t.Errorf("update by m2: %v, want not_found (the contest is out of sight)", err)
 		}
-		if err := d.updateContest("rep1", contest, engine.ContestInput{Name: ptr("mine")}); models.ErrorCode(err) != models.CodeForbidden {
+		if err := d.updateContest("rep1", contest, sales.ContestInput{Name: ptr("mine")}); models.ErrorCode(err) != models.CodeForbidden {
 			t.Errorf("update by rep1: %v, want forbidden", err)
 		}
 	})
 	t.Run("a renamed contest keeps its rules version", func(t *testing.T) {
 		d := d.sub(t)
-		if err := d.updateContest("m1", contest, engine.ContestInput{Name: ptr("North spring sprint")}); err != nil {
+		if err := d.updateContest("m1", contest, sales.ContestInput{Name: ptr("North spring sprint")}); err != nil {
 			t.Fatal(err)
 		}
 		if got := d.rec("contests", contest).Values["rules_version"]; got != int64(1) {
@@ -1638,30 +1642,30 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	})
 	t.Run("the start and time zone are frozen", func(t *testing.T) {
 		d := d.sub(t)
-		err := d.updateContest("m1", contest, engine.ContestInput{StartsAt: ptr(t0)})
+		err := d.updateContest("m1", contest, sales.ContestInput{StartsAt: ptr(t0)})
 		if models.ErrorCode(err) != models.CodeInvalid {
 			t.Errorf("moving the start of a running contest: %v, want invalid", err)
 		}
 	})
 	t.Run("new rules: version 2, audited, recomputed", func(t *testing.T) {
 		d := d.sub(t)
-		d.advance(time.Minute)
+		d.Advance(time.Minute)
 		r := rules
 		r.PerVerifiedUnscheduledCall = 8
 		r.PerActivity = map[string]float64{"referral": 4}
-		if err := d.updateContest("m1", contest, engine.ContestInput{Rules: &r}); err != nil {
+		if err := d.updateContest("m1", contest, sales.ContestInput{Rules: &r}); err != nil {
 			t.Fatal(err)
 		}
 		c := d.rec("contests", contest)
 		if got := c.Values["rules_version"]; got != int64(2) {
 			t.Errorf("rules_version %v, want 2", got)
 		}
-		vs, err := d.db.RuleVersions(d.ctx, d.org, contest)
+		vs, err := d.DB.RuleVersions(d.ctx, d.org, contest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(vs) != 1 || vs[0].Version != 2 || vs[0].ChangedBy != d.id("m1") || !vs[0].ChangedAt.Equal(d.now()) || vs[0].Rules != c.StringValue("rules") {
-			t.Fatalf("audit %+v, want version 2 by m1 at %v with the new rules", vs, d.now())
+		if len(vs) != 1 || vs[0].Version != 2 || vs[0].ChangedBy != d.id("m1") || !vs[0].ChangedAt.Equal(d.Now()) || vs[0].Rules != c.StringValue("rules") {
+			t.Fatalf("audit %+v, want version 2 by m1 at %v with the new rules", vs, d.Now())
 		}
 		if !strings.Contains(vs[0].Rules, `"per_verified_unscheduled_call":8`) {
 			t.Errorf("audited rules %s, want the new call points", vs[0].Rules)
@@ -1679,7 +1683,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	t.Run("targets set after the start rank by progress", func(t *testing.T) {
 		d := d.sub(t)
 		targets := map[uuid.UUID]float64{d.id("rep1"): 80, d.id("rep2"): 8, d.id("rep3"): 10}
-		if err := d.updateContest("m1", contest, engine.ContestInput{HasTargets: true, Targets: targets}); err != nil {
+		if err := d.updateContest("m1", contest, sales.ContestInput{HasTargets: true, Targets: targets}); err != nil {
 			t.Fatal(err)
 		}
 		if got := d.rec("contests", contest).Values["rules_version"]; got != int64(3) {
@@ -1699,11 +1703,11 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 // order they sync in.
 func TestContestDailyCaps(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
+	t0 := d.Now()
 	rules := models.DefaultScoringRules()
 	rules.DailyCaps = map[string]int{"unscheduled_call": 2, "activity:crm_update": 1}
 	tz := "America/Chicago"
-	contest := d.mustContest("admin", engine.ContestInput{Name: ptr("Capped"), StartsAt: ptr(t0.Add(-5 * 24 * time.Hour)),
+	contest := d.mustContest("admin", sales.ContestInput{Name: ptr("Capped"), StartsAt: ptr(t0.Add(-5 * 24 * time.Hour)),
 		EndsAt: ptr(t0.Add(24 * time.Hour)), TimeZone: &tz, Rules: &rules})
 	chicago, _ := time.LoadLocation(tz)
 	day := time.Date(2026, 2, 26, 0, 0, 0, 0, chicago) // a Thursday, local
@@ -1748,8 +1752,8 @@ func TestContestDailyCaps(t *testing.T) {
 // TestContestScope: a team contest counts its team only.
 func TestContestScope(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
-	north := d.mustContest("m1", engine.ContestInput{Name: ptr("North only"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])})
+	t0 := d.Now()
+	north := d.mustContest("m1", sales.ContestInput{Name: ptr("North only"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])})
 	d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-30*time.Minute), nil))
 	d.create("rep4", "visits", visitFields(d.south[0], t0.Add(-30*time.Minute), nil))
 	ss := d.standings(north)
@@ -1849,7 +1853,7 @@ func shuffleEvents(accts map[string][]*engine.Record, loc *time.Location) []shuf
 					e.acct = prev
 				case p == 3 && prev >= 0: // implausibly fast from the previous call
 					for i := range as {
-						if engine.DistanceM(*as[i].FloatValue("lat"), *as[i].FloatValue("lng"), *as[prev].FloatValue("lat"), *as[prev].FloatValue("lng")) > 15000 {
+						if sales.DistanceM(*as[i].FloatValue("lat"), *as[i].FloatValue("lng"), *as[prev].FloatValue("lat"), *as[prev].FloatValue("lng")) > 15000 {
 							e.acct = i
 							break
 						}
@@ -1947,7 +1951,7 @@ func TestStandingsIgnoreArrivalOrder(t *testing.T) {
 			}
 			events = shuffleEvents(accts, loc)
 		}
-		in := engine.ContestInput{Name: ptr("Order does not matter"), StartsAt: ptr(time.Date(2026, 2, 23, 0, 0, 0, 0, loc)),
+		in := sales.ContestInput{Name: ptr("Order does not matter"), StartsAt: ptr(time.Date(2026, 2, 23, 0, 0, 0, 0, loc)),
 			EndsAt: ptr(time.Date(2026, 3, 5, 0, 0, 0, 0, loc)), TimeZone: &tz, Rules: &rules}
 		var contest uuid.UUID
 		if contestFirst {
@@ -2057,9 +2061,9 @@ func unionKeysOf(a, b map[string]float64) []string {
 // organisation see none of it.
 func TestDomainVisibility(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
+	t0 := d.Now()
 	orgContest := d.mustContest("admin", contestIn("Everyone", t0.Add(-time.Hour), t0.Add(24*time.Hour), nil))
-	northContest := d.mustContest("m1", engine.ContestInput{Name: ptr("North"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
+	northContest := d.mustContest("m1", sales.ContestInput{Name: ptr("North"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
 	visit := d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-30*time.Minute), nil))
 	ra := d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep1"), "mode": "visit", "visit_id": visit})
 	d.up("rep1", "ride_alongs", ra, map[string]any{"status": "accepted"})
@@ -2082,18 +2086,18 @@ func TestDomainVisibility(t *testing.T) {
 		return models.User{OrgID: other.ID, ID: uuid.New(), Email: email, Name: email, Role: role, TeamID: team, Active: true,
 			TimeZone: "UTC", PasswordHash: "x", CreatedAt: t0, UpdatedAt: t0}
 	}
-	if err := d.db.CreateOrg(d.ctx, other, user("admin@other.test", models.RoleAdmin, nil)); err != nil {
+	if err := d.DB.CreateOrg(d.ctx, other, user("admin@other.test", models.RoleAdmin, nil)); err != nil {
 		t.Fatal(err)
 	}
 	otherMgr := user("manager@other.test", models.RoleManager, nil)
-	if err := d.db.CreateUser(d.ctx, otherMgr); err != nil {
+	if err := d.DB.CreateUser(d.ctx, otherMgr); err != nil {
 		t.Fatal(err)
 	}
 	otherTeam := models.Team{OrgID: other.ID, ID: uuid.New(), Name: "West", ManagerID: &otherMgr.ID, CreatedAt: t0}
-	if err := d.db.CreateTeam(d.ctx, otherTeam); err != nil {
+	if err := d.DB.CreateTeam(d.ctx, otherTeam); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.db.CreateUser(d.ctx, user("rep@other.test", models.RoleRep, &otherTeam.ID)); err != nil {
+	if err := d.DB.CreateUser(d.ctx, user("rep@other.test", models.RoleRep, &otherTeam.ID)); err != nil {
 		t.Fatal(err)
 	}
 	for name, email := range map[string]string{"oadmin": "admin@other.test", "omgr": "manager@other.test", "orep": "rep@other.test"} {
@@ -2139,7 +2143,7 @@ func TestDomainVisibility(t *testing.T) {
 				if got := pulled[keys[name]]; got != sees[name] {
 					t.Errorf("pulls %s: %v, want %v", name, got, sees[name])
 				}
-				_, err := d.en.Get(d.ctx, d.users[tt.who], keys[name].Entity, keys[name].ID)
+				_, err := d.En.Get(d.ctx, d.users[tt.who], keys[name].Entity, keys[name].ID)
 				if got := err == nil; got != sees[name] {
 					t.Errorf("gets %s: %v (%v), want %v", name, got, err, sees[name])
 				}
@@ -2156,10 +2160,10 @@ func TestDomainVisibility(t *testing.T) {
 	t.Run("another organisation cannot reach in", func(t *testing.T) {
 		d := d.sub(t)
 		wantResult(t, d.pushOne("orep", upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id("rep1"), "message": "hi"})), engine.CodeInvalidValue)
-		if _, err := d.createContest("omgr", engine.ContestInput{Name: ptr("Raid"), StartsAt: ptr(t0), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])}); models.ErrorCode(err) != models.CodeForbidden {
+		if _, err := d.createContest("omgr", sales.ContestInput{Name: ptr("Raid"), StartsAt: ptr(t0), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])}); models.ErrorCode(err) != models.CodeForbidden {
 			t.Errorf("other org's manager creates a contest for North: %v, want forbidden", err)
 		}
-		if err := d.updateContest("oadmin", northContest, engine.ContestInput{Name: ptr("Raid")}); models.ErrorCode(err) != models.CodeNotFound {
+		if err := d.updateContest("oadmin", northContest, sales.ContestInput{Name: ptr("Raid")}); models.ErrorCode(err) != models.CodeNotFound {
 			t.Errorf("other org's admin updates North's contest: %v, want not_found", err)
 		}
 		d.pushOne("omgr", upsertM(t, "ride_alongs", ra, map[string]any{"status": "cancelled"}))
@@ -2197,10 +2201,10 @@ func TestRecognitions(t *testing.T) {
 		{name: "a server badge: target reached", who: "admin", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), map[string]any{"badge": "target_reached"})), wantCode: engine.CodeInvalidValue},
 		{name: "kudos in someone else's name", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"from_user_id": d.id("rep1")})), wantCode: engine.CodeServerOwned},
 		{name: "a client says it is a badge", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"kind": "badge"})), wantCode: engine.CodeServerOwned},
-		{name: "a client dates it", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"sent_at": d.now()})), wantCode: engine.CodeServerOwned},
+		{name: "a client dates it", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"sent_at": d.Now()})), wantCode: engine.CodeServerOwned},
 		{name: "no message", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id("rep3")}), wantCode: engine.CodeMissingRequired},
-		{name: "the giver edits it", who: "rep1", m: upsertM(t, "recognitions", given, map[string]any{"message": "edited"}), wantCode: engine.CodeLocked},
-		{name: "the recipient deletes it", who: "rep4", m: deleteM("recognitions", given), wantCode: engine.CodeLocked},
+		{name: "the giver edits it", who: "rep1", m: upsertM(t, "recognitions", given, map[string]any{"message": "edited"}), wantCode: sales.CodeLocked},
+		{name: "the recipient deletes it", who: "rep4", m: deleteM("recognitions", given), wantCode: sales.CodeLocked},
 		{name: "the giver withdraws it", who: "rep1", m: deleteM("recognitions", given)},
 	}
 	for _, tt := range tests {
@@ -2213,7 +2217,7 @@ func TestRecognitions(t *testing.T) {
 		d := d.sub(t)
 		id := d.create("rep5", "recognitions", kudos(d.id("rep6"), nil))
 		r := d.rec("recognitions", id)
-		if got := fmt.Sprintf("%s %s %v", d.names[*r.UUIDValue("from_user_id")], r.StringValue("kind"), r.TimeValue("sent_at").Equal(d.now())); got != "rep5 kudos true" {
+		if got := fmt.Sprintf("%s %s %v", d.names[*r.UUIDValue("from_user_id")], r.StringValue("kind"), r.TimeValue("sent_at").Equal(d.Now())); got != "rep5 kudos true" {
 			t.Errorf("recognition: %s, want rep5 kudos true", got)
 		}
 	})
@@ -2228,18 +2232,18 @@ func TestKudosMonthlyCap(t *testing.T) {
 	}
 	t.Run("one by one", func(t *testing.T) {
 		d := d.sub(t)
-		for i := 0; i < engine.MonthlyKudosCap; i++ {
+		for i := 0; i < sales.MonthlyKudosCap; i++ {
 			wantResult(t, d.pushOne("rep1", one("rep1", "rep2")), "")
 		}
 		r := d.pushOne("rep1", one("rep1", "rep3"))
-		wantResult(t, r, engine.CodeLimitReached)
+		wantResult(t, r, sales.CodeLimitReached)
 		if !strings.Contains(r.Error.Message, "this month") {
 			t.Errorf("message %q, want it to say the cap is monthly", r.Error.Message)
 		}
 	})
 	t.Run("in one batch", func(t *testing.T) {
 		d := d.sub(t)
-		muts := make([]engine.Mutation, engine.MonthlyKudosCap+2)
+		muts := make([]engine.Mutation, sales.MonthlyKudosCap+2)
 		for i := range muts {
 			muts[i] = one("rep4", "rep5")
 		}
@@ -2250,12 +2254,12 @@ func TestKudosMonthlyCap(t *testing.T) {
 		want := make([]string, len(muts))
 		for i := range want {
 			want[i] = engine.StatusApplied
-			if i >= engine.MonthlyKudosCap {
+			if i >= sales.MonthlyKudosCap {
 				want[i] = engine.StatusRejected
 			}
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("statuses %v, want %d applied then rejected", got, engine.MonthlyKudosCap)
+			t.Errorf("statuses %v, want %d applied then rejected", got, sales.MonthlyKudosCap)
 		}
 	})
 	t.Run("others are not capped by it", func(t *testing.T) {
@@ -2264,7 +2268,7 @@ func TestKudosMonthlyCap(t *testing.T) {
 	})
 	t.Run("a new month, a new allowance", func(t *testing.T) {
 		d := d.sub(t)
-		d.clock.Store(time.Date(2026, 4, 1, 0, 0, 1, 0, time.UTC).UnixNano())
+		d.Clock.Store(time.Date(2026, 4, 1, 0, 0, 1, 0, time.UTC).UnixNano())
 		wantResult(t, d.pushOne("rep1", one("rep1", "rep2")), "")
 	})
 }
@@ -2273,7 +2277,7 @@ func TestKudosMonthlyCap(t *testing.T) {
 // the verified-call rate, from the store's grouped queries.
 func TestProductivityReport(t *testing.T) {
 	d := newDom(t)
-	t0 := d.now()
+	t0 := d.Now()
 	from, to := t0.Add(-7*24*time.Hour), t0.Add(time.Hour)
 	x, y := farApart(t, d.north, 5000)
 	// rep1: three completed unscheduled calls (two verified), one scheduled
@@ -2314,7 +2318,7 @@ func TestProductivityReport(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := d.sub(t)
-			rows, err := d.db.Productivity(d.ctx, d.org, tt.team, from, to)
+			rows, err := d.DB.Productivity(d.ctx, d.org, tt.team, from, to)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package engine
+package watermelondb
 
 import (
 	"encoding/json"
@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // TestWatermelonTimestamp holds the timestamp encoding: a JS-safe positive
@@ -20,40 +22,40 @@ func TestWatermelonTimestamp(t *testing.T) {
 	scope := wmScope(p)
 	tests := []struct {
 		name    string
-		horizon Position // when issued
-		now     Position // the horizon when it comes back
-		want    Position
+		horizon engine.Position // when issued
+		now     engine.Position // the horizon when it comes back
+		want    engine.Position
 		ok      bool
 	}{
-		{"SQLite, empty feed", Position{}, Position{Version: 10}, Position{}, true},
-		{"SQLite", Position{Version: 41}, Position{Version: 41}, Position{Version: 41}, true},
-		{"SQLite, restored from an older backup", Position{Version: 41}, Position{Version: 7}, Position{Version: 41}, false},
-		{"PostgreSQL", Position{Txid: 9_000_000, Version: math.MaxInt64}, Position{Txid: 9_500_000, Version: math.MaxInt64}, Position{Txid: 9_000_000, Version: math.MaxInt64}, true},
-		{"PostgreSQL, past 2^32 transactions", Position{Txid: 5<<32 | 17, Version: math.MaxInt64}, Position{Txid: 6 << 32, Version: math.MaxInt64}, Position{Txid: 5<<32 | 17, Version: math.MaxInt64}, true},
-		{"largest position", Position{Version: 1<<wmValueBits - 1}, Position{Version: 1<<wmValueBits - 1}, Position{Version: 1<<wmValueBits - 1}, true},
+		{"SQLite, empty feed", engine.Position{}, engine.Position{Version: 10}, engine.Position{}, true},
+		{"SQLite", engine.Position{Version: 41}, engine.Position{Version: 41}, engine.Position{Version: 41}, true},
+		{"SQLite, restored from an older backup", engine.Position{Version: 41}, engine.Position{Version: 7}, engine.Position{Version: 41}, false},
+		{"PostgreSQL", engine.Position{Txid: 9_000_000, Version: math.MaxInt64}, engine.Position{Txid: 9_500_000, Version: math.MaxInt64}, engine.Position{Txid: 9_000_000, Version: math.MaxInt64}, true},
+		{"PostgreSQL, past 2^32 transactions", engine.Position{Txid: 5<<32 | 17, Version: math.MaxInt64}, engine.Position{Txid: 6 << 32, Version: math.MaxInt64}, engine.Position{Txid: 5<<32 | 17, Version: math.MaxInt64}, true},
+		{"largest position", engine.Position{Version: 1<<wmValueBits - 1}, engine.Position{Version: 1<<wmValueBits - 1}, engine.Position{Version: 1<<wmValueBits - 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts, err := encodeWatermelonTimestamp(tt.horizon, scope)
+			ts, err := encodeTimestamp(tt.horizon, scope)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ts <= 0 || ts > MaxWatermelonTimestamp {
+			if ts <= 0 || ts > MaxTimestamp {
 				t.Fatalf("timestamp %d is not a positive JS-safe integer", ts)
 			}
-			got, sc, ok := decodeWatermelonTimestamp(ts, tt.now)
+			got, sc, ok := decodeTimestamp(ts, tt.now)
 			if ok != tt.ok || sc != scope || (ok && got != tt.want) {
 				t.Errorf("decode(%d) = %+v, scope %d, ok %t; want %+v, %d, %t", ts, got, sc, ok, tt.want, scope, tt.ok)
 			}
 		})
 	}
-	if _, err := encodeWatermelonTimestamp(Position{Version: 1 << wmValueBits}, scope); err == nil {
+	if _, err := encodeTimestamp(engine.Position{Version: 1 << wmValueBits}, scope); err == nil {
 		t.Error("a position beyond 2^40 encoded without error")
 	}
 	// Timestamps grow with the horizon for a given scope.
-	a, _ := encodeWatermelonTimestamp(Position{Version: 100}, scope)
-	b, _ := encodeWatermelonTimestamp(Position{Version: 101}, 1<<wmScopeBits-1)
-	c, _ := encodeWatermelonTimestamp(Position{Version: 101}, 1)
+	a, _ := encodeTimestamp(engine.Position{Version: 100}, scope)
+	b, _ := encodeTimestamp(engine.Position{Version: 101}, 1<<wmScopeBits-1)
+	c, _ := encodeTimestamp(engine.Position{Version: 101}, 1)
 	if !(a < b && a < c) {
 		t.Errorf("timestamps %d, %d, %d do not grow with the position", a, b, c)
 	}
@@ -89,43 +91,43 @@ func TestWatermelonScopeFingerprint(t *testing.T) {
 func TestWatermelonClassify(t *testing.T) {
 	device := uuid.New()
 	p := models.Principal{DeviceID: device}
-	e := Visits()
+	e := sales.Visits()
 	id := uuid.New()
-	change := func(createdBy uuid.UUID, version int64, deleted bool) Change {
-		return Change{Entity: e, Record: &Record{ID: id, Version: version, CreatedBy: createdBy, Deleted: deleted}}
+	change := func(createdBy uuid.UUID, version int64, deleted bool) engine.Change {
+		return engine.Change{Entity: e, Record: &engine.Record{ID: id, Version: version, CreatedBy: createdBy, Deleted: deleted}}
 	}
 	other := uuid.New()
-	pg := Position{Txid: 500, Version: math.MaxInt64}
-	lite := Position{Version: 50}
+	pg := engine.Position{Txid: 500, Version: math.MaxInt64}
+	lite := engine.Position{Version: 50}
 	tests := []struct {
 		name     string
 		mode     wmMode
-		since    Position
-		ch       Change
+		since    engine.Position
+		ch       engine.Change
 		created  int64 // the record's creating version; 0: unknown
-		want     WatermelonKind
+		want     Kind
 		wantSend bool
 	}{
-		{"first sync: another's record", wmInitial, Position{}, change(other, 7, false), 0, WatermelonCreated, true},
-		{"first sync: own record", wmInitial, Position{}, change(device, 7, false), 0, WatermelonUpdated, true},
-		{"first sync: tombstone skipped", wmInitial, Position{}, change(other, 7, true), 0, WatermelonDeleted, false},
-		{"tombstone", wmIncremental, lite, change(device, 70, true), 70, WatermelonDeleted, true},
-		{"own create echoed", wmIncremental, lite, change(device, 70, false), 70, WatermelonUpdated, true},
-		{"another's create, written once", wmIncremental, pg, change(other, 70, false), 70, WatermelonCreated, true},
-		{"another's create, written again (PostgreSQL)", wmIncremental, pg, change(other, 71, false), 70, WatermelonUpdated, true},
-		{"another's create after since, written again (SQLite)", wmIncremental, lite, change(other, 71, false), 60, WatermelonCreated, true},
-		{"created before since, updated after (SQLite)", wmIncremental, lite, change(other, 71, false), 40, WatermelonUpdated, true},
-		{"server record, no creator", wmIncremental, lite, change(uuid.Nil, 60, false), 60, WatermelonCreated, true},
-		{"creating version unknown", wmIncremental, lite, change(other, 60, false), 0, WatermelonUpdated, true},
-		{"replacement: another's record", wmReplace, Position{}, change(other, 7, false), 0, WatermelonUpdated, true},
-		{"replacement: tombstone", wmReplace, Position{}, change(other, 7, true), 0, WatermelonDeleted, true},
-		{"migration: another's record", wmFull, Position{}, change(other, 7, false), 0, WatermelonUpdated, true},
+		{"first sync: another's record", wmInitial, engine.Position{}, change(other, 7, false), 0, Created, true},
+		{"first sync: own record", wmInitial, engine.Position{}, change(device, 7, false), 0, Updated, true},
+		{"first sync: tombstone skipped", wmInitial, engine.Position{}, change(other, 7, true), 0, Deleted, false},
+		{"tombstone", wmIncremental, lite, change(device, 70, true), 70, Deleted, true},
+		{"own create echoed", wmIncremental, lite, change(device, 70, false), 70, Updated, true},
+		{"another's create, written once", wmIncremental, pg, change(other, 70, false), 70, Created, true},
+		{"another's create, written again (PostgreSQL)", wmIncremental, pg, change(other, 71, false), 70, Updated, true},
+		{"another's create after since, written again (SQLite)", wmIncremental, lite, change(other, 71, false), 60, Created, true},
+		{"created before since, updated after (SQLite)", wmIncremental, lite, change(other, 71, false), 40, Updated, true},
+		{"server record, no creator", wmIncremental, lite, change(uuid.Nil, 60, false), 60, Created, true},
+		{"creating version unknown", wmIncremental, lite, change(other, 60, false), 0, Updated, true},
+		{"replacement: another's record", wmReplace, engine.Position{}, change(other, 7, false), 0, Updated, true},
+		{"replacement: tombstone", wmReplace, engine.Position{}, change(other, 7, true), 0, Deleted, true},
+		{"migration: another's record", wmFull, engine.Position{}, change(other, 7, false), 0, Updated, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			created := map[Key]int64{}
+			created := map[engine.Key]int64{}
 			if tt.created != 0 {
-				created[Key{"visits", id}] = tt.created
+				created[engine.Key{Entity: "visits", ID: id}] = tt.created
 			}
 			got, send := wmClassify(tt.mode, p, tt.since, tt.ch, created)
 			if send != tt.wantSend || (send && got != tt.want) {
@@ -137,11 +139,11 @@ func TestWatermelonClassify(t *testing.T) {
 
 // TestWatermelonNative holds the conversion of WatermelonDB column values.
 func TestWatermelonNative(t *testing.T) {
-	e := Visits()
-	notes := &Field{Name: "data", Type: JSON}
+	e := sales.Visits()
+	notes := &engine.Field{Name: "data", Type: engine.JSON}
 	tests := []struct {
 		name    string
-		field   *Field
+		field   *engine.Field
 		in      string
 		want    string
 		wantErr bool
@@ -181,22 +183,22 @@ func TestWatermelonNative(t *testing.T) {
 // time, or after every clock of the stored record.
 func TestWatermelonStamp(t *testing.T) {
 	now := time.UnixMilli(1_000_000)
-	rec := func(clocks ...HLC) *Record {
-		r := &Record{Clocks: map[string]FieldClock{}}
+	rec := func(clocks ...engine.HLC) *engine.Record {
+		r := &engine.Record{Clocks: map[string]engine.FieldClock{}}
 		for i, c := range clocks {
-			r.Clocks[string(rune('a'+i))] = FieldClock{HLC: c}
+			r.Clocks[string(rune('a'+i))] = engine.FieldClock{HLC: c}
 		}
 		return r
 	}
 	tests := []struct {
 		name string
-		cur  *Record
-		want HLC
+		cur  *engine.Record
+		want engine.HLC
 	}{
-		{"new record", nil, HLC{MS: 1_000_000}},
-		{"older clocks", rec(HLC{MS: 999_000, Counter: 4}), HLC{MS: 1_000_000}},
-		{"same millisecond", rec(HLC{MS: 1_000_000, Counter: 2, Device: "x"}), HLC{MS: 1_000_000, Counter: 3}},
-		{"a clock ahead", rec(HLC{MS: 999_000}, HLC{MS: 1_200_000, Counter: 1}), HLC{MS: 1_200_000, Counter: 2}},
+		{"new record", nil, engine.HLC{MS: 1_000_000}},
+		{"older clocks", rec(engine.HLC{MS: 999_000, Counter: 4}), engine.HLC{MS: 1_000_000}},
+		{"same millisecond", rec(engine.HLC{MS: 1_000_000, Counter: 2, Device: "x"}), engine.HLC{MS: 1_000_000, Counter: 3}},
+		{"a clock ahead", rec(engine.HLC{MS: 999_000}, engine.HLC{MS: 1_200_000, Counter: 1}), engine.HLC{MS: 1_200_000, Counter: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,17 +219,18 @@ func TestWatermelonStamp(t *testing.T) {
 
 // TestWatermelonOrder holds that a push applies referenced tables first.
 func TestWatermelonOrder(t *testing.T) {
-	en := New(nil, Entities(), nil, nil)
+	en := engine.New(nil, sales.Entities(), nil, nil)
+	entities := en.Entities()
 	pos := map[string]int{}
-	for i, e := range en.watermelonOrder() {
+	for i, e := range New(en, nil).order() {
 		pos[e.Name] = i
 	}
-	if len(pos) != len(en.entities) {
-		t.Fatalf("order lists %d of %d entities", len(pos), len(en.entities))
+	if len(pos) != len(entities) {
+		t.Fatalf("order lists %d of %d entities", len(pos), len(entities))
 	}
-	for _, e := range en.entities {
+	for _, e := range entities {
 		for _, f := range e.Fields {
-			if f.Ref != "" && f.Ref != e.Name && en.entities[f.Ref] != nil && pos[f.Ref] > pos[e.Name] {
+			if f.Ref != "" && f.Ref != e.Name && entities[f.Ref] != nil && pos[f.Ref] > pos[e.Name] {
 				t.Errorf("%s comes before %s, which %s.%s references", e.Name, f.Ref, e.Name, f.Name)
 			}
 		}
@@ -238,18 +241,18 @@ func TestWatermelonOrder(t *testing.T) {
 // latest write from the stale-push check.
 func TestWatermelonLastWrittenBy(t *testing.T) {
 	me, other := uuid.New(), uuid.New()
-	r := &Record{Version: 9, Clocks: map[string]FieldClock{
-		"notes":   {HLC: HLC{MS: 1, Device: me.String()}, Version: 9},
-		"outcome": {HLC: HLC{MS: 1, Device: other.String()}, Version: 5},
+	r := &engine.Record{Version: 9, Clocks: map[string]engine.FieldClock{
+		"notes":   {HLC: engine.HLC{MS: 1, Device: me.String()}, Version: 9},
+		"outcome": {HLC: engine.HLC{MS: 1, Device: other.String()}, Version: 5},
 	}}
-	if !wmLastWrittenBy(r, me) {
+	if !engine.LastWrittenBy(r, me) {
 		t.Error("my write of version 9 not recognised")
 	}
-	if wmLastWrittenBy(r, other) {
+	if engine.LastWrittenBy(r, other) {
 		t.Error("another device's older write taken for the latest")
 	}
 	r.Version = 10 // written since by a hook or server job
-	if wmLastWrittenBy(r, me) {
+	if engine.LastWrittenBy(r, me) {
 		t.Error("a later server write taken for mine")
 	}
 }

@@ -1,4 +1,4 @@
-package engine_test
+package sales_test
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/internal/synctest"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
 	"github.com/fieldsync/fieldsync/sync/engine"
@@ -74,7 +76,7 @@ func newContestBench(b *testing.B) *contestBench {
 	began := time.Now()
 	now := func() time.Time { return cbNow }
 	cb := &contestBench{db: storetest.MustOpenDBWith(b, storetest.Options{Now: now}), ctx: context.Background()}
-	cb.en = engine.New(cb.db, engine.Entities(), now, nil)
+	cb.en = engine.New(cb.db, sales.Entities(), now, nil)
 	org := models.Org{ID: uuid.New(), Name: "Bench Co", CreatedAt: cbNow}
 	user := func(email string, role models.Role, team *uuid.UUID) models.User {
 		return models.User{OrgID: org.ID, ID: uuid.New(), Email: email, Name: email, Role: role, TeamID: team, Active: true,
@@ -116,14 +118,14 @@ func newContestBench(b *testing.B) *contestBench {
 		accounts = append(accounts, teamAccts...)
 	}
 	cb.seqs = make([]int64, len(cb.reps))
-	if err := cb.db.SeedRecords(cb.ctx, org.ID, engine.Accounts(), accounts); err != nil {
+	if err := cb.db.SeedRecords(cb.ctx, org.ID, sales.Accounts(), accounts); err != nil {
 		b.Fatal(err)
 	}
 
 	// The visits: rep r, day d, slot k starts at 08:00 + 12k minutes on
 	// account (r+k) mod 40 of the rep's team.
 	cb.visits = cbVisitCount(b)
-	visits := engine.Visits()
+	visits := sales.Visits()
 	chunk := make([]*engine.Record, 0, 5000)
 	flush := func() {
 		if len(chunk) == 0 {
@@ -170,7 +172,7 @@ func newContestBench(b *testing.B) *contestBench {
 	began = time.Now()
 	name, start, end := "Forty days", cbStart, cbStart.Add(cbDays*24*time.Hour)
 	err := cb.en.Server(cb.ctx, cb.admin, func(c *engine.Context) error {
-		r, err := engine.CreateContest(c, engine.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end})
+		r, err := sales.CreateContest(c, sales.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end})
 		cb.contest = r
 		return err
 	})
@@ -217,7 +219,7 @@ func BenchmarkContestRecompute(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			return engine.RecomputeContest(c, cur)
+			return sales.RecomputeContest(c, cur)
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -261,7 +263,7 @@ func (cb *contestBench) push10(b *testing.B, r, d int) {
 		start := evening.Add(time.Duration(12*j) * time.Minute)
 		cb.seqs[r]++
 		muts[j] = engine.Mutation{Seq: cb.seqs[r], Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert,
-			HLC: engine.HLC{MS: cbNow.UnixMilli(), Counter: cb.seqs[r]}, Fields: rawFields(b, map[string]any{
+			HLC: engine.HLC{MS: cbNow.UnixMilli(), Counter: cb.seqs[r]}, Fields: synctest.RawFields(b, map[string]any{
 				"account_id": acct.ID, "kind": "unscheduled", "status": "completed", "outcome": "order", "order_value": 120,
 				"started_at": start, "ended_at": start.Add(10 * time.Minute),
 				"check_in_lat": acct.Values["lat"], "check_in_lng": acct.Values["lng"], "check_in_accuracy_m": 12.0,
