@@ -58,25 +58,25 @@ func CreateContest(c *engine.Context, in ContestInput) (*engine.Record, error) {
 		return nil, err
 	}
 	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
-		return nil, invalidField("name", "is required")
+		return nil, invalidField(fName, "is required")
 	}
 	if in.StartsAt == nil {
-		return nil, invalidField("starts_at", "is required")
+		return nil, invalidField(fStartsAt, "is required")
 	}
 	if in.EndsAt == nil {
-		return nil, invalidField("ends_at", "is required")
+		return nil, invalidField(fEndsAt, "is required")
 	}
 	if in.TeamID != nil {
 		if _, err := c.Team(*in.TeamID); err != nil {
 			if models.ErrorCode(err) == models.CodeNotFound {
-				return nil, invalidField("team_id", "must name a team of this organisation")
+				return nil, invalidField(fTeamID, "must name a team of this organisation")
 			}
 			return nil, err
 		}
 	}
 	r := &engine.Record{ID: uuid.New(), Values: map[string]any{
-		"status": models.ContestStatusDraft, "rules_version": int64(1), "owner_id": c.P.UserID,
-		"grace_hours": int64(models.DefaultGraceHours), "time_zone": "UTC",
+		fStatus: models.ContestStatusDraft, fRulesVersion: int64(1), fOwnerID: c.P.UserID,
+		fGraceHours: int64(models.DefaultGraceHours), fTimeZone: "UTC",
 	}}
 	if in.TimeZone == nil {
 		tz := "UTC"
@@ -89,7 +89,7 @@ func CreateContest(c *engine.Context, in ContestInput) (*engine.Record, error) {
 	if err := applyContestInput(c, r, in); err != nil {
 		return nil, err
 	}
-	if err := c.Put("contests", r); err != nil {
+	if err := c.Put(entContests, r); err != nil {
 		return nil, err
 	}
 	return r, AdvanceContest(c, r.ID)
@@ -98,56 +98,56 @@ func CreateContest(c *engine.Context, in ContestInput) (*engine.Record, error) {
 func applyContestInput(c *engine.Context, r *engine.Record, in ContestInput) error {
 	if in.Name != nil {
 		name := strings.TrimSpace(*in.Name)
-		if err := models.ValidateName("name", name); err != nil {
+		if err := models.ValidateName(fName, name); err != nil {
 			return err
 		}
-		r.Values["name"] = name
+		r.Values[fName] = name
 	}
 	if in.TimeZone != nil {
-		if err := models.ValidateTimeZone("time_zone", *in.TimeZone); err != nil {
+		if err := models.ValidateTimeZone(fTimeZone, *in.TimeZone); err != nil {
 			return err
 		}
-		r.Values["time_zone"] = *in.TimeZone
+		r.Values[fTimeZone] = *in.TimeZone
 	}
 	if in.StartsAt != nil {
-		r.Values["starts_at"] = in.StartsAt.UTC()
+		r.Values[fStartsAt] = in.StartsAt.UTC()
 	}
 	if in.EndsAt != nil {
-		r.Values["ends_at"] = in.EndsAt.UTC()
+		r.Values[fEndsAt] = in.EndsAt.UTC()
 	}
 	if in.TeamID != nil {
-		r.Values["team_id"] = *in.TeamID
+		r.Values[fTeamID] = *in.TeamID
 	}
-	s, e := r.TimeValue("starts_at"), r.TimeValue("ends_at")
+	s, e := r.TimeValue(fStartsAt), r.TimeValue(fEndsAt)
 	if s != nil && e != nil {
 		if !e.After(*s) {
-			return invalidField("ends_at", "must be after starts_at")
+			return invalidField(fEndsAt, "must be after starts_at")
 		}
 		if e.Sub(*s) > 366*24*time.Hour {
-			return invalidField("ends_at", "a contest lasts at most a year")
+			return invalidField(fEndsAt, "a contest lasts at most a year")
 		}
 	}
 	if in.GraceHours != nil {
 		if *in.GraceHours < 0 || *in.GraceHours > 24*30 {
-			return invalidField("grace_hours", "must be between 0 and 720")
+			return invalidField(fGraceHours, "must be between 0 and 720")
 		}
-		r.Values["grace_hours"] = int64(*in.GraceHours)
+		r.Values[fGraceHours] = int64(*in.GraceHours)
 	}
 	if in.Rules != nil {
-		if err := in.Rules.Validate("rules"); err != nil {
+		if err := in.Rules.Validate(fRules); err != nil {
 			return err
 		}
 		b, _ := json.Marshal(in.Rules)
-		r.Values["rules"] = string(b)
+		r.Values[fRules] = string(b)
 	}
 	if in.HasTargets {
 		for rep, t := range in.Targets {
 			u, err := c.User(rep)
 			if err != nil || u.Role != models.RoleRep {
-				return invalidField("targets", "%s is not a rep of this organisation", rep)
+				return invalidField(fTargets, "%s is not a rep of this organisation", rep)
 			}
 			if t <= 0 || t > 1e9 {
-				return invalidField("targets", "target of %s must be positive", rep)
+				return invalidField(fTargets, "target of %s must be positive", rep)
 			}
 		}
 		m := make(map[string]float64, len(in.Targets))
@@ -155,7 +155,7 @@ func applyContestInput(c *engine.Context, r *engine.Record, in ContestInput) err
 			m[k.String()] = v
 		}
 		b, _ := json.Marshal(m)
-		r.Values["targets"] = string(b)
+		r.Values[fTargets] = string(b)
 	}
 	return nil
 }
@@ -164,43 +164,43 @@ func applyContestInput(c *engine.Context, r *engine.Record, in ContestInput) err
 // change of rules or targets makes a new rules version, is audited, and
 // recomputes the contest. A finalized contest never changes.
 func UpdateContest(c *engine.Context, id uuid.UUID, in ContestInput) (*engine.Record, error) {
-	cur, err := c.Get("contests", id)
+	cur, err := c.Get(entContests, id)
 	if err != nil {
 		return nil, err
 	}
 	if cur == nil || cur.Deleted || !teamOrOrgScope(cur).Visible(c.P) {
 		return nil, models.ErrNotFound
 	}
-	if err := canManageContest(c, cur.UUIDValue("team_id")); err != nil {
+	if err := canManageContest(c, cur.UUIDValue(fTeamID)); err != nil {
 		return nil, err
 	}
-	status := cur.StringValue("status")
+	status := cur.StringValue(fStatus)
 	if status == models.ContestStatusFinalized {
 		return nil, &models.Error{Code: models.CodeConflict, Message: "a finalized contest does not change"}
 	}
-	if in.TeamID != nil && !sameUUID(cur.UUIDValue("team_id"), in.TeamID) {
-		return nil, invalidField("team_id", "a contest's participants cannot change")
+	if in.TeamID != nil && !sameUUID(cur.UUIDValue(fTeamID), in.TeamID) {
+		return nil, invalidField(fTeamID, "a contest's participants cannot change")
 	}
 	started := status != models.ContestStatusDraft
 	if started && (in.StartsAt != nil || in.TimeZone != nil) {
-		return nil, invalidField("starts_at", "a started contest keeps its start and time zone")
+		return nil, invalidField(fStartsAt, "a started contest keeps its start and time zone")
 	}
 	next := cur.Clone()
 	if err := applyContestInput(c, next, in); err != nil {
 		return nil, err
 	}
-	rulesChanged := next.StringValue("rules") != cur.StringValue("rules") || next.StringValue("targets") != cur.StringValue("targets")
+	rulesChanged := next.StringValue(fRules) != cur.StringValue(fRules) || next.StringValue(fTargets) != cur.StringValue(fTargets)
 	if started && rulesChanged {
-		v, _ := cur.Values["rules_version"].(int64)
-		next.Values["rules_version"] = v + 1
-		c.Journal(models.RuleVersion{ContestID: id, Version: v + 1, Rules: next.StringValue("rules"),
-			Targets: next.StringValue("targets"), ChangedBy: c.P.UserID, ChangedAt: c.Now})
+		v, _ := cur.Values[fRulesVersion].(int64)
+		next.Values[fRulesVersion] = v + 1
+		c.Journal(models.RuleVersion{ContestID: id, Version: v + 1, Rules: next.StringValue(fRules),
+			Targets: next.StringValue(fTargets), ChangedBy: c.P.UserID, ChangedAt: c.Now})
 	}
-	if err := c.Put("contests", next); err != nil {
+	if err := c.Put(entContests, next); err != nil {
 		return nil, err
 	}
 	c.Forget("scoring-contests")
-	if started && (rulesChanged || !engine.Equal(cur.Values["ends_at"], next.Values["ends_at"])) {
+	if started && (rulesChanged || !engine.Equal(cur.Values[fEndsAt], next.Values[fEndsAt])) {
 		if err := RecomputeContest(c, next); err != nil {
 			return nil, err
 		}
@@ -213,7 +213,7 @@ func UpdateContest(c *engine.Context, id uuid.UUID, in ContestInput) (*engine.Re
 // scores what already happened in the window; finalizing freezes it.
 func AdvanceContest(c *engine.Context, id uuid.UUID) error {
 	for {
-		cur, err := c.Get("contests", id)
+		cur, err := c.Get(entContests, id)
 		if err != nil || cur == nil {
 			return err
 		}
@@ -233,8 +233,8 @@ func AdvanceContest(c *engine.Context, id uuid.UUID) error {
 			return nil
 		}
 		next := cur.Clone()
-		next.Values["status"] = to
-		if err := c.Put("contests", next); err != nil {
+		next.Values[fStatus] = to
+		if err := c.Put(entContests, next); err != nil {
 			return err
 		}
 		c.Forget("scoring-contests")
@@ -281,16 +281,16 @@ func assessmentsDue(c *engine.Context, cv *contestView, status string) error {
 			continue
 		}
 		a := &engine.Record{ID: engine.NameID(c.P.OrgID, fmt.Sprintf("assessment:%s:%s:%s", phase, cv.id, u.ID)), Values: map[string]any{
-			"rep_id": u.ID, "assessor_id": *team.ManagerID, "phase": phase, "contest_id": cv.id,
-			"status": models.AssessDraft, "due_at": c.Now.Add(7 * 24 * time.Hour),
-			"template_version": int64(models.DefaultTemplate().Version), "team_id": *u.TeamID,
+			fRepID: u.ID, fAssessorID: *team.ManagerID, fPhase: phase, fContestID: cv.id,
+			fStatus: models.AssessDraft, fDueAt: c.Now.Add(7 * 24 * time.Hour),
+			fTemplateVersion: int64(models.DefaultTemplate().Version), fTeamID: *u.TeamID,
 		}}
-		created, err := c.PutNew("assessments", a)
+		created, err := c.PutNew(entAssessments, a)
 		if err != nil {
 			return err
 		}
 		if created {
-			n := models.AssessmentDueNotification(cv.id, cv.rec.StringValue("name"), u.ID, u.Name, phase)
+			n := models.AssessmentDueNotification(cv.id, cv.rec.StringValue(fName), u.ID, u.Name, phase)
 			if err := Notify(c, n.To(*team.ManagerID)); err != nil {
 				return err
 			}
@@ -303,7 +303,7 @@ func assessmentsDue(c *engine.Context, cv *contestView, status string) error {
 // lifecycle and stale ride-along requests expire. It is idempotent.
 func Tick(c *engine.Context) error {
 	for _, st := range []string{models.ContestStatusDraft, models.ContestStatusActive, models.ContestStatusEnded} {
-		cs, err := c.Find("contests", map[string]any{"status": st})
+		cs, err := c.Find(entContests, map[string]any{fStatus: st})
 		if err != nil {
 			return err
 		}
@@ -312,7 +312,7 @@ func Tick(c *engine.Context) error {
 				return err
 			}
 			if st == models.ContestStatusActive {
-				cur, err := c.Get("contests", r.ID)
+				cur, err := c.Get(entContests, r.ID)
 				if err != nil {
 					return err
 				}

@@ -37,8 +37,8 @@ func Assessments() *engine.Entity {
 // assessmentScope keeps a draft between the assessor, the team's manager
 // and admins; the rep sees it once it is shared.
 func assessmentScope(r *engine.Record) engine.Scope {
-	if r.StringValue("status") == models.AssessDraft {
-		return engine.Scope{TeamID: r.UUIDValue("team_id"), UserID: r.UUIDValue("assessor_id"), Visibility: engine.VisOwner}
+	if r.StringValue(fStatus) == models.AssessDraft {
+		return engine.Scope{TeamID: r.UUIDValue(fTeamID), UserID: r.UUIDValue(fAssessorID), Visibility: engine.VisOwner}
 	}
 	return repScope(r)
 }
@@ -49,54 +49,54 @@ var assessmentNext = map[string]string{models.AssessDraft: models.AssessShared, 
 // acknowledge a shared assessment and comment on it; an acknowledged
 // assessment is locked.
 func prepareAssessment(c *engine.Context, old, r *engine.Record) error {
-	if old != nil && old.StringValue("status") == models.AssessAcknowledged {
+	if old != nil && old.StringValue(fStatus) == models.AssessAcknowledged {
 		return &models.Error{Code: CodeLocked, Message: "an acknowledged assessment is locked"}
 	}
 	if r == nil {
-		if old.StringValue("status") != models.AssessDraft || !sameUUID(old.UUIDValue("assessor_id"), &c.P.UserID) {
-			return forbidden("status", "only the assessor may delete an assessment, and only a draft")
+		if old.StringValue(fStatus) != models.AssessDraft || !sameUUID(old.UUIDValue(fAssessorID), &c.P.UserID) {
+			return forbidden(fStatus, "only the assessor may delete an assessment, and only a draft")
 		}
 		return nil
 	}
 	if old == nil {
-		rep, _ := c.Sent["rep_id"].(uuid.UUID)
+		rep, _ := c.Sent[fRepID].(uuid.UUID)
 		if err := checkAssessor(c, rep); err != nil {
 			return err
 		}
-		r.Values["assessor_id"] = c.P.UserID
+		r.Values[fAssessorID] = c.P.UserID
 		u, err := c.User(rep)
 		if err != nil {
 			return err
 		}
-		r.Values["team_id"] = valueOr(u.TeamID)
-		r.Values["template_version"] = int64(models.DefaultTemplate().Version)
+		r.Values[fTeamID] = valueOr(u.TeamID)
+		r.Values[fTemplateVersion] = int64(models.DefaultTemplate().Version)
 	}
-	isRep := old != nil && sameUUID(old.UUIDValue("rep_id"), &c.P.UserID)
+	isRep := old != nil && sameUUID(old.UUIDValue(fRepID), &c.P.UserID)
 	if isRep {
 		for f := range c.Sent {
-			if f != "status" && f != "rep_comment" {
+			if f != fStatus && f != fRepComment {
 				return forbidden(f, "a rep may only acknowledge an assessment and comment on it")
 			}
 		}
 	} else if old != nil {
-		if err := checkAssessor(c, *old.UUIDValue("rep_id")); err != nil {
+		if err := checkAssessor(c, *old.UUIDValue(fRepID)); err != nil {
 			return err
 		}
-		if _, sent := c.Sent["rep_comment"]; sent {
-			return forbidden("rep_comment", "only the rep comments on their assessment")
+		if _, sent := c.Sent[fRepComment]; sent {
+			return forbidden(fRepComment, "only the rep comments on their assessment")
 		}
-		if rep, ok := c.Sent["rep_id"].(uuid.UUID); ok && !sameUUID(old.UUIDValue("rep_id"), &rep) {
-			return forbidden("rep_id", "rep_id cannot change")
+		if rep, ok := c.Sent[fRepID].(uuid.UUID); ok && !sameUUID(old.UUIDValue(fRepID), &rep) {
+			return forbidden(fRepID, "rep_id cannot change")
 		}
 	}
-	to, sent := c.Sent["status"].(string)
+	to, sent := c.Sent[fStatus].(string)
 	if !sent {
 		return nil
 	}
-	delete(c.Sent, "status")
+	delete(c.Sent, fStatus)
 	cur := models.AssessDraft
 	if old != nil {
-		cur = old.StringValue("status")
+		cur = old.StringValue(fStatus)
 	}
 	if to == cur {
 		return nil
@@ -107,13 +107,13 @@ func prepareAssessment(c *engine.Context, old, r *engine.Record) error {
 	case to == models.AssessShared && isRep, to == models.AssessAcknowledged && !isRep:
 		return invalidTransition("the manager shares an assessment and the rep acknowledges it")
 	}
-	r.Values["status"] = to
+	r.Values[fStatus] = to
 	return nil
 }
 
 // checkAssessor requires the caller to be the manager of rep's team.
 func checkAssessor(c *engine.Context, rep uuid.UUID) error {
-	deny := forbidden("rep_id", "only the rep's manager assesses them")
+	deny := forbidden(fRepID, "only the rep's manager assesses them")
 	if c.P.Role != models.RoleManager || c.P.TeamID == nil {
 		return deny
 	}
@@ -135,43 +135,43 @@ func checkAssessor(c *engine.Context, rep uuid.UUID) error {
 }
 
 func validateAssessment(c *engine.Context, old, r *engine.Record) error {
-	bs, err := models.ParseBehaviours(r.StringValue("behaviours"), models.DefaultTemplate())
+	bs, err := models.ParseBehaviours(r.StringValue(fBehaviours), models.DefaultTemplate())
 	if err != nil {
 		return err
 	}
 	if bs != nil {
 		// Stored in canonical form: keys as the template spells them.
 		b, _ := json.Marshal(bs)
-		r.Values["behaviours"] = string(b)
+		r.Values[fBehaviours] = string(b)
 	}
-	if old != nil && engine.Equal(old.Values["ride_along_id"], r.Values["ride_along_id"]) && engine.Equal(old.Values["contest_id"], r.Values["contest_id"]) {
+	if old != nil && engine.Equal(old.Values[fRideAlongID], r.Values[fRideAlongID]) && engine.Equal(old.Values[fContestID], r.Values[fContestID]) {
 		return nil
 	}
-	rep := r.UUIDValue("rep_id")
-	switch r.StringValue("phase") {
+	rep := r.UUIDValue(fRepID)
+	switch r.StringValue(fPhase) {
 	case models.PhaseRideAlong:
-		id := r.UUIDValue("ride_along_id")
+		id := r.UUIDValue(fRideAlongID)
 		if id == nil {
-			return &models.Error{Code: engine.CodeMissingRequired, Message: "ride_along_id is required for a ride-along assessment", Fields: []models.FieldError{{Field: "ride_along_id", Code: engine.CodeMissingRequired, Message: "is required for phase ride_along"}}}
+			return &models.Error{Code: engine.CodeMissingRequired, Message: "ride_along_id is required for a ride-along assessment", Fields: []models.FieldError{{Field: fRideAlongID, Code: engine.CodeMissingRequired, Message: "is required for phase ride_along"}}}
 		}
-		ra, err := c.Get("ride_alongs", *id)
+		ra, err := c.Get(entRideAlongs, *id)
 		if err != nil {
 			return err
 		}
-		if ra == nil || ra.Deleted || !sameUUID(ra.UUIDValue("rep_id"), rep) || ra.StringValue("status") != models.RideCompleted {
-			return models.FieldInvalid("ride_along_id", "must name a completed ride-along with this rep")
+		if ra == nil || ra.Deleted || !sameUUID(ra.UUIDValue(fRepID), rep) || ra.StringValue(fStatus) != models.RideCompleted {
+			return models.FieldInvalid(fRideAlongID, "must name a completed ride-along with this rep")
 		}
 	default:
-		id := r.UUIDValue("contest_id")
+		id := r.UUIDValue(fContestID)
 		if id == nil {
-			return &models.Error{Code: engine.CodeMissingRequired, Message: "contest_id is required for a contest assessment", Fields: []models.FieldError{{Field: "contest_id", Code: engine.CodeMissingRequired, Message: "is required for a contest phase"}}}
+			return &models.Error{Code: engine.CodeMissingRequired, Message: "contest_id is required for a contest assessment", Fields: []models.FieldError{{Field: fContestID, Code: engine.CodeMissingRequired, Message: "is required for a contest phase"}}}
 		}
-		ct, err := c.Get("contests", *id)
+		ct, err := c.Get(entContests, *id)
 		if err != nil {
 			return err
 		}
-		if ct == nil || ct.Deleted || !teamOrOrgScope(ct).Visible(c.P) || !(ct.UUIDValue("team_id") == nil || sameUUID(ct.UUIDValue("team_id"), r.UUIDValue("team_id"))) {
-			return models.FieldInvalid("contest_id", "must name a contest the rep takes part in")
+		if ct == nil || ct.Deleted || !teamOrOrgScope(ct).Visible(c.P) || !(ct.UUIDValue(fTeamID) == nil || sameUUID(ct.UUIDValue(fTeamID), r.UUIDValue(fTeamID))) {
+			return models.FieldInvalid(fContestID, "must name a contest the rep takes part in")
 		}
 	}
 	return nil

@@ -37,7 +37,7 @@ func Contests() *engine.Entity {
 }
 
 func teamOrOrgScope(r *engine.Record) engine.Scope {
-	if t := r.UUIDValue("team_id"); t != nil {
+	if t := r.UUIDValue(fTeamID); t != nil {
 		return engine.Scope{TeamID: t, Visibility: engine.VisTeam}
 	}
 	return engine.Scope{Visibility: engine.VisOrg}
@@ -95,8 +95,8 @@ func Standings() *engine.Entity {
 		},
 		Scope: func(r *engine.Record) engine.Scope {
 			// Everyone in a contest sees its standings.
-			if t := r.UUIDValue("contest_scope_team"); t != nil {
-				return engine.Scope{TeamID: t, UserID: r.UUIDValue("rep_id"), Visibility: engine.VisTeam}
+			if t := r.UUIDValue(fContestScopeTeam); t != nil {
+				return engine.Scope{TeamID: t, UserID: r.UUIDValue(fRepID), Visibility: engine.VisTeam}
 			}
 			return engine.Scope{Visibility: engine.VisOrg}
 		},
@@ -118,30 +118,30 @@ type contestView struct {
 }
 
 func viewContest(r *engine.Record) (*contestView, error) {
-	v := &contestView{rec: r, id: r.ID, team: r.UUIDValue("team_id"), status: r.StringValue("status"), rules: models.DefaultScoringRules()}
-	if s := r.TimeValue("starts_at"); s != nil {
+	v := &contestView{rec: r, id: r.ID, team: r.UUIDValue(fTeamID), status: r.StringValue(fStatus), rules: models.DefaultScoringRules()}
+	if s := r.TimeValue(fStartsAt); s != nil {
 		v.start = *s
 	}
-	if e := r.TimeValue("ends_at"); e != nil {
+	if e := r.TimeValue(fEndsAt); e != nil {
 		v.end = *e
 	}
-	loc, err := time.LoadLocation(r.StringValue("time_zone"))
+	loc, err := time.LoadLocation(r.StringValue(fTimeZone))
 	if err != nil {
 		loc = time.UTC
 	}
 	v.loc = loc
-	g, ok := r.Values["grace_hours"].(int64)
+	g, ok := r.Values[fGraceHours].(int64)
 	if !ok {
 		g = models.DefaultGraceHours
 	}
 	v.grace = time.Duration(g) * time.Hour
-	if raw := r.StringValue("rules"); raw != "" && raw != "null" {
+	if raw := r.StringValue(fRules); raw != "" && raw != "null" {
 		if err := json.Unmarshal([]byte(raw), &v.rules); err != nil {
 			return nil, fmt.Errorf("contest %s rules: %w", r.ID, err)
 		}
 	}
-	v.rulesVersion, _ = r.Values["rules_version"].(int64)
-	if v.targets, err = models.ParseTargets(r.StringValue("targets")); err != nil {
+	v.rulesVersion, _ = r.Values[fRulesVersion].(int64)
+	if v.targets, err = models.ParseTargets(r.StringValue(fTargets)); err != nil {
 		return nil, fmt.Errorf("contest %s targets: %w", r.ID, err)
 	}
 	return v, nil
@@ -179,7 +179,7 @@ func (v *contestView) day(t time.Time) (from, to time.Time, ok bool) {
 func scoringContests(c *engine.Context) ([]*contestView, error) {
 	v, err := c.Cached("scoring-contests", func() (any, error) {
 		var out []*contestView
-		recs, err := c.Find("contests", map[string]any{"status": engine.AnyOf{models.ContestStatusActive, models.ContestStatusEnded}})
+		recs, err := c.Find(entContests, map[string]any{fStatus: engine.AnyOf{models.ContestStatusActive, models.ContestStatusEnded}})
 		if err != nil {
 			return nil, err
 		}
@@ -214,12 +214,12 @@ func scoreHook(timeField string) engine.Hook {
 			if rec == nil {
 				continue
 			}
-			rep, at := rec.UUIDValue("rep_id"), rec.TimeValue(timeField)
+			rep, at := rec.UUIDValue(fRepID), rec.TimeValue(timeField)
 			if rep == nil || at == nil {
 				continue
 			}
 			for _, cv := range contests {
-				if !cv.includes(rec.UUIDValue("team_id")) {
+				if !cv.includes(rec.UUIDValue(fTeamID)) {
 					continue
 				}
 				from, to, ok := cv.day(*at)
@@ -252,34 +252,34 @@ type netEntry struct {
 // of what no longer holds and a new entry for what now does. Running it
 // twice writes nothing the second time.
 func recomputeDay(c *engine.Context, cv *contestView, rep uuid.UUID, from, to time.Time) error {
-	visits, err := c.Range("visits", map[string]any{"rep_id": rep}, "started_at", from, to)
+	visits, err := c.Range(entVisits, map[string]any{fRepID: rep}, fStartedAt, from, to)
 	if err != nil {
 		return err
 	}
-	acts, err := c.Range("activities", map[string]any{"rep_id": rep}, "occurred_at", from, to)
+	acts, err := c.Range(entActivities, map[string]any{fRepID: rep}, fOccurredAt, from, to)
 	if err != nil {
 		return err
 	}
 	sources := make([]models.ScoreSource, 0, len(visits)+len(acts))
 	for _, v := range visits {
-		s := models.ScoreSource{Entity: "visits", ID: v.ID, At: *v.TimeValue("started_at"), Kind: v.StringValue("kind"),
-			Status: v.StringValue("status"), Outcome: v.StringValue("outcome"), Verification: v.StringValue("verification"), Minutes: -1}
-		s.OrderCents, _ = v.Values["order_value"].(int64)
-		if d := v.FloatValue("check_in_distance_m"); d != nil {
+		s := models.ScoreSource{Entity: entVisits, ID: v.ID, At: *v.TimeValue(fStartedAt), Kind: v.StringValue(fKind),
+			Status: v.StringValue(fStatus), Outcome: v.StringValue(fOutcome), Verification: v.StringValue(fVerification), Minutes: -1}
+		s.OrderCents, _ = v.Values[fOrderValue].(int64)
+		if d := v.FloatValue(fCheckInDistanceM); d != nil {
 			s.DistanceM = *d
 		}
-		if e := v.TimeValue("ended_at"); e != nil {
+		if e := v.TimeValue(fEndedAt); e != nil {
 			s.Minutes = e.Sub(s.At).Minutes()
 		}
-		if s.AccountName, err = accountName(c, v.UUIDValue("account_id")); err != nil {
+		if s.AccountName, err = accountName(c, v.UUIDValue(fAccountID)); err != nil {
 			return err
 		}
 		sources = append(sources, s)
 	}
 	for _, a := range acts {
-		s := models.ScoreSource{Entity: "activities", ID: a.ID, At: *a.TimeValue("occurred_at"), Kind: a.StringValue("type")}
-		s.CostCents, _ = a.Values["cost"].(int64)
-		if s.AccountName, err = accountName(c, a.UUIDValue("account_id")); err != nil {
+		s := models.ScoreSource{Entity: entActivities, ID: a.ID, At: *a.TimeValue(fOccurredAt), Kind: a.StringValue(fType)}
+		s.CostCents, _ = a.Values[fCost].(int64)
+		if s.AccountName, err = accountName(c, a.UUIDValue(fAccountID)); err != nil {
 			return err
 		}
 		sources = append(sources, s)
@@ -289,27 +289,27 @@ func recomputeDay(c *engine.Context, cv *contestView, rep uuid.UUID, from, to ti
 		return err
 	}
 
-	existing, err := c.Range("score_entries", map[string]any{"contest_id": cv.id, "rep_id": rep}, "occurred_at", from, to)
+	existing, err := c.Range(entScoreEntries, map[string]any{fContestID: cv.id, fRepID: rep}, fOccurredAt, from, to)
 	if err != nil {
 		return err
 	}
 	net := map[entryKey]*netEntry{}
 	for _, e := range existing {
-		k := entryKey{*e.UUIDValue("source_id"), e.StringValue("rule")}
+		k := entryKey{*e.UUIDValue(fSourceID), e.StringValue(fRule)}
 		n := net[k]
 		if n == nil {
 			n = &netEntry{}
 			net[k] = n
 		}
-		p, _ := e.Values["points"].(float64)
-		val, _ := e.Values["value"].(int64)
-		cost, _ := e.Values["cost"].(int64)
+		p, _ := e.Values[fPoints].(float64)
+		val, _ := e.Values[fValue].(int64)
+		cost, _ := e.Values[fCost].(int64)
 		n.points += p
 		n.value += val
 		n.cost += cost
 		// A reversal names, and quotes, the entry now standing: the
 		// newest one that is not itself a reversal.
-		if rev, lastRev := e.Values["reverses"] != nil, n.last != nil && n.last.Values["reverses"] != nil; n.last == nil ||
+		if rev, lastRev := e.Values[fReverses] != nil, n.last != nil && n.last.Values[fReverses] != nil; n.last == nil ||
 			(lastRev && !rev) || (lastRev == rev && entryAfter(e, n.last)) {
 			n.last = e
 		}
@@ -322,18 +322,18 @@ func recomputeDay(c *engine.Context, cv *contestView, rep uuid.UUID, from, to ti
 	team := teamOf(c, rep)
 	write := func(e models.Entry, reverses *uuid.UUID) error {
 		rec := &engine.Record{ID: uuid.New(), Values: map[string]any{
-			"contest_id": cv.id, "rep_id": rep, "team_id": valueOr(team), "source_entity": e.SourceEntity,
-			"source_id": e.SourceID, "rule": e.Rule, "kind": e.Kind, "points": e.Points, "reason": e.Reason,
-			"occurred_at": e.At, "rules_version": cv.rulesVersion,
+			fContestID: cv.id, fRepID: rep, fTeamID: valueOr(team), fSourceEntity: e.SourceEntity,
+			fSourceID: e.SourceID, fRule: e.Rule, fKind: e.Kind, fPoints: e.Points, fReason: e.Reason,
+			fOccurredAt: e.At, fRulesVersion: cv.rulesVersion,
 		}}
 		if e.ValueCents != 0 {
-			rec.Values["value"] = e.ValueCents
+			rec.Values[fValue] = e.ValueCents
 		}
 		if e.CostCents != 0 {
-			rec.Values["cost"] = e.CostCents
+			rec.Values[fCost] = e.CostCents
 		}
 		if reverses != nil {
-			rec.Values["reverses"] = *reverses
+			rec.Values[fReverses] = *reverses
 		}
 		if e.Kind == models.KindOutcome {
 			delta.OutcomePoints += e.Points
@@ -342,7 +342,7 @@ func recomputeDay(c *engine.Context, cv *contestView, rep uuid.UUID, from, to ti
 		}
 		delta.ValueCents += e.ValueCents
 		delta.CostCents += e.CostCents
-		return c.Put("score_entries", rec)
+		return c.Put(entScoreEntries, rec)
 	}
 	keys := make([]entryKey, 0, len(net)+len(want))
 	for k := range net {
@@ -367,9 +367,9 @@ func recomputeDay(c *engine.Context, cv *contestView, rep uuid.UUID, from, to ti
 		}
 		if have != nil && (math.Abs(have.points) >= 0.005 || have.value != 0 || have.cost != 0) {
 			last := have.last
-			rev := models.Entry{SourceEntity: last.StringValue("source_entity"), SourceID: k.source, Rule: k.rule,
-				Kind: last.StringValue("kind"), Points: -have.points, ValueCents: -have.value, CostCents: -have.cost,
-				Reason: "Reversed: " + last.StringValue("reason"), At: *last.TimeValue("occurred_at")}
+			rev := models.Entry{SourceEntity: last.StringValue(fSourceEntity), SourceID: k.source, Rule: k.rule,
+				Kind: last.StringValue(fKind), Points: -have.points, ValueCents: -have.value, CostCents: -have.cost,
+				Reason: "Reversed: " + last.StringValue(fReason), At: *last.TimeValue(fOccurredAt)}
 			if err := write(rev, &last.ID); err != nil {
 				return err
 			}
@@ -412,11 +412,11 @@ func accountName(c *engine.Context, id *uuid.UUID) (string, error) {
 	if id == nil {
 		return "", nil
 	}
-	a, err := c.Get("accounts", *id)
+	a, err := c.Get(entAccounts, *id)
 	if err != nil || a == nil {
 		return "", err
 	}
-	return a.StringValue("name"), nil
+	return a.StringValue(fName), nil
 }
 
 // StandingID is the id of a rep's standing in a contest.
@@ -426,7 +426,7 @@ func StandingID(org, contest, rep uuid.UUID) uuid.UUID {
 
 func standingRecord(c *engine.Context, cv *contestView, rep uuid.UUID, team *uuid.UUID) (*engine.Record, error) {
 	id := StandingID(c.P.OrgID, cv.id, rep)
-	cur, err := c.Get("standings", id)
+	cur, err := c.Get(entStandings, id)
 	if err != nil {
 		return nil, err
 	}
@@ -434,36 +434,36 @@ func standingRecord(c *engine.Context, cv *contestView, rep uuid.UUID, team *uui
 		return cur.Clone(), nil
 	}
 	return &engine.Record{ID: id, Values: map[string]any{
-		"contest_id": cv.id, "rep_id": rep, "team_id": valueOr(team), "contest_scope_team": valueOr(cv.team),
-		"rank": int64(0), "previous_rank": int64(0), "outcome_points": 0.0, "activity_points": 0.0, "total_points": 0.0,
-		"outcome_value": int64(0), "activity_cost": int64(0), "productivity": 0.0, "target": cv.targets[rep], "progress": 0.0,
+		fContestID: cv.id, fRepID: rep, fTeamID: valueOr(team), fContestScopeTeam: valueOr(cv.team),
+		fRank: int64(0), fPreviousRank: int64(0), fOutcomePoints: 0.0, fActivityPoints: 0.0, fTotalPoints: 0.0,
+		fOutcomeValue: int64(0), fActivityCost: int64(0), fProductivity: 0.0, fTarget: cv.targets[rep], fProgress: 0.0,
 	}}, nil
 }
 
 func standingOf(r *engine.Record) models.Standing {
-	s := models.Standing{RepID: *r.UUIDValue("rep_id")}
-	s.OutcomePoints, _ = r.Values["outcome_points"].(float64)
-	s.ActivityPoints, _ = r.Values["activity_points"].(float64)
-	s.ValueCents, _ = r.Values["outcome_value"].(int64)
-	s.CostCents, _ = r.Values["activity_cost"].(int64)
-	s.Target, _ = r.Values["target"].(float64)
-	rank, _ := r.Values["rank"].(int64)
+	s := models.Standing{RepID: *r.UUIDValue(fRepID)}
+	s.OutcomePoints, _ = r.Values[fOutcomePoints].(float64)
+	s.ActivityPoints, _ = r.Values[fActivityPoints].(float64)
+	s.ValueCents, _ = r.Values[fOutcomeValue].(int64)
+	s.CostCents, _ = r.Values[fActivityCost].(int64)
+	s.Target, _ = r.Values[fTarget].(float64)
+	rank, _ := r.Values[fRank].(int64)
 	s.Rank = int(rank)
-	prev, _ := r.Values["previous_rank"].(int64)
+	prev, _ := r.Values[fPreviousRank].(int64)
 	s.Previous = int(prev)
 	return s
 }
 
 func setStanding(r *engine.Record, s models.Standing, now time.Time) {
-	r.Values["outcome_points"] = math.Round(s.OutcomePoints*100) / 100
-	r.Values["activity_points"] = math.Round(s.ActivityPoints*100) / 100
-	r.Values["total_points"] = s.Total()
-	r.Values["outcome_value"] = s.ValueCents
-	r.Values["activity_cost"] = s.CostCents
-	r.Values["productivity"] = s.Productivity()
-	r.Values["target"] = s.Target
-	r.Values["progress"] = s.Progress()
-	r.Values["as_of"] = now
+	r.Values[fOutcomePoints] = math.Round(s.OutcomePoints*100) / 100
+	r.Values[fActivityPoints] = math.Round(s.ActivityPoints*100) / 100
+	r.Values[fTotalPoints] = s.Total()
+	r.Values[fOutcomeValue] = s.ValueCents
+	r.Values[fActivityCost] = s.CostCents
+	r.Values[fProductivity] = s.Productivity()
+	r.Values[fTarget] = s.Target
+	r.Values[fProgress] = s.Progress()
+	r.Values[fAsOf] = now
 }
 
 // addToStanding adds a delta to a rep's standing and schedules the
@@ -483,7 +483,7 @@ func addToStanding(c *engine.Context, cv *contestView, rep uuid.UUID, team *uuid
 	s.CostCents += d.CostCents
 	s.Target = cv.targets[rep]
 	setStanding(r, s, c.Now)
-	if err := c.Put("standings", r); err != nil {
+	if err := c.Put(entStandings, r); err != nil {
 		return err
 	}
 	if err := notifyTargets(c, cv, rep, before, s); err != nil {
@@ -500,7 +500,7 @@ func Rerank(c *engine.Context, contest *engine.Record) error {
 	if err != nil {
 		return err
 	}
-	recs, err := c.Find("standings", map[string]any{"contest_id": cv.id})
+	recs, err := c.Find(entStandings, map[string]any{fContestID: cv.id})
 	if err != nil {
 		return err
 	}
@@ -520,15 +520,15 @@ func Rerank(c *engine.Context, contest *engine.Record) error {
 	}
 	for _, s := range ss {
 		r := byRep[s.RepID]
-		old, _ := r.Values["rank"].(int64)
+		old, _ := r.Values[fRank].(int64)
 		if int(old) == s.Rank {
 			continue
 		}
 		next := r.Clone()
-		next.Values["previous_rank"] = old
-		next.Values["rank"] = int64(s.Rank)
-		next.Values["as_of"] = c.Now
-		if err := c.Put("standings", next); err != nil {
+		next.Values[fPreviousRank] = old
+		next.Values[fRank] = int64(s.Rank)
+		next.Values[fAsOf] = c.Now
+		if err := c.Put(entStandings, next); err != nil {
 			return err
 		}
 	}
@@ -559,12 +559,12 @@ func EnsureStandings(c *engine.Context, contest *engine.Record) error {
 		s.Target = cv.targets[u.ID]
 		setStanding(r, s, c.Now)
 		if retarget {
-			if err := c.Put("standings", r); err != nil {
+			if err := c.Put(entStandings, r); err != nil {
 				return err
 			}
 			continue
 		}
-		if _, err := c.PutNew("standings", r); err != nil {
+		if _, err := c.PutNew(entStandings, r); err != nil {
 			return err
 		}
 	}

@@ -16,9 +16,9 @@ import (
 // trigger fire once however often the change is replayed or recomputed.
 
 func registerDomainNotifications(es []*engine.Entity) {
-	engine.OnWrite(es, "ride_alongs", notifyRideAlong)
-	engine.OnWrite(es, "assessments", notifyAssessment)
-	engine.OnWrite(es, "recognitions", notifyRecognition)
+	engine.OnWrite(es, entRideAlongs, notifyRideAlong)
+	engine.OnWrite(es, entAssessments, notifyAssessment)
+	engine.OnWrite(es, entRecognitions, notifyRecognition)
 }
 
 // userName is a user's name, or "" when they are unknown.
@@ -50,29 +50,29 @@ func notifyRideAlong(c *engine.Context, old, r *engine.Record) error {
 	if r.Deleted {
 		return nil
 	}
-	rep, mgr := r.UUIDValue("rep_id"), r.UUIDValue("manager_id")
+	rep, mgr := r.UUIDValue(fRepID), r.UUIDValue(fManagerID)
 	if rep == nil || mgr == nil {
 		return nil
 	}
 	requester, other := rep, mgr
-	if r.StringValue("requested_by") == "manager" {
+	if r.StringValue(fRequestedBy) == "manager" {
 		requester, other = mgr, rep
 	}
 	var account string
-	if v := r.UUIDValue("visit_id"); v != nil {
-		if visit, err := c.Get("visits", *v); err == nil && visit != nil {
-			account, _ = accountName(c, visit.UUIDValue("account_id"))
+	if v := r.UUIDValue(fVisitID); v != nil {
+		if visit, err := c.Get(entVisits, *v); err == nil && visit != nil {
+			account, _ = accountName(c, visit.UUIDValue(fAccountID))
 		}
 	}
-	status := r.StringValue("status")
+	status := r.StringValue(fStatus)
 	if old == nil {
-		when := inZone(c, *other, r.TimeValue("scheduled_for"))
-		if r.StringValue("requested_by") == "manager" {
+		when := inZone(c, *other, r.TimeValue(fScheduledFor))
+		if r.StringValue(fRequestedBy) == "manager" {
 			return Notify(c, models.RideAlongFlaggedNotification(r.ID, userName(c, mgr), account, when).To(*rep))
 		}
 		return Notify(c, models.RideAlongRequestedNotification(r.ID, userName(c, rep), account, when).To(*mgr))
 	}
-	if old.StringValue("status") == status {
+	if old.StringValue(fStatus) == status {
 		return nil
 	}
 	actor := c.P.UserID
@@ -80,7 +80,7 @@ func notifyRideAlong(c *engine.Context, old, r *engine.Record) error {
 	to := *requester
 	switch status {
 	case models.RideAccepted:
-		n = models.RideAlongAcceptedNotification(r.ID, userName(c, other), account, inZone(c, *requester, r.TimeValue("scheduled_for")))
+		n = models.RideAlongAcceptedNotification(r.ID, userName(c, other), account, inZone(c, *requester, r.TimeValue(fScheduledFor)))
 	case models.RideDeclined:
 		n = models.RideAlongDeclinedNotification(r.ID, userName(c, other), account)
 	case models.RideCancelled:
@@ -102,44 +102,44 @@ func notifyRideAlong(c *engine.Context, old, r *engine.Record) error {
 }
 
 func notifyAssessment(c *engine.Context, old, r *engine.Record) error {
-	if r.Deleted || r.StringValue("status") != models.AssessShared || (old != nil && old.StringValue("status") == models.AssessShared) {
+	if r.Deleted || r.StringValue(fStatus) != models.AssessShared || (old != nil && old.StringValue(fStatus) == models.AssessShared) {
 		return nil
 	}
-	rep := r.UUIDValue("rep_id")
+	rep := r.UUIDValue(fRepID)
 	if rep == nil {
 		return nil
 	}
-	bs, _ := models.ParseBehaviours(r.StringValue("behaviours"), models.DefaultTemplate())
+	bs, _ := models.ParseBehaviours(r.StringValue(fBehaviours), models.DefaultTemplate())
 	right, wrong := models.Tally(bs)
-	return Notify(c, models.AssessmentSharedNotification(r.ID, userName(c, r.UUIDValue("assessor_id")), right, wrong).To(*rep))
+	return Notify(c, models.AssessmentSharedNotification(r.ID, userName(c, r.UUIDValue(fAssessorID)), right, wrong).To(*rep))
 }
 
 func notifyRecognition(c *engine.Context, old, r *engine.Record) error {
-	to := r.UUIDValue("to_user_id")
+	to := r.UUIDValue(fToUserID)
 	if old != nil || r.Deleted || to == nil {
 		return nil
 	}
 	from := "fieldsync"
-	if name := userName(c, r.UUIDValue("from_user_id")); name != "" {
+	if name := userName(c, r.UUIDValue(fFromUserID)); name != "" {
 		from = name
 	}
-	what := r.StringValue("message")
+	what := r.StringValue(fMessage)
 	return Notify(c, models.RecognitionReceivedNotification(r.ID, from, what).To(*to))
 }
 
 // notifyParticipants sends one notification per rep in a contest, built
 // for each from their standing (rank and field size).
 func notifyParticipants(c *engine.Context, cv *contestView, build func(rank, of int) models.Notification) error {
-	standings, err := c.Find("standings", map[string]any{"contest_id": cv.id})
+	standings, err := c.Find(entStandings, map[string]any{fContestID: cv.id})
 	if err != nil {
 		return err
 	}
 	for _, s := range standings {
-		rep := s.UUIDValue("rep_id")
+		rep := s.UUIDValue(fRepID)
 		if rep == nil {
 			continue
 		}
-		rank, _ := s.Values["rank"].(int64)
+		rank, _ := s.Values[fRank].(int64)
 		if err := Notify(c, build(int(rank), len(standings)).To(*rep)); err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func notifyParticipants(c *engine.Context, cv *contestView, build func(rank, of 
 // notifyContestStatus tells participants a contest started, ended or was
 // finalized, and awards the top-3 badges when results are final.
 func notifyContestStatus(c *engine.Context, cv *contestView, status string) error {
-	name := cv.rec.StringValue("name")
+	name := cv.rec.StringValue(fName)
 	switch status {
 	case models.ContestStatusActive:
 		return notifyParticipants(c, cv, func(int, int) models.Notification {
@@ -175,7 +175,7 @@ func notifyEnding24h(c *engine.Context, cv *contestView) error {
 	if cv.status != models.ContestStatusActive || c.Now.Before(cv.end.Add(-24*time.Hour)) || !c.Now.Before(cv.end) {
 		return nil
 	}
-	name := cv.rec.StringValue("name")
+	name := cv.rec.StringValue(fName)
 	return notifyParticipants(c, cv, func(rank, of int) models.Notification {
 		return models.ContestEnding24hNotification(cv.id, name, rank, of)
 	})
@@ -186,7 +186,7 @@ func notifyEnding24h(c *engine.Context, cv *contestView) error {
 // directly above, who was below before, at most once an hour per contest.
 // Nobody is told of ranks while nobody has scored.
 func notifyRankMoves(c *engine.Context, cv *contestView, before map[uuid.UUID]int, after []models.Standing) error {
-	name := cv.rec.StringValue("name")
+	name := cv.rec.StringValue(fName)
 	byRank := make(map[int]models.Standing, len(after))
 	for _, s := range after {
 		byRank[s.Rank] = s
@@ -225,7 +225,7 @@ func notifyTargets(c *engine.Context, cv *contestView, rep uuid.UUID, before, af
 	if after.Target <= 0 {
 		return nil
 	}
-	name := cv.rec.StringValue("name")
+	name := cv.rec.StringValue(fName)
 	if before.Progress() < 0.5 && after.Progress() >= 0.5 && after.Progress() < 1 {
 		if err := Notify(c, models.TargetHalfNotification(cv.id, name).To(rep)); err != nil {
 			return err
@@ -244,7 +244,7 @@ func notifyTargets(c *engine.Context, cv *contestView, rep uuid.UUID, before, af
 // e.g. "check-in 1.2 km from Acme Hardware". Once per visit and contest.
 func notifyUnscored(c *engine.Context, cv *contestView, rep uuid.UUID, unscored []models.Unscored) error {
 	for _, u := range unscored {
-		n := models.VisitDidNotScoreNotification(u.SourceID, cv.id, cv.rec.StringValue("name"), u.Reason)
+		n := models.VisitDidNotScoreNotification(u.SourceID, cv.id, cv.rec.StringValue(fName), u.Reason)
 		if err := Notify(c, n.To(rep)); err != nil {
 			return err
 		}
@@ -256,19 +256,19 @@ func notifyUnscored(c *engine.Context, cv *contestView, rep uuid.UUID, unscored 
 // contest and the rep.
 func awardBadge(c *engine.Context, rep uuid.UUID, badge string, contest *uuid.UUID, message string) error {
 	key := "badge:" + badge + ":" + rep.String()
-	values := map[string]any{"to_user_id": rep, "message": message, "badge": badge, "kind": "badge", "sent_at": c.Now}
+	values := map[string]any{fToUserID: rep, fMessage: message, fBadge: badge, fKind: "badge", fSentAt: c.Now}
 	if contest != nil {
 		key += ":" + contest.String()
-		values["contest_id"] = *contest
+		values[fContestID] = *contest
 	}
-	_, err := c.PutNew("recognitions", &engine.Record{ID: engine.NameID(c.P.OrgID, key), Values: values})
+	_, err := c.PutNew(entRecognitions, &engine.Record{ID: engine.NameID(c.P.OrgID, key), Values: values})
 	return err
 }
 
 // awardTop3 gives the top-3 badge to the first three of a finalized
 // contest who scored.
 func awardTop3(c *engine.Context, cv *contestView) error {
-	standings, err := c.Find("standings", map[string]any{"contest_id": cv.id})
+	standings, err := c.Find(entStandings, map[string]any{fContestID: cv.id})
 	if err != nil {
 		return err
 	}
@@ -281,7 +281,7 @@ func awardTop3(c *engine.Context, cv *contestView) error {
 		if s.Rank < 1 || s.Rank > 3 || s.Total() <= 0 {
 			continue
 		}
-		if err := awardBadge(c, s.RepID, "top_3", &cv.id, "Finished in the top 3 of "+cv.rec.StringValue("name")); err != nil {
+		if err := awardBadge(c, s.RepID, "top_3", &cv.id, "Finished in the top 3 of "+cv.rec.StringValue(fName)); err != nil {
 			return err
 		}
 	}

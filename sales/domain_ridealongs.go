@@ -48,7 +48,7 @@ func forbidden(field, msg string) error {
 }
 
 func invalidTransition(msg string) error {
-	return &models.Error{Code: CodeInvalidTransition, Message: msg, Fields: []models.FieldError{{Field: "status", Code: CodeInvalidTransition, Message: msg}}}
+	return &models.Error{Code: CodeInvalidTransition, Message: msg, Fields: []models.FieldError{{Field: fStatus, Code: CodeInvalidTransition, Message: msg}}}
 }
 
 // prepareRideAlong authorises the caller and applies status changes
@@ -57,8 +57,8 @@ func invalidTransition(msg string) error {
 // server has when it arrives.
 func prepareRideAlong(c *engine.Context, old, r *engine.Record) error {
 	if r == nil { // delete: a participant withdraws it while it is requested
-		if !isParty(c, old) || old.StringValue("status") != models.RideRequested {
-			return forbidden("status", "a ride-along can only be withdrawn by a participant while it is requested; cancel it instead")
+		if !isParty(c, old) || old.StringValue(fStatus) != models.RideRequested {
+			return forbidden(fStatus, "a ride-along can only be withdrawn by a participant while it is requested; cancel it instead")
 		}
 		return nil
 	}
@@ -66,24 +66,24 @@ func prepareRideAlong(c *engine.Context, old, r *engine.Record) error {
 		return createRideAlong(c, r)
 	}
 	if !isParty(c, old) {
-		return forbidden("rep_id", "only the rep and their manager may change a ride-along")
+		return forbidden(fRepID, "only the rep and their manager may change a ride-along")
 	}
-	if rep, ok := c.Sent["rep_id"].(uuid.UUID); ok && !sameUUID(old.UUIDValue("rep_id"), &rep) {
-		return &models.Error{Code: engine.CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: "rep_id", Code: engine.CodeServerOwned, Message: "cannot change"}}}
+	if rep, ok := c.Sent[fRepID].(uuid.UUID); ok && !sameUUID(old.UUIDValue(fRepID), &rep) {
+		return &models.Error{Code: engine.CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: fRepID, Code: engine.CodeServerOwned, Message: "cannot change"}}}
 	}
-	isManager := sameUUID(old.UUIDValue("manager_id"), &c.P.UserID)
-	for _, f := range []string{"scheduled_for", "manager_check_in_lat", "manager_check_in_lng", "visit_id"} {
+	isManager := sameUUID(old.UUIDValue(fManagerID), &c.P.UserID)
+	for _, f := range []string{fScheduledFor, fManagerCheckInLat, fManagerCheckInLng, fVisitID} {
 		if _, sent := c.Sent[f]; sent && !isManager {
 			return forbidden(f, f+" is set by the manager")
 		}
 	}
-	to, sent := c.Sent["status"].(string)
+	to, sent := c.Sent[fStatus].(string)
 	if !sent {
 		return nil
 	}
-	delete(c.Sent, "status") // judged here, not merged by clock
-	cur := old.StringValue("status")
-	ok, _, why := models.RideAlongTransition(old.StringValue("prev_status"), cur, to)
+	delete(c.Sent, fStatus) // judged here, not merged by clock
+	cur := old.StringValue(fStatus)
+	ok, _, why := models.RideAlongTransition(old.StringValue(fPrevStatus), cur, to)
 	if !ok {
 		return invalidTransition(why)
 	}
@@ -94,123 +94,123 @@ func prepareRideAlong(c *engine.Context, old, r *engine.Record) error {
 	case "server":
 		return invalidTransition("only the server expires a ride-along")
 	case "counterparty":
-		requester := old.StringValue("requested_by")
-		if (requester == "manager" && !sameUUID(old.UUIDValue("rep_id"), &c.P.UserID)) ||
+		requester := old.StringValue(fRequestedBy)
+		if (requester == "manager" && !sameUUID(old.UUIDValue(fRepID), &c.P.UserID)) ||
 			(requester == "rep" && !isManager) {
 			return invalidTransition("only the " + map[string]string{"manager": "rep", "rep": "manager"}[requester] + " may " + map[string]string{models.RideAccepted: "accept", models.RideDeclined: "decline"}[to] + " this ride-along")
 		}
 	}
-	r.Values["prev_status"] = cur
-	r.Values["status"] = to
+	r.Values[fPrevStatus] = cur
+	r.Values[fStatus] = to
 	if to == models.RideCompleted {
-		r.Values["completed_at"] = c.Now
+		r.Values[fCompletedAt] = c.Now
 	}
 	return nil
 }
 
 func isParty(c *engine.Context, r *engine.Record) bool {
-	return sameUUID(r.UUIDValue("rep_id"), &c.P.UserID) || sameUUID(r.UUIDValue("manager_id"), &c.P.UserID)
+	return sameUUID(r.UUIDValue(fRepID), &c.P.UserID) || sameUUID(r.UUIDValue(fManagerID), &c.P.UserID)
 }
 
 // createRideAlong lets a manager flag a rep of the team they manage, and a
 // rep request their own manager.
 func createRideAlong(c *engine.Context, r *engine.Record) error {
-	if s, ok := c.Sent["status"].(string); ok && s != models.RideRequested {
+	if s, ok := c.Sent[fStatus].(string); ok && s != models.RideRequested {
 		return invalidTransition("a ride-along starts as requested")
 	}
 	switch c.P.Role {
 	case models.RoleManager:
-		rep, ok := c.Sent["rep_id"].(uuid.UUID)
+		rep, ok := c.Sent[fRepID].(uuid.UUID)
 		if !ok {
-			return &models.Error{Code: engine.CodeMissingRequired, Message: "rep_id is required when a manager flags a ride-along", Fields: []models.FieldError{{Field: "rep_id", Code: engine.CodeMissingRequired, Message: "is required"}}}
+			return &models.Error{Code: engine.CodeMissingRequired, Message: "rep_id is required when a manager flags a ride-along", Fields: []models.FieldError{{Field: fRepID, Code: engine.CodeMissingRequired, Message: "is required"}}}
 		}
 		u, err := c.User(rep)
 		if err != nil && models.ErrorCode(err) != models.CodeNotFound {
 			return err
 		}
 		if err != nil || u.Role != models.RoleRep || !u.Active || c.P.TeamID == nil || !sameUUID(u.TeamID, c.P.TeamID) {
-			return forbidden("rep_id", "a manager may flag only active reps of the team they manage")
+			return forbidden(fRepID, "a manager may flag only active reps of the team they manage")
 		}
 		team, err := c.Team(*c.P.TeamID)
 		if err != nil {
 			return err
 		}
 		if !sameUUID(team.ManagerID, &c.P.UserID) {
-			return forbidden("rep_id", "a manager may flag only reps of a team they manage")
+			return forbidden(fRepID, "a manager may flag only reps of a team they manage")
 		}
-		r.Values["manager_id"] = c.P.UserID
-		r.Values["requested_by"] = "manager"
-		r.Values["team_id"] = *c.P.TeamID
+		r.Values[fManagerID] = c.P.UserID
+		r.Values[fRequestedBy] = "manager"
+		r.Values[fTeamID] = *c.P.TeamID
 	case models.RoleRep:
-		if rep, ok := c.Sent["rep_id"].(uuid.UUID); ok && rep != c.P.UserID {
-			return forbidden("rep_id", "a rep may request a ride-along only for themselves")
+		if rep, ok := c.Sent[fRepID].(uuid.UUID); ok && rep != c.P.UserID {
+			return forbidden(fRepID, "a rep may request a ride-along only for themselves")
 		}
 		if c.P.TeamID == nil {
-			return forbidden("rep_id", "a rep without a team has no manager to ask")
+			return forbidden(fRepID, "a rep without a team has no manager to ask")
 		}
 		team, err := c.Team(*c.P.TeamID)
 		if err != nil {
 			return err
 		}
 		if team.ManagerID == nil {
-			return forbidden("rep_id", "your team has no manager to ask")
+			return forbidden(fRepID, "your team has no manager to ask")
 		}
-		r.Values["rep_id"] = c.P.UserID
-		r.Values["manager_id"] = *team.ManagerID
-		r.Values["requested_by"] = "rep"
-		r.Values["team_id"] = *c.P.TeamID
-		c.Sent["rep_id"] = c.P.UserID
+		r.Values[fRepID] = c.P.UserID
+		r.Values[fManagerID] = *team.ManagerID
+		r.Values[fRequestedBy] = "rep"
+		r.Values[fTeamID] = *c.P.TeamID
+		c.Sent[fRepID] = c.P.UserID
 	default:
-		return forbidden("rep_id", "ride-alongs are between a rep and their manager")
+		return forbidden(fRepID, "ride-alongs are between a rep and their manager")
 	}
-	r.Values["status"] = models.RideRequested
-	delete(c.Sent, "status")
+	r.Values[fStatus] = models.RideRequested
+	delete(c.Sent, fStatus)
 	return nil
 }
 
 // validateRideAlong checks the bound visit and works out joint
 // verification: the manager's check-in within 300 m of the rep's.
 func validateRideAlong(c *engine.Context, old, r *engine.Record) error {
-	mode := r.StringValue("mode")
-	if old != nil && mode != old.StringValue("mode") {
-		return forbidden("mode", "mode cannot change")
+	mode := r.StringValue(fMode)
+	if old != nil && mode != old.StringValue(fMode) {
+		return forbidden(fMode, "mode cannot change")
 	}
 	var visit *engine.Record
-	if id := r.UUIDValue("visit_id"); id != nil {
-		if mode == "next_unscheduled" && (old == nil || !sameUUID(old.UUIDValue("visit_id"), id)) {
-			if _, sent := c.Sent["visit_id"]; sent {
-				return forbidden("visit_id", "the server binds a next_unscheduled ride-along to the rep's next unscheduled visit")
+	if id := r.UUIDValue(fVisitID); id != nil {
+		if mode == "next_unscheduled" && (old == nil || !sameUUID(old.UUIDValue(fVisitID), id)) {
+			if _, sent := c.Sent[fVisitID]; sent {
+				return forbidden(fVisitID, "the server binds a next_unscheduled ride-along to the rep's next unscheduled visit")
 			}
 		}
-		v, err := c.Get("visits", *id)
+		v, err := c.Get(entVisits, *id)
 		if err != nil {
 			return err
 		}
-		if v == nil || v.Deleted || !sameUUID(v.UUIDValue("rep_id"), r.UUIDValue("rep_id")) {
-			return models.FieldInvalid("visit_id", "must name a visit of the ride-along's rep")
+		if v == nil || v.Deleted || !sameUUID(v.UUIDValue(fRepID), r.UUIDValue(fRepID)) {
+			return models.FieldInvalid(fVisitID, "must name a visit of the ride-along's rep")
 		}
 		visit = v
 	} else if mode == "visit" {
-		return &models.Error{Code: engine.CodeMissingRequired, Message: "visit_id is required for a ride-along on a planned visit", Fields: []models.FieldError{{Field: "visit_id", Code: engine.CodeMissingRequired, Message: "is required for mode visit"}}}
+		return &models.Error{Code: engine.CodeMissingRequired, Message: "visit_id is required for a ride-along on a planned visit", Fields: []models.FieldError{{Field: fVisitID, Code: engine.CodeMissingRequired, Message: "is required for mode visit"}}}
 	}
-	if err := bothOrNeither(r, "manager_check_in_lat", "manager_check_in_lng"); err != nil {
+	if err := bothOrNeither(r, fManagerCheckInLat, fManagerCheckInLng); err != nil {
 		return err
 	}
-	if r.StringValue("status") == models.RideCompleted && (old == nil || old.StringValue("status") != models.RideCompleted) {
-		if visit == nil || visit.StringValue("status") != "completed" {
+	if r.StringValue(fStatus) == models.RideCompleted && (old == nil || old.StringValue(fStatus) != models.RideCompleted) {
+		if visit == nil || visit.StringValue(fStatus) != "completed" {
 			return invalidTransition("a ride-along is completed only once its visit is completed")
 		}
 	}
-	r.Values["joint_verified"] = jointVerified(r, visit)
+	r.Values[fJointVerified] = jointVerified(r, visit)
 	return nil
 }
 
 func jointVerified(r, visit *engine.Record) bool {
-	mlat, mlng := r.FloatValue("manager_check_in_lat"), r.FloatValue("manager_check_in_lng")
+	mlat, mlng := r.FloatValue(fManagerCheckInLat), r.FloatValue(fManagerCheckInLng)
 	if visit == nil || mlat == nil || mlng == nil {
 		return false
 	}
-	vlat, vlng := visit.FloatValue("check_in_lat"), visit.FloatValue("check_in_lng")
+	vlat, vlng := visit.FloatValue(fCheckInLat), visit.FloatValue(fCheckInLng)
 	return vlat != nil && vlng != nil && DistanceM(*mlat, *mlng, *vlat, *vlng) <= models.JointVerifyRadiusM
 }
 
@@ -219,10 +219,10 @@ func jointVerified(r, visit *engine.Record) bool {
 // Phones sync in any order: a call that syncs late but started before the
 // one a pending ride-along was bound to takes its place.
 func bindNextUnscheduled(c *engine.Context, old, v *engine.Record) error {
-	if v.Deleted || v.StringValue("kind") != "unscheduled" || old != nil && old.TimeValue("started_at") != nil {
+	if v.Deleted || v.StringValue(fKind) != "unscheduled" || old != nil && old.TimeValue(fStartedAt) != nil {
 		return nil
 	}
-	start, rep := v.TimeValue("started_at"), v.UUIDValue("rep_id")
+	start, rep := v.TimeValue(fStartedAt), v.UUIDValue(fRepID)
 	if start == nil || rep == nil {
 		return nil
 	}
@@ -230,7 +230,7 @@ func bindNextUnscheduled(c *engine.Context, old, v *engine.Record) error {
 	// ride-alongs 500 times. Binding one drops the cached list.
 	key := "pending-ride-alongs:" + rep.String()
 	cached, err := c.Cached(key, func() (any, error) {
-		return c.Find("ride_alongs", map[string]any{"rep_id": *rep, "mode": "next_unscheduled", "status": engine.AnyOf{models.RideRequested, models.RideAccepted}})
+		return c.Find(entRideAlongs, map[string]any{fRepID: *rep, fMode: "next_unscheduled", fStatus: engine.AnyOf{models.RideRequested, models.RideAccepted}})
 	})
 	if err != nil {
 		return err
@@ -241,12 +241,12 @@ func bindNextUnscheduled(c *engine.Context, old, v *engine.Record) error {
 		if ra.CreatedAt.After(*start) || (pick != nil && !ra.CreatedAt.Before(pick.CreatedAt)) {
 			continue
 		}
-		if bound := ra.UUIDValue("visit_id"); bound != nil {
-			bv, err := c.Get("visits", *bound)
+		if bound := ra.UUIDValue(fVisitID); bound != nil {
+			bv, err := c.Get(entVisits, *bound)
 			if err != nil {
 				return err
 			}
-			if *bound == v.ID || (bv != nil && !bv.Deleted && bv.TimeValue("started_at") != nil && !bv.TimeValue("started_at").After(*start)) {
+			if *bound == v.ID || (bv != nil && !bv.Deleted && bv.TimeValue(fStartedAt) != nil && !bv.TimeValue(fStartedAt).After(*start)) {
 				continue // bound to this call, or to one before it
 			}
 		}
@@ -257,28 +257,28 @@ func bindNextUnscheduled(c *engine.Context, old, v *engine.Record) error {
 	}
 	c.Forget(key)
 	next := pick.Clone()
-	next.Values["visit_id"] = v.ID
-	next.Values["joint_verified"] = jointVerified(next, v)
-	return c.Put("ride_alongs", next)
+	next.Values[fVisitID] = v.ID
+	next.Values[fJointVerified] = jointVerified(next, v)
+	return c.Put(entRideAlongs, next)
 }
 
 // rideAlongAfterWrite makes a coaching debrief due when a ride-along is
 // completed: a draft assessment for the manager, due in 48 hours.
 func rideAlongAfterWrite(c *engine.Context, old, r *engine.Record) error {
-	if r.Deleted || r.StringValue("status") != models.RideCompleted || (old != nil && old.StringValue("status") == models.RideCompleted) {
+	if r.Deleted || r.StringValue(fStatus) != models.RideCompleted || (old != nil && old.StringValue(fStatus) == models.RideCompleted) {
 		return nil
 	}
-	rep, mgr := r.UUIDValue("rep_id"), r.UUIDValue("manager_id")
+	rep, mgr := r.UUIDValue(fRepID), r.UUIDValue(fManagerID)
 	if rep == nil || mgr == nil {
 		return nil
 	}
 	due := c.Now.Add(models.DebriefDueHours * time.Hour)
 	a := &engine.Record{ID: engine.NameID(c.P.OrgID, "assessment:ride_along:"+r.ID.String()), Values: map[string]any{
-		"rep_id": *rep, "assessor_id": *mgr, "phase": models.PhaseRideAlong, "ride_along_id": r.ID,
-		"status": models.AssessDraft, "due_at": due, "template_version": int64(models.DefaultTemplate().Version),
-		"team_id": valueOr(r.UUIDValue("team_id")),
+		fRepID: *rep, fAssessorID: *mgr, fPhase: models.PhaseRideAlong, fRideAlongID: r.ID,
+		fStatus: models.AssessDraft, fDueAt: due, fTemplateVersion: int64(models.DefaultTemplate().Version),
+		fTeamID: valueOr(r.UUIDValue(fTeamID)),
 	}}
-	_, err := c.PutNew("assessments", a)
+	_, err := c.PutNew(entAssessments, a)
 	return err
 }
 
@@ -292,7 +292,7 @@ func valueOr(id *uuid.UUID) any {
 // ExpireRideAlongs moves requested ride-alongs older than seven days to
 // expired. It runs as a scheduled server job.
 func ExpireRideAlongs(c *engine.Context) error {
-	ras, err := c.Find("ride_alongs", map[string]any{"status": models.RideRequested})
+	ras, err := c.Find(entRideAlongs, map[string]any{fStatus: models.RideRequested})
 	if err != nil {
 		return err
 	}
@@ -302,9 +302,9 @@ func ExpireRideAlongs(c *engine.Context) error {
 			continue
 		}
 		next := ra.Clone()
-		next.Values["prev_status"] = models.RideRequested
-		next.Values["status"] = models.RideExpired
-		if err := c.Put("ride_alongs", next); err != nil {
+		next.Values[fPrevStatus] = models.RideRequested
+		next.Values[fStatus] = models.RideExpired
+		if err := c.Put(entRideAlongs, next); err != nil {
 			return err
 		}
 	}

@@ -15,11 +15,11 @@ import (
 // verification, once per rep per batch (see verifyRep). A deleted visit is
 // queued too: the verdicts of the rep's later visits may rest on it.
 func verifyHook(c *engine.Context, old, v *engine.Record) error {
-	rep := v.UUIDValue("rep_id")
+	rep := v.UUIDValue(fRepID)
 	if rep == nil || (v.Deleted && (old == nil || old.Deleted)) {
 		return nil
 	}
-	if old != nil && !v.Deleted && !changed(old, v, "check_in_lat", "check_in_lng", "check_in_accuracy_m", "started_at", "account_id") {
+	if old != nil && !v.Deleted && !changed(old, v, fCheckInLat, fCheckInLng, fCheckInAccuracyM, fStartedAt, fAccountID) {
 		return nil
 	}
 	key := "verify:" + rep.String()
@@ -60,7 +60,7 @@ func verifyRep(c *engine.Context, rep uuid.UUID, ids []uuid.UUID) error {
 	var lo, hi time.Time
 	queued := map[uuid.UUID]bool{}
 	for _, id := range ids {
-		v, err := c.Get("visits", id)
+		v, err := c.Get(entVisits, id)
 		if err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func verifyRep(c *engine.Context, rep uuid.UUID, ids []uuid.UUID) error {
 			queued[id] = true
 			todo = append(todo, v)
 		}
-		if t := v.TimeValue("started_at"); t != nil {
+		if t := v.TimeValue(fStartedAt); t != nil {
 			if lo.IsZero() || t.Before(lo) {
 				lo = *t
 			}
@@ -86,13 +86,13 @@ func verifyRep(c *engine.Context, rep uuid.UUID, ids []uuid.UUID) error {
 	var around []timedVisit
 	if !lo.IsZero() {
 		cooldown := models.RevisitCooldownHours * time.Hour
-		recs, err := c.Range("visits", map[string]any{"rep_id": rep}, "started_at", lo.Add(-cooldown), hi.Add(cooldown+time.Second))
+		recs, err := c.Range(entVisits, map[string]any{fRepID: rep}, fStartedAt, lo.Add(-cooldown), hi.Add(cooldown+time.Second))
 		if err != nil {
 			return err
 		}
 		around = make([]timedVisit, 0, len(recs))
 		for _, r := range recs {
-			t, _ := r.TimeAt("started_at")
+			t, _ := r.TimeAt(fStartedAt)
 			around = append(around, timedVisit{t, r})
 			if t.After(lo) && !queued[r.ID] {
 				queued[r.ID] = true
@@ -106,20 +106,20 @@ func verifyRep(c *engine.Context, rep uuid.UUID, ids []uuid.UUID) error {
 		if err != nil {
 			return err
 		}
-		if verdict == models.CheckInVerified && v.StringValue("kind") == "unscheduled" {
-			if rep := v.UUIDValue("rep_id"); rep != nil {
+		if verdict == models.CheckInVerified && v.StringValue(fKind) == "unscheduled" {
+			if rep := v.UUIDValue(fRepID); rep != nil {
 				if err := awardBadge(c, *rep, "first_verified_call", nil, "First verified unscheduled call"); err != nil {
 					return err
 				}
 			}
 		}
-		if v.StringValue("verification") == verdict && engine.Equal(v.Values["check_in_distance_m"], dist) {
+		if v.StringValue(fVerification) == verdict && engine.Equal(v.Values[fCheckInDistanceM], dist) {
 			continue
 		}
 		next := v.Clone()
-		next.Values["verification"] = verdict
-		next.Values["check_in_distance_m"] = dist
-		if err := c.Put("visits", next); err != nil {
+		next.Values[fVerification] = verdict
+		next.Values[fCheckInDistanceM] = dist
+		if err := c.Put(entVisits, next); err != nil {
 			return err
 		}
 	}
@@ -132,20 +132,20 @@ type timedVisit struct {
 }
 
 func verifyVisit(c *engine.Context, v *engine.Record, around []timedVisit) (string, any, error) {
-	ci := models.CheckIn{Lat: v.FloatValue("check_in_lat"), Lng: v.FloatValue("check_in_lng"), AccuracyM: v.FloatValue("check_in_accuracy_m")}
+	ci := models.CheckIn{Lat: v.FloatValue(fCheckInLat), Lng: v.FloatValue(fCheckInLng), AccuracyM: v.FloatValue(fCheckInAccuracyM)}
 	var dist *float64
 	var distVal any
-	if id := v.UUIDValue("account_id"); id != nil && ci.Lat != nil && ci.Lng != nil {
-		a, err := c.Get("accounts", *id)
+	if id := v.UUIDValue(fAccountID); id != nil && ci.Lat != nil && ci.Lng != nil {
+		a, err := c.Get(entAccounts, *id)
 		if err != nil {
 			return "", nil, err
 		}
-		if a != nil && a.FloatValue("lat") != nil && a.FloatValue("lng") != nil {
-			d := math.Round(DistanceM(*ci.Lat, *ci.Lng, *a.FloatValue("lat"), *a.FloatValue("lng")))
+		if a != nil && a.FloatValue(fLat) != nil && a.FloatValue(fLng) != nil {
+			d := math.Round(DistanceM(*ci.Lat, *ci.Lng, *a.FloatValue(fLat), *a.FloatValue(fLng)))
 			dist, distVal = &d, d
 		}
 	}
-	start, hasStart := v.TimeAt("started_at")
+	start, hasStart := v.TimeAt(fStartedAt)
 	var speed *float64
 	revisit := false
 	if hasStart && ci.Lat != nil && ci.Lng != nil {
@@ -156,10 +156,10 @@ func verifyVisit(c *engine.Context, v *engine.Record, around []timedVisit) (stri
 			if p.ID == v.ID {
 				continue
 			}
-			if sameUUID(p.UUIDValue("account_id"), v.UUIDValue("account_id")) {
+			if sameUUID(p.UUIDValue(fAccountID), v.UUIDValue(fAccountID)) {
 				revisit = true
 			}
-			plat, plng := p.FloatValue("check_in_lat"), p.FloatValue("check_in_lng")
+			plat, plng := p.FloatValue(fCheckInLat), p.FloatValue(fCheckInLng)
 			if speed == nil && plat != nil && plng != nil {
 				km := DistanceM(*plat, *plng, *ci.Lat, *ci.Lng) / 1000
 				h := start.Sub(pt).Hours()
@@ -194,19 +194,19 @@ func Recognitions() *engine.Entity {
 		Scope: func(*engine.Record) engine.Scope { return engine.Scope{Visibility: engine.VisOrg} },
 		Prepare: func(c *engine.Context, old, r *engine.Record) error {
 			if old != nil {
-				if r == nil && sameUUID(old.UUIDValue("from_user_id"), &c.P.UserID) {
+				if r == nil && sameUUID(old.UUIDValue(fFromUserID), &c.P.UserID) {
 					return nil // a giver may withdraw their kudos
 				}
 				return &models.Error{Code: CodeLocked, Message: "recognition cannot be changed once given"}
 			}
-			if from, ok := c.Sent["from_user_id"]; ok && from != any(c.P.UserID) {
+			if from, ok := c.Sent[fFromUserID]; ok && from != any(c.P.UserID) {
 				return &models.Error{Code: engine.CodeServerOwned, Message: "kudos are given in your own name",
-					Fields: []models.FieldError{{Field: "from_user_id", Code: engine.CodeServerOwned, Message: "must be your own id"}}}
+					Fields: []models.FieldError{{Field: fFromUserID, Code: engine.CodeServerOwned, Message: "must be your own id"}}}
 			}
-			r.Values["from_user_id"] = c.P.UserID
-			r.Values["kind"] = "kudos"
-			r.Values["sent_at"] = c.Now
-			c.Sent["from_user_id"] = c.P.UserID
+			r.Values[fFromUserID] = c.P.UserID
+			r.Values[fKind] = "kudos"
+			r.Values[fSentAt] = c.Now
+			c.Sent[fFromUserID] = c.P.UserID
 			return nil
 		},
 		Validate: validateKudos,
@@ -223,23 +223,23 @@ func validateKudos(c *engine.Context, old, r *engine.Record) error {
 	if old != nil {
 		return nil
 	}
-	to := r.UUIDValue("to_user_id")
+	to := r.UUIDValue(fToUserID)
 	if sameUUID(to, &c.P.UserID) {
-		return models.FieldInvalid("to_user_id", "kudos go to someone else")
+		return models.FieldInvalid(fToUserID, "kudos go to someone else")
 	}
 	u, err := c.User(*to)
 	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
 		return err
 	}
 	if err != nil || !u.Active {
-		return models.FieldInvalid("to_user_id", "must name an active person in your organisation")
+		return models.FieldInvalid(fToUserID, "must name an active person in your organisation")
 	}
-	switch r.StringValue("badge") {
+	switch r.StringValue(fBadge) {
 	case "first_verified_call", "top_3", "target_reached":
-		return models.FieldInvalid("badge", "%s is awarded by the server", r.StringValue("badge"))
+		return models.FieldInvalid(fBadge, "%s is awarded by the server", r.StringValue(fBadge))
 	}
 	month := time.Date(c.Now.Year(), c.Now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	given, err := c.Range("recognitions", map[string]any{"from_user_id": c.P.UserID}, "sent_at", month, month.AddDate(0, 1, 0))
+	given, err := c.Range(entRecognitions, map[string]any{fFromUserID: c.P.UserID}, fSentAt, month, month.AddDate(0, 1, 0))
 	if err != nil {
 		return err
 	}

@@ -11,14 +11,16 @@ import (
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
+//go:generate go run ./internal/fieldgen/gen
+
 // Entities returns the synced entities, freshly declared.
 func Entities() []*engine.Entity {
 	es := []*engine.Entity{Accounts(), Visits(), Activities(), RideAlongs(), Assessments(), Contests(), ScoreEntries(), Standings(), Recognitions(), Notifications()}
 	for _, e := range es {
 		// Rules read one rep's records back (a day's calls, a contest's
 		// entries): the batch indexes its writes by rep for them.
-		if e.Field("rep_id") != nil {
-			e.Owner = "rep_id"
+		if e.Field(fRepID) != nil {
+			e.Owner = fRepID
 		}
 	}
 	registerDomainRules(es)
@@ -30,11 +32,11 @@ func Entities() []*engine.Entity {
 // registerDomainRules wires the rules that follow from a change into the
 // entities it touches. Hooks run in the order added.
 func registerDomainRules(es []*engine.Entity) {
-	engine.OnWrite(es, "visits", verifyHook)
-	engine.OnWrite(es, "visits", bindNextUnscheduled)
-	engine.OnWrite(es, "visits", scoreHook("started_at"))
-	engine.OnWrite(es, "activities", scoreHook("occurred_at"))
-	engine.OnWrite(es, "ride_alongs", rideAlongAfterWrite)
+	engine.OnWrite(es, entVisits, verifyHook)
+	engine.OnWrite(es, entVisits, bindNextUnscheduled)
+	engine.OnWrite(es, entVisits, scoreHook(fStartedAt))
+	engine.OnWrite(es, entActivities, scoreHook(fOccurredAt))
+	engine.OnWrite(es, entRideAlongs, rideAlongAfterWrite)
 }
 
 var (
@@ -68,8 +70,8 @@ func Accounts() *engine.Entity {
 			{Name: "name_key", Type: engine.String, Hidden: true},
 		},
 		Scope: func(r *engine.Record) engine.Scope {
-			if t := r.UUIDValue("team_id"); t != nil {
-				return engine.Scope{TeamID: t, UserID: r.UUIDValue("owner_rep_id"), Visibility: engine.VisTeam}
+			if t := r.UUIDValue(fTeamID); t != nil {
+				return engine.Scope{TeamID: t, UserID: r.UUIDValue(fOwnerRepID), Visibility: engine.VisTeam}
 			}
 			return engine.Scope{Visibility: engine.VisOrg}
 		},
@@ -78,7 +80,7 @@ func Accounts() *engine.Entity {
 				// A new account belongs to its creator's team; an admin's
 				// (who has none) is shared with the organisation.
 				if c.P.TeamID != nil {
-					r.Values["team_id"] = *c.P.TeamID
+					r.Values[fTeamID] = *c.P.TeamID
 				}
 			}
 			return nil
@@ -88,22 +90,22 @@ func Accounts() *engine.Entity {
 }
 
 func validateAccount(c *engine.Context, old, r *engine.Record) error {
-	if err := bothOrNeither(r, "lat", "lng"); err != nil {
+	if err := bothOrNeither(r, fLat, fLng); err != nil {
 		return err
 	}
-	if owner := r.UUIDValue("owner_rep_id"); owner != nil && (old == nil || !sameUUID(old.UUIDValue("owner_rep_id"), owner)) {
+	if owner := r.UUIDValue(fOwnerRepID); owner != nil && (old == nil || !sameUUID(old.UUIDValue(fOwnerRepID), owner)) {
 		u, err := c.User(*owner)
 		if err != nil && models.ErrorCode(err) != models.CodeNotFound {
 			return err
 		}
-		team := r.UUIDValue("team_id")
+		team := r.UUIDValue(fTeamID)
 		if err != nil || !u.Active || u.Role == models.RoleAdmin || (team != nil && !sameUUID(u.TeamID, team)) {
-			return models.FieldInvalid("owner_rep_id", "must be an active rep or manager of the account's team")
+			return models.FieldInvalid(fOwnerRepID, "must be an active rep or manager of the account's team")
 		}
 	}
-	key := NameKey(r.StringValue("name"))
-	r.Values["name_key"] = key
-	if old == nil && r.StringValue("status") == "prospect" {
+	key := NameKey(r.StringValue(fName))
+	r.Values[fNameKey] = key
+	if old == nil && r.StringValue(fStatus) == "prospect" {
 		return flagDuplicate(c, r, key)
 	}
 	return nil
@@ -113,15 +115,15 @@ func validateAccount(c *engine.Context, old, r *engine.Record) error {
 // account of its team by normalised name within DuplicateRadiusM. It flags
 // rather than merges: the rep may really have found a second branch.
 func flagDuplicate(c *engine.Context, r *engine.Record, key string) error {
-	lat, lng := r.FloatValue("lat"), r.FloatValue("lng")
+	lat, lng := r.FloatValue(fLat), r.FloatValue(fLng)
 	if key == "" || lat == nil || lng == nil {
 		return nil
 	}
-	where := map[string]any{"name_key": key, "team_id": nil}
-	if t := r.UUIDValue("team_id"); t != nil {
-		where["team_id"] = *t
+	where := map[string]any{fNameKey: key, fTeamID: nil}
+	if t := r.UUIDValue(fTeamID); t != nil {
+		where[fTeamID] = *t
 	}
-	cands, err := c.Find("accounts", where)
+	cands, err := c.Find(entAccounts, where)
 	if err != nil {
 		return err
 	}
@@ -129,9 +131,9 @@ func flagDuplicate(c *engine.Context, r *engine.Record, key string) error {
 		if a.ID == r.ID {
 			continue
 		}
-		alat, alng := a.FloatValue("lat"), a.FloatValue("lng")
+		alat, alng := a.FloatValue(fLat), a.FloatValue(fLng)
 		if alat != nil && alng != nil && DistanceM(*lat, *lng, *alat, *alng) <= DuplicateRadiusM {
-			r.Values["possible_duplicate_of"] = a.ID
+			r.Values[fPossibleDuplicateOf] = a.ID
 			return nil
 		}
 	}
@@ -196,18 +198,18 @@ func Visits() *engine.Entity {
 				return err
 			}
 			if old == nil {
-				r.Values["verification"] = models.CheckInUnverifiable // until verifyRep runs, before commit
+				r.Values[fVerification] = models.CheckInUnverifiable // until verifyRep runs, before commit
 			}
-			for _, pair := range [][2]string{{"check_in_lat", "check_in_lng"}, {"check_out_lat", "check_out_lng"}} {
+			for _, pair := range [][2]string{{fCheckInLat, fCheckInLng}, {fCheckOutLat, fCheckOutLng}} {
 				if err := bothOrNeither(r, pair[0], pair[1]); err != nil {
 					return err
 				}
 			}
-			if s, e := r.TimeValue("started_at"), r.TimeValue("ended_at"); s != nil && e != nil && e.Before(*s) {
-				return models.FieldInvalid("ended_at", "must not be before started_at")
+			if s, e := r.TimeValue(fStartedAt), r.TimeValue(fEndedAt); s != nil && e != nil && e.Before(*s) {
+				return models.FieldInvalid(fEndedAt, "must not be before started_at")
 			}
-			if r.Values["order_value"] != nil && r.StringValue("outcome") != "order" {
-				return models.FieldInvalid("order_value", "is only recorded for an outcome of order")
+			if r.Values[fOrderValue] != nil && r.StringValue(fOutcome) != "order" {
+				return models.FieldInvalid(fOrderValue, "is only recorded for an outcome of order")
 			}
 			return nil
 		},
@@ -236,13 +238,13 @@ func Activities() *engine.Entity {
 			if err := checkAccountRef(c, old, r); err != nil {
 				return err
 			}
-			if v := r.UUIDValue("visit_id"); v != nil && (old == nil || !sameUUID(old.UUIDValue("visit_id"), v)) {
-				visit, err := c.Lookup("visits", *v)
+			if v := r.UUIDValue(fVisitID); v != nil && (old == nil || !sameUUID(old.UUIDValue(fVisitID), v)) {
+				visit, err := c.Lookup(entVisits, *v)
 				if err != nil {
 					return err
 				}
-				if visit == nil || !sameUUID(visit.UUIDValue("rep_id"), r.UUIDValue("rep_id")) {
-					return models.FieldInvalid("visit_id", "must name a visit of the same rep")
+				if visit == nil || !sameUUID(visit.UUIDValue(fRepID), r.UUIDValue(fRepID)) {
+					return models.FieldInvalid(fVisitID, "must name a visit of the same rep")
 				}
 			}
 			return nil
@@ -252,7 +254,7 @@ func Activities() *engine.Entity {
 
 // repScope shares a rep's record with the rep, their manager and admins.
 func repScope(r *engine.Record) engine.Scope {
-	return engine.Scope{TeamID: r.UUIDValue("team_id"), UserID: r.UUIDValue("rep_id"), Visibility: engine.VisOwner}
+	return engine.Scope{TeamID: r.UUIDValue(fTeamID), UserID: r.UUIDValue(fRepID), Visibility: engine.VisOwner}
 }
 
 // prepareRepRecord sets rep_id and team_id of a new rep-owned record: the
@@ -262,10 +264,10 @@ func prepareRepRecord(c *engine.Context, old, r *engine.Record) error {
 	if r == nil {
 		return nil
 	}
-	sent, _ := c.Sent["rep_id"].(uuid.UUID)
+	sent, _ := c.Sent[fRepID].(uuid.UUID)
 	if old != nil {
-		if cur := old.UUIDValue("rep_id"); sent != uuid.Nil && (cur == nil || *cur != sent) {
-			return &models.Error{Code: engine.CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: "rep_id", Code: engine.CodeServerOwned, Message: "cannot change"}}}
+		if cur := old.UUIDValue(fRepID); sent != uuid.Nil && (cur == nil || *cur != sent) {
+			return &models.Error{Code: engine.CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: fRepID, Code: engine.CodeServerOwned, Message: "cannot change"}}}
 		}
 		return nil
 	}
@@ -273,7 +275,7 @@ func prepareRepRecord(c *engine.Context, old, r *engine.Record) error {
 	if sent != uuid.Nil {
 		rep = sent
 	}
-	r.Values["rep_id"] = rep
+	r.Values[fRepID] = rep
 	// The caller's team came with their session, read for this request.
 	team := c.P.TeamID
 	if rep != c.P.UserID || rep == uuid.Nil {
@@ -284,7 +286,7 @@ func prepareRepRecord(c *engine.Context, old, r *engine.Record) error {
 		team = u.TeamID
 	}
 	if team != nil {
-		r.Values["team_id"] = *team
+		r.Values[fTeamID] = *team
 	}
 	return nil
 }
@@ -295,16 +297,16 @@ func prepareRepRecord(c *engine.Context, old, r *engine.Record) error {
 // deleted or leaving the caller's sight since must not make every later
 // edit of the record a rejection.
 func checkAccountRef(c *engine.Context, old, r *engine.Record) error {
-	id := r.UUIDValue("account_id")
-	if id == nil || (old != nil && sameUUID(old.UUIDValue("account_id"), id)) {
+	id := r.UUIDValue(fAccountID)
+	if id == nil || (old != nil && sameUUID(old.UUIDValue(fAccountID), id)) {
 		return nil
 	}
-	a, err := c.Lookup("accounts", *id)
+	a, err := c.Lookup(entAccounts, *id)
 	if err != nil {
 		return err
 	}
 	if a == nil {
-		return models.FieldInvalid("account_id", "must name an account you can see (%s was not found)", id)
+		return models.FieldInvalid(fAccountID, "must name an account you can see (%s was not found)", id)
 	}
 	return nil
 }

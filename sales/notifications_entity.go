@@ -12,7 +12,7 @@ import (
 )
 
 // NotificationsEntity is the entity name of the in-app inbox.
-const NotificationsEntity = "notifications"
+const NotificationsEntity = entNotifications
 
 // Notifications are each user's in-app inbox, synced to their phones alone
 // so the inbox works offline. The server writes them (Notify) and marks
@@ -42,7 +42,7 @@ func Notifications() *engine.Entity {
 			{Name: "not_before", Type: engine.Time, Hidden: true},
 		},
 		Scope: func(r *engine.Record) engine.Scope {
-			return engine.Scope{UserID: r.UUIDValue("user_id"), Visibility: engine.VisPrivate}
+			return engine.Scope{UserID: r.UUIDValue(fUserID), Visibility: engine.VisPrivate}
 		},
 	}
 }
@@ -96,7 +96,7 @@ func notify(c *engine.Context, n models.Notification) (bool, error) {
 	if err := n.Validate(); err != nil {
 		return false, fmt.Errorf("notify %s: %w", n.Type, err)
 	}
-	data := map[string]string{"type": n.Type}
+	data := map[string]string{fType: n.Type}
 	for k, v := range n.Data {
 		data[k] = v
 	}
@@ -111,19 +111,19 @@ func notify(c *engine.Context, n models.Notification) (bool, error) {
 	r := &engine.Record{
 		ID: NotificationID(c.P.OrgID, n.UserID, n.DedupeKey),
 		Values: map[string]any{
-			"user_id":    n.UserID,
-			"category":   string(n.Category),
-			"type":       n.Type,
-			"title":      models.Clip(n.Title, models.MaxNotificationTitle),
-			"body":       models.Clip(n.Body, models.MaxNotificationBody),
-			"data":       string(raw),
-			"dedupe_key": models.Clip(n.DedupeKey, 300),
-			"urgent":     n.Urgent,
-			"not_before": notBefore,
+			fUserID:    n.UserID,
+			fCategory:  string(n.Category),
+			fType:      n.Type,
+			fTitle:     models.Clip(n.Title, models.MaxNotificationTitle),
+			fBody:      models.Clip(n.Body, models.MaxNotificationBody),
+			fData:      string(raw),
+			fDedupeKey: models.Clip(n.DedupeKey, 300),
+			fUrgent:    n.Urgent,
+			fNotBefore: notBefore,
 		},
 	}
 	if n.CollapseKey != "" {
-		r.Values["collapse_key"] = n.CollapseKey
+		r.Values[fCollapseKey] = n.CollapseKey
 	}
 	return c.PutNew(NotificationsEntity, r)
 }
@@ -145,12 +145,12 @@ func ReadNotification(ctx context.Context, en *engine.Engine, p models.Principal
 		if r == nil {
 			return models.ErrNotFound
 		}
-		if r.TimeValue("read_at") != nil {
+		if r.TimeValue(fReadAt) != nil {
 			out = r
 			return nil
 		}
 		next := r.Clone()
-		next.Values["read_at"] = c.Now
+		next.Values[fReadAt] = c.Now
 		out = next
 		return c.Put(NotificationsEntity, next)
 	})

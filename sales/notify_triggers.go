@@ -31,8 +31,8 @@ const (
 
 // registerNotifyTriggers adds the notification hooks to the entities.
 func registerNotifyTriggers(es []*engine.Entity) {
-	engine.OnWrite(es, "visits", streakHook)
-	engine.OnWrite(es, "visits", followUpHook)
+	engine.OnWrite(es, entVisits, streakHook)
+	engine.OnWrite(es, entVisits, followUpHook)
 }
 
 func notifyFieldsChanged(old, r *engine.Record, fields ...string) bool {
@@ -51,11 +51,11 @@ func notifyFieldsChanged(old, r *engine.Record, fields ...string) bool {
 // changed, and evaluates the rep's streak once per batch (Defer): a push
 // of 300 visits reads the rep's recent calls once.
 func streakHook(c *engine.Context, old, v *engine.Record) error {
-	rep := v.UUIDValue("rep_id")
-	if v.Deleted || rep == nil || v.StringValue("kind") != "unscheduled" || v.StringValue("status") != "completed" {
+	rep := v.UUIDValue(fRepID)
+	if v.Deleted || rep == nil || v.StringValue(fKind) != "unscheduled" || v.StringValue(fStatus) != "completed" {
 		return nil
 	}
-	if !notifyFieldsChanged(old, v, "kind", "status", "outcome", "started_at") {
+	if !notifyFieldsChanged(old, v, fKind, fStatus, fOutcome, fStartedAt) {
 		return nil
 	}
 	key := "notify:streak:" + rep.String()
@@ -89,11 +89,11 @@ func checkStreak(c *engine.Context, rep uuid.UUID, written map[uuid.UUID]bool) e
 	var earliest time.Time
 	withoutOrder := false
 	for id := range written {
-		if v, err := c.Get("visits", id); err == nil && v != nil {
-			if t, ok := v.TimeAt("started_at"); ok && (earliest.IsZero() || t.Before(earliest)) {
+		if v, err := c.Get(entVisits, id); err == nil && v != nil {
+			if t, ok := v.TimeAt(fStartedAt); ok && (earliest.IsZero() || t.Before(earliest)) {
 				earliest = t
 			}
-			withoutOrder = withoutOrder || v.StringValue("outcome") != "order"
+			withoutOrder = withoutOrder || v.StringValue(fOutcome) != "order"
 		}
 	}
 	// A streak is of calls without an order, so a batch whose calls all
@@ -107,22 +107,22 @@ func checkStreak(c *engine.Context, rep uuid.UUID, written map[uuid.UUID]bool) e
 	// Only the calls since the last order matter: find that order, then
 	// read from it on. Reps take orders often, so both reads are short
 	// where reading the window would be a month of calls.
-	where := map[string]any{"rep_id": rep, "kind": "unscheduled", "status": "completed"}
+	where := map[string]any{fRepID: rep, fKind: "unscheduled", fStatus: "completed"}
 	to := c.Now.Add(25 * time.Hour)
-	last, err := c.Latest("visits", map[string]any{"rep_id": rep, "kind": "unscheduled", "status": "completed", "outcome": "order"},
-		"started_at", from, to, 1)
+	last, err := c.Latest(entVisits, map[string]any{fRepID: rep, fKind: "unscheduled", fStatus: "completed", fOutcome: "order"},
+		fStartedAt, from, to, 1)
 	if err != nil {
 		return err
 	}
 	if len(last) > 0 {
-		from = *last[0].TimeValue("started_at")
+		from = *last[0].TimeValue(fStartedAt)
 	}
-	calls, err := c.Range("visits", where, "started_at", from, to)
+	calls, err := c.Range(entVisits, where, fStartedAt, from, to)
 	if err != nil {
 		return err
 	}
 	sort.Slice(calls, func(i, j int) bool {
-		a, b := calls[i].TimeValue("started_at"), calls[j].TimeValue("started_at")
+		a, b := calls[i].TimeValue(fStartedAt), calls[j].TimeValue(fStartedAt)
 		if !a.Equal(*b) {
 			return a.Before(*b)
 		}
@@ -155,7 +155,7 @@ func checkStreak(c *engine.Context, rep uuid.UUID, written map[uuid.UUID]bool) e
 // after the last one that took an order (0 when none did).
 func sinceLastOrder(calls []*engine.Record) int {
 	for i := len(calls) - 1; i >= 0; i-- {
-		if calls[i].StringValue("outcome") == "order" {
+		if calls[i].StringValue(fOutcome) == "order" {
 			return i + 1
 		}
 	}
@@ -174,8 +174,8 @@ func ignoreNotFound(err error) error {
 // an hour ago. Follow-ups in the future are left to the scheduled job
 // (Engine.NotifyFollowUps).
 func followUpHook(c *engine.Context, old, v *engine.Record) error {
-	at := v.TimeValue("follow_up_at")
-	if v.Deleted || at == nil || !notifyFieldsChanged(old, v, "follow_up_at") {
+	at := v.TimeValue(fFollowUpAt)
+	if v.Deleted || at == nil || !notifyFieldsChanged(old, v, fFollowUpAt) {
 		return nil
 	}
 	if at.After(c.Now) || c.Now.Sub(*at) > FollowUpLookback {
@@ -189,20 +189,20 @@ func followUpHook(c *engine.Context, old, v *engine.Record) error {
 // dedupe key holds the visit and the follow-up time: the same follow-up
 // reminds once, a moved one again.
 func notifyFollowUp(c *engine.Context, v *engine.Record) (bool, error) {
-	rep, at := v.UUIDValue("rep_id"), v.TimeValue("follow_up_at")
-	if rep == nil || at == nil || v.StringValue("status") == "cancelled" {
+	rep, at := v.UUIDValue(fRepID), v.TimeValue(fFollowUpAt)
+	if rep == nil || at == nil || v.StringValue(fStatus) == "cancelled" {
 		return false, nil
 	}
 	var account uuid.UUID
 	name := ""
-	if id := v.UUIDValue("account_id"); id != nil {
+	if id := v.UUIDValue(fAccountID); id != nil {
 		account = *id
-		a, err := c.Get("accounts", *id)
+		a, err := c.Get(entAccounts, *id)
 		if err != nil {
 			return false, err
 		}
 		if a != nil && !a.Deleted {
-			name = a.StringValue("name")
+			name = a.StringValue(fName)
 		}
 	}
 	n := models.FollowUpDueNotification(v.ID, account, name, *at)
@@ -215,13 +215,13 @@ func notifyFollowUp(c *engine.Context, v *engine.Record) (bool, error) {
 // [from, to), once each (however often, or on however many replicas, the
 // job covers the same window), and reports how many it wrote.
 func NotifyFollowUps(ctx context.Context, en *engine.Engine, orgID uuid.UUID, from, to time.Time) (int, error) {
-	if en.Entity(NotificationsEntity) == nil || en.Entity("visits") == nil {
+	if en.Entity(NotificationsEntity) == nil || en.Entity(entVisits) == nil {
 		return 0, nil
 	}
 	wrote := 0
 	err := en.Server(ctx, models.Principal{OrgID: orgID}, func(c *engine.Context) error {
 		wrote = 0
-		visits, err := c.Range("visits", nil, "follow_up_at", from, to)
+		visits, err := c.Range(entVisits, nil, fFollowUpAt, from, to)
 		if err != nil {
 			return err
 		}
