@@ -46,9 +46,9 @@ func canManageContest(c *engine.Context, team *uuid.UUID) error {
 				return nil
 			}
 		}
-		return &models.Error{Code: models.CodeForbidden, Message: "a manager may run contests only for the team they manage"}
+		return models.Errorf(models.CodeForbidden, "a manager may run contests only for the team they manage")
 	}
-	return &models.Error{Code: models.CodeForbidden, Message: "only admins and managers run contests"}
+	return models.Errorf(models.CodeForbidden, "only admins and managers run contests")
 }
 
 // CreateContest creates a contest as a draft; one whose start has passed
@@ -176,7 +176,7 @@ func UpdateContest(c *engine.Context, id uuid.UUID, in ContestInput) (*engine.Re
 	}
 	status := cur.StringValue(fStatus)
 	if status == models.ContestStatusFinalized {
-		return nil, &models.Error{Code: models.CodeConflict, Message: "a finalized contest does not change"}
+		return nil, models.Errorf(models.CodeConflict, "a finalized contest does not change")
 	}
 	if in.TeamID != nil && !sameUUID(cur.UUIDValue(fTeamID), in.TeamID) {
 		return nil, invalidField(fTeamID, "a contest's participants cannot change")

@@ -50,7 +50,7 @@ var assessmentNext = map[string]string{models.AssessDraft: models.AssessShared, 
 // assessment is locked.
 func prepareAssessment(c *engine.Context, old, r *engine.Record) error {
 	if old != nil && old.StringValue(fStatus) == models.AssessAcknowledged {
-		return &models.Error{Code: CodeLocked, Message: "an acknowledged assessment is locked"}
+		return models.Errorf(CodeLocked, "an acknowledged assessment is locked")
 	}
 	if r == nil {
 		if old.StringValue(fStatus) != models.AssessDraft || !sameUUID(old.UUIDValue(fAssessorID), &c.P.UserID) {
@@ -152,7 +152,7 @@ func validateAssessment(c *engine.Context, old, r *engine.Record) error {
 	case models.PhaseRideAlong:
 		id := r.UUIDValue(fRideAlongID)
 		if id == nil {
-			return &models.Error{Code: engine.CodeMissingRequired, Message: "ride_along_id is required for a ride-along assessment", Fields: []models.FieldError{{Field: fRideAlongID, Code: engine.CodeMissingRequired, Message: "is required for phase ride_along"}}}
+			return models.FieldErr(engine.CodeMissingRequired, "ride_along_id is required for a ride-along assessment", fRideAlongID, "is required for phase ride_along")
 		}
 		ra, err := c.Get(entRideAlongs, *id)
 		if err != nil {
@@ -164,7 +164,7 @@ func validateAssessment(c *engine.Context, old, r *engine.Record) error {
 	default:
 		id := r.UUIDValue(fContestID)
 		if id == nil {
-			return &models.Error{Code: engine.CodeMissingRequired, Message: "contest_id is required for a contest assessment", Fields: []models.FieldError{{Field: fContestID, Code: engine.CodeMissingRequired, Message: "is required for a contest phase"}}}
+			return models.FieldErr(engine.CodeMissingRequired, "contest_id is required for a contest assessment", fContestID, "is required for a contest phase")
 		}
 		ct, err := c.Get(entContests, *id)
 		if err != nil {

@@ -44,11 +44,11 @@ func RideAlongs() *engine.Entity {
 }
 
 func forbidden(field, msg string) error {
-	return &models.Error{Code: engine.CodeForbidden, Message: msg, Fields: []models.FieldError{{Field: field, Code: engine.CodeForbidden, Message: msg}}}
+	return models.FieldErr(engine.CodeForbidden, msg, field, msg)
 }
 
 func invalidTransition(msg string) error {
-	return &models.Error{Code: CodeInvalidTransition, Message: msg, Fields: []models.FieldError{{Field: fStatus, Code: CodeInvalidTransition, Message: msg}}}
+	return models.FieldErr(CodeInvalidTransition, msg, fStatus, msg)
 }
 
 // prepareRideAlong authorises the caller and applies status changes
@@ -69,7 +69,7 @@ func prepareRideAlong(c *engine.Context, old, r *engine.Record) error {
 		return forbidden(fRepID, "only the rep and their manager may change a ride-along")
 	}
 	if rep, ok := c.Sent[fRepID].(uuid.UUID); ok && !sameUUID(old.UUIDValue(fRepID), &rep) {
-		return &models.Error{Code: engine.CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: fRepID, Code: engine.CodeServerOwned, Message: "cannot change"}}}
+		return models.FieldErr(engine.CodeServerOwned, "rep_id cannot change", fRepID, "cannot change")
 	}
 	isManager := sameUUID(old.UUIDValue(fManagerID), &c.P.UserID)
 	for _, f := range []string{fScheduledFor, fManagerCheckInLat, fManagerCheckInLng, fVisitID} {
@@ -122,7 +122,7 @@ func createRideAlong(c *engine.Context, r *engine.Record) error {
 	case models.RoleManager:
 		rep, ok := c.Sent[fRepID].(uuid.UUID)
 		if !ok {
-			return &models.Error{Code: engine.CodeMissingRequired, Message: "rep_id is required when a manager flags a ride-along", Fields: []models.FieldError{{Field: fRepID, Code: engine.CodeMissingRequired, Message: "is required"}}}
+			return models.FieldErr(engine.CodeMissingRequired, "rep_id is required when a manager flags a ride-along", fRepID, "is required")
 		}
 		u, err := c.User(rep)
 		if err != nil && models.ErrorCode(err) != models.CodeNotFound {
@@ -191,7 +191,7 @@ func validateRideAlong(c *engine.Context, old, r *engine.Record) error {
 		}
 		visit = v
 	} else if mode == "visit" {
-		return &models.Error{Code: engine.CodeMissingRequired, Message: "visit_id is required for a ride-along on a planned visit", Fields: []models.FieldError{{Field: fVisitID, Code: engine.CodeMissingRequired, Message: "is required for mode visit"}}}
+		return models.FieldErr(engine.CodeMissingRequired, "visit_id is required for a ride-along on a planned visit", fVisitID, "is required for mode visit")
 	}
 	if err := bothOrNeither(r, fManagerCheckInLat, fManagerCheckInLng); err != nil {
 		return err

@@ -197,11 +197,10 @@ func Recognitions() *engine.Entity {
 				if r == nil && sameUUID(old.UUIDValue(fFromUserID), &c.P.UserID) {
 					return nil // a giver may withdraw their kudos
 				}
-				return &models.Error{Code: CodeLocked, Message: "recognition cannot be changed once given"}
+				return models.Errorf(CodeLocked, "recognition cannot be changed once given")
 			}
 			if from, ok := c.Sent[fFromUserID]; ok && from != any(c.P.UserID) {
-				return &models.Error{Code: engine.CodeServerOwned, Message: "kudos are given in your own name",
-					Fields: []models.FieldError{{Field: fFromUserID, Code: engine.CodeServerOwned, Message: "must be your own id"}}}
+				return models.FieldErr(engine.CodeServerOwned, "kudos are given in your own name", fFromUserID, "must be your own id")
 			}
 			r.Values[fFromUserID] = c.P.UserID
 			r.Values[fKind] = "kudos"
@@ -244,7 +243,7 @@ func validateKudos(c *engine.Context, old, r *engine.Record) error {
 		return err
 	}
 	if len(given) >= MonthlyKudosCap { // the new one is not yet among them: Validate runs before it is written
-		return &models.Error{Code: CodeLimitReached, Message: "you have given the most kudos allowed this month"}
+		return models.Errorf(CodeLimitReached, "you have given the most kudos allowed this month")
 	}
 	return nil
 }

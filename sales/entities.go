@@ -267,7 +267,7 @@ func prepareRepRecord(c *engine.Context, old, r *engine.Record) error {
 	sent, _ := c.Sent[fRepID].(uuid.UUID)
 	if old != nil {
 		if cur := old.UUIDValue(fRepID); sent != uuid.Nil && (cur == nil || *cur != sent) {
-			return &models.Error{Code: engine.CodeServerOwned, Message: "rep_id cannot change", Fields: []models.FieldError{{Field: fRepID, Code: engine.CodeServerOwned, Message: "cannot change"}}}
+			return models.FieldErr(engine.CodeServerOwned, "rep_id cannot change", fRepID, "cannot change")
 		}
 		return nil
 	}

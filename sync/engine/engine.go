@@ -281,11 +281,11 @@ func (en *Engine) Entities() map[string]*Entity { return en.entities }
 // structural errors a client must fix, answered as one 4xx.
 func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
 	if schemaVersion != SchemaVersion {
-		return &models.Error{Code: models.CodeUnsupportedSchema, Message: fmt.Sprintf("schema_version %d is not supported; this server speaks %d", schemaVersion, SchemaVersion),
-			Fields: []models.FieldError{{Field: "schema_version", Code: models.CodeUnsupportedSchema, Message: fmt.Sprintf("must be %d", SchemaVersion)}}}
+		return models.FieldErr(models.CodeUnsupportedSchema, fmt.Sprintf("schema_version %d is not supported; this server speaks %d", schemaVersion, SchemaVersion),
+			"schema_version", fmt.Sprintf("must be %d", SchemaVersion))
 	}
 	if len(muts) > MaxBatch {
-		return &models.Error{Code: models.CodeTooLarge, Message: fmt.Sprintf("a push carries at most %d mutations, got %d", MaxBatch, len(muts))}
+		return models.Errorf(models.CodeTooLarge, "a push carries at most %d mutations, got %d", MaxBatch, len(muts))
 	}
 	var prev int64
 	for i, m := range muts {
@@ -540,7 +540,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 	h.Device = b.p.DeviceID.String()
 	res.ClockClamped = clamped
 	if e.ReadOnly {
-		return res, &models.Error{Code: CodeReadOnly, Message: m.Entity + " are computed by the server and cannot be written"}
+		return res, models.Errorf(CodeReadOnly, "%s are computed by the server and cannot be written", m.Entity)
 	}
 	key := Key{m.Entity, m.ID}
 	cur := b.state[key]
@@ -554,7 +554,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 	)
 	if m.Op == OpDelete {
 		if cur == nil {
-			return res, &models.Error{Code: CodeNotFound, Message: fmt.Sprintf("%s %s does not exist", m.Entity, m.ID)}
+			return res, models.Errorf(CodeNotFound, "%s %s does not exist", m.Entity, m.ID)
 		}
 		if cur.Deleted {
 			res.Status, res.key = StatusApplied, &key
@@ -669,11 +669,11 @@ func (b *batch) parseFields(e *Entity, raw map[string]json.RawMessage) (map[stri
 		switch {
 		case f == nil || f.Hidden:
 			if isAudit(name) {
-				return nil, &models.Error{Code: CodeServerOwned, Message: name + " is set by the server", Fields: []models.FieldError{{Field: name, Code: CodeServerOwned, Message: "is set by the server"}}}
+				return nil, models.FieldErr(CodeServerOwned, name+" is set by the server", name, "is set by the server")
 			}
-			return nil, &models.Error{Code: CodeUnknownField, Message: fmt.Sprintf("%s has no field %q", e.Name, name), Fields: []models.FieldError{{Field: name, Code: CodeUnknownField, Message: "is not a field of " + e.Name}}}
+			return nil, models.FieldErr(CodeUnknownField, fmt.Sprintf("%s has no field %q", e.Name, name), name, "is not a field of "+e.Name)
 		case f.Access == ServerOwned:
-			return nil, &models.Error{Code: CodeServerOwned, Message: name + " is set by the server", Fields: []models.FieldError{{Field: name, Code: CodeServerOwned, Message: "is set by the server"}}}
+			return nil, models.FieldErr(CodeServerOwned, name+" is set by the server", name, "is set by the server")
 		}
 		v, err := f.Parse(raw[name], b.now)
 		if err != nil {
@@ -696,7 +696,7 @@ func (b *batch) checkSelfOnly(f *Field, v any) error {
 	if id == b.p.UserID {
 		return nil
 	}
-	deny := &models.Error{Code: CodeServerOwned, Message: f.Name + " must be your own id", Fields: []models.FieldError{{Field: f.Name, Code: CodeServerOwned, Message: "must be your own id"}}}
+	deny := models.FieldErr(CodeServerOwned, f.Name+" must be your own id", f.Name, "must be your own id")
 	if b.p.Role == models.RoleRep {
 		return deny
 	}
@@ -725,7 +725,7 @@ func checkRequired(e *Entity, r *Record) error {
 	for i := range e.Fields {
 		f := &e.Fields[i]
 		if f.Required && r.Values[f.Name] == nil {
-			return &models.Error{Code: CodeMissingRequired, Message: f.Name + " is required", Fields: []models.FieldError{{Field: f.Name, Code: CodeMissingRequired, Message: "is required"}}}
+			return models.FieldErr(CodeMissingRequired, f.Name+" is required", f.Name, "is required")
 		}
 	}
 	return nil

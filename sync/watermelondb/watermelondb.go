@@ -565,7 +565,7 @@ func (w *Protocol) CheckPush(req PushRequest) error {
 		}
 	}
 	if n > MaxPush {
-		return &models.Error{Code: models.CodeTooLarge, Message: fmt.Sprintf("a push carries at most %d records, got %d", MaxPush, n)}
+		return models.Errorf(models.CodeTooLarge, "a push carries at most %d records, got %d", MaxPush, n)
 	}
 	return nil
 }
