@@ -1,6 +1,4 @@
-package watermelondb
-
-// This file adapts the engine to WatermelonDB's sync protocol
+// Package watermelondb adapts the sync engine to WatermelonDB's sync protocol
 // (https://watermelondb.dev/docs/Sync/Backend): a React Native app calls
 // synchronize(), which pulls `{changes, timestamp}` since its
 // `last_pulled_at`, applies them, and pushes its local changes with that
@@ -144,6 +142,7 @@ package watermelondb
 // conflict is recorded as in the native protocol); the tombstone is then
 // written again so that it moves past the client's last_pulled_at and the
 // client's next pull deletes its copy rather than keeping it forever.
+package watermelondb
 
 import (
 	"bytes"
