@@ -11,7 +11,11 @@ import (
 	"github.com/fieldsync/fieldsync/models"
 )
 
-// statusOf is the one table from error code to HTTP status.
+// statusOf is the one table from error code to HTTP status. Every code
+// declared in models has a row (TestEveryCodeHasAStatus), so no code
+// answers 500 by omission. The rejection codes of a sync push normally
+// travel inside a 200, one per mutation; they are here for the handler
+// that returns one as its error.
 var statusOf = map[string]int{
 	models.CodeInvalid:           http.StatusUnprocessableEntity,
 	models.CodeMalformed:         http.StatusBadRequest,
@@ -26,6 +30,20 @@ var statusOf = map[string]int{
 	models.CodeInternal:          http.StatusInternalServerError,
 	models.CodeUnsupportedMedia:  http.StatusUnsupportedMediaType,
 	models.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
+
+	models.CodeInvalidValue:    http.StatusUnprocessableEntity,
+	models.CodeUnknownField:    http.StatusUnprocessableEntity,
+	models.CodeServerOwned:     http.StatusUnprocessableEntity,
+	models.CodeReadOnly:        http.StatusUnprocessableEntity,
+	models.CodeMissingRequired: http.StatusUnprocessableEntity,
+	// The request is sound but the record's state refuses it.
+	models.CodeInvalidTransition: http.StatusConflict,
+	models.CodeLocked:            http.StatusConflict,
+	// Not 429: that tells clients to back off and retry, and a quota
+	// (kudos per month) does not come back within any Retry-After worth
+	// waiting for; not 403: the caller has the right, just not the
+	// allowance left. Like a rejected push, it is final as sent.
+	models.CodeLimitReached: http.StatusUnprocessableEntity,
 }
 
 // Problem is an RFC 9457 problem document with fieldsync's stable code and
