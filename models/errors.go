@@ -86,6 +86,16 @@ func Invalid(fields []FieldError) *Error {
 	return &Error{Code: CodeInvalid, Message: fields[0].Field + ": " + fields[0].Message, Fields: fields}
 }
 
+// UnknownField returns an invalid-input error for a request that names a
+// field its endpoint does not have.
+func UnknownField(field string) *Error {
+	return &Error{
+		Code:    CodeInvalid,
+		Message: fmt.Sprintf("unknown field %q", field),
+		Fields:  []FieldError{{Field: field, Code: CodeUnknownField, Message: "is not a field of this request"}},
+	}
+}
+
 // ErrorCode returns the code of err if it is (or wraps) an *Error, and
 // CodeInternal otherwise.
 func ErrorCode(err error) string {

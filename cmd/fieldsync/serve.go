@@ -166,7 +166,7 @@ func readiness(db *store.DB) func(context.Context) error {
 			return models.ErrUnavailable
 		}
 		if st.Behind() {
-			return &models.Error{Code: models.CodeUnavailable, Message: fmt.Sprintf("schema at version %d, want %d", st.Current, st.Latest)}
+			return models.Errorf(models.CodeUnavailable, "schema at version %d, want %d", st.Current, st.Latest)
 		}
 		return nil
 	}
