@@ -34,7 +34,7 @@ type tokenResponse struct {
 	User         userDTO `json:"user"`
 }
 
-var errBadLogin = &models.Error{Code: models.CodeUnauthorized, Message: "email or password is wrong"}
+var errBadLogin = models.Errorf(models.CodeUnauthorized, "email or password is wrong")
 
 // login exchanges email and password for tokens bound to one device.
 // Unknown emails, wrong passwords and deactivated users get the same answer
@@ -65,7 +65,7 @@ func (s *Server) login(c echo.Context) error {
 		fields = append(fields, models.FieldError{Field: "platform", Code: models.CodeInvalid, Message: "must be android, ios or web"})
 	}
 	if len(fields) > 0 {
-		return &models.Error{Code: models.CodeInvalid, Message: fields[0].Field + ": " + fields[0].Message, Fields: fields}
+		return models.Invalid(fields)
 	}
 
 	addrKey, emailKey := "addr:"+c.RealIP(), "email:"+email
@@ -74,11 +74,9 @@ func (s *Server) login(c echo.Context) error {
 		key     string
 	}{{s.byAddress.Blocked, addrKey}, {s.byEmail.Blocked, emailKey}} {
 		if blocked, wait := l.blocked(l.key); blocked {
-			return &models.Error{
-				Code:              models.CodeRateLimited,
-				Message:           "too many failed logins; try again later",
-				RetryAfterSeconds: int(math.Ceil(wait.Seconds())),
-			}
+			err := models.Errorf(models.CodeRateLimited, "too many failed logins; try again later")
+			err.RetryAfterSeconds = int(math.Ceil(wait.Seconds()))
+			return err
 		}
 	}
 

@@ -27,7 +27,7 @@ func decodeJSON(c echo.Context, dst any) error {
 		// get JSON parsing, and the decoder names any syntax error.
 		lenient := mt == "application/x-www-form-urlencoded" || mt == "text/plain"
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json") && !lenient) {
-			return &models.Error{Code: models.CodeUnsupportedMedia, Message: "Content-Type must be application/json"}
+			return models.Errorf(models.CodeUnsupportedMedia, "Content-Type must be application/json")
 		}
 	}
 	dec := json.NewDecoder(req.Body)
@@ -40,7 +40,7 @@ func decodeJSON(c echo.Context, dst any) error {
 		if errors.As(err, &mbe) {
 			return jsonError(err)
 		}
-		return &models.Error{Code: models.CodeMalformed, Message: "body must hold exactly one JSON value"}
+		return models.Errorf(models.CodeMalformed, "body must hold exactly one JSON value")
 	}
 	return nil
 }
@@ -53,36 +53,28 @@ func jsonError(err error) error {
 	)
 	switch {
 	case errors.As(err, &mbe):
-		return &models.Error{Code: models.CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
+		return models.Errorf(models.CodeTooLarge, "request body is larger than %d bytes", mbe.Limit)
 	case errors.Is(err, io.EOF):
-		return &models.Error{Code: models.CodeMalformed, Message: "request body is empty; a JSON object is required"}
+		return models.Errorf(models.CodeMalformed, "request body is empty; a JSON object is required")
 	case errors.As(err, &syn):
-		return &models.Error{Code: models.CodeMalformed, Message: fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, syn)}
+		return models.Errorf(models.CodeMalformed, "malformed JSON at byte %d: %v", syn.Offset, syn)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return &models.Error{Code: models.CodeMalformed, Message: "malformed JSON: body ends early"}
+		return models.Errorf(models.CodeMalformed, "malformed JSON: body ends early")
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
-			return &models.Error{Code: models.CodeMalformed, Message: "body must be " + jsonKind(typ.Type.Kind().String())}
+			return models.Errorf(models.CodeMalformed, "body must be %s", jsonKind(typ.Type.Kind().String()))
 		}
-		return &models.Error{
-			Code:    models.CodeInvalid,
-			Message: fmt.Sprintf("%s: must be %s, not %s", field, jsonKind(typ.Type.Kind().String()), typ.Value),
-			Fields:  []models.FieldError{{Field: field, Code: models.CodeInvalid, Message: fmt.Sprintf("must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)}},
-		}
+		return models.FieldInvalid(field, "must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &models.Error{
-			Code:    models.CodeInvalid,
-			Message: fmt.Sprintf("unknown field %q", field),
-			Fields:  []models.FieldError{{Field: field, Code: "unknown_field", Message: "is not a field of this request"}},
-		}
+		return models.UnknownField(field)
 	}
 	var me *models.Error
 	if errors.As(err, &me) {
 		return me
 	}
-	return &models.Error{Code: models.CodeMalformed, Message: "malformed JSON: " + err.Error()}
+	return models.Errorf(models.CodeMalformed, "malformed JSON: %s", err)
 }
 
 func jsonKind(k string) string {

@@ -11,7 +11,11 @@ import (
 	"github.com/fieldsync/fieldsync/models"
 )
 
-// statusOf is the one table from error code to HTTP status.
+// statusOf is the one table from error code to HTTP status. Every code
+// declared in models has a row (TestEveryCodeHasAStatus), so no code
+// answers 500 by omission. The rejection codes of a sync push normally
+// travel inside a 200, one per mutation; they are here for the handler
+// that returns one as its error.
 var statusOf = map[string]int{
 	models.CodeInvalid:           http.StatusUnprocessableEntity,
 	models.CodeMalformed:         http.StatusBadRequest,
@@ -26,6 +30,20 @@ var statusOf = map[string]int{
 	models.CodeInternal:          http.StatusInternalServerError,
 	models.CodeUnsupportedMedia:  http.StatusUnsupportedMediaType,
 	models.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
+
+	models.CodeInvalidValue:    http.StatusUnprocessableEntity,
+	models.CodeUnknownField:    http.StatusUnprocessableEntity,
+	models.CodeServerOwned:     http.StatusUnprocessableEntity,
+	models.CodeReadOnly:        http.StatusUnprocessableEntity,
+	models.CodeMissingRequired: http.StatusUnprocessableEntity,
+	// The request is sound but the record's state refuses it.
+	models.CodeInvalidTransition: http.StatusConflict,
+	models.CodeLocked:            http.StatusConflict,
+	// Not 429: that tells clients to back off and retry, and a quota
+	// (kudos per month) does not come back within any Retry-After worth
+	// waiting for; not 403: the caller has the right, just not the
+	// allowance left. Like a rejected push, it is final as sent.
+	models.CodeLimitReached: http.StatusUnprocessableEntity,
 }
 
 // Problem is an RFC 9457 problem document with fieldsync's stable code and
@@ -49,7 +67,7 @@ func problemOf(err error) (Problem, *models.Error) {
 	case errors.As(err, &he):
 		me = fromHTTPError(he)
 	default:
-		me = &models.Error{Code: models.CodeInternal, Message: "internal error; it has been logged"}
+		me = errInternal
 	}
 	status, ok := statusOf[me.Code]
 	if !ok {
@@ -65,6 +83,9 @@ func problemOf(err error) (Problem, *models.Error) {
 	}, me
 }
 
+// errInternal hides a bug's details from the caller; handleError logs them.
+var errInternal = models.Errorf(models.CodeInternal, "internal error; it has been logged")
+
 func fromHTTPError(he *echo.HTTPError) *models.Error {
 	msg := http.StatusText(he.Code)
 	if s, ok := he.Message.(string); ok {
@@ -72,22 +93,22 @@ func fromHTTPError(he *echo.HTTPError) *models.Error {
 	}
 	switch he.Code {
 	case http.StatusNotFound:
-		return &models.Error{Code: models.CodeNotFound, Message: "no such route"}
+		return models.Errorf(models.CodeNotFound, "no such route")
 	case http.StatusMethodNotAllowed:
-		return &models.Error{Code: models.CodeMethodNotAllowed, Message: "method not allowed on this route"}
+		return models.Errorf(models.CodeMethodNotAllowed, "method not allowed on this route")
 	case http.StatusRequestEntityTooLarge:
-		return &models.Error{Code: models.CodeTooLarge, Message: "request body too large"}
+		return models.Errorf(models.CodeTooLarge, "request body too large")
 	case http.StatusUnauthorized:
-		return &models.Error{Code: models.CodeUnauthorized, Message: msg}
+		return models.Errorf(models.CodeUnauthorized, "%s", msg)
 	case http.StatusServiceUnavailable:
-		return &models.Error{Code: models.CodeUnavailable, Message: msg}
+		return models.Errorf(models.CodeUnavailable, "%s", msg)
 	case http.StatusUnsupportedMediaType:
-		return &models.Error{Code: models.CodeUnsupportedMedia, Message: msg}
+		return models.Errorf(models.CodeUnsupportedMedia, "%s", msg)
 	}
 	if he.Code >= 400 && he.Code < 500 {
-		return &models.Error{Code: models.CodeMalformed, Message: msg}
+		return models.Errorf(models.CodeMalformed, "%s", msg)
 	}
-	return &models.Error{Code: models.CodeInternal, Message: "internal error; it has been logged"}
+	return errInternal
 }
 
 // handleError is Echo's HTTPErrorHandler: every error leaves as

@@ -77,7 +77,7 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		if req.ContentLength > s.bodyLimit {
-			return &models.Error{Code: models.CodeTooLarge, Message: "request body is larger than " + strconv.FormatInt(s.bodyLimit, 10) + " bytes"}
+			return models.Errorf(models.CodeTooLarge, "request body is larger than %d bytes", s.bodyLimit)
 		}
 		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.bodyLimit)
 		return next(c)
@@ -127,7 +127,7 @@ func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		scheme, raw, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
-			return &models.Error{Code: models.CodeUnauthorized, Message: "missing bearer token"}
+			return models.Errorf(models.CodeUnauthorized, "missing bearer token")
 		}
 		v, err := s.tokens.Verify(strings.TrimSpace(raw))
 		if err != nil {

@@ -78,7 +78,7 @@ type createTeamRequest struct {
 	ManagerID *string `json:"manager_id"`
 }
 
-var errAdminOnly = &models.Error{Code: models.CodeForbidden, Message: "only an admin may do this"}
+var errAdminOnly = models.Errorf(models.CodeForbidden, "only an admin may do this")
 
 func (s *Server) me(c echo.Context) error {
 	p := principal(c)
@@ -322,5 +322,5 @@ func collect(errs ...error) []models.FieldError {
 
 // invalid reports every field at fault at once, so a form can mark them all.
 func invalid(errs []models.FieldError) error {
-	return &models.Error{Code: models.CodeInvalid, Message: errs[0].Field + ": " + errs[0].Message, Fields: errs}
+	return models.Invalid(errs)
 }

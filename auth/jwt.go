@@ -140,7 +140,7 @@ func (t *Tokens) Verify(raw string) (Verified, error) {
 		jwt.WithLeeway(30*time.Second),
 	)
 	if err != nil {
-		return Verified{}, &models.Error{Code: models.CodeUnauthorized, Message: "invalid access token: " + describe(err)}
+		return Verified{}, models.Errorf(models.CodeUnauthorized, "invalid access token: %s", describe(err))
 	}
 	var v Verified
 	for _, f := range []struct {
@@ -149,7 +149,7 @@ func (t *Tokens) Verify(raw string) (Verified, error) {
 	}{{&v.OrgID, c.Org}, {&v.UserID, c.Subject}, {&v.DeviceID, c.Did}, {&v.SessionID, c.Sid}} {
 		id, err := uuid.Parse(f.src)
 		if err != nil {
-			return Verified{}, &models.Error{Code: models.CodeUnauthorized, Message: "invalid access token: malformed claims"}
+			return Verified{}, models.Errorf(models.CodeUnauthorized, "invalid access token: malformed claims")
 		}
 		*f.dst = id
 	}

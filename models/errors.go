@@ -20,6 +20,18 @@ const (
 	CodeInternal          = "internal"           // a bug; logged with the request id
 	CodeUnsupportedMedia  = "unsupported_media"  // Content-Type is not JSON
 	CodeMethodNotAllowed  = "method_not_allowed" // route exists, method does not
+
+	// Why the sync engine rejected one mutation of a push. They reach the
+	// client in that mutation's result, so they are declared here with
+	// the others: one list of codes, each with an HTTP status in api.
+	CodeInvalidValue      = "invalid_value"          // a field's value is malformed or breaks a rule
+	CodeUnknownField      = "unknown_field"          // the entity or request has no such field
+	CodeServerOwned       = "server_owned_field"     // the server sets this field; a client may not
+	CodeReadOnly          = "read_only_entity"       // the server computes this entity; clients only read it
+	CodeMissingRequired   = "missing_required_field" // a field required on create is absent
+	CodeInvalidTransition = "invalid_transition"     // the status cannot move that way
+	CodeLocked            = "locked"                 // the record can no longer change
+	CodeLimitReached      = "limit_reached"          // a quota is used up until its period ends
 )
 
 // FieldError names one field at fault and why.
@@ -72,6 +84,16 @@ func FieldErr(code, msg, field, fieldMsg string) *Error {
 // message names the first. fields must not be empty.
 func Invalid(fields []FieldError) *Error {
 	return &Error{Code: CodeInvalid, Message: fields[0].Field + ": " + fields[0].Message, Fields: fields}
+}
+
+// UnknownField returns an invalid-input error for a request that names a
+// field its endpoint does not have.
+func UnknownField(field string) *Error {
+	return &Error{
+		Code:    CodeInvalid,
+		Message: fmt.Sprintf("unknown field %q", field),
+		Fields:  []FieldError{{Field: field, Code: CodeUnknownField, Message: "is not a field of this request"}},
+	}
 }
 
 // ErrorCode returns the code of err if it is (or wraps) an *Error, and

@@ -11,9 +11,9 @@ import (
 
 // Codes of domain rejections.
 const (
-	CodeInvalidTransition = "invalid_transition"
-	CodeLocked            = "locked"
-	CodeLimitReached      = "limit_reached"
+	CodeInvalidTransition = models.CodeInvalidTransition
+	CodeLocked            = models.CodeLocked
+	CodeLimitReached      = models.CodeLimitReached
 )
 
 // RideAlongs are a manager joining a rep on a call to coach: flagged by the

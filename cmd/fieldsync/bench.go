@@ -1,18 +1,27 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fieldsync/fieldsync/api"
+	"github.com/fieldsync/fieldsync/auth"
+	"github.com/fieldsync/fieldsync/internal/bench"
+	"github.com/fieldsync/fieldsync/sales"
+	"github.com/fieldsync/fieldsync/store"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -68,48 +77,31 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		defer pprof.StopCPUProfile()
 	}
 	if *memProfile != "" {
-		stop := watchHeap()
+		stop := bench.WatchHeap()
 		defer func() {
 			if err := os.WriteFile(*memProfile, stop(), 0o644); err != nil {
 				fmt.Fprintln(stderr, "memprofile:", err)
 			}
 		}()
 	}
-	_, err := runBench(ctx, benchConfig{
-		DatabaseURL: url, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
+	_, err := bench.Run(ctx, bench.Config{
+		DatabaseURL: url, Server: benchServer, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
 		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes, MaxConns: *maxConns, History: *history,
 	}, stdout, stderr)
 	return err
 }
 
-// watchHeap samples the live heap as of the last garbage collection and
-// keeps the heap profile of the largest: the profile of a run's end shows
-// what survives it, not what made the resident set peak. The returned stop
-// function ends the watch and returns that profile.
-func watchHeap() func() []byte {
-	done := make(chan struct{})
-	out := make(chan []byte)
-	go func() {
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		var peak uint64
-		var best []byte
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				out <- best
-				return
-			case <-tick.C:
-			}
-			metrics.Read(sample)
-			if live := sample[0].Value.Uint64(); live > peak+peak/20 {
-				var b bytes.Buffer
-				if pprof.Lookup("heap").WriteTo(&b, 0) == nil {
-					peak, best = live, b.Bytes()
-				}
-			}
-		}
-	}()
-	return func() []byte { close(done); return <-out }
+// benchServer wires the real API for a bench run, as serve does but with
+// cheap password hashes, no login rate limit and a body limit that takes
+// the largest batches.
+func benchServer(db *store.DB) (http.Handler, error) {
+	tokens, err := auth.NewTokens(strings.Repeat("b", 40), nil, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	eng := engine.New(db, sales.Entities(), time.Now, nil)
+	srv := api.New(api.Deps{Store: db, Sync: eng, Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
+		LoginLimits: api.LoginLimits{PerEmail: 1 << 20, PerAddress: 1 << 20, Window: time.Minute}})
+	return srv.Handler(), nil
 }

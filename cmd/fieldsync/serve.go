@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -54,6 +55,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	// Deferred first, so it runs last: the workers started below are
+	// stopped by later defers, which wait for them, before it closes.
 	defer db.Close()
 	if cfg.NoMigrate {
 		st, err := db.MigrationStatus(ctx)
@@ -102,7 +105,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
-	go schedule(ctx, db, eng, log, time.Minute, cfg.TombstoneRetention)
+	stopScheduler := startScheduler(ctx, scheduled{
+		orgs: db.OrgIDs,
+		tick: func(ctx context.Context, org uuid.UUID) error {
+			return eng.Server(ctx, models.Principal{OrgID: org}, sales.Tick)
+		},
+		purge: eng.PurgeTombstones,
+	}, log, time.Minute, cfg.TombstoneRetention)
+	defer stopScheduler()
 	stopNotifications, err := startNotifications(ctx, cfg, db, eng, log)
 	if err != nil {
 		return err
@@ -116,12 +126,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return listenAndServe(ctx, cfg.Addr, srv.Handler(), log, db.Dialect())
 }
 
+// scheduled is the work of the scheduler: in serve, the store's list of
+// organisations and the engine's time-based rules.
+type scheduled struct {
+	orgs  func(ctx context.Context) ([]uuid.UUID, error)
+	tick  func(ctx context.Context, org uuid.UUID) error
+	purge func(ctx context.Context, org uuid.UUID, before time.Time) (int, error)
+}
+
+// startScheduler runs schedule in a goroutine. stop cancels it and waits
+// until it has returned, so that a tick in progress never meets a closed
+// database; serve calls it before closing the database, on every way out.
+func startScheduler(ctx context.Context, jobs scheduled, log *slog.Logger, every, retention time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		schedule(ctx, jobs, log, every, retention)
+	}()
+	return func() { cancel(); <-done }
+}
+
 // schedule runs the domain's time-based rules every interval until ctx
 // ends: contests start, end and finalize, stale ride-along requests
 // expire. Each organisation's tick is one transaction and idempotent, so
 // several replicas may run it at once. Hourly, it purges tombstones older
 // than retention.
-func schedule(ctx context.Context, db *store.DB, eng *engine.Engine, log *slog.Logger, every, retention time.Duration) {
+func schedule(ctx context.Context, jobs scheduled, log *slog.Logger, every, retention time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastPurge time.Time
@@ -130,18 +161,18 @@ func schedule(ctx context.Context, db *store.DB, eng *engine.Engine, log *slog.L
 		if purge {
 			lastPurge = time.Now()
 		}
-		orgs, err := db.OrgIDs(ctx)
+		orgs, err := jobs.orgs(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("scheduler: list organisations", "err", err)
 		}
 		for _, org := range orgs {
-			if err := eng.Server(ctx, models.Principal{OrgID: org}, sales.Tick); err != nil && ctx.Err() == nil {
+			if err := jobs.tick(ctx, org); err != nil && ctx.Err() == nil {
 				log.Warn("scheduler: tick", "org", org, "err", err)
 			}
 			if !purge {
 				continue
 			}
-			n, err := eng.PurgeTombstones(ctx, org, time.Now().Add(-retention))
+			n, err := jobs.purge(ctx, org, time.Now().Add(-retention))
 			if err != nil && ctx.Err() == nil {
 				log.Warn("scheduler: purge tombstones", "org", org, "err", err)
 			}
@@ -167,7 +198,7 @@ func readiness(db *store.DB) func(context.Context) error {
 			return models.ErrUnavailable
 		}
 		if st.Behind() {
-			return &models.Error{Code: models.CodeUnavailable, Message: fmt.Sprintf("schema at version %d, want %d", st.Current, st.Latest)}
+			return models.Errorf(models.CodeUnavailable, "schema at version %d, want %d", st.Current, st.Latest)
 		}
 		return nil
 	}

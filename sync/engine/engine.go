@@ -40,12 +40,12 @@ const (
 // Rejection codes, stable for clients.
 const (
 	CodeNotFound        = models.CodeNotFound
-	CodeInvalidValue    = "invalid_value"
-	CodeUnknownField    = "unknown_field"
-	CodeServerOwned     = "server_owned_field"
-	CodeReadOnly        = "read_only_entity"
+	CodeInvalidValue    = models.CodeInvalidValue
+	CodeUnknownField    = models.CodeUnknownField
+	CodeServerOwned     = models.CodeServerOwned
+	CodeReadOnly        = models.CodeReadOnly
 	CodeForbidden       = models.CodeForbidden
-	CodeMissingRequired = "missing_required_field"
+	CodeMissingRequired = models.CodeMissingRequired
 )
 
 // Mutation is one change a device made offline.

@@ -1,16 +1,17 @@
-// The bench command measures fieldsync's sync engine end to end — HTTP, JSON,
+// Package bench measures fieldsync's sync engine end to end — HTTP, JSON,
 // the engine and the database — against the raw ceiling of the same
 // database: hand-written multi-row upserts and keyset reads of the same
-// rows, in the same run, so the figures compare on a noisy machine.
-package main
+// rows, in the same run, so the figures compare on a noisy machine. It is
+// the code of `fieldsync bench`; the server never imports it.
+package bench
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -26,17 +27,20 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/fieldsync/fieldsync/api"
-	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
-// benchConfig sets the size of a run.
-type benchConfig struct {
+// Config sets the size of a run and the server it measures.
+type Config struct {
 	DatabaseURL string
+	// Server builds the HTTP handler under test on the run's database: the
+	// command wires the real API, so this package needs no import of it.
+	// The handler must accept the logins of users Run creates (any bcrypt
+	// cost) without a login rate limit getting in the way.
+	Server      func(db *store.DB) (http.Handler, error)
 	Devices     int // concurrent devices in the throughput phase
 	Batches     int // batches each device pushes
 	Rounds      int // throughput rounds, each with its raw ceiling
@@ -51,14 +55,14 @@ type benchConfig struct {
 	History      int   // visits the organisation holds before the run
 }
 
-// benchRound is one round of the throughput phase.
-type benchRound struct {
+// round is one round of the throughput phase.
+type round struct {
 	push, pull, rawUpsert, rawRead float64
 	p50, p99                       time.Duration
 }
 
-// benchResult holds the figures of a run.
-type benchResult struct {
+// Result holds the figures of a run.
+type Result struct {
 	PushRate, PullRate         float64 // mutations/s, records/s through the API (median round)
 	RawUpsertRate, RawReadRate float64 // rows/s, hand-written SQL, in the same rounds
 	PushRatioMin, PushRatioMax float64 // push / raw upsert over the rounds
@@ -76,10 +80,13 @@ type benchResult struct {
 
 const benchPassword = "bench-password-1234"
 
-// runBench performs a benchmark and writes progress to progress and a summary
+// Run performs a benchmark and writes progress to progress and a summary
 // table to out.
-func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (benchResult, error) {
-	var res benchResult
+func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, error) {
+	var res Result
+	if cfg.Server == nil {
+		return res, errors.New("bench: no server to measure (Config.Server is nil)")
+	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: cfg.MaxConns})
 	if err != nil {
 		return res, err
@@ -114,7 +121,7 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (be
 		return res, err
 	}
 	bar.done()
-	base, stop, err := w.serve()
+	base, stop, err := w.serve(cfg.Server)
 	if err != nil {
 		return res, err
 	}
@@ -125,10 +132,10 @@ func runBench(ctx context.Context, cfg benchConfig, out, progress io.Writer) (be
 	// compare figures taken moments apart. The median round is reported
 	// with the spread, since these machines are noisy.
 	res.Rows = cfg.Devices * cfg.Batches * cfg.BatchSize
-	var rounds []benchRound
+	var rounds []round
 	for i := 0; i < cfg.Rounds; i++ {
 		label := func(s string) string { return fmt.Sprintf("%s %d/%d", s, i+1, cfg.Rounds) }
-		var r benchRound
+		var r round
 		bar := newBar(progress, label("push"), cfg.Devices*cfg.Batches)
 		lat, dur, err := w.pushPhase(base, w.reps[:cfg.Devices], cfg.Batches, cfg.BatchSize, 0, bar)
 		bar.done()
@@ -233,7 +240,6 @@ type world struct {
 	reps    []models.User
 	admin   *device
 	client  *http.Client
-	eng     *engine.Engine
 	filled  int                 // visits of the filler rep
 	calls   map[uuid.UUID]int64 // calls pushed so far, by rep
 	budget  map[uuid.UUID]int64 // calls a rep pushes in the whole run
@@ -286,21 +292,17 @@ func (w *world) setup(reps int) error {
 	return nil
 }
 
-// serve runs the real router on a loopback port.
-func (w *world) serve() (string, func(), error) {
-	tokens, err := auth.NewTokens(strings.Repeat("b", 40), nil, time.Now)
+// serve runs the server under test on a loopback port.
+func (w *world) serve(server func(*store.DB) (http.Handler, error)) (string, func(), error) {
+	h, err := server(w.db)
 	if err != nil {
 		return "", nil, err
 	}
-	w.eng = engine.New(w.db, sales.Entities(), time.Now, nil)
-	srv := api.New(api.Deps{Store: w.db, Sync: w.eng, Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
-		LoginLimits: api.LoginLimits{PerEmail: 1 << 20, PerAddress: 1 << 20, Window: time.Minute}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	base := "http://" + ln.Addr().String()
 	if err := w.login(base, w.admin); err != nil {
@@ -671,7 +673,7 @@ func peakRSS() int64 {
 	return 0
 }
 
-func report(out io.Writer, cfg benchConfig, r benchResult) {
+func report(out io.Writer, cfg Config, r Result) {
 	fmt.Fprintf(out, "\nfieldsync bench on %s: %d devices × %d batches × %d visits (%d rows)\n\n", r.Dialect, cfg.Devices, cfg.Batches, cfg.BatchSize, r.Rows)
 	fmt.Fprintf(out, "%-42s %14s %14s %8s\n", "measure", "fieldsync", "raw ceiling", "ratio")
 	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%   (rounds: %.0f–%.0f%%)\n", "push mutations/s (batches of "+strconv.Itoa(cfg.BatchSize)+")",
