@@ -104,7 +104,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.String("method", c.Request().Method),
 			slog.String("route", route),
 			slog.Int("status", status),
-			slog.Duration("latency", took),
+			// Milliseconds as a number: slog writes a Duration in JSON
+			// as integer nanoseconds, which no dashboard reads as is.
+			slog.Float64("latency_ms", float64(took.Microseconds())/1000),
 			slog.Int64("bytes", c.Response().Size),
 			slog.String("client", c.RealIP()),
 		}
