@@ -121,8 +121,8 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 			// Spread accounts on a spiral of about 15 km around the city.
 			angle := float64(i) * 2.39996 // golden angle: even, deterministic
 			r := 0.02 + 0.13*math.Sqrt(float64(i)/float64(len(businesses[ti])))
-			lat := tp.lat + r*math.Cos(angle)
-			lng := tp.lng + r*math.Sin(angle)/math.Cos(tp.lat*math.Pi/180)
+			lat := coord(tp.lat + r*math.Cos(angle))
+			lng := coord(tp.lng + r*math.Sin(angle)/math.Cos(tp.lat*math.Pi/180))
 			status := "customer"
 			if i%3 == 2 {
 				status = "prospect"
@@ -144,6 +144,10 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 	}
 	return true, nil
 }
+
+// coord rounds a degree to 6 decimals (about 10 cm), as a phone reports
+// it; sums of floats otherwise show as 44.997800000000005.
+func coord(deg float64) float64 { return math.Round(deg*1e6) / 1e6 }
 
 // Logins lists the demo users to print at start-up.
 func Logins() []Login {

@@ -169,10 +169,10 @@ func (ph *phone) history(rng *rand.Rand, accounts []*engine.Record, now time.Tim
 			lat, lng := *a.FloatValue("lat"), *a.FloatValue("lng")
 			switch r := rng.IntN(20); {
 			case r < 16: // at the door
-				f["check_in_lat"], f["check_in_lng"] = lat+(rng.Float64()-0.5)*0.001, lng+(rng.Float64()-0.5)*0.001
+				f["check_in_lat"], f["check_in_lng"] = coord(lat+(rng.Float64()-0.5)*0.001), coord(lng+(rng.Float64()-0.5)*0.001)
 				f["check_in_accuracy_m"] = float64(5 + rng.IntN(30))
 			case r < 18: // checked in from the car park down the road
-				f["check_in_lat"], f["check_in_lng"] = lat+0.011, lng
+				f["check_in_lat"], f["check_in_lng"] = coord(lat+0.011), lng
 				f["check_in_accuracy_m"] = 20.0
 			}
 			if f["outcome"] == "order" {

@@ -116,22 +116,32 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := d.now().UTC()
 	lease := uuid.New()
+	var held []Hold
 	claimed, err := d.store.ClaimNotifications(ctx, Claim{Now: now, Limit: d.Batch, Lease: d.Lease, LeaseID: lease},
 		func(due []Due, rs map[UserKey]*Recipient) []Step {
 			steps := d.plan(now, due, rs)
-			st.Claimed = len(due)
-			for _, s := range steps {
+			st = Stats{Claimed: len(due)} // the store may run this again on a retry
+			held = held[:0]
+			for i, s := range steps {
 				switch s.Status {
 				case StatusDeferred:
 					st.Deferred++
+					n := due[i].Notification
+					held = append(held, Hold{NotificationID: n.ID, UserID: n.UserID, Type: n.Type, Title: n.Title, Until: s.At, Reason: s.Reason})
 				case StatusInboxOnly:
 					st.InboxOnly++
 				}
 			}
 			return steps
 		})
-	if err != nil || len(claimed) == 0 {
+	if err != nil {
 		return st, err
+	}
+	if h, ok := d.sender.(HoldReporter); ok && len(held) > 0 {
+		h.Held(ctx, held)
+	}
+	if len(claimed) == 0 {
+		return st, nil
 	}
 
 	var msgs []Message

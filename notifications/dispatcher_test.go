@@ -1,9 +1,11 @@
 package notifications_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -464,4 +466,49 @@ func (f *fixture) account(team uuid.UUID) uuid.UUID {
 		f.t.Fatalf("account: %v", err)
 	}
 	return uuid.MustParse(id)
+}
+
+// TestLogSenderTellsOfHeldPushes: on the embedded default (no Firebase), a
+// push held for quiet hours is logged with when it will go, so a demo user
+// watching the log sees why nothing came.
+func TestLogSenderTellsOfHeldPushes(t *testing.T) {
+	f := newFixture(t)
+	f.register("rep1@demo.test", "tok")
+	f.setClock(time.Date(2026, 3, 11, 2, 0, 0, 0, time.UTC)) // 21:00 CDT
+	id := f.notify(f.note("rep1@demo.test", models.CategoryContests))[0]
+	var logs syncLog
+	d := f.dispatcher(notifications.LogSender{Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if st := f.runOnce(d); st.Deferred != 1 {
+		t.Fatalf("at 21:00: %+v, want deferred", st)
+	}
+	var held map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(logs.bytes()), []byte("\n")) {
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err == nil && rec["notification_id"] == id.String() {
+			held = rec
+		}
+	}
+	if held == nil {
+		t.Fatalf("no log line names the held notification %s:\n%s", id, logs.bytes())
+	}
+	if held["until"] != "2026-03-11T12:00:00Z" || held["reason"] != "quiet_hours" {
+		t.Errorf("held line %v, want until 2026-03-11T12:00:00Z (07:00 CDT) for quiet_hours", held)
+	}
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
 }

@@ -65,6 +65,30 @@ func (s LogSender) Send(ctx context.Context, msgs []Message) []Result {
 	return out
 }
 
+// Hold is a push held back for later: quiet hours, a visit in progress.
+type Hold struct {
+	NotificationID, UserID uuid.UUID
+	Type, Title            string
+	Until                  time.Time // when it is due again
+	Reason                 string    // "quiet_hours", "in_visit", …
+}
+
+// HoldReporter is a Sender that wants to hear of pushes held back, after
+// the hold is recorded.
+type HoldReporter interface {
+	Held(ctx context.Context, holds []Hold)
+}
+
+// Held logs each held push and when it will go: with no real phone to
+// watch, the log is where a demo user looks for a push that did not come.
+func (s LogSender) Held(ctx context.Context, holds []Hold) {
+	for _, h := range holds {
+		s.Log.InfoContext(ctx, "push held (log sender)",
+			"notification_id", h.NotificationID, "user_id", h.UserID, "type", h.Type, "title", h.Title,
+			"until", h.Until.UTC().Format(time.RFC3339), "reason", h.Reason)
+	}
+}
+
 // redactToken keeps a token's tail, enough to tell devices apart in logs.
 func redactToken(t string) string {
 	if len(t) <= 8 {
