@@ -7,9 +7,12 @@
 #
 # The binary is pure Go (the embedded SQLite driver needs no cgo), so it is
 # built static and runs on a small Alpine base. Alpine rather than distroless
-# because its busybox wget is what the docker-compose healthcheck calls.
+# because its busybox wget is what the healthcheck calls.
+#
+# Base images are pinned to releases (bump them deliberately, e.g. with
+# Renovate, which can also pin digests); the Go release matches go.mod's.
 
-FROM golang:1.26 AS build
+FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 ENV CGO_ENABLED=0
 # Modules first, so a source change does not download them again.
@@ -20,7 +23,7 @@ ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/fieldsync ./cmd/fieldsync
 
-FROM alpine:3.22
+FROM alpine:3.22.2
 # ca-certificates: TLS to PostgreSQL and to Firebase Cloud Messaging.
 # Time zones are compiled into the binary (time/tzdata), so no tzdata here.
 RUN apk add --no-cache ca-certificates \
@@ -29,8 +32,13 @@ RUN apk add --no-cache ca-certificates \
     && mkdir -p /data && chown fieldsync:fieldsync /data
 COPY --from=build /out/fieldsync /fieldsync
 USER 10001:10001
-# `serve --demo` without FIELDSYNC_DATABASE_URL keeps its SQLite file here.
+# `serve --demo` without FIELDSYNC_DATABASE_URL keeps its SQLite file here;
+# a volume, so it outlives the container.
 WORKDIR /data
+VOLUME /data
 EXPOSE 8080
+# Healthy means ready: the database answers and the schema is current.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["wget", "-q", "-T", "3", "-O", "/dev/null", "http://127.0.0.1:8080/readyz"]
 ENTRYPOINT ["/fieldsync"]
 CMD ["serve"]

@@ -20,6 +20,7 @@ import (
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
 	Volumes  map[string]any            `yaml:"volumes"`
+	Secrets  map[string]any            `yaml:"secrets"`
 }
 
 type composeService struct {
@@ -30,6 +31,7 @@ type composeService struct {
 	Healthcheck *healthcheck `yaml:"healthcheck"`
 	Volumes     []string     `yaml:"volumes"`
 	Ports       []string     `yaml:"ports"`
+	Secrets     []string     `yaml:"secrets"`
 }
 
 type healthcheck struct {
@@ -164,21 +166,46 @@ func TestComposeSetsOnlyVariablesTheServerReads(t *testing.T) {
 	if _, ok := env["FIELDSYNC_DATABASE_URL"]; !ok {
 		t.Errorf("fieldsync service does not set FIELDSYNC_DATABASE_URL; it would fall back to SQLite inside the container")
 	}
-	secret, direct := env["FIELDSYNC_JWT_SECRET"]
-	_, fromFile := env["FIELDSYNC_JWT_SECRET_FILE"]
-	switch {
-	case !direct && !fromFile:
-		t.Errorf("fieldsync service sets neither FIELDSYNC_JWT_SECRET nor FIELDSYNC_JWT_SECRET_FILE; serve refuses to start without one")
-	case direct && !strings.HasPrefix(secret, "${"):
-		t.Errorf("FIELDSYNC_JWT_SECRET is a literal in docker-compose.yml; interpolate it, e.g. ${FIELDSYNC_JWT_SECRET:?…}")
+	// A secret in a plain variable shows in `docker inspect` and in the
+	// environment of every process in the container; a mounted secret file
+	// does not.
+	if _, direct := env["FIELDSYNC_JWT_SECRET"]; direct {
+		t.Errorf("fieldsync service passes FIELDSYNC_JWT_SECRET as a plain variable; mount it as a secret and set FIELDSYNC_JWT_SECRET_FILE")
+	}
+	path, fromFile := env["FIELDSYNC_JWT_SECRET_FILE"]
+	if !fromFile {
+		t.Fatalf("fieldsync service does not set FIELDSYNC_JWT_SECRET_FILE; serve refuses to start without a secret")
+	}
+	name, ok := strings.CutPrefix(path, "/run/secrets/")
+	if !ok {
+		t.Fatalf("FIELDSYNC_JWT_SECRET_FILE = %q, want a compose secret under /run/secrets/", path)
+	}
+	if !slices.Contains(service(t, f, "fieldsync").Secrets, name) {
+		t.Errorf("fieldsync service reads /run/secrets/%s but does not list the secret %q", name, name)
+	}
+	if _, ok := f.Secrets[name]; !ok {
+		t.Errorf("secret %q is not declared under top-level secrets", name)
 	}
 }
+
+// pinned reports whether an image reference names one exact release: a
+// digest, or a tag with a patch version. "postgres:16" or "alpine" move
+// under you.
+func pinned(image string) bool {
+	return strings.Contains(image, "@sha256:") || regexp.MustCompile(`:[^:/]*\d+\.\d+\.\d+[^:/]*$`).MatchString(image)
+}
+
+// testedPostgresMajor is the PostgreSQL CI runs against; compose must run
+// the same.
+const testedPostgresMajor = "15"
 
 func TestComposePostgres(t *testing.T) {
 	f := readCompose(t)
 	pg := service(t, f, "postgres")
-	if got, want := pg.Image, "postgres:16"; got != want {
-		t.Errorf("postgres image: got %q, want %q", got, want)
+	// PostgreSQL numbers releases major.minor: 15.19 is one exact release.
+	release := regexp.MustCompile(`^postgres:` + testedPostgresMajor + `\.\d+(-[a-z0-9]+)?(@sha256:[0-9a-f]+)?$`)
+	if !release.MatchString(pg.Image) {
+		t.Errorf("postgres image: got %q, want postgres:%s.N, the major version CI tests, pinned to a release", pg.Image, testedPostgresMajor)
 	}
 	env := environment(t, pg.Environment)
 	for _, name := range []string{"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} {
@@ -224,10 +251,12 @@ func TestComposeFieldsync(t *testing.T) {
 	if fs.Healthcheck == nil || fs.Healthcheck.Disable {
 		t.Fatalf("fieldsync service has no healthcheck")
 	}
+	// Healthy means ready to serve: the database answers and the schema
+	// is current. /healthz only says the process runs.
 	cmd := fs.Healthcheck.command()
-	if !strings.Contains(strings.Join(cmd, " "), "://127.0.0.1:8080/healthz") &&
-		!strings.Contains(strings.Join(cmd, " "), "://localhost:8080/healthz") {
-		t.Errorf("fieldsync healthcheck: got %q, want a request to :8080/healthz inside the container", cmd)
+	if !strings.Contains(strings.Join(cmd, " "), "://127.0.0.1:8080/readyz") &&
+		!strings.Contains(strings.Join(cmd, " "), "://localhost:8080/readyz") {
+		t.Errorf("fieldsync healthcheck: got %q, want a request to :8080/readyz inside the container", cmd)
 	}
 	// The healthcheck runs inside the image: its program must exist there.
 	if len(cmd) > 0 && (cmd[0] == "wget" || cmd[0] == "curl") {
@@ -326,6 +355,17 @@ func TestDockerfile(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("Dockerfile lacks %s", want)
 		}
+	}
+	for _, m := range regexp.MustCompile(`(?mi)^FROM\s+(?:--\S+\s+)*(\S+)`).FindAllStringSubmatch(text, -1) {
+		if !pinned(m[1]) {
+			t.Errorf("Dockerfile FROM %s floats; pin a release (a patch-version tag or a digest)", m[1])
+		}
+	}
+	if !regexp.MustCompile(`(?m)^HEALTHCHECK\s.*://(127\.0\.0\.1|localhost):8080/readyz`).MatchString(joined) {
+		t.Errorf("Dockerfile has no HEALTHCHECK calling /readyz")
+	}
+	if !regexp.MustCompile(`(?m)^VOLUME\s.*/data`).MatchString(text) {
+		t.Errorf("Dockerfile declares no VOLUME /data; the SQLite file would die with the container")
 	}
 	if m := regexp.MustCompile(`(?m)^USER\s+(\S+)`).FindAllStringSubmatch(text, -1); len(m) == 0 {
 		t.Errorf("Dockerfile never sets USER; the server must not run as root")
