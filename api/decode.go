@@ -16,18 +16,27 @@ import (
 	"github.com/fieldsync/fieldsync/models"
 )
 
-// decodeJSON reads the request body into dst strictly: JSON content type,
-// one value, no unknown fields, no trailing data, within the body limit.
-// Each failure names what is wrong.
+// decodeJSON reads the request body into dst strictly: JSON content type
+// (or none), one value, no unknown fields, no trailing data, within the
+// body limit. Each failure names what is wrong.
 func decodeJSON(c echo.Context, dst any) error {
+	return decodeBody(c, dst, false)
+}
+
+// decodeFetchJSON is decodeJSON that also takes text/plain: fetch() labels
+// a string body so, and WatermelonDB's documented pushChanges posts
+// JSON.stringify(changes) with no Content-Type of its own.
+func decodeFetchJSON(c echo.Context, dst any) error {
+	return decodeBody(c, dst, true)
+}
+
+func decodeBody(c echo.Context, dst any, textPlain bool) error {
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		// curl -d labels JSON as a form; phones and scripts that do so still
-		// get JSON parsing, and the decoder names any syntax error.
-		lenient := mt == "application/x-www-form-urlencoded" || mt == "text/plain"
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json") && !lenient) {
-			return models.Errorf(models.CodeUnsupportedMedia, "Content-Type must be application/json")
+		isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json") || (textPlain && mt == "text/plain")
+		if err != nil || !isJSON {
+			return models.Errorf(models.CodeUnsupportedMedia, "Content-Type must be application/json, not %q", ct)
 		}
 	}
 	dec := json.NewDecoder(req.Body)

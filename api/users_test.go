@@ -633,6 +633,8 @@ func TestBadBodies(t *testing.T) {
 		{"too large, with Content-Length", big, "application/json", false, http.StatusRequestEntityTooLarge, "too_large", ""},
 		{"too large, chunked", big, "application/json", true, http.StatusRequestEntityTooLarge, "too_large", ""},
 		{"XML content type", valid, "text/xml", false, http.StatusUnsupportedMediaType, "unsupported_media", ""},
+		{"text/plain", valid, "text/plain", false, http.StatusUnsupportedMediaType, "unsupported_media", ""},
+		{"a form", valid, "application/x-www-form-urlencoded", false, http.StatusUnsupportedMediaType, "unsupported_media", ""},
 		{"bad content type", valid, "application/json; charset", false, http.StatusUnsupportedMediaType, "unsupported_media", ""},
 	}
 	for _, tt := range tests {

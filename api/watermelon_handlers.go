@@ -150,7 +150,7 @@ func (s *Server) watermelonPush(c echo.Context) error {
 		return err
 	}
 	var body map[string]json.RawMessage
-	if err := decodeJSON(c, &body); err != nil {
+	if err := decodeFetchJSON(c, &body); err != nil {
 		return err
 	}
 	// The contract's body is {"changes": {...}}; the bare changes object

@@ -866,3 +866,27 @@ func TestWatermelonBadInput(t *testing.T) {
 		Body: wmTables("visits", wmCreated(good()), "drafts", map[string]any{"created": []any{}, "updated": []any{}, "deleted": []any{}})})
 	apitest.Expect(t, res, http.StatusOK)
 }
+
+// TestWatermelonPushAsFetchSendsIt: WatermelonDB's documented pushChanges
+// posts JSON.stringify(changes) with fetch() and no headers, so the body
+// arrives as text/plain. That push is taken; other media types are not.
+func TestWatermelonPushAsFetchSendsIt(t *testing.T) {
+	d := newDemo(t)
+	phone := newWMDevice(d.env, "rep1@demo.test")
+	phone.pull(t)
+	visit := uuid.New()
+	body := map[string]any{"changes": wmTables("visits", wmCreated(wmVisit(visit, d.north[0], d.ms, nil)))}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(contentType string) *apitest.Response {
+		return d.env.Do(apitest.Request{Method: http.MethodPost, Path: wmPath(phone.last, ""), Token: phone.Access, Body: raw,
+			Header: http.Header{"Content-Type": {contentType}}})
+	}
+	expectProblem(t, send("application/x-www-form-urlencoded"), http.StatusUnsupportedMediaType, "unsupported_media")
+	apitest.Expect(t, send("text/plain;charset=UTF-8"), http.StatusOK)
+	if got := phone.pull(t).where("visits", visit); got != "updated" {
+		t.Errorf("visit pushed as text/plain: in %q on the next pull, want updated", got)
+	}
+}
