@@ -260,7 +260,6 @@ func TestContestsCreate(t *testing.T) {
 		{name: "manager, the team they manage", who: "m1", body: contestBody("North", later, end, &north), status: http.StatusCreated},
 		// 403
 		{name: "manager, another team", who: "m1", body: contestBody("Raid", later, end, &south), status: http.StatusForbidden, code: "forbidden"},
-		{name: "manager, the whole organisation", who: "m2", body: contestBody("Everyone", later, end, nil), status: http.StatusForbidden, code: "forbidden"},
 		{name: "rep", who: "rep1", body: contestBody("Mine", later, end, &north), status: http.StatusForbidden, code: "forbidden"},
 		// 422
 		{name: "ends before it starts", who: "admin", body: contestBody("Backwards", end, later, nil), status: http.StatusUnprocessableEntity, code: "invalid", field: "ends_at"},
@@ -300,6 +299,14 @@ func TestContestsCreate(t *testing.T) {
 			apitest.Expect(t, get, http.StatusOK)
 		})
 	}
+	// A manager runs contests only for the team they manage, so leaving
+	// team_id out means that team, not the whole organisation.
+	t.Run("manager without team_id: the team they manage", func(t *testing.T) {
+		c := o.createContest(t, "m2", contestBody("South, by default", later, end, nil))
+		if c.TeamID == nil || *c.TeamID != south {
+			t.Errorf("team_id %v, want the manager's team %s", c.TeamID, south)
+		}
+	})
 	t.Run("no token", func(t *testing.T) {
 		res := o.env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/contests", Body: contestBody("Anon", later, end, nil)})
 		expectProblem(t, res, http.StatusUnauthorized, "unauthorized")

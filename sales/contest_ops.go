@@ -54,6 +54,11 @@ func canManageContest(c *engine.Context, team *uuid.UUID) error {
 // CreateContest creates a contest as a draft; one whose start has passed
 // starts at once.
 func CreateContest(c *engine.Context, in ContestInput) (*engine.Record, error) {
+	if in.TeamID == nil && c.P.Role == models.RoleManager {
+		// A manager runs contests only for the team they manage: leaving
+		// the team out means that one.
+		in.TeamID = c.P.TeamID
+	}
 	if err := canManageContest(c, in.TeamID); err != nil {
 		return nil, err
 	}
