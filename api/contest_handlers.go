@@ -33,14 +33,14 @@ func (req contestRequest) input() (sales.ContestInput, error) {
 	for _, t := range []struct {
 		field string
 		raw   *string
-		dst   **time.Time
+		dst   **models.TimeOrDate
 	}{{"starts_at", req.StartsAt, &in.StartsAt}, {"ends_at", req.EndsAt, &in.EndsAt}} {
 		if t.raw == nil {
 			continue
 		}
-		v, err := time.Parse(time.RFC3339Nano, *t.raw)
+		v, err := models.ParseTimeOrDate(t.field, *t.raw)
 		if err != nil {
-			return in, models.FieldInvalid(t.field, "must be an RFC 3339 time such as 2026-12-01T00:00:00Z")
+			return in, err
 		}
 		*t.dst = &v
 	}
@@ -238,27 +238,29 @@ func money(cents int64) json.Number {
 // themselves.
 func (s *Server) productivity(c echo.Context) error {
 	p := principal(c)
-	parse := func(name string) (time.Time, error) {
+	loc := time.UTC
+	if tz := c.QueryParam("time_zone"); tz != "" {
+		if err := models.ValidateTimeZone("time_zone", tz); err != nil {
+			return err
+		}
+		loc, _ = time.LoadLocation(tz)
+	}
+	parse := func(name string) (models.TimeOrDate, error) {
 		raw := c.QueryParam(name)
 		if raw == "" {
-			return time.Time{}, models.FieldInvalid(name, "is required (RFC 3339 or YYYY-MM-DD)")
+			return models.TimeOrDate{}, models.FieldInvalid(name, "is required (RFC 3339 or YYYY-MM-DD)")
 		}
-		if t, err := time.Parse(time.RFC3339Nano, raw); err == nil {
-			return t.UTC(), nil
-		}
-		if t, err := time.Parse(time.DateOnly, raw); err == nil {
-			return t, nil
-		}
-		return time.Time{}, models.FieldInvalid(name, "must be RFC 3339 or YYYY-MM-DD")
+		return models.ParseTimeOrDate(name, raw)
 	}
-	from, err := parse("from")
+	fromIn, err := parse("from")
 	if err != nil {
 		return err
 	}
-	to, err := parse("to")
+	toIn, err := parse("to")
 	if err != nil {
 		return err
 	}
+	from, to := fromIn.Start(loc), toIn.End(loc)
 	if !to.After(from) || to.Sub(from) > 400*24*time.Hour {
 		return models.FieldInvalid("to", "must be after from, and at most 400 days later")
 	}

@@ -101,7 +101,7 @@ func SeedHistory(ctx context.Context, db *store.DB, eng *engine.Engine, now time
 func contestInput(name string, from, to time.Time) sales.ContestInput {
 	tz := "America/Chicago"
 	rules := models.DefaultScoringRules()
-	return sales.ContestInput{Name: &name, StartsAt: &from, EndsAt: &to, TimeZone: &tz, Rules: &rules}
+	return sales.ContestInput{Name: &name, StartsAt: &models.TimeOrDate{At: from}, EndsAt: &models.TimeOrDate{At: to}, TimeZone: &tz, Rules: &rules}
 }
 
 // phone is a demo user's device with its outbox.

@@ -172,7 +172,7 @@ func newContestBench(b *testing.B) *contestBench {
 	began = time.Now()
 	name, start, end := "Forty days", cbStart, cbStart.Add(cbDays*24*time.Hour)
 	err := cb.en.Server(cb.ctx, cb.admin, func(c *engine.Context) error {
-		r, err := sales.CreateContest(c, sales.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end})
+		r, err := sales.CreateContest(c, sales.ContestInput{Name: &name, StartsAt: &models.TimeOrDate{At: start}, EndsAt: &models.TimeOrDate{At: end}})
 		cb.contest = r
 		return err
 	})

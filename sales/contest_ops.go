@@ -15,9 +15,11 @@ import (
 // ContestInput is a contest as an admin or manager writes it over HTTP.
 // Nil fields of an update are left alone.
 type ContestInput struct {
-	Name       *string
-	StartsAt   *time.Time
-	EndsAt     *time.Time
+	Name *string
+	// StartsAt and EndsAt may be bare dates, read in the contest's time
+	// zone; a date as the end counts whole.
+	StartsAt   *models.TimeOrDate
+	EndsAt     *models.TimeOrDate
 	TimeZone   *string
 	TeamID     *uuid.UUID
 	Rules      *models.ScoringRules
@@ -114,11 +116,17 @@ func applyContestInput(c *engine.Context, r *engine.Record, in ContestInput) err
 		}
 		r.Values[fTimeZone] = *in.TimeZone
 	}
-	if in.StartsAt != nil {
-		r.Values[fStartsAt] = in.StartsAt.UTC()
-	}
-	if in.EndsAt != nil {
-		r.Values[fEndsAt] = in.EndsAt.UTC()
+	if in.StartsAt != nil || in.EndsAt != nil {
+		loc, err := time.LoadLocation(r.StringValue(fTimeZone))
+		if err != nil {
+			loc = time.UTC // stored zones were validated; this is belt and braces
+		}
+		if in.StartsAt != nil {
+			r.Values[fStartsAt] = in.StartsAt.Start(loc)
+		}
+		if in.EndsAt != nil {
+			r.Values[fEndsAt] = in.EndsAt.End(loc)
+		}
 	}
 	if in.TeamID != nil {
 		r.Values[fTeamID] = *in.TeamID

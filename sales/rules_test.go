@@ -226,7 +226,7 @@ func (d *dom) updateContest(who string, id uuid.UUID, in sales.ContestInput) err
 
 // contestIn is an organisation-wide contest over [start, end) with rules.
 func contestIn(name string, start, end time.Time, rules *models.ScoringRules) sales.ContestInput {
-	return sales.ContestInput{Name: &name, StartsAt: &start, EndsAt: &end, Rules: rules}
+	return sales.ContestInput{Name: &name, StartsAt: &models.TimeOrDate{At: start}, EndsAt: &models.TimeOrDate{At: end}, Rules: rules}
 }
 
 // standings returns a contest's standings by short user name.
@@ -1025,7 +1025,7 @@ func TestAssessments(t *testing.T) {
 	d.up("rep1", "ride_alongs", ra, map[string]any{"status": "accepted"})
 	d.up("m1", "ride_alongs", ra, map[string]any{"status": "completed"})
 	contest := d.mustContest("admin", contestIn("Spring push", d.Now().Add(-time.Hour), d.Now().Add(7*24*time.Hour), nil))
-	northOnly := d.mustContest("m1", sales.ContestInput{Name: ptr("North push"), StartsAt: ptr(d.Now().Add(-time.Hour)), EndsAt: ptr(d.Now().Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
+	northOnly := d.mustContest("m1", sales.ContestInput{Name: ptr("North push"), StartsAt: instant(d.Now().Add(-time.Hour)), EndsAt: instant(d.Now().Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
 	a := uuid.New()
 	good := `[{"key":"plans_the_call","result":"done_right","note":"clear agenda"},{"key":"asks_for_the_order","result":"done_wrong"}]`
 	steps := []struct {
@@ -1427,7 +1427,7 @@ func TestContestCreateRoles(t *testing.T) {
 		{name: "admin, one team", who: "admin", team: &south},
 		{name: "manager, own team", who: "m1", team: &north},
 		{name: "manager, other team", who: "m1", team: &south, wantCode: models.CodeForbidden},
-		{name: "manager, whole organisation", who: "m2", wantCode: models.CodeForbidden},
+		{name: "manager, no team given: the team they manage", who: "m2"},
 		{name: "rep", who: "rep1", team: &north, wantCode: models.CodeForbidden},
 		{name: "admin, unknown team", who: "admin", team: ptr(uuid.New()), wantCode: models.CodeInvalid},
 	}
@@ -1461,8 +1461,8 @@ func TestContestCreateRoles(t *testing.T) {
 			"unknown rule":          contestIn("Golf", d.Now(), d.Now().Add(time.Hour), &bad),
 			"no name":               contestIn(" ", d.Now(), d.Now().Add(time.Hour), nil),
 			"over a year":           contestIn("Forever", d.Now(), d.Now().Add(400*24*time.Hour), nil),
-			"bad time zone":         {Name: ptr("Zoned"), StartsAt: ptr(d.Now()), EndsAt: ptr(d.Now().Add(time.Hour)), TimeZone: ptr("Mars/Olympus")},
-			"target of a manager":   {Name: ptr("Targets"), StartsAt: ptr(d.Now()), EndsAt: ptr(d.Now().Add(time.Hour)), HasTargets: true, Targets: map[uuid.UUID]float64{d.id("m1"): 10}},
+			"bad time zone":         {Name: ptr("Zoned"), StartsAt: instant(d.Now()), EndsAt: instant(d.Now().Add(time.Hour)), TimeZone: ptr("Mars/Olympus")},
+			"target of a manager":   {Name: ptr("Targets"), StartsAt: instant(d.Now()), EndsAt: instant(d.Now().Add(time.Hour)), HasTargets: true, Targets: map[uuid.UUID]float64{d.id("m1"): 10}},
 		} {
 			if _, err := d.createContest("admin", in); models.ErrorCode(err) != models.CodeInvalid {
 				t.Errorf("%s: %v, want invalid", name, err)
@@ -1601,7 +1601,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	t0 := d.Now()
 	rules := models.DefaultScoringRules()
 	draft := d.mustContest("admin", contestIn("Later", t0.Add(24*time.Hour), t0.Add(48*time.Hour), &rules))
-	contest := d.mustContest("m1", sales.ContestInput{Name: ptr("North sprint"), StartsAt: ptr(t0.Add(-24 * time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"]), Rules: &rules})
+	contest := d.mustContest("m1", sales.ContestInput{Name: ptr("North sprint"), StartsAt: instant(t0.Add(-24 * time.Hour)), EndsAt: instant(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"]), Rules: &rules})
 	d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-2*time.Hour), nil))
 	d.create("rep2", "activities", map[string]any{"type": "referral", "occurred_at": t0.Add(-time.Hour)})
 	d.wantStanding(contest, "rep1", 0, 5, 0, 0)
@@ -1642,7 +1642,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 	})
 	t.Run("the start and time zone are frozen", func(t *testing.T) {
 		d := d.sub(t)
-		err := d.updateContest("m1", contest, sales.ContestInput{StartsAt: ptr(t0)})
+		err := d.updateContest("m1", contest, sales.ContestInput{StartsAt: instant(t0)})
 		if models.ErrorCode(err) != models.CodeInvalid {
 			t.Errorf("moving the start of a running contest: %v, want invalid", err)
 		}
@@ -1707,8 +1707,8 @@ func TestContestDailyCaps(t *testing.T) {
 	rules := models.DefaultScoringRules()
 	rules.DailyCaps = map[string]int{"unscheduled_call": 2, "activity:crm_update": 1}
 	tz := "America/Chicago"
-	contest := d.mustContest("admin", sales.ContestInput{Name: ptr("Capped"), StartsAt: ptr(t0.Add(-5 * 24 * time.Hour)),
-		EndsAt: ptr(t0.Add(24 * time.Hour)), TimeZone: &tz, Rules: &rules})
+	contest := d.mustContest("admin", sales.ContestInput{Name: ptr("Capped"), StartsAt: instant(t0.Add(-5 * 24 * time.Hour)),
+		EndsAt: instant(t0.Add(24 * time.Hour)), TimeZone: &tz, Rules: &rules})
 	chicago, _ := time.LoadLocation(tz)
 	day := time.Date(2026, 2, 26, 0, 0, 0, 0, chicago) // a Thursday, local
 	// Four calls on the same local day, synced latest first, and one at
@@ -1753,7 +1753,7 @@ func TestContestDailyCaps(t *testing.T) {
 func TestContestScope(t *testing.T) {
 	d := newDom(t)
 	t0 := d.Now()
-	north := d.mustContest("m1", sales.ContestInput{Name: ptr("North only"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])})
+	north := d.mustContest("m1", sales.ContestInput{Name: ptr("North only"), StartsAt: instant(t0.Add(-time.Hour)), EndsAt: instant(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])})
 	d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-30*time.Minute), nil))
 	d.create("rep4", "visits", visitFields(d.south[0], t0.Add(-30*time.Minute), nil))
 	ss := d.standings(north)
@@ -1951,8 +1951,8 @@ func TestStandingsIgnoreArrivalOrder(t *testing.T) {
 			}
 			events = shuffleEvents(accts, loc)
 		}
-		in := sales.ContestInput{Name: ptr("Order does not matter"), StartsAt: ptr(time.Date(2026, 2, 23, 0, 0, 0, 0, loc)),
-			EndsAt: ptr(time.Date(2026, 3, 5, 0, 0, 0, 0, loc)), TimeZone: &tz, Rules: &rules}
+		in := sales.ContestInput{Name: ptr("Order does not matter"), StartsAt: instant(time.Date(2026, 2, 23, 0, 0, 0, 0, loc)),
+			EndsAt: instant(time.Date(2026, 3, 5, 0, 0, 0, 0, loc)), TimeZone: &tz, Rules: &rules}
 		var contest uuid.UUID
 		if contestFirst {
 			contest = d.mustContest("admin", in)
@@ -2063,7 +2063,7 @@ func TestDomainVisibility(t *testing.T) {
 	d := newDom(t)
 	t0 := d.Now()
 	orgContest := d.mustContest("admin", contestIn("Everyone", t0.Add(-time.Hour), t0.Add(24*time.Hour), nil))
-	northContest := d.mustContest("m1", sales.ContestInput{Name: ptr("North"), StartsAt: ptr(t0.Add(-time.Hour)), EndsAt: ptr(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
+	northContest := d.mustContest("m1", sales.ContestInput{Name: ptr("North"), StartsAt: instant(t0.Add(-time.Hour)), EndsAt: instant(t0.Add(24 * time.Hour)), TeamID: ptr(d.teams["North"])})
 	visit := d.create("rep1", "visits", visitFields(d.north[0], t0.Add(-30*time.Minute), nil))
 	ra := d.create("m1", "ride_alongs", map[string]any{"rep_id": d.id("rep1"), "mode": "visit", "visit_id": visit})
 	d.up("rep1", "ride_alongs", ra, map[string]any{"status": "accepted"})
@@ -2160,7 +2160,7 @@ func TestDomainVisibility(t *testing.T) {
 	t.Run("another organisation cannot reach in", func(t *testing.T) {
 		d := d.sub(t)
 		wantResult(t, d.pushOne("orep", upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id("rep1"), "message": "hi"})), engine.CodeInvalidValue)
-		if _, err := d.createContest("omgr", sales.ContestInput{Name: ptr("Raid"), StartsAt: ptr(t0), EndsAt: ptr(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])}); models.ErrorCode(err) != models.CodeForbidden {
+		if _, err := d.createContest("omgr", sales.ContestInput{Name: ptr("Raid"), StartsAt: instant(t0), EndsAt: instant(t0.Add(time.Hour)), TeamID: ptr(d.teams["North"])}); models.ErrorCode(err) != models.CodeForbidden {
 			t.Errorf("other org's manager creates a contest for North: %v, want forbidden", err)
 		}
 		if err := d.updateContest("oadmin", northContest, sales.ContestInput{Name: ptr("Raid")}); models.ErrorCode(err) != models.CodeNotFound {
@@ -2336,3 +2336,6 @@ func TestProductivityReport(t *testing.T) {
 		})
 	}
 }
+
+// instant is a contest bound given as an instant.
+func instant(t time.Time) *models.TimeOrDate { return &models.TimeOrDate{At: t} }
