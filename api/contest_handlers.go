@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -238,27 +239,34 @@ func money(cents int64) json.Number {
 // themselves.
 func (s *Server) productivity(c echo.Context) error {
 	p := principal(c)
+	var faults []models.FieldError
+	fault := func(err error) {
+		var me *models.Error
+		if errors.As(err, &me) {
+			faults = append(faults, me.Fields...)
+		}
+	}
 	loc := time.UTC
 	if tz := c.QueryParam("time_zone"); tz != "" {
 		if err := models.ValidateTimeZone("time_zone", tz); err != nil {
-			return err
+			fault(err)
+		} else {
+			loc, _ = time.LoadLocation(tz)
 		}
-		loc, _ = time.LoadLocation(tz)
 	}
-	parse := func(name string) (models.TimeOrDate, error) {
+	parse := func(name string) models.TimeOrDate {
 		raw := c.QueryParam(name)
 		if raw == "" {
-			return models.TimeOrDate{}, models.FieldInvalid(name, "is required (RFC 3339 or YYYY-MM-DD)")
+			fault(models.FieldInvalid(name, "is required (RFC 3339 or YYYY-MM-DD)"))
+			return models.TimeOrDate{}
 		}
-		return models.ParseTimeOrDate(name, raw)
+		v, err := models.ParseTimeOrDate(name, raw)
+		fault(err)
+		return v
 	}
-	fromIn, err := parse("from")
-	if err != nil {
-		return err
-	}
-	toIn, err := parse("to")
-	if err != nil {
-		return err
+	fromIn, toIn := parse("from"), parse("to")
+	if len(faults) > 0 {
+		return models.Invalid(faults)
 	}
 	from, to := fromIn.Start(loc), toIn.End(loc)
 	if !to.After(from) || to.Sub(from) > 400*24*time.Hour {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/google/uuid"
@@ -39,9 +40,25 @@ func decodeBody(c echo.Context, dst any, textPlain bool) error {
 			return models.Errorf(models.CodeUnsupportedMedia, "Content-Type must be application/json, not %q", ct)
 		}
 	}
-	dec := json.NewDecoder(req.Body)
+	raw, err := io.ReadAll(req.Body)
+	if err != nil {
+		return jsonError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		var (
+			typ *json.UnmarshalTypeError
+			me  *models.Error
+		)
+		inField := errors.As(err, &typ) && typ.Field != "" || errors.As(err, &me) || strings.HasPrefix(err.Error(), "json: unknown field ")
+		if inField {
+			// The decoder stops at the first fault in a field: walk the
+			// body again so the answer names each one.
+			if fields := faults("", raw, reflect.TypeOf(dst), ""); len(fields) > 0 {
+				return models.Invalid(fields)
+			}
+		}
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {

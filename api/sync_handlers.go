@@ -15,12 +15,12 @@ import (
 )
 
 type hlcDTO struct {
-	MS      int64 `json:"ms"`
+	MS      int64 `json:"ms" range:"1,9007199254740991"`
 	Counter int64 `json:"counter"`
 }
 
 type mutationDTO struct {
-	Seq         int64                      `json:"seq"`
+	Seq         int64                      `json:"seq" range:"1,9007199254740991"`
 	Entity      string                     `json:"entity"`
 	ID          string                     `json:"id"`
 	Op          string                     `json:"op"`

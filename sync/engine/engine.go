@@ -277,6 +277,10 @@ func (en *Engine) Entity(name string) *Entity { return en.entities[name] }
 // Entities returns the declared entities by name.
 func (en *Engine) Entities() map[string]*Entity { return en.entities }
 
+// MaxSeq is the largest seq a device may use: the largest integer a
+// JavaScript number holds exactly, so an app's counter never rounds.
+const MaxSeq = 1<<53 - 1
+
 // CheckBatch validates a batch's shape before anything is read: the
 // structural errors a client must fix, answered as one 4xx.
 func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
@@ -291,8 +295,8 @@ func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
 	for i, m := range muts {
 		at := fmt.Sprintf("mutations[%d]", i)
 		switch {
-		case m.Seq <= 0:
-			return models.FieldInvalid(at+".seq", "must be a positive integer")
+		case m.Seq <= 0 || m.Seq > MaxSeq:
+			return models.FieldInvalid(at+".seq", "must be an integer between 1 and %d", MaxSeq)
 		case i > 0 && m.Seq <= prev:
 			return models.FieldInvalid(at+".seq", "must be greater than the previous mutation's seq (%d)", prev)
 		case en.entities[m.Entity] == nil:
