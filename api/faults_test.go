@@ -63,6 +63,8 @@ func TestNumberFaults(t *testing.T) {
 			"mutations[0].seq", "must be an integer between 1 and 9007199254740991"},
 		{"hlc.ms 1e20", `{"schema_version":1,"mutations":[` + mutation("1", "1e20") + `]}`,
 			"mutations[0].hlc.ms", "must be an integer between 1 and 9007199254740991"},
+		{"hlc.ms past 2^53", `{"schema_version":1,"mutations":[` + mutation("1", "9007199254740992") + `]}`,
+			"mutations[0].hlc.ms", "must be an integer between 1 and 9007199254740991"},
 		{"seq not whole", `{"schema_version":1,"mutations":[` + mutation("1.5", "1") + `]}`,
 			"mutations[0].seq", "must be an integer between 1 and 9007199254740991"},
 	} {

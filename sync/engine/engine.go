@@ -277,8 +277,9 @@ func (en *Engine) Entity(name string) *Entity { return en.entities[name] }
 // Entities returns the declared entities by name.
 func (en *Engine) Entities() map[string]*Entity { return en.entities }
 
-// MaxSeq is the largest seq a device may use: the largest integer a
-// JavaScript number holds exactly, so an app's counter never rounds.
+// MaxSeq is the largest seq (and HLC ms) a device may use: the largest
+// integer a JavaScript number holds exactly, so an app's counter never
+// rounds.
 const MaxSeq = 1<<53 - 1
 
 // CheckBatch validates a batch's shape before anything is read: the
@@ -305,7 +306,9 @@ func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
 			return models.FieldInvalid(at+".op", "must be upsert or delete")
 		case m.ID == uuid.Nil:
 			return models.FieldInvalid(at+".id", "must be a client-generated UUID")
-		case m.HLC.MS <= 0 || m.HLC.Counter < 0:
+		case m.HLC.MS <= 0 || m.HLC.MS > MaxSeq:
+			return models.FieldInvalid(at+".hlc.ms", "must be an integer between 1 and %d", MaxSeq)
+		case m.HLC.Counter < 0:
 			return models.FieldInvalid(at+".hlc", "must carry a positive ms and a non-negative counter")
 		case m.Op == OpUpsert && m.Fields == nil:
 			return models.FieldInvalid(at+".fields", "is required for an upsert")
