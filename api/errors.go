@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -117,6 +118,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if clientClosed(c, err) {
+		// The client hung up (a phone's own timeout, lost signal): nobody
+		// reads the answer, and it is no fault of the server's. 499 is
+		// nginx's "client closed request", so the access log and the
+		// request counter tell it apart from a 500.
+		s.log.InfoContext(c.Request().Context(), "client closed the request",
+			slog.String("request_id", requestID(c)), slog.String("route", c.Path()), slog.Any("err", err))
+		c.Response().WriteHeader(StatusClientClosed)
+		return
+	}
 	p, me := problemOf(err)
 	p.Instance = c.Request().URL.Path
 	if p.Status >= 500 {
@@ -144,4 +155,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if err := jsonEncode(c.Response(), p); err != nil {
 		s.log.WarnContext(c.Request().Context(), "write problem", slog.Any("err", err))
 	}
+}
+
+// StatusClientClosed is the status logged and counted for a request whose
+// client went away before the answer.
+const StatusClientClosed = 499
+
+// clientClosed tells an error caused by the client hanging up: the
+// request's own context was cancelled, and the error says so.
+func clientClosed(c echo.Context, err error) bool {
+	return errors.Is(c.Request().Context().Err(), context.Canceled) && errors.Is(err, context.Canceled)
 }
