@@ -26,8 +26,9 @@ type Dispatcher struct {
 
 	// Batch is the most rows claimed at once (default 100).
 	Batch int
-	// Lease is how long a claimed row stays the claimer's; it must
-	// outlast a send (default 2 minutes).
+	// Lease is how long a claimed row stays the claimer's (default 2
+	// minutes); it is never shorter than SendTimeout plus 30 s, so a row
+	// whose send is under way is not reclaimed and sent again.
 	Lease time.Duration
 	// SendTimeout bounds one batch's sends (default 30 s).
 	SendTimeout time.Duration
@@ -65,6 +66,10 @@ func NewDispatcher(store Store, sender Sender, opt Options) *Dispatcher {
 		BaseBackoff: 30 * time.Second, MaxBackoff: time.Hour, Interval: 2 * time.Second,
 	}
 }
+
+// leaseMargin is how much longer than the send timeout a lease lasts: time
+// to record the outcomes after the sends.
+const leaseMargin = 30 * time.Second
 
 // Stats count what one RunOnce did.
 type Stats struct {
@@ -117,7 +122,10 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (Stats, error) {
 	now := d.now().UTC()
 	lease := uuid.New()
 	var held []Hold
-	claimed, err := d.store.ClaimNotifications(ctx, Claim{Now: now, Limit: d.Batch, Lease: d.Lease, LeaseID: lease},
+	// The lease outlasts the send with a margin, or another dispatcher
+	// would reclaim and resend rows whose send is still under way.
+	leaseFor := max(d.Lease, d.SendTimeout+leaseMargin)
+	claimed, err := d.store.ClaimNotifications(ctx, Claim{Now: now, Limit: d.Batch, Lease: leaseFor, LeaseID: lease},
 		func(due []Due, rs map[UserKey]*Recipient) []Step {
 			steps := d.plan(now, due, rs)
 			st = Stats{Claimed: len(due)} // the store may run this again on a retry
@@ -161,6 +169,9 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (Stats, error) {
 	sctx, cancel := context.WithTimeout(ctx, d.SendTimeout)
 	results := d.sender.Send(sctx, msgs)
 	cancel()
+	// Backoff counts from the failure: from before the send, a retry due
+	// in 15 s would already be due after a send that hung for 30 s.
+	failedAt := d.now().UTC()
 	if len(results) != len(msgs) { // a broken sender: try again later
 		results = make([]Result, len(msgs))
 		for i := range results {
@@ -216,7 +227,7 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (Stats, error) {
 			o.Status, o.Error = StatusDead, "gave up after "+strconv.Itoa(attempt)+" attempts: "+errText(tl.lastErr)
 			st.Dead++
 		case tl.retry:
-			o.Status, o.Next, o.Error = StatusPending, now.Add(d.backoff(attempt, tl.retryAfter)), errText(tl.lastErr)
+			o.Status, o.Next, o.Error = StatusPending, failedAt.Add(d.backoff(attempt, tl.retryAfter)), errText(tl.lastErr)
 			st.Retried++
 		case tl.permanentErr:
 			o.Status, o.Error = StatusDead, errText(tl.lastErr)

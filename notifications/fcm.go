@@ -138,11 +138,19 @@ func fcmMessage(m Message) *messaging.Message {
 		Data:         data,
 		Android:      &messaging.AndroidConfig{Priority: "high"},
 	}
+	// A push with no collapse key of its own is keyed by its notification,
+	// whose id comes from its dedupe key: a resend (a lost answer, a lease
+	// that lapsed mid-send) replaces the first on the phone instead of
+	// showing twice. Android gets that key only as the notification tag: FCM
+	// keeps at most four collapse keys per offline device, and one key per
+	// notification would make it drop some.
+	key := m.NotificationID.String()
 	if m.CollapseKey != "" {
+		key = m.CollapseKey
 		msg.Android.CollapseKey = m.CollapseKey
-		msg.Android.Notification = &messaging.AndroidNotification{Tag: m.CollapseKey}
-		msg.APNS = &messaging.APNSConfig{Headers: map[string]string{"apns-collapse-id": m.CollapseKey}}
 	}
+	msg.Android.Notification = &messaging.AndroidNotification{Tag: key}
+	msg.APNS = &messaging.APNSConfig{Headers: map[string]string{"apns-collapse-id": key}}
 	return msg
 }
 

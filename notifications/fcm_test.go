@@ -1,6 +1,8 @@
 package notifications_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
@@ -164,5 +166,69 @@ func TestFCMGivesUpAfterMaxAttempts(t *testing.T) {
 	}
 	if _, delivered := fcm.counts(); delivered != 0 {
 		t.Errorf("delivered %d", delivered)
+	}
+}
+
+// hangingSender is FCM hanging until the send timeout: each send takes the
+// whole timeout on the clock, then fails in a way worth retrying.
+type hangingSender struct {
+	f     *fixture
+	took  time.Duration
+	sends int
+}
+
+func (h *hangingSender) Send(_ context.Context, msgs []notifications.Message) []notifications.Result {
+	h.f.advance(h.took)
+	h.sends += len(msgs)
+	out := make([]notifications.Result, len(msgs))
+	for i := range out {
+		out[i] = notifications.Result{Err: errors.New("context deadline exceeded"), Retryable: true}
+	}
+	return out
+}
+
+// TestRetryCountsFromTheFailure: with FCM hanging for the 30 s send
+// timeout, the retry waits its backoff after the failure, not from before
+// the send (when a 15–30 s backoff would already be over), so a hanging
+// FCM is not hammered.
+func TestRetryCountsFromTheFailure(t *testing.T) {
+	f := newFixture(t)
+	f.register("rep1@demo.test", "tok")
+	id := f.notify(f.note("rep1@demo.test", models.CategoryCoaching))[0]
+	h := &hangingSender{f: f}
+	d := f.dispatcher(h)
+	h.took = d.SendTimeout
+
+	if st := f.runOnce(d); st.Retried != 1 {
+		t.Fatalf("first run %+v, want one to retry", st)
+	}
+	failed := f.now()
+	got := f.wantStatus(id, notifications.StatusPending)
+	// Attempt 1 with zero jitter: half of the 30 s base, after the failure.
+	if want := failed.Add(15 * time.Second); got.Next == nil || !got.Next.Equal(want) {
+		t.Errorf("next attempt %v, want %v (15 s after the failure at %v)", got.Next, want, failed)
+	}
+	if st := f.runOnce(d); st.Claimed != 0 || h.sends != 1 {
+		t.Errorf("right after the failure: claimed %d, %d sends; want nothing due", st.Claimed, h.sends)
+	}
+	if d.Lease <= d.SendTimeout {
+		t.Errorf("lease %v does not outlast the send timeout %v", d.Lease, d.SendTimeout)
+	}
+}
+
+// TestResendReplacesOnThePhone: every push carries a key derived from its
+// notification (so from its dedupe key): a resend after a lost answer
+// replaces the first on the phone instead of showing twice.
+func TestResendReplacesOnThePhone(t *testing.T) {
+	f := newFixture(t)
+	fcm := newFakeFCM(t)
+	f.register("rep1@demo.test", "tok")
+	id := f.notify(f.note("rep1@demo.test", models.CategoryCoaching))[0]
+	if st := f.runOnce(f.dispatcher(fcm.sender(t))); st.Sent != 1 {
+		t.Fatalf("stats %+v, want sent", st)
+	}
+	m := fcm.deliveredTo("tok")[0]
+	if m.Android.Notification["tag"] != id.String() || m.APNS.Headers["apns-collapse-id"] != id.String() {
+		t.Errorf("android tag %q, apns-collapse-id %q, want both %s", m.Android.Notification["tag"], m.APNS.Headers["apns-collapse-id"], id)
 	}
 }
