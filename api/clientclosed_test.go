@@ -123,3 +123,31 @@ func counter(t *testing.T, reg *prometheus.Registry, status string) float64 {
 	}
 	return v
 }
+
+// TestServerCancelledAnswers503: a request the server itself cancels — a
+// shutdown past its drain limit — rolls back and answers 503 with
+// Retry-After, so the phone retries on another replica; it is not taken
+// for a client that left.
+func TestServerCancelledAnswers503(t *testing.T) {
+	base, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	waiting := make(chan struct{})
+	env := apitest.New(t, apitest.Options{
+		BaseContext: func() context.Context { return base },
+		Deps: func(d *api.Deps) {
+			d.Sync = engine.New(stalledPush{DB: d.Store.(*store.DB), waiting: waiting}, sales.Entities(), d.Now, nil)
+		},
+	})
+	rep := env.Login("rep1@demo.test")
+	answer := make(chan *apitest.Response, 1)
+	go func() {
+		answer <- env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/sync/push", Token: rep.Access, Body: `{"schema_version":1,"mutations":[]}`})
+	}()
+	<-waiting
+	cancel(models.Errorf(models.CodeUnavailable, "the server is shutting down; retry"))
+	res := <-answer
+	expectProblem(t, res, http.StatusServiceUnavailable, "unavailable")
+	if ra := res.Header.Get("Retry-After"); ra == "" {
+		t.Errorf("503 without Retry-After")
+	}
+}

@@ -118,6 +118,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if cause := context.Cause(c.Request().Context()); errors.Is(err, context.Canceled) && cause != nil {
+		// The server cancelled the request (a shutdown past its drain
+		// limit) and said why: answer that, not a cancellation.
+		var me *models.Error
+		if errors.As(cause, &me) {
+			err = cause
+		}
+	}
 	if clientClosed(c, err) {
 		// The client hung up (a phone's own timeout, lost signal): nobody
 		// reads the answer, and it is no fault of the server's. 499 is
@@ -144,8 +152,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 			h.Set("WWW-Authenticate", `Bearer realm="fieldsync"`)
 		}
 	}
-	if me.RetryAfterSeconds > 0 {
+	switch {
+	case me.RetryAfterSeconds > 0:
 		h.Set("Retry-After", strconv.Itoa(me.RetryAfterSeconds))
+	case p.Status == http.StatusServiceUnavailable:
+		h.Set("Retry-After", strconv.Itoa(retryUnavailable))
 	}
 	h.Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(p.Status)
@@ -156,6 +167,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.WarnContext(c.Request().Context(), "write problem", slog.Any("err", err))
 	}
 }
+
+// retryUnavailable is the Retry-After, in seconds, of a 503 that names
+// none of its own: long enough for a replica to restart or a lock to
+// clear, short enough that a phone syncs soon.
+const retryUnavailable = 2
 
 // StatusClientClosed is the status logged and counted for a request whose
 // client went away before the answer.

@@ -1354,7 +1354,7 @@ func TestSyncBadInputStoresNothing(t *testing.T) {
 		{name: "unknown op", method: http.MethodPost, body: body(badOp), wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].op"},
 		{name: "upsert without fields", method: http.MethodPost, body: body(noFields), wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].fields"},
 		{name: "missing hlc", method: http.MethodPost, body: `{"schema_version":1,"mutations":[` + noHLC + `]}`, wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].hlc"},
-		{name: "zero hlc", method: http.MethodPost, body: body(zeroHLC), wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].hlc"},
+		{name: "zero hlc", method: http.MethodPost, body: body(zeroHLC), wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].hlc.ms"},
 		{name: "pull limit 0", method: http.MethodGet, query: "limit=0", wantStatus: 422, wantCode: "invalid", wantField: "limit"},
 		{name: "pull limit 5000", method: http.MethodGet, query: "limit=5000", wantStatus: 422, wantCode: "invalid", wantField: "limit"},
 		{name: "pull limit not a number", method: http.MethodGet, query: "limit=ten", wantStatus: 422, wantCode: "invalid", wantField: "limit"},

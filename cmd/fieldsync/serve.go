@@ -204,13 +204,32 @@ func readiness(db *store.DB) func(context.Context) error {
 	}
 }
 
+// drainLimit is how long a shutdown lets requests in flight finish.
+const drainLimit = 20 * time.Second
+
+// errShuttingDown ends requests still running at the drain limit: they
+// roll back and answer 503, and the client retries on another replica.
+var errShuttingDown = models.Errorf(models.CodeUnavailable, "the server is shutting down; retry")
+
 // listenAndServe serves until ctx ends, then stops taking connections and
-// lets requests in flight finish (up to 20 s).
+// lets requests in flight finish (up to drainLimit).
 func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger, dialect store.Dialect) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	log.Info("fieldsync listening", "addr", ln.Addr().String(), "database", string(dialect), "version", version)
+	return serveUntil(ctx, ln, h, log, drainLimit)
+}
+
+// serveUntil serves on ln until ctx ends, then drains. Requests still
+// running after drain are cancelled, so their transactions roll back and
+// they answer 503; the server then stops cleanly.
+func serveUntil(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, drain time.Duration) error {
+	// Requests do not end with ctx (a SIGTERM): they get drain to finish.
+	// Past it, this cancels them.
+	base, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRequests(nil)
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -218,9 +237,8 @@ func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	log.Info("fieldsync listening", "addr", ln.Addr().String(), "database", string(dialect), "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -228,10 +246,19 @@ func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down; finishing requests in flight")
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	log.Info("shutting down; finishing requests in flight", "limit", drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	err := hs.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("drain limit reached; cancelling the requests still in flight (they roll back and answer 503)", "limit", drain)
+		cancelRequests(errShuttingDown)
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = hs.Shutdown(rctx)
+	}
+	if err != nil {
+		_ = hs.Close()
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

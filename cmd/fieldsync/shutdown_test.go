@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime"
 	"slices"
 	"strings"
@@ -88,5 +90,59 @@ func TestSchedulerStopWaitsForTheTick(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{"tick returned", "database closed"}; !slices.Equal(events, want) {
 		t.Errorf("got %q, want %q", events, want)
+	}
+}
+
+// TestShutdownPastTheDrainLimit: a request still running when the drain
+// limit passes is cancelled with the shutdown as its cause (the api turns
+// that into 503), the shutdown is logged, and serve returns cleanly — exit
+// 0, not a process that dies mid-transaction.
+func TestShutdownPastTheDrainLimit(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	var cause error
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done() // a push stuck behind a lock
+		cause = context.Cause(r.Context())
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	var logs syncBuffer
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- serveUntil(ctx, ln, h, slog.New(slog.NewTextHandler(&logs, nil)), 200*time.Millisecond)
+	}()
+	status := make(chan int, 1)
+	go func() {
+		res, err := http.Post("http://"+ln.Addr().String()+"/v1/sync/push", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			status <- 0
+			return
+		}
+		res.Body.Close()
+		status <- res.StatusCode
+	}()
+	<-started
+	stop() // SIGTERM
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("serve returned %v past the drain limit, want a clean stop", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return after the drain limit")
+	}
+	if got := <-status; got != http.StatusServiceUnavailable {
+		t.Errorf("the request in flight got %d, want the 503 its handler wrote", got)
+	}
+	if !errors.Is(cause, errShuttingDown) {
+		t.Errorf("the request's context ended with %v, want errShuttingDown", cause)
+	}
+	if !strings.Contains(logs.String(), "drain limit reached") {
+		t.Errorf("no log line says the drain limit cancelled requests:\n%s", logs.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -59,6 +60,9 @@ type Options struct {
 	Deps func(*api.Deps)
 	// NoSeed skips seeding the demo organisation.
 	NoSeed bool
+	// BaseContext, if set, is every request's parent context, as
+	// http.Server.BaseContext.
+	BaseContext func() context.Context
 }
 
 // Env is a running test server.
@@ -91,7 +95,11 @@ func New(t testing.TB, opt Options) *Env {
 	if opt.Deps != nil {
 		opt.Deps(&d)
 	}
-	srv := httptest.NewServer(api.New(d).Handler())
+	srv := httptest.NewUnstartedServer(api.New(d).Handler())
+	if opt.BaseContext != nil {
+		srv.Config.BaseContext = func(net.Listener) context.Context { return opt.BaseContext() }
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &Env{T: t, DB: db, Clock: clock, Server: srv, Passwords: pw, Tokens: tokens}
 }
