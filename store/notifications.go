@@ -5,9 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -247,9 +244,7 @@ func (db *DB) ClaimNotifications(ctx context.Context, c notifications.Claim, pla
 		q := `SELECT org_id, id, user_id, category, type, title, body, data, collapse_key, urgent, not_before, created_at, attempts
 			FROM notifications WHERE status IN ('pending', 'deferred', 'sending') AND ` + dueExpr + ` <= ? AND deleted = ?
 			ORDER BY ` + dueExpr + ` LIMIT ?`
-		if db.dialect == Postgres {
-			q += ` FOR UPDATE SKIP LOCKED`
-		}
+		q += db.dialect.claimLock()
 		due, err := scanDue(tx.Raw(q, c.Now.UTC(), false, c.Limit))
 		if err != nil {
 			return fmt.Errorf("claim notifications: %w", err)
@@ -332,10 +327,8 @@ func (db *DB) recipients(tx *gorm.DB, now time.Time, due []notifications.Due) (m
 			byOrg[k.OrgID] = append(byOrg[k.OrgID], k.UserID.String())
 		}
 	}
-	if db.dialect == Postgres {
-		if err := lockRecipients(tx, keys); err != nil {
-			return nil, err
-		}
+	if err := db.dialect.lockRecipients(tx, keys); err != nil {
+		return nil, err
 	}
 	out := make(map[notifications.UserKey]*notifications.Recipient, len(keys))
 	for org, users := range byOrg {
@@ -433,32 +426,6 @@ func scanUsers(q *gorm.DB, each func(uuid.UUID, time.Time)) error {
 		each(id, at.Time)
 	}
 	return rows.Err()
-}
-
-// lockRecipients takes a transaction-scoped advisory lock per recipient,
-// in sorted order, so that concurrent claims count each user's pushes of
-// the day one after the other.
-func lockRecipients(tx *gorm.DB, keys []notifications.UserKey) error {
-	ids := make([]int64, len(keys))
-	for i, k := range keys {
-		h := fnv.New64a()
-		h.Write([]byte("notification-cap"))
-		h.Write(k.OrgID[:])
-		h.Write(k.UserID[:])
-		ids[i] = int64(h.Sum64())
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	lit := make([]string, len(ids))
-	for i, id := range ids {
-		lit[i] = strconv.FormatInt(id, 10)
-	}
-	var n int
-	err := tx.Raw(`SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i) AS l`,
-		"{"+strings.Join(lit, ",")+"}").Row().Scan(&n)
-	if err != nil {
-		return fmt.Errorf("lock recipients: %w", err)
-	}
-	return nil
 }
 
 // applySteps records the claim's decisions: rows to send are leased, the

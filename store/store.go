@@ -14,15 +14,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/semaphore"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/fieldsync/fieldsync/models"
-	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Dialect names the database behind a DB.
@@ -40,7 +37,7 @@ const DefaultURL = "sqlite:fieldsync.db"
 type DB struct {
 	gorm    *gorm.DB
 	sql     *sql.DB
-	dialect Dialect
+	dialect dialect
 	// Path is the SQLite file, empty on PostgreSQL.
 	Path string
 	now  func() time.Time
@@ -84,10 +81,11 @@ func ParseURL(raw string) (Dialect, string, error) {
 
 // Open connects to the database named by rawURL. It does not migrate.
 func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
-	dialect, dsn, err := ParseURL(rawURL)
+	name, dsn, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	dialect := dialects[name]
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -103,86 +101,30 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 		SkipDefaultTransaction: true,
 	}
 	db := &DB{dialect: dialect, now: opt.Now}
-	var g *gorm.DB
-	switch dialect {
-	case Postgres:
-		g, err = gorm.Open(postgres.Open(dsn), cfg)
-	case SQLite:
-		db.Path = dsn
-		g, err = gorm.Open(sqlite.Open(sqliteDSN(dsn)), cfg)
-	}
+	dialector, path := dialect.open(dsn)
+	db.Path = path
+	g, err := gorm.Open(dialector, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+		return nil, fmt.Errorf("open %s database: %w", name, err)
 	}
 	sqlDB, err := g.DB()
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", dialect, err)
-	}
-	switch dialect {
-	case Postgres:
-		n := opt.MaxOpenConns
-		if n == 0 {
-			n = 20
-		}
-		sqlDB.SetMaxOpenConns(n)
-		sqlDB.SetMaxIdleConns(n)
-		db.pushes = semaphore.NewWeighted(int64(max(n-2, 1)))
-		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	case SQLite:
-		// WAL lets readers run beside the one writer; more connections
-		// than this only queue on SQLite's write lock.
-		sqlDB.SetMaxOpenConns(4)
-		sqlDB.SetMaxIdleConns(4)
+		return nil, fmt.Errorf("open %s database: %w", name, err)
 	}
 	db.gorm, db.sql = g, sqlDB
 	if err := db.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
 	}
-	if dialect == Postgres {
-		n, err := db.lockBudget(ctx)
-		if err != nil {
-			_ = sqlDB.Close()
-			return nil, err
-		}
-		db.locks = semaphore.NewWeighted(n)
+	if err := dialect.configure(ctx, db, opt.MaxOpenConns); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
 	}
 	return db, nil
 }
 
-// lockBudget is how many record locks this process's pushes may hold at
-// once: half of PostgreSQL's shared lock table, which every session of the
-// cluster shares and which, once full, fails any statement that needs a
-// lock ("out of shared memory"). A push of 1,000 mutations holds 1,000
-// advisory locks until it commits; without a budget a dozen such pushes at
-// once — a team back online after a day without signal — would fill the
-// table with the default settings (64 × 100 connections).
-func (db *DB) lockBudget(ctx context.Context) (int64, error) {
-	var n int64
-	err := db.sql.QueryRowContext(ctx, `SELECT current_setting('max_locks_per_transaction')::bigint *
-		(current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("read lock table size: %w", translate(err))
-	}
-	return max(n/2, engine.MaxBatch), nil
-}
-
-// sqliteDSN adds the pragmas fieldsync relies on. _txlock=immediate takes
-// the write lock at BEGIN, so two writers queue on busy_timeout instead of
-// one failing with SQLITE_BUSY when it upgrades a read lock; it also makes
-// SQLite writers strictly serial, which the change log's cursor relies on.
-func sqliteDSN(path string) string {
-	q := url.Values{}
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
-	return "file:" + path + "?" + q.Encode()
-}
-
 // Dialect reports which database this is.
-func (db *DB) Dialect() Dialect { return db.dialect }
+func (db *DB) Dialect() Dialect { return db.dialect.name() }
 
 // SQL exposes the pool, for metrics and migrations.
 func (db *DB) SQL() *sql.DB { return db.sql }

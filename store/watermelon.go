@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"sort"
 
 	"github.com/google/uuid"
@@ -30,19 +29,7 @@ var _ watermelondb.Store = (*DB)(nil)
 // counter as committed is the last version any pull can see, and the next
 // writer takes a larger one.
 func (db *DB) FeedHorizon(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
-	g := db.gorm.WithContext(ctx)
-	if db.dialect == Postgres {
-		h, err := db.feedHorizon(g, orgID)
-		if err != nil {
-			return engine.Position{}, translate(err)
-		}
-		return engine.Position{Txid: h - 1, Version: math.MaxInt64}, nil
-	}
-	var v int64
-	if err := g.Raw(`SELECT value FROM sync_counter WHERE id = 1`).Row().Scan(&v); err != nil {
-		return engine.Position{}, fmt.Errorf("feed horizon: %w", translate(err))
-	}
-	return engine.Position{Version: v}, nil
+	return db.dialect.feedPosition(db.gorm.WithContext(ctx), orgID)
 }
 
 // CreatedVersions returns the version each record's first write produced
