@@ -29,7 +29,7 @@ type dialect interface {
 	open(dsn string) (d gorm.Dialector, path string)
 	// configure sizes the pool of a database that answers and sets up
 	// the admission of pushes (handle.pushes, handle.locks).
-	configure(ctx context.Context, db *DB, maxOpenConns int) error
+	configure(ctx context.Context, db *handle, maxOpenConns int) error
 	// goose returns the migration dialect and provider options.
 	goose() (goose.Dialect, []goose.ProviderOption, error)
 

@@ -32,7 +32,7 @@ func (pgDialect) name() Dialect { return Postgres }
 
 func (pgDialect) open(dsn string) (gorm.Dialector, string) { return postgres.Open(dsn), "" }
 
-func (pgDialect) configure(ctx context.Context, db *DB, maxOpenConns int) error {
+func (pgDialect) configure(ctx context.Context, db *handle, maxOpenConns int) error {
 	n := maxOpenConns
 	if n == 0 {
 		n = 20

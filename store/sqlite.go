@@ -43,7 +43,7 @@ func sqliteDSN(path string) string {
 
 // configure leaves pushes unadmitted: their writers queue on SQLite's own
 // lock.
-func (sqliteDialect) configure(_ context.Context, db *DB, _ int) error {
+func (sqliteDialect) configure(_ context.Context, db *handle, _ int) error {
 	// WAL lets readers run beside the one writer; more connections
 	// than this only queue on SQLite's write lock.
 	db.sql.SetMaxOpenConns(4)

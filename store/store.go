@@ -33,14 +33,34 @@ const (
 // DefaultURL is the embedded database used when none is configured.
 const DefaultURL = "sqlite:fieldsync.db"
 
-// DB is a handle on the database. It is safe for concurrent use.
+// DB is a handle on the database. It is safe for concurrent use. Its
+// methods open, migrate and close it; the work is done by its parts, one
+// per concern, which share its pool:
+//
+//   - Feed: the sync change feed — pushes, pulls, device state, conflicts,
+//     tombstone purges, WatermelonDB positions (engine.Store).
+//   - Outbox: push notifications — the outbox dispatchers claim from
+//     (notifications.Store), push tokens, preferences, the inbox.
+//   - People: organisations, teams, users and sessions.
+//   - Reports: aggregate reads.
 type DB struct {
+	*handle
+	// Path is the SQLite file, empty on PostgreSQL.
+	Path string
+
+	feed    *Feed
+	outbox  *Outbox
+	people  *People
+	reports *Reports
+}
+
+// handle is what the parts of a DB share: the pool, the dialect and the
+// clock.
+type handle struct {
 	gorm    *gorm.DB
 	sql     *sql.DB
 	dialect dialect
-	// Path is the SQLite file, empty on PostgreSQL.
-	Path string
-	now  func() time.Time
+	now     func() time.Time
 	// locks bounds the record locks this process's pushes hold at once
 	// on PostgreSQL (see lockBudget); nil on SQLite.
 	locks *semaphore.Weighted
@@ -51,6 +71,32 @@ type DB struct {
 	// three times as long as the median.
 	pushes *semaphore.Weighted
 }
+
+// Feed is the sync change feed: the sync engine's and the WatermelonDB
+// protocol's store.
+type Feed struct{ *handle }
+
+// Outbox holds push notifications: the dispatchers' outbox, push tokens,
+// notification preferences and the inbox.
+type Outbox struct{ *handle }
+
+// People holds organisations, teams, users and their sessions.
+type People struct{ *handle }
+
+// Reports are the aggregate reads over the organisation's records.
+type Reports struct{ *handle }
+
+// Feed returns the change feed.
+func (db *DB) Feed() *Feed { return db.feed }
+
+// Outbox returns the notifications outbox.
+func (db *DB) Outbox() *Outbox { return db.outbox }
+
+// People returns organisations, teams, users and sessions.
+func (db *DB) People() *People { return db.people }
+
+// Reports returns the aggregate reads.
+func (db *DB) Reports() *Reports { return db.reports }
 
 // Options tune Open. The zero value is fine.
 type Options struct {
@@ -100,7 +146,8 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 		// GORM's implicit per-write transaction would only add round trips.
 		SkipDefaultTransaction: true,
 	}
-	db := &DB{dialect: dialect, now: opt.Now}
+	h := &handle{dialect: dialect, now: opt.Now}
+	db := &DB{handle: h, feed: &Feed{h}, outbox: &Outbox{h}, people: &People{h}, reports: &Reports{h}}
 	dialector, path := dialect.open(dsn)
 	db.Path = path
 	g, err := gorm.Open(dialector, cfg)
@@ -116,7 +163,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, err
 	}
-	if err := dialect.configure(ctx, db, opt.MaxOpenConns); err != nil {
+	if err := dialect.configure(ctx, h, opt.MaxOpenConns); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
 	}
@@ -145,7 +192,7 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error { return db.sql.Close() }
 
 // transaction runs fn in one transaction on the request's context.
-func (db *DB) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+func (db *handle) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return translate(db.gorm.WithContext(ctx).Transaction(fn))
 }
 

@@ -17,7 +17,7 @@ import (
 )
 
 // The store implements the sync engine's Store.
-var _ engine.Store = (*DB)(nil)
+var _ engine.Store = (*Feed)(nil)
 
 // baseColumns precede an entity's field columns in every table of a synced
 // entity.
@@ -26,10 +26,10 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // Push runs fn in one transaction that holds the device's row lock, so two
 // copies of one batch pushed at once apply one after the other and the
 // second finds every seq already processed, and the records' locks (see
-// lockArray). On PostgreSQL it first waits its turn (DB.pushes) and its
+// lockArray). On PostgreSQL it first waits its turn (handle.pushes) and its
 // share of the lock budget (see lockBudget), before it takes a connection:
 // a push waiting there keeps no pull from the pool.
-func (db *DB) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
+func (db *Feed) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
 	if db.pushes != nil {
 		if err := db.pushes.Acquire(ctx, 1); err != nil {
 			return fmt.Errorf("wait for a connection: %w", err)
@@ -52,13 +52,13 @@ func (db *DB) Push(ctx context.Context, p models.Principal, keys []engine.Key, f
 
 // Server runs fn in one transaction of the organisation, for the server's
 // own writes.
-func (db *DB) Server(ctx context.Context, orgID uuid.UUID, fn func(engine.Tx) error) error {
+func (db *Feed) Server(ctx context.Context, orgID uuid.UUID, fn func(engine.Tx) error) error {
 	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, fn)
 }
 
 // SeedRecords writes records as the server (demo data, imports), through
 // the same change feed a push uses.
-func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *engine.Entity, recs []*engine.Record) error {
+func (db *Feed) SeedRecords(ctx context.Context, orgID uuid.UUID, e *engine.Entity, recs []*engine.Record) error {
 	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, func(tx engine.Tx) error {
 		versions, err := tx.NextVersions(ctx, len(recs))
 		if err != nil {
@@ -75,7 +75,7 @@ func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *engine.Entity
 // of p's organisation. On PostgreSQL its first statement announces it as a
 // feed writer of the organisation (see feedHorizon), before anything gives
 // it a transaction id.
-func (db *DB) feedTransaction(ctx context.Context, p models.Principal, fn func(engine.Tx) error) error {
+func (db *Feed) feedTransaction(ctx context.Context, p models.Principal, fn func(engine.Tx) error) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		st := &syncTx{db: db, tx: tx, p: p, now: db.now().UTC()}
 		announced, err := db.dialect.announceFeedWriter(tx, p.OrgID)
@@ -88,7 +88,7 @@ func (db *DB) feedTransaction(ctx context.Context, p models.Principal, fn func(e
 }
 
 type syncTx struct {
-	db  *DB
+	db  *Feed
 	tx  *gorm.DB
 	p   models.Principal
 	now time.Time
@@ -416,7 +416,7 @@ func visibleTo(p models.Principal, userCol string) (string, []any) {
 // The feed rows and the records are read in one REPEATABLE READ snapshot
 // on PostgreSQL, so each record is returned as of the version the feed
 // says.
-func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]*engine.Entity, after engine.Position, limit int) ([]engine.Change, bool, error) {
+func (db *Feed) Pull(ctx context.Context, p models.Principal, entities map[string]*engine.Entity, after engine.Position, limit int) ([]engine.Change, bool, error) {
 	var (
 		out  []engine.Change
 		more bool
@@ -495,7 +495,7 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 
 // DeviceState returns the device's last processed seq and its latest
 // rejections, newest first.
-func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []engine.Rejection, error) {
+func (db *Feed) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []engine.Rejection, error) {
 	g := db.gorm.WithContext(ctx)
 	var seq int64
 	err := g.Raw(`SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`,
@@ -524,7 +524,7 @@ func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (i
 }
 
 // Conflicts lists the conflicts on records p may see, newest first.
-func (db *DB) Conflicts(ctx context.Context, p models.Principal, after engine.ConflictPos, limit int) ([]engine.ConflictRecord, error) {
+func (db *Feed) Conflicts(ctx context.Context, p models.Principal, after engine.ConflictPos, limit int) ([]engine.ConflictRecord, error) {
 	vis, vargs := visibleTo(p, "owner_id")
 	page := ""
 	args := []any{p.OrgID.String()}
@@ -708,7 +708,7 @@ func (t *syncTx) saveRuleVersion(ctx context.Context, v models.RuleVersion) erro
 // Records returns every live record of an entity matching where, for the
 // HTTP reads over synced entities (a contest's standings, a rep's score
 // entries). Unlike Find it has no cap: callers filter by selective keys.
-func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
+func (db *Feed) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
 	st := &syncTx{db: db, tx: db.gorm.WithContext(ctx), p: models.Principal{OrgID: orgID}}
 	q, args, err := st.where(e, where)
 	if err != nil {
@@ -723,7 +723,7 @@ func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, wh
 }
 
 // RuleVersions lists a contest's audited rule versions, oldest first.
-func (db *DB) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]models.RuleVersion, error) {
+func (db *Feed) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]models.RuleVersion, error) {
 	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT version, rules, targets, changed_by, changed_at FROM contest_rule_versions
 		WHERE org_id = ? AND contest_id = ? ORDER BY version`, orgID.String(), contestID.String()).Rows()
 	if err != nil {
