@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/semaphore"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -173,11 +175,18 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 // Dialect reports which database this is.
 func (db *DB) Dialect() Dialect { return db.dialect.name() }
 
-// SQL exposes the pool, for metrics and migrations.
-func (db *DB) SQL() *sql.DB { return db.sql }
+// StatsCollector returns a Prometheus collector of the pool's statistics
+// (go_sql_…: connections open, in use and idle, waits), labelled
+// db_name=name.
+func (db *DB) StatsCollector(name string) prometheus.Collector {
+	return collectors.NewDBStatsCollector(db.sql, name)
+}
 
-// Gorm exposes the GORM handle to the adapter's own tests and to tools
-// inside this module (the benchmark) that need raw SQL.
+// Gorm exposes the GORM handle to tests, which inspect and stage rows
+// directly (the change feed's txids, outbox states), and to the benchmark
+// in internal/bench, which times raw inserts and analyses tables. The
+// service itself never uses it: everything it stores goes through Feed,
+// Outbox, People and Reports.
 func (db *DB) Gorm() *gorm.DB { return db.gorm }
 
 // Ping checks the database answers.

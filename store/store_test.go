@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
@@ -633,4 +634,31 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("error %v, want one without the password", err)
 		}
 	})
+}
+
+// TestStatsCollector checks the pool's statistics reach Prometheus,
+// labelled with the database's name, as /metrics serves them.
+func TestStatsCollector(t *testing.T) {
+	db := storetest.MustOpenDB(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(db.StatsCollector("fieldsync"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "db_name" {
+					got[mf.GetName()] = l.GetValue()
+				}
+			}
+		}
+	}
+	for _, name := range []string{"go_sql_max_open_connections", "go_sql_open_connections", "go_sql_wait_count_total"} {
+		if got[name] != "fieldsync" {
+			t.Errorf("%s{db_name=%q}, want db_name=\"fieldsync\" (all: %v)", name, got[name], got)
+		}
+	}
 }

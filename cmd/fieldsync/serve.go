@@ -104,7 +104,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
+		db.StatsCollector("fieldsync"))
 	stopScheduler := startScheduler(ctx, scheduled{
 		orgs: db.People().OrgIDs,
 		tick: func(ctx context.Context, org uuid.UUID) error {
