@@ -2,6 +2,13 @@
 // production and over pure-Go SQLite as the zero-setup default. It owns the
 // schema (versioned migrations per dialect), translates database errors into
 // models codes at its edge, and runs each unit of work in one transaction.
+//
+// DB opens, migrates and closes the database; its parts, one per concern,
+// do the work over its one pool: Feed (the sync change feed), Outbox (push
+// notifications), People (organisations, users, sessions) and Reports.
+// What PostgreSQL and SQLite do differently lives in one place, the dialect
+// interface (dialect.go) and its two implementations (postgres.go,
+// sqlite.go); the rest of the package is written once for both.
 package store
 
 import (
