@@ -53,7 +53,7 @@ func newFieldOrg(t *testing.T) *fieldOrg {
 		_ = json.Unmarshal(c.Data["lng"], &lng)
 		o.coords[c.ID] = [2]float64{lat, lng}
 	}
-	admin, err := o.env.DB.UserByEmail(context.Background(), "admin@demo.test")
+	admin, err := o.env.DB.People().UserByEmail(context.Background(), "admin@demo.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func (o *fieldOrg) do(who, method, path string, body any) *apitest.Response {
 // tick runs the scheduler's work once, at the test clock's time.
 func (o *fieldOrg) tick(t *testing.T) {
 	t.Helper()
-	en := engine.New(o.env.DB, sales.Entities(), o.env.Clock.Now, nil)
+	en := engine.New(o.env.DB.Feed(), sales.Entities(), o.env.Clock.Now, nil)
 	if err := en.Server(context.Background(), models.Principal{OrgID: o.org}, sales.Tick); err != nil {
 		t.Fatalf("tick: %v", err)
 	}
@@ -514,7 +514,7 @@ func TestContestsRulesAndGrace(t *testing.T) {
 		if got.RulesVersion != 2 {
 			t.Errorf("rules_version %d, want 2", got.RulesVersion)
 		}
-		vs, err := o.env.DB.RuleVersions(context.Background(), o.org, c.ID)
+		vs, err := o.env.DB.Feed().RuleVersions(context.Background(), o.org, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -725,7 +725,7 @@ func TestDomainOtherOrganisation(t *testing.T) {
 	other := models.Org{ID: uuid.New(), Name: "Other Co", CreatedAt: now}
 	admin := models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Olive Other", Role: models.RoleAdmin,
 		Active: true, TimeZone: "UTC", PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	if err := o.env.DB.CreateOrg(context.Background(), other, admin); err != nil {
+	if err := o.env.DB.People().CreateOrg(context.Background(), other, admin); err != nil {
 		t.Fatal(err)
 	}
 	o.dev["other"] = newDevice(o.env, "admin@other.test")

@@ -19,11 +19,11 @@ import (
 // pushTokens lists the tokens registered to a user.
 func pushTokens(t *testing.T, env *apitest.Env, email string) []string {
 	t.Helper()
-	u, err := env.DB.UserByEmail(context.Background(), email)
+	u, err := env.DB.People().UserByEmail(context.Background(), email)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := env.DB.PushTokens(context.Background(), u.OrgID, u.ID)
+	ts, err := env.DB.Outbox().PushTokens(context.Background(), u.OrgID, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,11 +217,11 @@ func TestInbox(t *testing.T) {
 	ctx := context.Background()
 	rep := env.Login("rep1@demo.test")
 	other := env.Login("rep2@demo.test")
-	u, err := env.DB.UserByEmail(ctx, "rep1@demo.test")
+	u, err := env.DB.People().UserByEmail(ctx, "rep1@demo.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	en := engine.New(env.DB, sales.Entities(), env.Clock.Now, nil)
+	en := engine.New(env.DB.Feed(), sales.Entities(), env.Clock.Now, nil)
 	contest := uuid.New()
 	var ids []uuid.UUID
 	for i, n := range []models.Notification{

@@ -49,15 +49,16 @@ type Deps struct {
 	Store Store
 	Sync  *engine.Engine
 	// Watermelon serves /v1/sync/watermelondb; nil builds it over Sync
-	// when Store implements watermelondb.Store.
-	Watermelon *watermelondb.Protocol
-	Reports    Reports
-	Tokens     *auth.Tokens
-	Passwords  *auth.Passwords
-	Logger     *slog.Logger
-	Now        func() time.Time
-	// Notifications stores push tokens, preferences and the inbox; nil
-	// uses Store when it implements NotificationStore.
+	// and WatermelonStore when both are set.
+	Watermelon      *watermelondb.Protocol
+	WatermelonStore watermelondb.Store
+	Reports         Reports
+	Tokens          *auth.Tokens
+	Passwords       *auth.Passwords
+	Logger          *slog.Logger
+	Now             func() time.Time
+	// Notifications stores push tokens, preferences and the inbox; the
+	// notification routes need it (there is no default).
 	Notifications NotificationStore
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
@@ -120,13 +121,8 @@ func New(d Deps) *Server {
 	if d.BodyLimit == 0 {
 		d.BodyLimit = 4 << 20
 	}
-	if d.Watermelon == nil && d.Sync != nil {
-		if ws, ok := d.Store.(watermelondb.Store); ok {
-			d.Watermelon = watermelondb.New(d.Sync, ws)
-		}
-	}
-	if d.Notifications == nil {
-		d.Notifications, _ = d.Store.(NotificationStore)
+	if d.Watermelon == nil && d.Sync != nil && d.WatermelonStore != nil {
+		d.Watermelon = watermelondb.New(d.Sync, d.WatermelonStore)
 	}
 	ll := d.LoginLimits
 	if ll.Window == 0 {

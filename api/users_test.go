@@ -542,7 +542,7 @@ func TestOrgIsolation(t *testing.T) {
 	other := models.Org{ID: uuid.New(), Name: "Other Co", CreatedAt: now}
 	otherAdmin := models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Olive Other",
 		Role: models.RoleAdmin, Active: true, TimeZone: "UTC", PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	if err := env.DB.CreateOrg(ctx, other, otherAdmin); err != nil {
+	if err := env.DB.People().CreateOrg(ctx, other, otherAdmin); err != nil {
 		t.Fatal(err)
 	}
 	admin := env.Login("admin@demo.test")

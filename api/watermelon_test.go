@@ -682,7 +682,7 @@ func TestWatermelonIsolation(t *testing.T) {
 	}
 	now := env.Clock.Now()
 	other := models.Org{ID: uuid.New(), Name: "Other Co", CreatedAt: now}
-	if err := env.DB.CreateOrg(ctx, other, models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Olive Other",
+	if err := env.DB.People().CreateOrg(ctx, other, models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Olive Other",
 		Role: models.RoleAdmin, Active: true, TimeZone: "UTC", PasswordHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}

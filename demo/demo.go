@@ -70,7 +70,7 @@ var businesses = [][]string{
 // Seed creates the demo organisation when the database has none, and
 // reports whether it did. It never touches an existing database.
 func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) (bool, error) {
-	n, err := db.CountOrgs(ctx)
+	n, err := db.People().CountOrgs(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -91,7 +91,7 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 			Active: true, TimeZone: "UTC", PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
 		}
 	}
-	if err := db.CreateOrg(ctx, org, user("admin@demo.test", "Avery Admin", models.RoleAdmin, nil)); err != nil {
+	if err := db.People().CreateOrg(ctx, org, user("admin@demo.test", "Avery Admin", models.RoleAdmin, nil)); err != nil {
 		return false, fmt.Errorf("seed org: %w", err)
 	}
 	repNames := []string{"Riley Park", "Jordan Lee", "Casey Morgan", "Sam Ortiz", "Taylor Brooks", "Morgan Diaz"}
@@ -101,18 +101,18 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 		const tz = "America/Chicago" // both cities keep Central time
 		mgr := user(tp.manager, managerNames[ti], models.RoleManager, nil)
 		mgr.TimeZone = tz
-		if err := db.CreateUser(ctx, mgr); err != nil {
+		if err := db.People().CreateUser(ctx, mgr); err != nil {
 			return false, fmt.Errorf("seed %s: %w", tp.manager, err)
 		}
 		team := models.Team{OrgID: org.ID, ID: uuid.New(), Name: tp.name, ManagerID: &mgr.ID, CreatedAt: now}
-		if err := db.CreateTeam(ctx, team); err != nil {
+		if err := db.People().CreateTeam(ctx, team); err != nil {
 			return false, fmt.Errorf("seed team %s: %w", tp.name, err)
 		}
 		var reps []uuid.UUID
 		for ri, email := range tp.reps {
 			rep := user(email, repNames[ti*3+ri], models.RoleRep, &team.ID)
 			rep.TimeZone = tz
-			if err := db.CreateUser(ctx, rep); err != nil {
+			if err := db.People().CreateUser(ctx, rep); err != nil {
 				return false, fmt.Errorf("seed %s: %w", email, err)
 			}
 			reps = append(reps, rep.ID)
@@ -139,7 +139,7 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 			})
 		}
 	}
-	if err := db.SeedRecords(ctx, org.ID, sales.Accounts(), accounts); err != nil {
+	if err := db.Feed().SeedRecords(ctx, org.ID, sales.Accounts(), accounts); err != nil {
 		return false, fmt.Errorf("seed accounts: %w", err)
 	}
 	return true, nil

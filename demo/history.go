@@ -26,7 +26,7 @@ const HistoryDays = 21
 // rules), a running contest, a finished one, and ride-alongs in each state.
 // HTTP tests seed without it, to keep their fixtures small.
 func SeedHistory(ctx context.Context, db *store.DB, eng *engine.Engine, now time.Time) error {
-	org, err := db.OrgByName(ctx, OrgName)
+	org, err := db.People().OrgByName(ctx, OrgName)
 	if err != nil {
 		return fmt.Errorf("demo history: %w", err)
 	}
@@ -51,7 +51,7 @@ func SeedHistory(ctx context.Context, db *store.DB, eng *engine.Engine, now time
 	phones := map[uuid.UUID]*phone{}
 	for _, tp := range teams {
 		for _, email := range append([]string{tp.manager}, tp.reps...) {
-			u, err := db.UserByEmail(ctx, email)
+			u, err := db.People().UserByEmail(ctx, email)
 			if err != nil {
 				return err
 			}
@@ -79,7 +79,7 @@ func SeedHistory(ctx context.Context, db *store.DB, eng *engine.Engine, now time
 	}
 
 	admin := models.Principal{OrgID: org.ID, Role: models.RoleAdmin}
-	if u, err := db.UserByEmail(ctx, "admin@demo.test"); err == nil {
+	if u, err := db.People().UserByEmail(ctx, "admin@demo.test"); err == nil {
 		admin.UserID = u.ID
 	}
 	contests := []sales.ContestInput{

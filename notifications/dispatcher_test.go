@@ -173,7 +173,7 @@ func TestPreferencesAndRecipients(t *testing.T) {
 	f.setPrefs("rep1@demo.test", func(p *models.NotificationPreferences) { p.Off[models.CategoryStandings] = true })
 	rep3 := f.user("rep3@demo.test")
 	off := false
-	if _, err := f.db.UpdateUser(f.ctx(), rep3.OrgID, rep3.ID, models.UserPatch{Active: &off}); err != nil {
+	if _, err := f.db.People().UpdateUser(f.ctx(), rep3.OrgID, rep3.ID, models.UserPatch{Active: &off}); err != nil {
 		t.Fatal(err)
 	}
 	ids := f.notify(
@@ -208,14 +208,14 @@ func TestLapsedLeaseIsReclaimed(t *testing.T) {
 	id := f.notify(f.note("rep1@demo.test", models.CategoryCoaching))[0]
 	// A dispatcher claims the row and dies before sending.
 	dead := uuid.New()
-	claimed, err := f.db.ClaimNotifications(f.ctx(), notifications.Claim{Now: f.now(), Limit: 10, Lease: 2 * time.Minute, LeaseID: dead},
+	claimed, err := f.db.Outbox().ClaimNotifications(f.ctx(), notifications.Claim{Now: f.now(), Limit: 10, Lease: 2 * time.Minute, LeaseID: dead},
 		func(due []notifications.Due, _ map[notifications.UserKey]*notifications.Recipient) []notifications.Step {
 			return make([]notifications.Step, len(due))[:0:0]
 		})
 	if err == nil {
 		t.Fatalf("a plan with the wrong number of steps: claimed %d, want an error", len(claimed))
 	}
-	claimed, err = f.db.ClaimNotifications(f.ctx(), notifications.Claim{Now: f.now(), Limit: 10, Lease: 2 * time.Minute, LeaseID: dead},
+	claimed, err = f.db.Outbox().ClaimNotifications(f.ctx(), notifications.Claim{Now: f.now(), Limit: 10, Lease: 2 * time.Minute, LeaseID: dead},
 		func(due []notifications.Due, _ map[notifications.UserKey]*notifications.Recipient) []notifications.Step {
 			steps := make([]notifications.Step, len(due))
 			for i := range steps {
@@ -236,7 +236,7 @@ func TestLapsedLeaseIsReclaimed(t *testing.T) {
 		t.Fatalf("after the lease lapsed: %+v, want sent", st)
 	}
 	// The dead dispatcher's outcome arrives late: ignored.
-	err = f.db.FinishNotifications(f.ctx(), []notifications.Outcome{{OrgID: claimed[0].OrgID, ID: id, LeaseID: dead, Status: notifications.StatusDead, Error: "late"}})
+	err = f.db.Outbox().FinishNotifications(f.ctx(), []notifications.Outcome{{OrgID: claimed[0].OrgID, ID: id, LeaseID: dead, Status: notifications.StatusDead, Error: "late"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,20 +292,20 @@ func newLoadOrg(t *testing.T, users int, cap func(i int) int) *loadOrg {
 		t.Fatal(err)
 	}
 	admin := models.User{OrgID: l.org, ID: uuid.New(), Email: "admin@load.test", Name: "Admin", Role: models.RoleAdmin, Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: start, UpdatedAt: start}
-	if err := db.CreateOrg(ctx, models.Org{ID: l.org, Name: "Load Co", CreatedAt: start}, admin); err != nil {
+	if err := db.People().CreateOrg(ctx, models.Org{ID: l.org, Name: "Load Co", CreatedAt: start}, admin); err != nil {
 		t.Fatal(err)
 	}
 	for u := 0; u < users; u++ {
 		user := models.User{OrgID: l.org, ID: uuid.New(), Email: fmt.Sprintf("rep%d@load.test", u), Name: fmt.Sprintf("Rep %d", u),
 			Role: models.RoleRep, Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: start, UpdatedAt: start}
-		if err := db.CreateUser(ctx, user); err != nil {
+		if err := db.People().CreateUser(ctx, user); err != nil {
 			t.Fatal(err)
 		}
 		p := models.Principal{OrgID: l.org, UserID: user.ID, Role: models.RoleRep, DeviceID: uuid.New()}
-		if err := db.PutPushToken(ctx, p, "tok-"+user.ID.String(), "ios"); err != nil {
+		if err := db.Outbox().PutPushToken(ctx, p, "tok-"+user.ID.String(), "ios"); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.SetNotificationPreferences(ctx, l.org, user.ID, models.NotificationPreferences{DailyCap: cap(u)}); err != nil {
+		if err := db.Outbox().SetNotificationPreferences(ctx, l.org, user.ID, models.NotificationPreferences{DailyCap: cap(u)}); err != nil {
 			t.Fatal(err)
 		}
 		l.users = append(l.users, user.ID)
@@ -325,7 +325,7 @@ func (l *loadOrg) notify(t *testing.T, per func(i int) int) []models.Notificatio
 	// Short transactions: PostgreSQL tests of other packages, running at
 	// the same time on the same cluster, wait for the oldest transaction
 	// anywhere to end before they pull.
-	en := engine.New(l.dbs[0], sales.Entities(), func() time.Time { return start }, nil)
+	en := engine.New(l.dbs[0].Feed(), sales.Entities(), func() time.Time { return start }, nil)
 	for from := 0; from < len(ns); from += 250 {
 		part := ns[from:min(from+250, len(ns))]
 		err := en.Server(context.Background(), models.Principal{OrgID: l.org}, func(c *engine.Context) error {
@@ -353,7 +353,7 @@ func (l *loadOrg) dispatch(t *testing.T, s notifications.Sender, batch int) [2]n
 		errs  [2]error
 	)
 	for i, db := range l.dbs {
-		d := notifications.NewDispatcher(db, s, notifications.Options{Now: func() time.Time { return start }})
+		d := notifications.NewDispatcher(db.Outbox(), s, notifications.Options{Now: func() time.Time { return start }})
 		d.Batch = batch
 		wg.Add(1)
 		go func() {

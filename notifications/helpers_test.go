@@ -47,7 +47,7 @@ func newFixture(t testing.TB) *fixture {
 	if _, err := demo.Seed(context.Background(), f.db, auth.NewPasswords(bcrypt.MinCost), f.now()); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}
-	f.en = engine.New(f.db, sales.Entities(), f.now, nil)
+	f.en = engine.New(f.db.Feed(), sales.Entities(), f.now, nil)
 	return f
 }
 
@@ -57,7 +57,7 @@ func (f *fixture) setClock(t time.Time)    { f.clock.Store(t.UnixNano()) }
 func (f *fixture) ctx() context.Context    { return context.Background() }
 func (f *fixture) user(email string) models.User {
 	f.t.Helper()
-	u, err := f.db.UserByEmail(f.ctx(), email)
+	u, err := f.db.People().UserByEmail(f.ctx(), email)
 	if err != nil {
 		f.t.Fatalf("user %s: %v", email, err)
 	}
@@ -73,7 +73,7 @@ func (f *fixture) principal(email string, device uuid.UUID) models.Principal {
 func (f *fixture) register(email, token string) uuid.UUID {
 	f.t.Helper()
 	device := uuid.New()
-	if err := f.db.PutPushToken(f.ctx(), f.principal(email, device), token, "android"); err != nil {
+	if err := f.db.Outbox().PutPushToken(f.ctx(), f.principal(email, device), token, "android"); err != nil {
 		f.t.Fatalf("register token: %v", err)
 	}
 	return device
@@ -84,7 +84,7 @@ func (f *fixture) setPrefs(email string, edit func(*models.NotificationPreferenc
 	u := f.user(email)
 	p := models.DefaultNotificationPreferences()
 	edit(&p)
-	if err := f.db.SetNotificationPreferences(f.ctx(), u.OrgID, u.ID, p); err != nil {
+	if err := f.db.Outbox().SetNotificationPreferences(f.ctx(), u.OrgID, u.ID, p); err != nil {
 		f.t.Fatalf("set preferences: %v", err)
 	}
 }
@@ -122,7 +122,7 @@ func (f *fixture) note(email string, cat models.Category) models.Notification {
 
 func (f *fixture) delivery(id uuid.UUID) store.NotificationDelivery {
 	f.t.Helper()
-	d, err := f.db.NotificationDelivery(f.ctx(), f.user("admin@demo.test").OrgID, id)
+	d, err := f.db.Outbox().NotificationDelivery(f.ctx(), f.user("admin@demo.test").OrgID, id)
 	if err != nil {
 		f.t.Fatalf("delivery of %s: %v", id, err)
 	}
@@ -141,7 +141,7 @@ func (f *fixture) wantStatus(id uuid.UUID, want string) store.NotificationDelive
 func (f *fixture) tokens(email string) []string {
 	f.t.Helper()
 	u := f.user(email)
-	ts, err := f.db.PushTokens(f.ctx(), u.OrgID, u.ID)
+	ts, err := f.db.Outbox().PushTokens(f.ctx(), u.OrgID, u.ID)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func (f *fixture) tokens(email string) []string {
 }
 
 func (f *fixture) dispatcher(s notifications.Sender) *notifications.Dispatcher {
-	return notifications.NewDispatcher(f.db, s, notifications.Options{Now: f.now, Rand: func() float64 { return 0 }})
+	return notifications.NewDispatcher(f.db.Outbox(), s, notifications.Options{Now: f.now, Rand: func() float64 { return 0 }})
 }
 
 func (f *fixture) runOnce(d *notifications.Dispatcher) notifications.Stats {

@@ -76,30 +76,30 @@ func newContestBench(b *testing.B) *contestBench {
 	began := time.Now()
 	now := func() time.Time { return cbNow }
 	cb := &contestBench{db: storetest.MustOpenDBWith(b, storetest.Options{Now: now}), ctx: context.Background()}
-	cb.en = engine.New(cb.db, sales.Entities(), now, nil)
+	cb.en = engine.New(cb.db.Feed(), sales.Entities(), now, nil)
 	org := models.Org{ID: uuid.New(), Name: "Bench Co", CreatedAt: cbNow}
 	user := func(email string, role models.Role, team *uuid.UUID) models.User {
 		return models.User{OrgID: org.ID, ID: uuid.New(), Email: email, Name: email, Role: role, TeamID: team, Active: true,
 			TimeZone: "UTC", PasswordHash: "x", CreatedAt: cbNow, UpdatedAt: cbNow}
 	}
 	admin := user("admin@bench.test", models.RoleAdmin, nil)
-	if err := cb.db.CreateOrg(cb.ctx, org, admin); err != nil {
+	if err := cb.db.People().CreateOrg(cb.ctx, org, admin); err != nil {
 		b.Fatal(err)
 	}
 	cb.admin = models.Principal{OrgID: org.ID, UserID: admin.ID, Role: admin.Role, DeviceID: uuid.New()}
 	var accounts []*engine.Record
 	for t := 0; t < cbTeams; t++ {
 		mgr := user(fmt.Sprintf("manager%d@bench.test", t), models.RoleManager, nil)
-		if err := cb.db.CreateUser(cb.ctx, mgr); err != nil {
+		if err := cb.db.People().CreateUser(cb.ctx, mgr); err != nil {
 			b.Fatal(err)
 		}
 		team := models.Team{OrgID: org.ID, ID: uuid.New(), Name: fmt.Sprintf("Team %d", t), ManagerID: &mgr.ID, CreatedAt: cbNow}
-		if err := cb.db.CreateTeam(cb.ctx, team); err != nil {
+		if err := cb.db.People().CreateTeam(cb.ctx, team); err != nil {
 			b.Fatal(err)
 		}
 		for r := 0; r < cbRepsPerTeam; r++ {
 			rep := user(fmt.Sprintf("rep%d.%d@bench.test", t, r), models.RoleRep, &team.ID)
-			if err := cb.db.CreateUser(cb.ctx, rep); err != nil {
+			if err := cb.db.People().CreateUser(cb.ctx, rep); err != nil {
 				b.Fatal(err)
 			}
 			cb.reps = append(cb.reps, models.Principal{OrgID: org.ID, UserID: rep.ID, Role: rep.Role, TeamID: rep.TeamID, DeviceID: uuid.New()})
@@ -118,7 +118,7 @@ func newContestBench(b *testing.B) *contestBench {
 		accounts = append(accounts, teamAccts...)
 	}
 	cb.seqs = make([]int64, len(cb.reps))
-	if err := cb.db.SeedRecords(cb.ctx, org.ID, sales.Accounts(), accounts); err != nil {
+	if err := cb.db.Feed().SeedRecords(cb.ctx, org.ID, sales.Accounts(), accounts); err != nil {
 		b.Fatal(err)
 	}
 
@@ -131,7 +131,7 @@ func newContestBench(b *testing.B) *contestBench {
 		if len(chunk) == 0 {
 			return
 		}
-		if err := cb.db.SeedRecords(cb.ctx, org.ID, visits, chunk); err != nil {
+		if err := cb.db.Feed().SeedRecords(cb.ctx, org.ID, visits, chunk); err != nil {
 			b.Fatal(err)
 		}
 		chunk = chunk[:0]

@@ -361,17 +361,17 @@ func TestRideAlongCreate(t *testing.T) {
 	now := d.Now()
 	extra := models.User{OrgID: d.org, ID: uuid.New(), Email: "deputy@demo.test", Name: "Deputy North", Role: models.RoleManager,
 		TeamID: ptr(d.teams["North"]), Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: now, UpdatedAt: now}
-	if err := d.DB.CreateUser(d.ctx, extra); err != nil {
+	if err := d.DB.People().CreateUser(d.ctx, extra); err != nil {
 		t.Fatal(err)
 	}
 	d.addUser("deputy", extra.Email)
 	east := models.Team{OrgID: d.org, ID: uuid.New(), Name: "East", CreatedAt: now}
-	if err := d.DB.CreateTeam(d.ctx, east); err != nil {
+	if err := d.DB.People().CreateTeam(d.ctx, east); err != nil {
 		t.Fatal(err)
 	}
 	lone := models.User{OrgID: d.org, ID: uuid.New(), Email: "lone@demo.test", Name: "Lone Rep", Role: models.RoleRep,
 		TeamID: &east.ID, Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: now, UpdatedAt: now}
-	if err := d.DB.CreateUser(d.ctx, lone); err != nil {
+	if err := d.DB.People().CreateUser(d.ctx, lone); err != nil {
 		t.Fatal(err)
 	}
 	d.addUser("lone", lone.Email)
@@ -1614,7 +1614,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 		if err := d.updateContest("admin", draft, sales.ContestInput{Rules: &r}); err != nil {
 			t.Fatal(err)
 		}
-		vs, err := d.DB.RuleVersions(d.ctx, d.org, draft)
+		vs, err := d.DB.Feed().RuleVersions(d.ctx, d.org, draft)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1660,7 +1660,7 @@ func TestContestRulesChangeAfterStart(t *testing.T) {
 		if got := c.Values["rules_version"]; got != int64(2) {
 			t.Errorf("rules_version %v, want 2", got)
 		}
-		vs, err := d.DB.RuleVersions(d.ctx, d.org, contest)
+		vs, err := d.DB.Feed().RuleVersions(d.ctx, d.org, contest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -2086,18 +2086,18 @@ func TestDomainVisibility(t *testing.T) {
 		return models.User{OrgID: other.ID, ID: uuid.New(), Email: email, Name: email, Role: role, TeamID: team, Active: true,
 			TimeZone: "UTC", PasswordHash: "x", CreatedAt: t0, UpdatedAt: t0}
 	}
-	if err := d.DB.CreateOrg(d.ctx, other, user("admin@other.test", models.RoleAdmin, nil)); err != nil {
+	if err := d.DB.People().CreateOrg(d.ctx, other, user("admin@other.test", models.RoleAdmin, nil)); err != nil {
 		t.Fatal(err)
 	}
 	otherMgr := user("manager@other.test", models.RoleManager, nil)
-	if err := d.DB.CreateUser(d.ctx, otherMgr); err != nil {
+	if err := d.DB.People().CreateUser(d.ctx, otherMgr); err != nil {
 		t.Fatal(err)
 	}
 	otherTeam := models.Team{OrgID: other.ID, ID: uuid.New(), Name: "West", ManagerID: &otherMgr.ID, CreatedAt: t0}
-	if err := d.DB.CreateTeam(d.ctx, otherTeam); err != nil {
+	if err := d.DB.People().CreateTeam(d.ctx, otherTeam); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.DB.CreateUser(d.ctx, user("rep@other.test", models.RoleRep, &otherTeam.ID)); err != nil {
+	if err := d.DB.People().CreateUser(d.ctx, user("rep@other.test", models.RoleRep, &otherTeam.ID)); err != nil {
 		t.Fatal(err)
 	}
 	for name, email := range map[string]string{"oadmin": "admin@other.test", "omgr": "manager@other.test", "orep": "rep@other.test"} {
@@ -2318,7 +2318,7 @@ func TestProductivityReport(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := d.sub(t)
-			rows, err := d.DB.Productivity(d.ctx, d.org, tt.team, from, to)
+			rows, err := d.DB.Reports().Productivity(d.ctx, d.org, tt.team, from, to)
 			if err != nil {
 				t.Fatal(err)
 			}

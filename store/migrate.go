@@ -7,7 +7,6 @@ import (
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed migrations
@@ -23,26 +22,18 @@ type MigrationStatus struct {
 func (s MigrationStatus) Behind() bool { return s.Current < s.Latest }
 
 func (db *DB) provider() (*goose.Provider, error) {
-	sub, err := fs.Sub(migrations, "migrations/"+string(db.dialect))
+	name := db.dialect.name()
+	sub, err := fs.Sub(migrations, "migrations/"+string(name))
 	if err != nil {
-		return nil, fmt.Errorf("migrations for %s: %w", db.dialect, err)
+		return nil, fmt.Errorf("migrations for %s: %w", name, err)
 	}
-	d := goose.DialectPostgres
-	var opts []goose.ProviderOption
-	if db.dialect == SQLite {
-		d = goose.DialectSQLite3
-	} else {
-		// Replicas starting together each migrate on start; an advisory
-		// lock lets one run the migrations while the others wait.
-		locker, err := lock.NewPostgresSessionLocker()
-		if err != nil {
-			return nil, fmt.Errorf("migration lock: %w", err)
-		}
-		opts = append(opts, goose.WithSessionLocker(locker))
+	d, opts, err := db.dialect.goose()
+	if err != nil {
+		return nil, err
 	}
 	p, err := goose.NewProvider(d, db.sql, sub, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("migrations for %s: %w", db.dialect, err)
+		return nil, fmt.Errorf("migrations for %s: %w", name, err)
 	}
 	return p, nil
 }

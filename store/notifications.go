@@ -5,9 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +18,7 @@ import (
 )
 
 // The store implements the dispatcher's outbox.
-var _ notifications.Store = (*DB)(nil)
+var _ notifications.Store = (*Outbox)(nil)
 
 // notificationsEntity declares the inbox columns the sync engine owns; the
 // delivery columns (status, attempts, next_attempt_at, lease_id, sent_at,
@@ -38,7 +35,7 @@ const dueExpr = "COALESCE(next_attempt_at, not_before, created_at)"
 // The device's row moves to the caller (a shared phone), and the token is
 // removed wherever else it was registered, in any organisation: it is one
 // app install, and it must not receive another user's pushes.
-func (db *DB) PutPushToken(ctx context.Context, p models.Principal, token, platform string) error {
+func (db *Outbox) PutPushToken(ctx context.Context, p models.Principal, token, platform string) error {
 	now := db.now().UTC()
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		err := tx.Exec(`DELETE FROM push_tokens WHERE token = ? AND NOT (org_id = ? AND device_id = ?)`,
@@ -60,7 +57,7 @@ func (db *DB) PutPushToken(ctx context.Context, p models.Principal, token, platf
 
 // DeletePushToken removes the push token of the caller's device, if the
 // caller owns it. Deleting an absent token is a no-op.
-func (db *DB) DeletePushToken(ctx context.Context, p models.Principal) error {
+func (db *Outbox) DeletePushToken(ctx context.Context, p models.Principal) error {
 	err := db.gorm.WithContext(ctx).Exec(`DELETE FROM push_tokens WHERE org_id = ? AND device_id = ? AND user_id = ?`,
 		p.OrgID.String(), p.DeviceID.String(), p.UserID.String()).Error
 	if err != nil {
@@ -92,7 +89,7 @@ func removeUserPushTokens(tx *gorm.DB, orgID, userID uuid.UUID) error {
 }
 
 // PushTokens lists a user's registered devices (tests, support).
-func (db *DB) PushTokens(ctx context.Context, orgID, userID uuid.UUID) ([]notifications.Token, error) {
+func (db *Outbox) PushTokens(ctx context.Context, orgID, userID uuid.UUID) ([]notifications.Token, error) {
 	var out []notifications.Token
 	err := scanTokens(db.gorm.WithContext(ctx).Raw(`SELECT org_id, user_id, device_id, token, platform FROM push_tokens
 		WHERE org_id = ? AND user_id = ? ORDER BY device_id`, orgID.String(), userID.String()), func(t notifications.Token) {
@@ -122,7 +119,7 @@ func scanTokens(q *gorm.DB, each func(notifications.Token)) error {
 
 // NotificationPreferences returns a user's preferences, the defaults when
 // they never set any.
-func (db *DB) NotificationPreferences(ctx context.Context, orgID, userID uuid.UUID) (models.NotificationPreferences, error) {
+func (db *Outbox) NotificationPreferences(ctx context.Context, orgID, userID uuid.UUID) (models.NotificationPreferences, error) {
 	m, err := loadPreferences(db.gorm.WithContext(ctx), orgID, []string{userID.String()})
 	if err != nil {
 		return models.NotificationPreferences{}, translate(err)
@@ -134,7 +131,7 @@ func (db *DB) NotificationPreferences(ctx context.Context, orgID, userID uuid.UU
 }
 
 // SetNotificationPreferences replaces a user's preferences.
-func (db *DB) SetNotificationPreferences(ctx context.Context, orgID, userID uuid.UUID, p models.NotificationPreferences) error {
+func (db *Outbox) SetNotificationPreferences(ctx context.Context, orgID, userID uuid.UUID, p models.NotificationPreferences) error {
 	off := map[string]bool{}
 	for c, isOff := range p.Off {
 		if isOff {
@@ -200,7 +197,7 @@ func loadPreferences(tx *gorm.DB, orgID uuid.UUID, users []string) (map[uuid.UUI
 // Inbox lists p's notifications newest first, after a position in that
 // order (the zero position starts at the newest), unread ones only when
 // unread is set.
-func (db *DB) Inbox(ctx context.Context, p models.Principal, after models.InboxPos, limit int, unread bool) ([]*engine.Record, error) {
+func (db *Outbox) Inbox(ctx context.Context, p models.Principal, after models.InboxPos, limit int, unread bool) ([]*engine.Record, error) {
 	e := notificationsEntity
 	q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM notifications WHERE org_id = ? AND user_id = ? AND deleted = ?`
 	args := []any{p.OrgID.String(), p.UserID.String(), false}
@@ -240,16 +237,14 @@ func (db *DB) Inbox(ctx context.Context, p models.Principal, after models.InboxP
 // and cleared if the send fails). A second claim for the same user waits
 // for the first to commit and then sees its reservations. On SQLite
 // writers are serial, so a plain claim is enough.
-func (db *DB) ClaimNotifications(ctx context.Context, c notifications.Claim, plan notifications.Planner) ([]notifications.Claimed, error) {
+func (db *Outbox) ClaimNotifications(ctx context.Context, c notifications.Claim, plan notifications.Planner) ([]notifications.Claimed, error) {
 	var out []notifications.Claimed
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		out = nil
 		q := `SELECT org_id, id, user_id, category, type, title, body, data, collapse_key, urgent, not_before, created_at, attempts
 			FROM notifications WHERE status IN ('pending', 'deferred', 'sending') AND ` + dueExpr + ` <= ? AND deleted = ?
 			ORDER BY ` + dueExpr + ` LIMIT ?`
-		if db.dialect == Postgres {
-			q += ` FOR UPDATE SKIP LOCKED`
-		}
+		q += db.dialect.claimLock()
 		due, err := scanDue(tx.Raw(q, c.Now.UTC(), false, c.Limit))
 		if err != nil {
 			return fmt.Errorf("claim notifications: %w", err)
@@ -320,7 +315,7 @@ func scanDue(q *gorm.DB) ([]notifications.Due, error) {
 // recipients reads, per recipient of the due rows, what delivery decisions
 // need: whether they are active, their time zone and preferences, their
 // devices, whether they are at a customer, and their pushes so far today.
-func (db *DB) recipients(tx *gorm.DB, now time.Time, due []notifications.Due) (map[notifications.UserKey]*notifications.Recipient, error) {
+func (db *Outbox) recipients(tx *gorm.DB, now time.Time, due []notifications.Due) (map[notifications.UserKey]*notifications.Recipient, error) {
 	byOrg := map[uuid.UUID][]string{}
 	seen := map[notifications.UserKey]bool{}
 	var keys []notifications.UserKey
@@ -332,10 +327,8 @@ func (db *DB) recipients(tx *gorm.DB, now time.Time, due []notifications.Due) (m
 			byOrg[k.OrgID] = append(byOrg[k.OrgID], k.UserID.String())
 		}
 	}
-	if db.dialect == Postgres {
-		if err := lockRecipients(tx, keys); err != nil {
-			return nil, err
-		}
+	if err := db.dialect.lockRecipients(tx, keys); err != nil {
+		return nil, err
 	}
 	out := make(map[notifications.UserKey]*notifications.Recipient, len(keys))
 	for org, users := range byOrg {
@@ -435,32 +428,6 @@ func scanUsers(q *gorm.DB, each func(uuid.UUID, time.Time)) error {
 	return rows.Err()
 }
 
-// lockRecipients takes a transaction-scoped advisory lock per recipient,
-// in sorted order, so that concurrent claims count each user's pushes of
-// the day one after the other.
-func lockRecipients(tx *gorm.DB, keys []notifications.UserKey) error {
-	ids := make([]int64, len(keys))
-	for i, k := range keys {
-		h := fnv.New64a()
-		h.Write([]byte("notification-cap"))
-		h.Write(k.OrgID[:])
-		h.Write(k.UserID[:])
-		ids[i] = int64(h.Sum64())
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	lit := make([]string, len(ids))
-	for i, id := range ids {
-		lit[i] = strconv.FormatInt(id, 10)
-	}
-	var n int
-	err := tx.Raw(`SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i) AS l`,
-		"{"+strings.Join(lit, ",")+"}").Row().Scan(&n)
-	if err != nil {
-		return fmt.Errorf("lock recipients: %w", err)
-	}
-	return nil
-}
-
 // applySteps records the claim's decisions: rows to send are leased, the
 // others deferred or settled. Rows with the same outcome are updated by
 // one statement.
@@ -517,7 +484,7 @@ func nullString(s string) any {
 
 // FinishNotifications records the outcomes of sends, each only while its
 // row is still leased to the outcome's LeaseID.
-func (db *DB) FinishNotifications(ctx context.Context, outcomes []notifications.Outcome) error {
+func (db *Outbox) FinishNotifications(ctx context.Context, outcomes []notifications.Outcome) error {
 	type group struct {
 		org, lease uuid.UUID
 		status     string
@@ -564,7 +531,7 @@ func (db *DB) FinishNotifications(ctx context.Context, outcomes []notifications.
 
 // DeletePushTokens removes dead tokens, each only if its device still has
 // that token (a fresh one registered meanwhile stays).
-func (db *DB) DeletePushTokens(ctx context.Context, tokens []notifications.Token) error {
+func (db *Outbox) DeletePushTokens(ctx context.Context, tokens []notifications.Token) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		for _, t := range tokens {
 			err := tx.Exec(`DELETE FROM push_tokens WHERE org_id = ? AND device_id = ? AND token = ?`,
@@ -589,7 +556,7 @@ type NotificationDelivery struct {
 
 // NotificationDelivery returns the delivery state of one notification.
 // Errors: not_found.
-func (db *DB) NotificationDelivery(ctx context.Context, orgID, id uuid.UUID) (NotificationDelivery, error) {
+func (db *Outbox) NotificationDelivery(ctx context.Context, orgID, id uuid.UUID) (NotificationDelivery, error) {
 	var (
 		d        NotificationDelivery
 		next, at sql.NullTime

@@ -76,7 +76,7 @@ func newUserRow(u models.User) userRow {
 
 // CreateOrg creates an organisation and its first admin in one transaction.
 // Errors: conflict (the admin's email is taken).
-func (db *DB) CreateOrg(ctx context.Context, org models.Org, admin models.User) error {
+func (db *People) CreateOrg(ctx context.Context, org models.Org, admin models.User) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(&orgRow{ID: org.ID, Name: org.Name, CreatedAt: org.CreatedAt.UTC()}).Error; err != nil {
 			return fmt.Errorf("insert org: %w", err)
@@ -86,7 +86,7 @@ func (db *DB) CreateOrg(ctx context.Context, org models.Org, admin models.User) 
 }
 
 // Org returns one organisation. Errors: not_found.
-func (db *DB) Org(ctx context.Context, id uuid.UUID) (models.Org, error) {
+func (db *People) Org(ctx context.Context, id uuid.UUID) (models.Org, error) {
 	var r orgRow
 	if err := db.gorm.WithContext(ctx).Take(&r, "id = ?", id).Error; err != nil {
 		return models.Org{}, fmt.Errorf("get org: %w", translate(err))
@@ -95,7 +95,7 @@ func (db *DB) Org(ctx context.Context, id uuid.UUID) (models.Org, error) {
 }
 
 // OrgByName returns the organisation with that exact name. Errors: not_found.
-func (db *DB) OrgByName(ctx context.Context, name string) (models.Org, error) {
+func (db *People) OrgByName(ctx context.Context, name string) (models.Org, error) {
 	var r orgRow
 	if err := db.gorm.WithContext(ctx).Take(&r, "name = ?", name).Error; err != nil {
 		return models.Org{}, fmt.Errorf("get org by name: %w", translate(err))
@@ -104,12 +104,21 @@ func (db *DB) OrgByName(ctx context.Context, name string) (models.Org, error) {
 }
 
 // CountOrgs reports how many organisations exist; demo seeding runs on zero.
-func (db *DB) CountOrgs(ctx context.Context) (int64, error) {
+func (db *People) CountOrgs(ctx context.Context) (int64, error) {
 	var n int64
 	if err := db.gorm.WithContext(ctx).Model(&orgRow{}).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count orgs: %w", translate(err))
 	}
 	return n, nil
+}
+
+// OrgIDs lists every organisation, for the scheduler.
+func (db *People) OrgIDs(ctx context.Context) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	if err := db.gorm.WithContext(ctx).Model(&orgRow{}).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("list orgs: %w", translate(err))
+	}
+	return ids, nil
 }
 
 func insertUser(tx *gorm.DB, u models.User) error {
@@ -134,7 +143,7 @@ func insertUser(tx *gorm.DB, u models.User) error {
 // CreateTeam creates a team. When ManagerID is set, that user must be a
 // manager of the same organisation, and becomes the team's member-manager.
 // Errors: conflict (name taken), invalid (manager_id).
-func (db *DB) CreateTeam(ctx context.Context, t models.Team) error {
+func (db *People) CreateTeam(ctx context.Context, t models.Team) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		if t.ManagerID != nil {
 			var m userRow
@@ -177,7 +186,7 @@ func (db *DB) CreateTeam(ctx context.Context, t models.Team) error {
 }
 
 // Team returns one team of an organisation. Errors: not_found.
-func (db *DB) Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, error) {
+func (db *People) Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, error) {
 	var r teamRow
 	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
 		return models.Team{}, fmt.Errorf("get team: %w", translate(err))
@@ -186,7 +195,7 @@ func (db *DB) Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, error
 }
 
 // TeamByName returns the team with that name. Errors: not_found.
-func (db *DB) TeamByName(ctx context.Context, orgID uuid.UUID, name string) (models.Team, error) {
+func (db *People) TeamByName(ctx context.Context, orgID uuid.UUID, name string) (models.Team, error) {
 	var r teamRow
 	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND name = ?", orgID, name).Error; err != nil {
 		return models.Team{}, fmt.Errorf("get team by name: %w", translate(err))
@@ -195,7 +204,7 @@ func (db *DB) TeamByName(ctx context.Context, orgID uuid.UUID, name string) (mod
 }
 
 // Teams lists an organisation's teams by name.
-func (db *DB) Teams(ctx context.Context, orgID uuid.UUID) ([]models.Team, error) {
+func (db *People) Teams(ctx context.Context, orgID uuid.UUID) ([]models.Team, error) {
 	var rows []teamRow
 	if err := db.gorm.WithContext(ctx).Where("org_id = ?", orgID).Order("name").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list teams: %w", translate(err))
@@ -208,7 +217,7 @@ func (db *DB) Teams(ctx context.Context, orgID uuid.UUID) ([]models.Team, error)
 }
 
 // CreateUser adds a user. Errors: conflict (email taken), invalid (team_id).
-func (db *DB) CreateUser(ctx context.Context, u models.User) error {
+func (db *People) CreateUser(ctx context.Context, u models.User) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		if err := checkTeam(tx, u.OrgID, u.TeamID); err != nil {
 			return err
@@ -232,7 +241,7 @@ func checkTeam(tx *gorm.DB, orgID uuid.UUID, teamID *uuid.UUID) error {
 }
 
 // User returns one user of an organisation. Errors: not_found.
-func (db *DB) User(ctx context.Context, orgID, id uuid.UUID) (models.User, error) {
+func (db *People) User(ctx context.Context, orgID, id uuid.UUID) (models.User, error) {
 	var r userRow
 	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
 		return models.User{}, fmt.Errorf("get user: %w", translate(err))
@@ -242,7 +251,7 @@ func (db *DB) User(ctx context.Context, orgID, id uuid.UUID) (models.User, error
 
 // UserByEmail finds a user by normalised email across organisations.
 // Errors: not_found.
-func (db *DB) UserByEmail(ctx context.Context, email string) (models.User, error) {
+func (db *People) UserByEmail(ctx context.Context, email string) (models.User, error) {
 	var l loginRow
 	if err := db.gorm.WithContext(ctx).Take(&l, "email = ?", email).Error; err != nil {
 		return models.User{}, fmt.Errorf("find login: %w", translate(err))
@@ -252,7 +261,7 @@ func (db *DB) UserByEmail(ctx context.Context, email string) (models.User, error
 
 // Users lists an organisation's users by name, or one team's when teamID is
 // set.
-func (db *DB) Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]models.User, error) {
+func (db *People) Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]models.User, error) {
 	q := db.gorm.WithContext(ctx).Where("org_id = ?", orgID)
 	if teamID != nil {
 		q = q.Where("team_id = ?", *teamID)
@@ -271,7 +280,7 @@ func (db *DB) Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]
 // UpdateUser applies a patch. Deactivating a user revokes all their sessions
 // in the same transaction, so their tokens stop working at once.
 // Errors: not_found, invalid (team_id).
-func (db *DB) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.UserPatch) (models.User, error) {
+func (db *People) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.UserPatch) (models.User, error) {
 	var out models.User
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		var r userRow
@@ -331,7 +340,7 @@ func (db *DB) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.User
 
 // SetTeamManager makes a manager the manager of a team.
 // Errors: not_found, invalid (manager_id).
-func (db *DB) SetTeamManager(ctx context.Context, orgID, teamID, managerID uuid.UUID) error {
+func (db *People) SetTeamManager(ctx context.Context, orgID, teamID, managerID uuid.UUID) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		var m userRow
 		if err := tx.Take(&m, "org_id = ? AND id = ?", orgID, managerID).Error; err != nil {

@@ -16,7 +16,7 @@ import (
 // last written before before — the records and their feed rows — oldest
 // feed position first, and raises the organisation's purged position to
 // the highest one it removed. It returns how many it removed.
-func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map[string]*engine.Entity, before time.Time, limit int) (int, error) {
+func (db *Feed) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map[string]*engine.Entity, before time.Time, limit int) (int, error) {
 	purged := 0
 	err := db.transaction(ctx, func(tx *gorm.DB) error {
 		rows, err := tx.Raw(`SELECT entity, record_id, txid, version FROM sync_changes WHERE org_id = ? AND deleted
@@ -85,7 +85,7 @@ func (db *DB) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities map
 
 // PurgedThrough returns the highest feed position of the organisation
 // whose tombstone was purged (the zero Position when none was).
-func (db *DB) PurgedThrough(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
+func (db *Feed) PurgedThrough(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
 	var p engine.Position
 	err := db.gorm.WithContext(ctx).Raw(`SELECT txid, version FROM sync_purges WHERE org_id = ?`, orgID.String()).Row().Scan(&p.Txid, &p.Version)
 	if err == sql.ErrNoRows {

@@ -15,7 +15,7 @@ import (
 // cost, and verified unscheduled calls. teamID limits it to one team. It
 // reads the tables directly with one grouped query each, never a row per
 // rep.
-func (db *DB) Productivity(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID, from, to time.Time) ([]models.ProductivityRow, error) {
+func (db *Reports) Productivity(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID, from, to time.Time) ([]models.ProductivityRow, error) {
 	g := db.gorm.WithContext(ctx)
 	teamCond, args := "", []any{orgID.String(), from.UTC(), to.UTC()}
 	if teamID != nil {
@@ -109,13 +109,4 @@ func (n nullUUIDScan) ptr() *uuid.UUID {
 		return nil
 	}
 	return &n.id
-}
-
-// OrgIDs lists every organisation, for the scheduler.
-func (db *DB) OrgIDs(ctx context.Context) ([]uuid.UUID, error) {
-	var ids []uuid.UUID
-	if err := db.gorm.WithContext(ctx).Model(&orgRow{}).Order("id").Pluck("id", &ids).Error; err != nil {
-		return nil, fmt.Errorf("list orgs: %w", translate(err))
-	}
-	return ids, nil
 }

@@ -54,7 +54,7 @@ var errBadRefresh = &models.Error{Code: models.CodeUnauthorized, Message: "refre
 // CreateSession starts a session for a user on a device with its first
 // refresh token. A live session of the same user on the same device is
 // revoked: a device holds one session per user.
-func (db *DB) CreateSession(ctx context.Context, s models.Session, refreshHash string) error {
+func (db *People) CreateSession(ctx context.Context, s models.Session, refreshHash string) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		now := s.CreatedAt.UTC()
 		err := tx.Model(&sessionRow{}).
@@ -86,7 +86,7 @@ func (db *DB) CreateSession(ctx context.Context, s models.Session, refreshHash s
 // token that was already rotated revokes the whole session (and commits that
 // revocation) before answering ErrRefreshReused.
 // Errors: unauthorized.
-func (db *DB) RotateRefresh(ctx context.Context, oldHash, newHash string, expiresAt time.Time) (models.Session, models.User, error) {
+func (db *People) RotateRefresh(ctx context.Context, oldHash, newHash string, expiresAt time.Time) (models.Session, models.User, error) {
 	var (
 		sess   models.Session
 		user   models.User
@@ -151,7 +151,7 @@ func (db *DB) RotateRefresh(ctx context.Context, oldHash, newHash string, expire
 
 // RevokeSession ends a session, and removes the push token its user
 // registered on its device; revoking an ended one is a no-op.
-func (db *DB) RevokeSession(ctx context.Context, orgID, id uuid.UUID) error {
+func (db *People) RevokeSession(ctx context.Context, orgID, id uuid.UUID) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		err := tx.Model(&sessionRow{}).
 			Where("org_id = ? AND id = ? AND revoked_at IS NULL", orgID, id).
@@ -175,7 +175,7 @@ func revokeUserSessions(tx *gorm.DB, orgID, userID uuid.UUID, now time.Time) err
 // LivePrincipal checks that a session is live and its user active, and
 // returns the caller as they are now: a role or team changed since the
 // token was issued takes effect at once. Errors: unauthorized.
-func (db *DB) LivePrincipal(ctx context.Context, orgID, sessionID, userID uuid.UUID) (models.Principal, error) {
+func (db *People) LivePrincipal(ctx context.Context, orgID, sessionID, userID uuid.UUID) (models.Principal, error) {
 	var r struct {
 		Role     string
 		TeamID   *uuid.UUID

@@ -2,6 +2,13 @@
 // production and over pure-Go SQLite as the zero-setup default. It owns the
 // schema (versioned migrations per dialect), translates database errors into
 // models codes at its edge, and runs each unit of work in one transaction.
+//
+// DB opens, migrates and closes the database; its parts, one per concern,
+// do the work over its one pool: Feed (the sync change feed), Outbox (push
+// notifications), People (organisations, users, sessions) and Reports.
+// What PostgreSQL and SQLite do differently lives in one place, the dialect
+// interface (dialect.go) and its two implementations (postgres.go,
+// sqlite.go); the rest of the package is written once for both.
 package store
 
 import (
@@ -14,15 +21,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/semaphore"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/fieldsync/fieldsync/models"
-	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Dialect names the database behind a DB.
@@ -36,14 +42,34 @@ const (
 // DefaultURL is the embedded database used when none is configured.
 const DefaultURL = "sqlite:fieldsync.db"
 
-// DB is a handle on the database. It is safe for concurrent use.
+// DB is a handle on the database. It is safe for concurrent use. Its
+// methods open, migrate and close it; the work is done by its parts, one
+// per concern, which share its pool:
+//
+//   - Feed: the sync change feed — pushes, pulls, device state, conflicts,
+//     tombstone purges, WatermelonDB positions (engine.Store).
+//   - Outbox: push notifications — the outbox dispatchers claim from
+//     (notifications.Store), push tokens, preferences, the inbox.
+//   - People: organisations, teams, users and sessions.
+//   - Reports: aggregate reads.
 type DB struct {
-	gorm    *gorm.DB
-	sql     *sql.DB
-	dialect Dialect
+	*handle
 	// Path is the SQLite file, empty on PostgreSQL.
 	Path string
-	now  func() time.Time
+
+	feed    *Feed
+	outbox  *Outbox
+	people  *People
+	reports *Reports
+}
+
+// handle is what the parts of a DB share: the pool, the dialect and the
+// clock.
+type handle struct {
+	gorm    *gorm.DB
+	sql     *sql.DB
+	dialect dialect
+	now     func() time.Time
 	// locks bounds the record locks this process's pushes hold at once
 	// on PostgreSQL (see lockBudget); nil on SQLite.
 	locks *semaphore.Weighted
@@ -54,6 +80,32 @@ type DB struct {
 	// three times as long as the median.
 	pushes *semaphore.Weighted
 }
+
+// Feed is the sync change feed: the sync engine's and the WatermelonDB
+// protocol's store.
+type Feed struct{ *handle }
+
+// Outbox holds push notifications: the dispatchers' outbox, push tokens,
+// notification preferences and the inbox.
+type Outbox struct{ *handle }
+
+// People holds organisations, teams, users and their sessions.
+type People struct{ *handle }
+
+// Reports are the aggregate reads over the organisation's records.
+type Reports struct{ *handle }
+
+// Feed returns the change feed.
+func (db *DB) Feed() *Feed { return db.feed }
+
+// Outbox returns the notifications outbox.
+func (db *DB) Outbox() *Outbox { return db.outbox }
+
+// People returns organisations, teams, users and sessions.
+func (db *DB) People() *People { return db.people }
+
+// Reports returns the aggregate reads.
+func (db *DB) Reports() *Reports { return db.reports }
 
 // Options tune Open. The zero value is fine.
 type Options struct {
@@ -84,10 +136,11 @@ func ParseURL(raw string) (Dialect, string, error) {
 
 // Open connects to the database named by rawURL. It does not migrate.
 func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
-	dialect, dsn, err := ParseURL(rawURL)
+	name, dsn, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	dialect := dialects[name]
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -102,93 +155,45 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 		// GORM's implicit per-write transaction would only add round trips.
 		SkipDefaultTransaction: true,
 	}
-	db := &DB{dialect: dialect, now: opt.Now}
-	var g *gorm.DB
-	switch dialect {
-	case Postgres:
-		g, err = gorm.Open(postgres.Open(dsn), cfg)
-	case SQLite:
-		db.Path = dsn
-		g, err = gorm.Open(sqlite.Open(sqliteDSN(dsn)), cfg)
-	}
+	h := &handle{dialect: dialect, now: opt.Now}
+	db := &DB{handle: h, feed: &Feed{h}, outbox: &Outbox{h}, people: &People{h}, reports: &Reports{h}}
+	dialector, path := dialect.open(dsn)
+	db.Path = path
+	g, err := gorm.Open(dialector, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+		return nil, fmt.Errorf("open %s database: %w", name, err)
 	}
 	sqlDB, err := g.DB()
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", dialect, err)
-	}
-	switch dialect {
-	case Postgres:
-		n := opt.MaxOpenConns
-		if n == 0 {
-			n = 20
-		}
-		sqlDB.SetMaxOpenConns(n)
-		sqlDB.SetMaxIdleConns(n)
-		db.pushes = semaphore.NewWeighted(int64(max(n-2, 1)))
-		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	case SQLite:
-		// WAL lets readers run beside the one writer; more connections
-		// than this only queue on SQLite's write lock.
-		sqlDB.SetMaxOpenConns(4)
-		sqlDB.SetMaxIdleConns(4)
+		return nil, fmt.Errorf("open %s database: %w", name, err)
 	}
 	db.gorm, db.sql = g, sqlDB
 	if err := db.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
 	}
-	if dialect == Postgres {
-		n, err := db.lockBudget(ctx)
-		if err != nil {
-			_ = sqlDB.Close()
-			return nil, err
-		}
-		db.locks = semaphore.NewWeighted(n)
+	if err := dialect.configure(ctx, h, opt.MaxOpenConns); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
 	}
 	return db, nil
 }
 
-// lockBudget is how many record locks this process's pushes may hold at
-// once: half of PostgreSQL's shared lock table, which every session of the
-// cluster shares and which, once full, fails any statement that needs a
-// lock ("out of shared memory"). A push of 1,000 mutations holds 1,000
-// advisory locks until it commits; without a budget a dozen such pushes at
-// once — a team back online after a day without signal — would fill the
-// table with the default settings (64 × 100 connections).
-func (db *DB) lockBudget(ctx context.Context) (int64, error) {
-	var n int64
-	err := db.sql.QueryRowContext(ctx, `SELECT current_setting('max_locks_per_transaction')::bigint *
-		(current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("read lock table size: %w", translate(err))
-	}
-	return max(n/2, engine.MaxBatch), nil
-}
-
-// sqliteDSN adds the pragmas fieldsync relies on. _txlock=immediate takes
-// the write lock at BEGIN, so two writers queue on busy_timeout instead of
-// one failing with SQLITE_BUSY when it upgrades a read lock; it also makes
-// SQLite writers strictly serial, which the change log's cursor relies on.
-func sqliteDSN(path string) string {
-	q := url.Values{}
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Set("_txlock", "immediate")
-	return "file:" + path + "?" + q.Encode()
-}
-
 // Dialect reports which database this is.
-func (db *DB) Dialect() Dialect { return db.dialect }
+func (db *DB) Dialect() Dialect { return db.dialect.name() }
 
-// SQL exposes the pool, for metrics and migrations.
-func (db *DB) SQL() *sql.DB { return db.sql }
+// StatsCollector returns a Prometheus collector of the pool's statistics
+// (go_sql_…: connections open, in use and idle, waits), labelled
+// db_name=name.
+func (db *DB) StatsCollector(name string) prometheus.Collector {
+	return collectors.NewDBStatsCollector(db.sql, name)
+}
 
-// Gorm exposes the GORM handle to the adapter's own tests and to tools
-// inside this module (the benchmark) that need raw SQL.
+// Gorm exposes the GORM handle to tests, which inspect and stage rows
+// directly (the change feed's txids, outbox states), and to the benchmark
+// in internal/bench, which times raw inserts and analyses tables. The
+// service itself never uses it: everything it stores goes through Feed,
+// Outbox, People and Reports.
 func (db *DB) Gorm() *gorm.DB { return db.gorm }
 
 // Ping checks the database answers.
@@ -203,7 +208,7 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error { return db.sql.Close() }
 
 // transaction runs fn in one transaction on the request's context.
-func (db *DB) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+func (db *handle) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return translate(db.gorm.WithContext(ctx).Transaction(fn))
 }
 

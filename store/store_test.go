@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
@@ -62,20 +63,20 @@ func seed(t *testing.T, db *store.DB, domain string, now time.Time) fixture {
 	ctx := context.Background()
 	f := fixture{org: models.Org{ID: uuid.New(), Name: "Org " + domain, CreatedAt: now}}
 	f.admin = newUser(f.org.ID, "admin@"+domain, models.RoleAdmin, nil, now)
-	if err := db.CreateOrg(ctx, f.org, f.admin); err != nil {
+	if err := db.People().CreateOrg(ctx, f.org, f.admin); err != nil {
 		t.Fatalf("create org: %v", err)
 	}
 	f.manager = newUser(f.org.ID, "manager@"+domain, models.RoleManager, nil, now)
-	if err := db.CreateUser(ctx, f.manager); err != nil {
+	if err := db.People().CreateUser(ctx, f.manager); err != nil {
 		t.Fatalf("create manager: %v", err)
 	}
 	f.team = models.Team{OrgID: f.org.ID, ID: uuid.New(), Name: "North", ManagerID: &f.manager.ID, CreatedAt: now}
-	if err := db.CreateTeam(ctx, f.team); err != nil {
+	if err := db.People().CreateTeam(ctx, f.team); err != nil {
 		t.Fatalf("create team: %v", err)
 	}
 	f.manager.TeamID = &f.team.ID
 	f.rep = newUser(f.org.ID, "rep@"+domain, models.RoleRep, &f.team.ID, now)
-	if err := db.CreateUser(ctx, f.rep); err != nil {
+	if err := db.People().CreateUser(ctx, f.rep); err != nil {
 		t.Fatalf("create rep: %v", err)
 	}
 	return f
@@ -87,7 +88,7 @@ func startSession(t *testing.T, db *store.DB, u models.User, now time.Time) (mod
 	t.Helper()
 	s := models.Session{OrgID: u.OrgID, ID: uuid.New(), UserID: u.ID, DeviceID: uuid.New(), CreatedAt: now, ExpiresAt: now.Add(auth.RefreshTTL)}
 	_, hash := auth.NewRefreshToken()
-	if err := db.CreateSession(context.Background(), s, hash); err != nil {
+	if err := db.People().CreateSession(context.Background(), s, hash); err != nil {
 		t.Fatalf("create session: %v", err)
 	}
 	return s, hash
@@ -148,14 +149,14 @@ func TestPeopleRoundTrip(t *testing.T) {
 	f := seed(t, db, "round.test", local)
 
 	t.Run("org", func(t *testing.T) {
-		got, err := db.Org(ctx, f.org.ID)
+		got, err := db.People().Org(ctx, f.org.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got.ID != f.org.ID || got.Name != f.org.Name || !got.CreatedAt.Equal(local) || got.CreatedAt.Location() != time.UTC {
 			t.Errorf("got %+v, want %+v in UTC", got, f.org)
 		}
-		byName, err := db.OrgByName(ctx, f.org.Name)
+		byName, err := db.People().OrgByName(ctx, f.org.Name)
 		if err != nil || byName.ID != f.org.ID {
 			t.Errorf("OrgByName = %+v, %v", byName, err)
 		}
@@ -172,7 +173,7 @@ func TestPeopleRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := db.UserByEmail(ctx, tt.email)
+			got, err := db.People().UserByEmail(ctx, tt.email)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,7 +193,7 @@ func TestPeopleRoundTrip(t *testing.T) {
 					t.Errorf("%s = %v, want %v in UTC", tm.name, tm.v, local.UTC())
 				}
 			}
-			byID, err := db.User(ctx, want.OrgID, want.ID)
+			byID, err := db.People().User(ctx, want.OrgID, want.ID)
 			if err != nil || byID.Email != want.Email {
 				t.Errorf("User(%s) = %+v, %v", want.ID, byID, err)
 			}
@@ -200,7 +201,7 @@ func TestPeopleRoundTrip(t *testing.T) {
 	}
 
 	t.Run("team", func(t *testing.T) {
-		got, err := db.Team(ctx, f.org.ID, f.team.ID)
+		got, err := db.People().Team(ctx, f.org.ID, f.team.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,11 +210,11 @@ func TestPeopleRoundTrip(t *testing.T) {
 		}
 	})
 	t.Run("not found", func(t *testing.T) {
-		_, err := db.UserByEmail(ctx, "nobody@round.test")
+		_, err := db.People().UserByEmail(ctx, "nobody@round.test")
 		wantCode(t, err, models.CodeNotFound)
-		_, err = db.User(ctx, uuid.New(), f.rep.ID) // right id, wrong org
+		_, err = db.People().User(ctx, uuid.New(), f.rep.ID) // right id, wrong org
 		wantCode(t, err, models.CodeNotFound)
-		_, err = db.Team(ctx, uuid.New(), f.team.ID)
+		_, err = db.People().Team(ctx, uuid.New(), f.team.ID)
 		wantCode(t, err, models.CodeNotFound)
 	})
 }
@@ -235,23 +236,23 @@ func TestEmailsAreUniqueAcrossOrgs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := db.CreateUser(ctx, tt.user)
+			err := db.People().CreateUser(ctx, tt.user)
 			wantCode(t, err, models.CodeConflict)
-			if _, err := db.User(ctx, tt.user.OrgID, tt.user.ID); models.ErrorCode(err) != models.CodeNotFound {
+			if _, err := db.People().User(ctx, tt.user.OrgID, tt.user.ID); models.ErrorCode(err) != models.CodeNotFound {
 				t.Errorf("the refused user was stored: %v", err)
 			}
 		})
 	}
 	t.Run("a new org whose admin's email is taken is not created", func(t *testing.T) {
 		org := models.Org{ID: uuid.New(), Name: "Copycat", CreatedAt: now}
-		err := db.CreateOrg(ctx, org, newUser(org.ID, "manager@b.test", models.RoleAdmin, nil, now))
+		err := db.People().CreateOrg(ctx, org, newUser(org.ID, "manager@b.test", models.RoleAdmin, nil, now))
 		wantCode(t, err, models.CodeConflict)
-		if _, err := db.Org(ctx, org.ID); models.ErrorCode(err) != models.CodeNotFound {
+		if _, err := db.People().Org(ctx, org.ID); models.ErrorCode(err) != models.CodeNotFound {
 			t.Errorf("the org was stored despite the conflict: %v", err)
 		}
 	})
 	t.Run("the existing login still resolves to its user", func(t *testing.T) {
-		u, err := db.UserByEmail(ctx, "rep@a.test")
+		u, err := db.People().UserByEmail(ctx, "rep@a.test")
 		if err != nil || u.ID != a.rep.ID {
 			t.Errorf("UserByEmail = %v, %v; want %s", u.ID, err, a.rep.ID)
 		}
@@ -265,7 +266,7 @@ func TestCreateTeam(t *testing.T) {
 	f := seed(t, db, "teams.test", now)
 	other := seed(t, db, "other.test", now)
 	spare := newUser(f.org.ID, "spare@teams.test", models.RoleManager, nil, now)
-	if err := db.CreateUser(ctx, spare); err != nil {
+	if err := db.People().CreateUser(ctx, spare); err != nil {
 		t.Fatal(err)
 	}
 	ptr := func(id uuid.UUID) *uuid.UUID { return &id }
@@ -293,12 +294,12 @@ func TestCreateTeam(t *testing.T) {
 				org = other.org.ID
 			}
 			team := models.Team{OrgID: org, ID: uuid.New(), Name: tt.team, ManagerID: tt.manager, CreatedAt: now}
-			err := db.CreateTeam(ctx, team)
+			err := db.People().CreateTeam(ctx, team)
 			if tt.code == "" {
 				if err != nil {
 					t.Fatalf("create: %v", err)
 				}
-				if _, err := db.Team(ctx, org, team.ID); err != nil {
+				if _, err := db.People().Team(ctx, org, team.ID); err != nil {
 					t.Errorf("created team not found: %v", err)
 				}
 				return
@@ -308,17 +309,17 @@ func TestCreateTeam(t *testing.T) {
 			if !errors.As(err, &me) || len(me.Fields) == 0 || me.Fields[0].Field != tt.field {
 				t.Errorf("error %v, want it to name %s", err, tt.field)
 			}
-			if _, err := db.Team(ctx, org, team.ID); models.ErrorCode(err) != models.CodeNotFound {
+			if _, err := db.People().Team(ctx, org, team.ID); models.ErrorCode(err) != models.CodeNotFound {
 				t.Errorf("refused team was stored: %v", err)
 			}
 		})
 	}
 	t.Run("the manager joins their team", func(t *testing.T) {
-		got, err := db.User(ctx, f.org.ID, spare.ID)
+		got, err := db.People().User(ctx, f.org.ID, spare.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		east, err := db.TeamByName(ctx, f.org.ID, "East")
+		east, err := db.People().TeamByName(ctx, f.org.ID, "East")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +335,7 @@ func TestUpdateUser(t *testing.T) {
 	now := time.Now()
 	f := seed(t, db, "update.test", now)
 	south := models.Team{OrgID: f.org.ID, ID: uuid.New(), Name: "South", CreatedAt: now}
-	if err := db.CreateTeam(ctx, south); err != nil {
+	if err := db.People().CreateTeam(ctx, south); err != nil {
 		t.Fatal(err)
 	}
 	manager := models.RoleManager
@@ -372,11 +373,11 @@ func TestUpdateUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before, _ := db.User(ctx, f.org.ID, tt.id)
-			got, err := db.UpdateUser(ctx, f.org.ID, tt.id, tt.patch)
+			before, _ := db.People().User(ctx, f.org.ID, tt.id)
+			got, err := db.People().UpdateUser(ctx, f.org.ID, tt.id, tt.patch)
 			if tt.code != "" {
 				wantCode(t, err, tt.code)
-				after, _ := db.User(ctx, f.org.ID, tt.id)
+				after, _ := db.People().User(ctx, f.org.ID, tt.id)
 				if (before.TeamID == nil) != (after.TeamID == nil) || before.Name != after.Name || before.Role != after.Role {
 					t.Errorf("refused patch changed the user: %+v → %+v", before, after)
 				}
@@ -387,7 +388,7 @@ func TestUpdateUser(t *testing.T) {
 			}
 			// Both the returned and the stored user show the change.
 			tt.check(t, got)
-			stored, err := db.User(ctx, f.org.ID, tt.id)
+			stored, err := db.People().User(ctx, f.org.ID, tt.id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -408,7 +409,7 @@ func TestDeactivationRevokesSessions(t *testing.T) {
 	adminSess, _ := startSession(t, db, f.admin, now)
 
 	for _, s := range []models.Session{phone, tablet, adminSess} {
-		p, err := db.LivePrincipal(ctx, s.OrgID, s.ID, s.UserID)
+		p, err := db.People().LivePrincipal(ctx, s.OrgID, s.ID, s.UserID)
 		if err != nil {
 			t.Fatalf("before: LivePrincipal: %v", err)
 		}
@@ -418,7 +419,7 @@ func TestDeactivationRevokesSessions(t *testing.T) {
 	}
 
 	off, on := false, true
-	u, err := db.UpdateUser(ctx, f.org.ID, f.rep.ID, models.UserPatch{Active: &off})
+	u, err := db.People().UpdateUser(ctx, f.org.ID, f.rep.ID, models.UserPatch{Active: &off})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,23 +427,23 @@ func TestDeactivationRevokesSessions(t *testing.T) {
 		t.Errorf("UpdateUser returned active = true")
 	}
 	for _, s := range []models.Session{phone, tablet} {
-		_, err := db.LivePrincipal(ctx, s.OrgID, s.ID, s.UserID)
+		_, err := db.People().LivePrincipal(ctx, s.OrgID, s.ID, s.UserID)
 		wantCode(t, err, models.CodeUnauthorized)
 	}
-	_, _, err = db.RotateRefresh(ctx, phoneRefresh, "new-hash-after-deactivation", now.Add(auth.RefreshTTL))
+	_, _, err = db.People().RotateRefresh(ctx, phoneRefresh, "new-hash-after-deactivation", now.Add(auth.RefreshTTL))
 	wantCode(t, err, models.CodeUnauthorized)
-	if _, err := db.LivePrincipal(ctx, adminSess.OrgID, adminSess.ID, adminSess.UserID); err != nil {
+	if _, err := db.People().LivePrincipal(ctx, adminSess.OrgID, adminSess.ID, adminSess.UserID); err != nil {
 		t.Errorf("the admin's session ended too: %v", err)
 	}
 
 	// Reactivating does not bring the ended sessions back.
-	if _, err := db.UpdateUser(ctx, f.org.ID, f.rep.ID, models.UserPatch{Active: &on}); err != nil {
+	if _, err := db.People().UpdateUser(ctx, f.org.ID, f.rep.ID, models.UserPatch{Active: &on}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.LivePrincipal(ctx, phone.OrgID, phone.ID, phone.UserID)
+	_, err = db.People().LivePrincipal(ctx, phone.OrgID, phone.ID, phone.UserID)
 	wantCode(t, err, models.CodeUnauthorized)
 	fresh, _ := startSession(t, db, f.rep, now)
-	if _, err := db.LivePrincipal(ctx, fresh.OrgID, fresh.ID, fresh.UserID); err != nil {
+	if _, err := db.People().LivePrincipal(ctx, fresh.OrgID, fresh.ID, fresh.UserID); err != nil {
 		t.Errorf("a new session after reactivation: %v", err)
 	}
 }
@@ -467,7 +468,7 @@ func TestLivePrincipalFollowsTheUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := db.LivePrincipal(ctx, tt.org, tt.session, tt.user)
+			p, err := db.People().LivePrincipal(ctx, tt.org, tt.session, tt.user)
 			if tt.wantErr {
 				wantCode(t, err, models.CodeUnauthorized)
 				return
@@ -482,10 +483,10 @@ func TestLivePrincipalFollowsTheUser(t *testing.T) {
 	}
 	t.Run("a role change shows at once", func(t *testing.T) {
 		mgr := models.RoleManager
-		if _, err := db.UpdateUser(ctx, f.org.ID, f.rep.ID, models.UserPatch{Role: &mgr, ClearTeam: true}); err != nil {
+		if _, err := db.People().UpdateUser(ctx, f.org.ID, f.rep.ID, models.UserPatch{Role: &mgr, ClearTeam: true}); err != nil {
 			t.Fatal(err)
 		}
-		p, err := db.LivePrincipal(ctx, f.org.ID, s.ID, f.rep.ID)
+		p, err := db.People().LivePrincipal(ctx, f.org.ID, s.ID, f.rep.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -504,7 +505,7 @@ func TestRotateRefresh(t *testing.T) {
 	t.Run("rotation, then reuse revokes the session", func(t *testing.T) {
 		s, h1 := startSession(t, db, f.rep, c.Now())
 		_, h2 := auth.NewRefreshToken()
-		sess, u, err := db.RotateRefresh(ctx, h1, h2, c.Now().Add(auth.RefreshTTL))
+		sess, u, err := db.People().RotateRefresh(ctx, h1, h2, c.Now().Add(auth.RefreshTTL))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -512,32 +513,32 @@ func TestRotateRefresh(t *testing.T) {
 			t.Errorf("rotate returned session %s user %s, want %s %s", sess.ID, u.ID, s.ID, f.rep.ID)
 		}
 		_, h3 := auth.NewRefreshToken()
-		_, _, err = db.RotateRefresh(ctx, h1, h3, c.Now().Add(auth.RefreshTTL))
+		_, _, err = db.People().RotateRefresh(ctx, h1, h3, c.Now().Add(auth.RefreshTTL))
 		if !errors.Is(err, store.ErrRefreshReused) {
 			t.Fatalf("reuse: %v, want ErrRefreshReused", err)
 		}
 		// The reuse ended the session: the current token and the live
 		// check both fail.
-		_, _, err = db.RotateRefresh(ctx, h2, h3, c.Now().Add(auth.RefreshTTL))
+		_, _, err = db.People().RotateRefresh(ctx, h2, h3, c.Now().Add(auth.RefreshTTL))
 		wantCode(t, err, models.CodeUnauthorized)
-		_, err = db.LivePrincipal(ctx, s.OrgID, s.ID, s.UserID)
+		_, err = db.People().LivePrincipal(ctx, s.OrgID, s.ID, s.UserID)
 		wantCode(t, err, models.CodeUnauthorized)
 	})
 	t.Run("unknown token", func(t *testing.T) {
-		_, _, err := db.RotateRefresh(ctx, "no-such-hash", "whatever", c.Now().Add(auth.RefreshTTL))
+		_, _, err := db.People().RotateRefresh(ctx, "no-such-hash", "whatever", c.Now().Add(auth.RefreshTTL))
 		wantCode(t, err, models.CodeUnauthorized)
 	})
 	t.Run("expired token", func(t *testing.T) {
 		_, h1 := startSession(t, db, f.manager, c.Now())
 		c.Advance(auth.RefreshTTL + time.Second)
 		_, h2 := auth.NewRefreshToken()
-		_, _, err := db.RotateRefresh(ctx, h1, h2, c.Now().Add(auth.RefreshTTL))
+		_, _, err := db.People().RotateRefresh(ctx, h1, h2, c.Now().Add(auth.RefreshTTL))
 		wantCode(t, err, models.CodeUnauthorized)
 		if errors.Is(err, store.ErrRefreshReused) {
 			t.Errorf("an expired token reported as reused")
 		}
 		// The failed attempt stored nothing: the new hash does not work.
-		_, _, err = db.RotateRefresh(ctx, h2, "next", c.Now().Add(auth.RefreshTTL))
+		_, _, err = db.People().RotateRefresh(ctx, h2, "next", c.Now().Add(auth.RefreshTTL))
 		wantCode(t, err, models.CodeUnauthorized)
 	})
 }
@@ -567,7 +568,7 @@ func TestRotateRefreshConcurrently(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, _, results[i].err = db.RotateRefresh(ctx, old, next, now.Add(auth.RefreshTTL))
+			_, _, results[i].err = db.People().RotateRefresh(ctx, old, next, now.Add(auth.RefreshTTL))
 		}()
 	}
 	close(start)
@@ -586,9 +587,9 @@ func TestRotateRefreshConcurrently(t *testing.T) {
 	if len(won) != 1 {
 		t.Fatalf("%d exchanges succeeded, want exactly 1", len(won))
 	}
-	_, err := db.LivePrincipal(ctx, s.OrgID, s.ID, s.UserID)
+	_, err := db.People().LivePrincipal(ctx, s.OrgID, s.ID, s.UserID)
 	wantCode(t, err, models.CodeUnauthorized)
-	_, _, err = db.RotateRefresh(ctx, won[0], "after-the-race", now.Add(auth.RefreshTTL))
+	_, _, err = db.People().RotateRefresh(ctx, won[0], "after-the-race", now.Add(auth.RefreshTTL))
 	wantCode(t, err, models.CodeUnauthorized)
 }
 
@@ -633,4 +634,31 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("error %v, want one without the password", err)
 		}
 	})
+}
+
+// TestStatsCollector checks the pool's statistics reach Prometheus,
+// labelled with the database's name, as /metrics serves them.
+func TestStatsCollector(t *testing.T) {
+	db := storetest.MustOpenDB(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(db.StatsCollector("fieldsync"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "db_name" {
+					got[mf.GetName()] = l.GetValue()
+				}
+			}
+		}
+	}
+	for _, name := range []string{"go_sql_max_open_connections", "go_sql_open_connections", "go_sql_wait_count_total"} {
+		if got[name] != "fieldsync" {
+			t.Errorf("%s{db_name=%q}, want db_name=\"fieldsync\" (all: %v)", name, got[name], got)
+		}
+	}
 }

@@ -5,10 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +17,7 @@ import (
 )
 
 // The store implements the sync engine's Store.
-var _ engine.Store = (*DB)(nil)
+var _ engine.Store = (*Feed)(nil)
 
 // baseColumns precede an entity's field columns in every table of a synced
 // entity.
@@ -29,10 +26,10 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // Push runs fn in one transaction that holds the device's row lock, so two
 // copies of one batch pushed at once apply one after the other and the
 // second finds every seq already processed, and the records' locks (see
-// lockArray). On PostgreSQL it first waits its turn (DB.pushes) and its
+// lockArray). On PostgreSQL it first waits its turn (handle.pushes) and its
 // share of the lock budget (see lockBudget), before it takes a connection:
 // a push waiting there keeps no pull from the pool.
-func (db *DB) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
+func (db *Feed) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
 	if db.pushes != nil {
 		if err := db.pushes.Acquire(ctx, 1); err != nil {
 			return fmt.Errorf("wait for a connection: %w", err)
@@ -55,13 +52,13 @@ func (db *DB) Push(ctx context.Context, p models.Principal, keys []engine.Key, f
 
 // Server runs fn in one transaction of the organisation, for the server's
 // own writes.
-func (db *DB) Server(ctx context.Context, orgID uuid.UUID, fn func(engine.Tx) error) error {
+func (db *Feed) Server(ctx context.Context, orgID uuid.UUID, fn func(engine.Tx) error) error {
 	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, fn)
 }
 
 // SeedRecords writes records as the server (demo data, imports), through
 // the same change feed a push uses.
-func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *engine.Entity, recs []*engine.Record) error {
+func (db *Feed) SeedRecords(ctx context.Context, orgID uuid.UUID, e *engine.Entity, recs []*engine.Record) error {
 	return db.feedTransaction(ctx, models.Principal{OrgID: orgID}, func(tx engine.Tx) error {
 		versions, err := tx.NextVersions(ctx, len(recs))
 		if err != nil {
@@ -78,71 +75,20 @@ func (db *DB) SeedRecords(ctx context.Context, orgID uuid.UUID, e *engine.Entity
 // of p's organisation. On PostgreSQL its first statement announces it as a
 // feed writer of the organisation (see feedHorizon), before anything gives
 // it a transaction id.
-func (db *DB) feedTransaction(ctx context.Context, p models.Principal, fn func(engine.Tx) error) error {
+func (db *Feed) feedTransaction(ctx context.Context, p models.Principal, fn func(engine.Tx) error) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
 		st := &syncTx{db: db, tx: tx, p: p, now: db.now().UTC()}
-		if db.dialect == Postgres {
-			if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(?, ?)`, feedLockClass, feedLockKey(p.OrgID)).Error; err != nil {
-				return fmt.Errorf("announce feed writer: %w", err)
-			}
-			st.feedWriter = true
+		announced, err := db.dialect.announceFeedWriter(tx, p.OrgID)
+		if err != nil {
+			return err
 		}
+		st.feedWriter = announced
 		return fn(st)
 	})
 }
 
-// feedLockClass is the first key of the shared advisory lock a feed writer
-// holds. The two-key form (objsubid 2 in pg_locks) never collides with the
-// one-key per-record locks of LastSeq.
-const feedLockClass = 0x66656564 // "feed"
-
-func feedLockKey(orgID uuid.UUID) int32 {
-	h := fnv.New32a()
-	h.Write(orgID[:])
-	return int32(h.Sum32())
-}
-
-// feedHorizon returns, on PostgreSQL, a transaction id below which every
-// transaction that writes the organisation's change feed has finished:
-// the oldest id among the organisation's feed writers still running, or
-// the next id to be assigned when none is. It must be read before the
-// snapshot a pull reads the feed with (a separate, earlier statement).
-//
-// Why this is safe: a feed writer takes its shared lock before it has a
-// transaction id. Let L be the moment this query reads the lock table and
-// n the next id at or before L. A writer with an id below the horizon got
-// it before L, so it held its lock then; had it still been running, its id
-// would bound the horizon. So it had finished by L, and a snapshot taken
-// after L sees all of its rows. Writers that get an id later get one of at
-// least n, at or above the horizon, so horizons only grow.
-//
-// Unlike pg_snapshot_xmin, which it replaced, it does not wait for
-// transactions that cannot write this feed: another organisation's
-// contest recompute, a report, a migration or a test in another schema.
-func (db *DB) feedHorizon(g *gorm.DB, orgID uuid.UUID) (int64, error) {
-	// pg_locks shows 32-bit xids; they are widened to the 64-bit ids of
-	// pg_current_xact_id against the next id, n. An xid assigned after
-	// the statement's snapshot (d = 0 or d past half the ring) is at or
-	// above n and cannot lower the horizon.
-	var h int64
-	err := g.Raw(`WITH n AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n),
-		locks AS (SELECT * FROM pg_locks),
-		writers AS (
-			SELECT ((SELECT n FROM n) % 4294967296 - x.transactionid::text::bigint + 4294967296) % 4294967296 AS d
-			FROM locks a JOIN locks x ON x.virtualtransaction = a.virtualtransaction
-			WHERE a.locktype = 'advisory' AND a.classid = ?::oid AND a.objid = ?::oid AND a.objsubid = 2
-				AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-				AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted)
-		SELECT (SELECT n FROM n) - coalesce((SELECT max(d) FROM writers WHERE d > 0 AND d < 2147483648), 0)`,
-		feedLockClass, uint32(feedLockKey(orgID))).Row().Scan(&h)
-	if err != nil {
-		return 0, fmt.Errorf("feed horizon: %w", err)
-	}
-	return h, nil
-}
-
 type syncTx struct {
-	db  *DB
+	db  *Feed
 	tx  *gorm.DB
 	p   models.Principal
 	now time.Time
@@ -157,37 +103,13 @@ type syncTx struct {
 // LastSeq registers the device if it is new, locks its row until the push
 // commits — an upsert that changes nothing still takes the row lock, so a
 // second push from the same device waits here — and then locks the
-// records the push writes. On PostgreSQL it is one statement that announces
-// the transaction as a feed writer (see feedHorizon): the announcement
-// precedes the insert, which is what gives the transaction its id, and
-// the record locks follow the device's, being evaluated per device row.
+// records the push writes (on PostgreSQL; see pgDialect.lockDevice, which
+// also announces the transaction as a feed writer).
 func (t *syncTx) LastSeq(ctx context.Context) (int64, error) {
 	if !t.push {
 		return 0, fmt.Errorf("lock device: not a push")
 	}
-	if t.db.dialect != Postgres {
-		var seq int64
-		err := t.tx.Raw(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
-			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
-			RETURNING last_seq`, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now).Row().Scan(&seq)
-		if err != nil {
-			return 0, fmt.Errorf("lock device: %w", err)
-		}
-		return seq, nil
-	}
-	var seq, locked int64
-	err := t.tx.Raw(`WITH feed AS (SELECT pg_advisory_xact_lock_shared(?, ?)),
-		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed
-			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
-			RETURNING last_seq)
-		SELECT d.last_seq, (SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k WHERE d.last_seq IS NOT NULL) FROM device AS d`,
-		feedLockClass, feedLockKey(t.p.OrgID), t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now,
-		t.lockArray(t.keys)).Row().Scan(&seq, &locked)
-	if err != nil {
-		return 0, fmt.Errorf("lock device: %w", err)
-	}
-	t.feedWriter = true
-	return seq, nil
+	return t.db.dialect.lockDevice(t)
 }
 
 func (t *syncTx) SetLastSeq(ctx context.Context, seq int64) error {
@@ -197,34 +119,6 @@ func (t *syncTx) SetLastSeq(ctx context.Context, seq int64) error {
 		return fmt.Errorf("set last seq: %w", err)
 	}
 	return nil
-}
-
-// lockArray returns the advisory lock keys of records, sorted — one order,
-// so two pushes never deadlock — as an array literal. A push holds a
-// transaction-scoped lock per record it writes: without them, two devices
-// creating the same record at once would both see nothing and the second
-// upsert would overwrite the first instead of merging. SQLite needs none:
-// its writers are serial.
-func (t *syncTx) lockArray(keys []engine.Key) string {
-	ids := make([]int64, len(keys))
-	for i, k := range keys {
-		h := fnv.New64a()
-		h.Write(t.p.OrgID[:])
-		h.Write([]byte(k.Entity))
-		h.Write(k.ID[:])
-		ids[i] = int64(h.Sum64())
-	}
-	slices.Sort(ids)
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(id, 10))
-	}
-	b.WriteByte('}')
-	return b.String()
 }
 
 func columns(e *engine.Entity) []string {
@@ -242,36 +136,7 @@ func (t *syncTx) Load(ctx context.Context, e *engine.Entity, ids []uuid.UUID) (m
 // load reads records by id; clocks are decoded only when the caller will
 // merge into the records (a pull never needs them).
 func (t *syncTx) load(e *engine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*engine.Record, error) {
-	out := make(map[uuid.UUID]*engine.Record, len(ids))
-	if t.db.dialect == Postgres {
-		// One array parameter: the statement is the same for any number
-		// of ids, so it is prepared once.
-		strs := make([]string, len(ids))
-		for i, id := range ids {
-			strs[i] = id.String()
-		}
-		q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = $1 AND id = ANY($2::uuid[])`
-		rows, err := t.tx.Statement.ConnPool.QueryContext(t.tx.Statement.Context, q, t.p.OrgID.String(), strs)
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", e.Name, err)
-		}
-		if err := scanRows(rows, e, clocks, func(r *engine.Record) { out[r.ID] = r }); err != nil {
-			return nil, fmt.Errorf("load %s: %w", e.Name, err)
-		}
-		return out, nil
-	}
-	for start := 0; start < len(ids); start += 1000 {
-		chunk := ids[start:min(start+1000, len(ids))]
-		strs := make([]string, len(chunk))
-		for i, id := range chunk {
-			strs[i] = id.String()
-		}
-		q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = ? AND id IN ?`
-		if err := scanRecords(t.tx.Raw(q, t.p.OrgID.String(), strs), e, clocks, func(r *engine.Record) { out[r.ID] = r }); err != nil {
-			return nil, fmt.Errorf("load %s: %w", e.Name, err)
-		}
-	}
-	return out, nil
+	return t.db.dialect.load(t, e, ids, clocks)
 }
 
 // where builds the filter of Find and Range: live records of the org
@@ -341,18 +206,9 @@ func (t *syncTx) Latest(ctx context.Context, e *engine.Entity, where map[string]
 	if len(skip) > 0 {
 		// One parameter however many ids: an array on PostgreSQL, a JSON
 		// array on SQLite.
-		strs := make([]string, len(skip))
-		for i, id := range skip {
-			strs[i] = id.String()
-		}
-		if t.db.dialect == Postgres {
-			q += ` AND id <> ALL(?::uuid[])`
-			args = append(args, "{"+strings.Join(strs, ",")+"}")
-		} else {
-			b, _ := json.Marshal(strs)
-			q += ` AND id NOT IN (SELECT value FROM json_each(?))`
-			args = append(args, string(b))
-		}
+		cond, arg := t.db.dialect.excludeIDs(skip)
+		q += ` AND ` + cond
+		args = append(args, arg)
 	}
 	q += ` ORDER BY ` + field + ` DESC, id DESC LIMIT ?`
 	args = append(args, limit)
@@ -410,55 +266,23 @@ func (t *syncTx) User(ctx context.Context, id uuid.UUID) (models.User, error) {
 }
 
 func (t *syncTx) NextVersions(ctx context.Context, n int) ([]int64, error) {
-	out := make([]int64, 0, n)
-	if t.db.dialect == Postgres {
-		rows, err := t.tx.Raw(`SELECT nextval('sync_version') FROM generate_series(1, ?)`, n).Rows()
-		if err != nil {
-			return nil, fmt.Errorf("next versions: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var v int64
-			if err := rows.Scan(&v); err != nil {
-				return nil, fmt.Errorf("next versions: %w", err)
-			}
-			out = append(out, v)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("next versions: %w", err)
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-		return out, nil
-	}
-	var last int64
-	if err := t.tx.Raw(`UPDATE sync_counter SET value = value + ? WHERE id = 1 RETURNING value`, n).Row().Scan(&last); err != nil {
-		return nil, fmt.Errorf("next versions: %w", err)
-	}
-	for v := last - int64(n) + 1; v <= last; v++ {
-		out = append(out, v)
-	}
-	return out, nil
+	return t.db.dialect.nextVersions(t.tx, n)
 }
 
-// txidExpr is the writing transaction's id on PostgreSQL. SQLite writers
-// are serial, so version order is commit order there and txid is 0.
-func (t *syncTx) txidExpr() string {
-	if t.db.dialect == Postgres {
-		return "pg_current_xact_id()::text::bigint"
-	}
-	return "0"
-}
+// txidExpr is the writing transaction's feed id: its transaction id on
+// PostgreSQL; 0 on SQLite, whose writers are serial, so that version order
+// is commit order there.
+func (t *syncTx) txidExpr() string { return t.db.dialect.txid() }
 
 // Save upserts records, and moves each record's change-feed row to its new
 // version: on PostgreSQL with array parameters (savePostgres), on SQLite
-// with multi-row statements.
+// with multi-row statements (saveRows).
 func (t *syncTx) Save(ctx context.Context, e *engine.Entity, recs []*engine.Record) error {
-	if t.db.dialect == Postgres && !t.feedWriter {
-		return fmt.Errorf("save %s: a change-feed write outside feedTransaction could be skipped by pulls", e.Name)
-	}
-	if t.db.dialect == Postgres {
-		return t.savePostgres(ctx, e, recs)
-	}
+	return t.db.dialect.save(ctx, t, e, recs)
+}
+
+// saveRows is Save with multi-row statements of up to 500 records.
+func (t *syncTx) saveRows(ctx context.Context, e *engine.Entity, recs []*engine.Record) error {
 	cols := columns(e)
 	var upd []string
 	for _, c := range cols {
@@ -592,13 +416,12 @@ func visibleTo(p models.Principal, userCol string) (string, []any) {
 // The feed rows and the records are read in one REPEATABLE READ snapshot
 // on PostgreSQL, so each record is returned as of the version the feed
 // says.
-func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]*engine.Entity, after engine.Position, limit int) ([]engine.Change, bool, error) {
+func (db *Feed) Pull(ctx context.Context, p models.Principal, entities map[string]*engine.Entity, after engine.Position, limit int) ([]engine.Change, bool, error) {
 	var (
-		out     []engine.Change
-		more    bool
-		horizon int64
+		out  []engine.Change
+		more bool
 	)
-	read := func(tx *gorm.DB) error {
+	read := func(tx *gorm.DB, horizon *int64) error {
 		vis, vargs := visibleTo(p, "user_id")
 		q := `SELECT entity, record_id, txid, version FROM sync_changes
 			WHERE org_id = ? AND (txid, version) > (?, ?) AND ` + vis
@@ -606,9 +429,9 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 		// on (org_id, txid, version): an incremental pull reads the changes
 		// after its cursor, not the organisation's whole feed.
 		args := append([]any{p.OrgID.String(), after.Txid, after.Version}, vargs...)
-		if db.dialect == Postgres {
+		if horizon != nil {
 			q += ` AND txid < ?`
-			args = append(args, horizon)
+			args = append(args, *horizon)
 		}
 		q += ` ORDER BY txid, version LIMIT ?`
 		args = append(args, limit+1)
@@ -664,16 +487,7 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 		}
 		return nil
 	}
-	var err error
-	if db.dialect == Postgres {
-		if horizon, err = db.feedHorizon(db.gorm.WithContext(ctx), p.OrgID); err != nil {
-			return nil, false, translate(err)
-		}
-		err = db.gorm.WithContext(ctx).Transaction(read, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	} else {
-		err = read(db.gorm.WithContext(ctx))
-	}
-	if err != nil {
+	if err := db.dialect.readFeed(db.gorm.WithContext(ctx), p.OrgID, read); err != nil {
 		return nil, false, translate(err)
 	}
 	return out, more, nil
@@ -681,7 +495,7 @@ func (db *DB) Pull(ctx context.Context, p models.Principal, entities map[string]
 
 // DeviceState returns the device's last processed seq and its latest
 // rejections, newest first.
-func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []engine.Rejection, error) {
+func (db *Feed) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []engine.Rejection, error) {
 	g := db.gorm.WithContext(ctx)
 	var seq int64
 	err := g.Raw(`SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`,
@@ -710,7 +524,7 @@ func (db *DB) DeviceState(ctx context.Context, p models.Principal, limit int) (i
 }
 
 // Conflicts lists the conflicts on records p may see, newest first.
-func (db *DB) Conflicts(ctx context.Context, p models.Principal, after engine.ConflictPos, limit int) ([]engine.ConflictRecord, error) {
+func (db *Feed) Conflicts(ctx context.Context, p models.Principal, after engine.ConflictPos, limit int) ([]engine.ConflictRecord, error) {
 	vis, vargs := visibleTo(p, "owner_id")
 	page := ""
 	args := []any{p.OrgID.String()}
@@ -894,7 +708,7 @@ func (t *syncTx) saveRuleVersion(ctx context.Context, v models.RuleVersion) erro
 // Records returns every live record of an entity matching where, for the
 // HTTP reads over synced entities (a contest's standings, a rep's score
 // entries). Unlike Find it has no cap: callers filter by selective keys.
-func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
+func (db *Feed) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
 	st := &syncTx{db: db, tx: db.gorm.WithContext(ctx), p: models.Principal{OrgID: orgID}}
 	q, args, err := st.where(e, where)
 	if err != nil {
@@ -909,7 +723,7 @@ func (db *DB) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, wh
 }
 
 // RuleVersions lists a contest's audited rule versions, oldest first.
-func (db *DB) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]models.RuleVersion, error) {
+func (db *Feed) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]models.RuleVersion, error) {
 	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT version, rules, targets, changed_by, changed_at FROM contest_rule_versions
 		WHERE org_id = ? AND contest_id = ? ORDER BY version`, orgID.String(), contestID.String()).Rows()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"sort"
 
 	"github.com/google/uuid"
@@ -15,7 +14,7 @@ import (
 )
 
 // The store implements what the WatermelonDB protocol needs.
-var _ watermelondb.Store = (*DB)(nil)
+var _ watermelondb.Store = (*Feed)(nil)
 
 // FeedHorizon returns the change-feed position below which everything the
 // organisation's feed holds has committed, for WatermelonDB timestamps
@@ -29,25 +28,13 @@ var _ watermelondb.Store = (*DB)(nil)
 // On SQLite writers are serial and take versions in commit order: the
 // counter as committed is the last version any pull can see, and the next
 // writer takes a larger one.
-func (db *DB) FeedHorizon(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
-	g := db.gorm.WithContext(ctx)
-	if db.dialect == Postgres {
-		h, err := db.feedHorizon(g, orgID)
-		if err != nil {
-			return engine.Position{}, translate(err)
-		}
-		return engine.Position{Txid: h - 1, Version: math.MaxInt64}, nil
-	}
-	var v int64
-	if err := g.Raw(`SELECT value FROM sync_counter WHERE id = 1`).Row().Scan(&v); err != nil {
-		return engine.Position{}, fmt.Errorf("feed horizon: %w", translate(err))
-	}
-	return engine.Position{Version: v}, nil
+func (db *Feed) FeedHorizon(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
+	return db.dialect.feedPosition(db.gorm.WithContext(ctx), orgID)
 }
 
 // CreatedVersions returns the version each record's first write produced
 // (sync_changes.created_version, which later writes leave alone).
-func (db *DB) CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []engine.Key) (map[engine.Key]int64, error) {
+func (db *Feed) CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []engine.Key) (map[engine.Key]int64, error) {
 	out := make(map[engine.Key]int64, len(keys))
 	err := wmFeedRows(db.gorm.WithContext(ctx), orgID, keys, "created_version", func(entity string, rows *sql.Rows) error {
 		var id uuid.UUID

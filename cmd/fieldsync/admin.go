@@ -131,7 +131,7 @@ func orgCmd(ctx context.Context, args []string, getenv func(string) string, stdi
 	if _, err := db.Migrate(ctx); err != nil {
 		return err
 	}
-	if err := db.CreateOrg(ctx, org, admin); err != nil {
+	if err := db.People().CreateOrg(ctx, org, admin); err != nil {
 		return fmt.Errorf("create org: %w", err)
 	}
 	fmt.Fprintf(stdout, "created organisation %q (%s) with admin %s (%s)\n", org.Name, org.ID, admin.Email, admin.ID)
@@ -179,7 +179,7 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		t, err := findTeam(ctx, db, org.ID, *teamRef)
 		if models.ErrorCode(err) == models.CodeNotFound {
 			t = models.Team{OrgID: org.ID, ID: uuid.New(), Name: *teamRef, CreatedAt: time.Now().UTC()}
-			if err := db.CreateTeam(ctx, t); err != nil {
+			if err := db.People().CreateTeam(ctx, t); err != nil {
 				return fmt.Errorf("create team: %w", err)
 			}
 			fmt.Fprintf(stdout, "created team %q (%s)\n", t.Name, t.ID)
@@ -189,12 +189,12 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 		team = &t
 		u.TeamID = &t.ID
 	}
-	if err := db.CreateUser(ctx, u); err != nil {
+	if err := db.People().CreateUser(ctx, u); err != nil {
 		return fmt.Errorf("create user: %w", err)
 	}
 	// A manager named with a team that has none becomes its manager.
 	if team != nil && u.Role == models.RoleManager && team.ManagerID == nil {
-		if err := db.SetTeamManager(ctx, org.ID, team.ID, u.ID); err != nil {
+		if err := db.People().SetTeamManager(ctx, org.ID, team.ID, u.ID); err != nil {
 			return err
 		}
 	}
@@ -230,9 +230,9 @@ func newUser(orgID uuid.UUID, email, name string, role models.Role, team *uuid.U
 
 func findOrg(ctx context.Context, db *store.DB, ref string) (models.Org, error) {
 	if id, err := uuid.Parse(ref); err == nil {
-		return db.Org(ctx, id)
+		return db.People().Org(ctx, id)
 	}
-	o, err := db.OrgByName(ctx, ref)
+	o, err := db.People().OrgByName(ctx, ref)
 	if models.ErrorCode(err) == models.CodeNotFound {
 		return o, fmt.Errorf("no organisation with id or name %q", ref)
 	}
@@ -241,7 +241,7 @@ func findOrg(ctx context.Context, db *store.DB, ref string) (models.Org, error) 
 
 func findTeam(ctx context.Context, db *store.DB, orgID uuid.UUID, ref string) (models.Team, error) {
 	if id, err := uuid.Parse(ref); err == nil {
-		return db.Team(ctx, orgID, id)
+		return db.People().Team(ctx, orgID, id)
 	}
-	return db.TeamByName(ctx, orgID, ref)
+	return db.People().TeamByName(ctx, orgID, ref)
 }

@@ -182,11 +182,11 @@ func TestOrgAndUserCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	org, err := db.OrgByName(ctx, "Acme")
+	org, err := db.People().OrgByName(ctx, "Acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	team, err := db.TeamByName(ctx, org.ID, "East")
+	team, err := db.People().TeamByName(ctx, org.ID, "East")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestOrgAndUserCreate(t *testing.T) {
 		{"m@acme.test", "manager-password-1", models.RoleManager, true},
 	}
 	for _, want := range users {
-		u, err := db.UserByEmail(ctx, want.email)
+		u, err := db.People().UserByEmail(ctx, want.email)
 		if err != nil {
 			t.Errorf("%s: %v", want.email, err)
 			continue
@@ -216,7 +216,7 @@ func TestOrgAndUserCreate(t *testing.T) {
 			t.Errorf("%s: the stored hash does not match the password given", want.email)
 		}
 	}
-	if m, _ := db.UserByEmail(ctx, "m@acme.test"); team.ManagerID == nil || *team.ManagerID != m.ID {
+	if m, _ := db.People().UserByEmail(ctx, "m@acme.test"); team.ManagerID == nil || *team.ManagerID != m.ID {
 		t.Errorf("East's manager = %v, want m@acme.test %s", team.ManagerID, m.ID)
 	}
 
@@ -470,7 +470,7 @@ func TestServeDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if n, err := db.CountOrgs(context.Background()); err != nil || n != 1 {
+	if n, err := db.People().CountOrgs(context.Background()); err != nil || n != 1 {
 		t.Errorf("orgs after two demo starts = %d (%v), want 1", n, err)
 	}
 	if err := second.stop(t); err != nil {

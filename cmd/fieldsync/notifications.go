@@ -26,9 +26,9 @@ func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, en
 		return nil, err
 	}
 	log.Info("push notifications", describe...)
-	d := notifications.NewDispatcher(db, sender, notifications.Options{Logger: log})
+	d := notifications.NewDispatcher(db.Outbox(), sender, notifications.Options{Logger: log})
 	followUps := &notifications.FollowUps{
-		Orgs: db.OrgIDs,
+		Orgs: db.People().OrgIDs,
 		Notify: func(ctx context.Context, org uuid.UUID, from, to time.Time) (int, error) {
 			return sales.NotifyFollowUps(ctx, eng, org, from, to)
 		},

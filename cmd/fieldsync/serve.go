@@ -88,7 +88,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	passwords := auth.NewPasswords(auth.DefaultCost)
 
-	eng := engine.New(db, sales.Entities(), time.Now, log)
+	eng := engine.New(db.Feed(), sales.Entities(), time.Now, log)
 	if cfg.Demo {
 		seeded, err := demo.Seed(ctx, db, passwords, time.Now())
 		if err != nil {
@@ -104,9 +104,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewDBStatsCollector(db.SQL(), "fieldsync"))
+		db.StatsCollector("fieldsync"))
 	stopScheduler := startScheduler(ctx, scheduled{
-		orgs: db.OrgIDs,
+		orgs: db.People().OrgIDs,
 		tick: func(ctx context.Context, org uuid.UUID) error {
 			return eng.Server(ctx, models.Principal{OrgID: org}, sales.Tick)
 		},
@@ -119,7 +119,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer stopNotifications()
 	srv := api.New(api.Deps{
-		Store: db, Sync: eng, Reports: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
+		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		Version: version, Ready: readiness(db),
 	})

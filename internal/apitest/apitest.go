@@ -91,7 +91,10 @@ func New(t testing.TB, opt Options) *Env {
 			t.Fatalf("seed demo: %v", err)
 		}
 	}
-	d := api.Deps{Store: db, Sync: engine.New(db, sales.Entities(), clock.Now, nil), Reports: db, Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t)}
+	d := api.Deps{
+		Store: db.People(), Sync: engine.New(db.Feed(), sales.Entities(), clock.Now, nil), WatermelonStore: db.Feed(),
+		Notifications: db.Outbox(), Reports: db.Reports(), Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t),
+	}
 	if opt.Deps != nil {
 		opt.Deps(&d)
 	}

@@ -266,16 +266,16 @@ func (w *world) setup(reps int) error {
 			Role: role, TeamID: team, Active: true, TimeZone: "UTC", PasswordHash: string(hash), CreatedAt: now, UpdatedAt: now}
 	}
 	admin := mk(0, models.RoleAdmin, nil)
-	if err := w.db.CreateOrg(ctx, w.org, admin); err != nil {
+	if err := w.db.People().CreateOrg(ctx, w.org, admin); err != nil {
 		return err
 	}
 	w.team = models.Team{OrgID: w.org.ID, ID: uuid.New(), Name: "Bench", CreatedAt: now}
-	if err := w.db.CreateTeam(ctx, w.team); err != nil {
+	if err := w.db.People().CreateTeam(ctx, w.team); err != nil {
 		return err
 	}
 	for i := 1; i <= reps+1; i++ {
 		u := mk(i, models.RoleRep, &w.team.ID)
-		if err := w.db.CreateUser(ctx, u); err != nil {
+		if err := w.db.People().CreateUser(ctx, u); err != nil {
 			return err
 		}
 		w.reps = append(w.reps, u)
@@ -285,7 +285,7 @@ func (w *world) setup(reps int) error {
 	w.account = uuid.New()
 	acc := &engine.Record{ID: w.account, CreatedAt: now, UpdatedAt: now, Clocks: map[string]engine.FieldClock{},
 		Values: map[string]any{"name": "Bench Hardware", "name_key": "bench hardware", "status": "customer", "team_id": w.team.ID, "lat": lat, "lng": lng}}
-	if err := w.db.SeedRecords(ctx, w.org.ID, sales.Accounts(), []*engine.Record{acc}); err != nil {
+	if err := w.db.Feed().SeedRecords(ctx, w.org.ID, sales.Accounts(), []*engine.Record{acc}); err != nil {
 		return err
 	}
 	w.admin = &device{user: admin}
@@ -581,7 +581,7 @@ func (w *world) fill(size int, bar *bar) error {
 				Values: map[string]any{"account_id": w.account, "kind": "unscheduled", "status": "completed", "outcome": "none",
 					"referrals": int64(0), "started_at": now.Add(-time.Hour), "rep_id": w.filler.ID, "team_id": w.team.ID}}
 		}
-		if err := w.db.SeedRecords(w.ctx, w.org.ID, e, recs); err != nil {
+		if err := w.db.Feed().SeedRecords(w.ctx, w.org.ID, e, recs); err != nil {
 			return err
 		}
 		w.filled += n

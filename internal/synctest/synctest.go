@@ -48,7 +48,7 @@ func New(t testing.TB, opt storetest.Options) *Fixture {
 	if _, err := demo.Seed(context.Background(), f.DB, auth.NewPasswords(bcrypt.MinCost), f.Now()); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}
-	f.En = engine.New(f.DB, sales.Entities(), f.Now, nil)
+	f.En = engine.New(f.DB.Feed(), sales.Entities(), f.Now, nil)
 	return f
 }
 
@@ -68,7 +68,7 @@ func (f *Fixture) Advance(d time.Duration) { f.Clock.Add(int64(d)) }
 // Principal returns a principal for a seeded user on a new device.
 func (f *Fixture) Principal(email string) models.Principal {
 	f.T.Helper()
-	u, err := f.DB.UserByEmail(context.Background(), email)
+	u, err := f.DB.People().UserByEmail(context.Background(), email)
 	if err != nil {
 		f.T.Fatalf("user %s: %v", email, err)
 	}

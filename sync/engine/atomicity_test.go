@@ -153,7 +153,7 @@ func TestPushIsAtomic(t *testing.T) {
 			_, cursor := f.PullAll(admin, "", 100)
 			muts, newAccount, visit, seeded := atomicBatch(t, f, rep)
 
-			faulty := engine.New(&faultyStore{Store: f.DB, fail: tt.fail, failAt: tt.failAt, err: tt.err}, sales.Entities(), f.Now, nil)
+			faulty := engine.New(&faultyStore{Store: f.DB.Feed(), fail: tt.fail, failAt: tt.failAt, err: tt.err}, sales.Entities(), f.Now, nil)
 			_, err := faulty.Push(ctx, rep, muts)
 			if err == nil {
 				t.Fatal("push with a failing store: got no error")

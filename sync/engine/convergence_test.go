@@ -608,7 +608,7 @@ func (s *sim) expected(seeded snapshot) snapshot {
 			}
 		}
 	}
-	rep, _ := s.f.DB.UserByEmail(context.Background(), "rep1@demo.test")
+	rep, _ := s.f.DB.People().UserByEmail(context.Background(), "rep1@demo.test")
 	out := snapshot{}
 	for k := range live {
 		if deleted[k] {

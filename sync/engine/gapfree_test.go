@@ -250,7 +250,7 @@ func TestPullWaitsForAnOlderTransaction(t *testing.T) {
 	release := make(chan error)
 	aDone := make(chan error, 1)
 	go func() {
-		aDone <- f.DB.Server(ctx, rep.OrgID, func(tx engine.Tx) error {
+		aDone <- f.DB.Feed().Server(ctx, rep.OrgID, func(tx engine.Tx) error {
 			vs, err := tx.NextVersions(ctx, 1)
 			if err != nil {
 				return err
@@ -370,17 +370,17 @@ func TestPullIsNotHeldBackByUnrelatedTransactions(t *testing.T) {
 	// Another organisation's feed writer, left open.
 	now := f.Now()
 	other := models.Org{ID: uuid.New(), Name: "Other Co", CreatedAt: now}
-	if err := f.DB.CreateOrg(ctx, other, models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Other Admin",
+	if err := f.DB.People().CreateOrg(ctx, other, models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Other Admin",
 		Role: models.RoleAdmin, Active: true, TimeZone: "UTC", PasswordHash: "x", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatalf("create org: %v", err)
 	}
 	team := models.Team{OrgID: other.ID, ID: uuid.New(), Name: "East", CreatedAt: now}
-	if err := f.DB.CreateTeam(ctx, team); err != nil {
+	if err := f.DB.People().CreateTeam(ctx, team); err != nil {
 		t.Fatalf("create team: %v", err)
 	}
 	written, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
-		done <- f.DB.Server(ctx, other.ID, func(tx engine.Tx) error {
+		done <- f.DB.Feed().Server(ctx, other.ID, func(tx engine.Tx) error {
 			vs, err := tx.NextVersions(ctx, 1)
 			if err != nil {
 				return err

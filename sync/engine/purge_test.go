@@ -49,7 +49,7 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 	upsert(kept, "still here")
 	upsert(recent, "deleted yesterday")
 	_, staleCursor := f.PullAll(stale, "", 100)
-	wm, err := watermelondb.New(f.En, f.DB).Pull(ctx, stale, watermelondb.PullRequest{}, func(watermelondb.Kind, engine.Change) error { return nil })
+	wm, err := watermelondb.New(f.En, f.DB.Feed()).Pull(ctx, stale, watermelondb.PullRequest{}, func(watermelondb.Kind, engine.Change) error { return nil })
 	if err != nil {
 		t.Fatalf("watermelondb pull: %v", err)
 	}
@@ -102,7 +102,7 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 		}
 	}
 
-	res, err := watermelondb.New(f.En, f.DB).Pull(ctx, stale, watermelondb.PullRequest{LastPulledAt: wm.Timestamp}, func(watermelondb.Kind, engine.Change) error { return nil })
+	res, err := watermelondb.New(f.En, f.DB.Feed()).Pull(ctx, stale, watermelondb.PullRequest{LastPulledAt: wm.Timestamp}, func(watermelondb.Kind, engine.Change) error { return nil })
 	if err != nil {
 		t.Fatalf("watermelondb pull after the purge: %v", err)
 	}

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
+	"gorm.io/gorm"
+
+	"github.com/fieldsync/fieldsync/notifications"
+	"github.com/fieldsync/fieldsync/sync/engine"
+)
+
+// dialect is everything the store does differently on PostgreSQL and on
+// SQLite; pgDialect (postgres.go) and sqliteDialect (sqlite.go) are its
+// two implementations, and the rest of the package is written once for
+// both. The differences come from one fact: SQLite writers are serial
+// (BEGIN IMMEDIATE), PostgreSQL writers are concurrent. So on SQLite
+// versions are handed out in commit order, a pull needs no horizon and no
+// snapshot, and nothing needs an advisory lock; on PostgreSQL a push locks
+// its records, a feed writer announces itself, and a pull reads below the
+// feed horizon (see feedHorizon). The rest is speed: PostgreSQL takes
+// array parameters where SQLite takes multi-row statements.
+type dialect interface {
+	// name is the exported name of the dialect.
+	name() Dialect
+	// open returns GORM's driver for dsn, and the database file behind
+	// it (empty when there is none).
+	open(dsn string) (d gorm.Dialector, path string)
+	// configure sizes the pool of a database that answers and sets up
+	// the admission of pushes (handle.pushes, handle.locks).
+	configure(ctx context.Context, db *handle, maxOpenConns int) error
+	// goose returns the migration dialect and provider options.
+	goose() (goose.Dialect, []goose.ProviderOption, error)
+
+	// announceFeedWriter marks tx as a writer of the organisation's change
+	// feed, as its first statement; it reports whether it did (Save on
+	// PostgreSQL refuses to write the feed of an unannounced transaction).
+	announceFeedWriter(tx *gorm.DB, orgID uuid.UUID) (bool, error)
+	// lockDevice is syncTx.LastSeq: it registers and locks the pushing
+	// device and locks the records of the push.
+	lockDevice(t *syncTx) (int64, error)
+	// nextVersions hands out n new versions, ascending.
+	nextVersions(tx *gorm.DB, n int) ([]int64, error)
+	// txid is the SQL expression of the writing transaction's feed id.
+	txid() string
+	// load reads records of e by id (see syncTx.load).
+	load(t *syncTx, e *engine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*engine.Record, error)
+	// save upserts records and their feed rows (see syncTx.Save).
+	save(ctx context.Context, t *syncTx, e *engine.Entity, recs []*engine.Record) error
+	// excludeIDs returns a condition on column id that excludes ids, and
+	// its one argument.
+	excludeIDs(ids []uuid.UUID) (string, any)
+
+	// readFeed runs read over a view of the organisation's feed in which
+	// no row can later appear below the rows it returns: on PostgreSQL in
+	// one read-only REPEATABLE READ transaction, with the feed horizon
+	// read just before (read must skip rows with a txid at or above it);
+	// on SQLite directly on g, with horizon nil.
+	readFeed(g *gorm.DB, orgID uuid.UUID, read func(tx *gorm.DB, horizon *int64) error) error
+	// feedPosition is Feed.FeedHorizon.
+	feedPosition(g *gorm.DB, orgID uuid.UUID) (engine.Position, error)
+
+	// claimLock is the locking clause that ends the select of an outbox
+	// claim.
+	claimLock() string
+	// lockRecipients serialises claims for the same recipients until tx
+	// ends.
+	lockRecipients(tx *gorm.DB, keys []notifications.UserKey) error
+}
+
+// dialects are the databases the store runs on, by name.
+var dialects = map[Dialect]dialect{Postgres: pgDialect{}, SQLite: sqliteDialect{}}

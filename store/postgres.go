@@ -1,0 +1,300 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"golang.org/x/sync/semaphore"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+
+	"github.com/fieldsync/fieldsync/notifications"
+	"github.com/fieldsync/fieldsync/sync/engine"
+)
+
+// pgDialect is the store on PostgreSQL, where writers run concurrently:
+// pushes lock their records, feed writers announce themselves, and pulls
+// read below the feed horizon in one snapshot.
+type pgDialect struct{}
+
+func (pgDialect) name() Dialect { return Postgres }
+
+func (pgDialect) open(dsn string) (gorm.Dialector, string) { return postgres.Open(dsn), "" }
+
+func (pgDialect) configure(ctx context.Context, db *handle, maxOpenConns int) error {
+	n := maxOpenConns
+	if n == 0 {
+		n = 20
+	}
+	db.sql.SetMaxOpenConns(n)
+	db.sql.SetMaxIdleConns(n)
+	db.pushes = semaphore.NewWeighted(int64(max(n-2, 1)))
+	db.sql.SetConnMaxIdleTime(5 * time.Minute)
+	budget, err := lockBudget(ctx, db.sql)
+	if err != nil {
+		return err
+	}
+	db.locks = semaphore.NewWeighted(budget)
+	return nil
+}
+
+// lockBudget is how many record locks this process's pushes may hold at
+// once: half of PostgreSQL's shared lock table, which every session of the
+// cluster shares and which, once full, fails any statement that needs a
+// lock ("out of shared memory"). A push of 1,000 mutations holds 1,000
+// advisory locks until it commits; without a budget a dozen such pushes at
+// once — a team back online after a day without signal — would fill the
+// table with the default settings (64 × 100 connections).
+func lockBudget(ctx context.Context, db *sql.DB) (int64, error) {
+	var n int64
+	err := db.QueryRowContext(ctx, `SELECT current_setting('max_locks_per_transaction')::bigint *
+		(current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint)`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("read lock table size: %w", translate(err))
+	}
+	return max(n/2, engine.MaxBatch), nil
+}
+
+func (pgDialect) goose() (goose.Dialect, []goose.ProviderOption, error) {
+	// Replicas starting together each migrate on start; an advisory
+	// lock lets one run the migrations while the others wait.
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return "", nil, fmt.Errorf("migration lock: %w", err)
+	}
+	return goose.DialectPostgres, []goose.ProviderOption{goose.WithSessionLocker(locker)}, nil
+}
+
+// announceFeedWriter takes the organisation's feed lock, shared, before
+// anything gives tx a transaction id (see feedHorizon).
+func (pgDialect) announceFeedWriter(tx *gorm.DB, orgID uuid.UUID) (bool, error) {
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(?, ?)`, feedLockClass, feedLockKey(orgID)).Error; err != nil {
+		return false, fmt.Errorf("announce feed writer: %w", err)
+	}
+	return true, nil
+}
+
+// feedLockClass is the first key of the shared advisory lock a feed writer
+// holds. The two-key form (objsubid 2 in pg_locks) never collides with the
+// one-key per-record locks of LastSeq.
+const feedLockClass = 0x66656564 // "feed"
+
+func feedLockKey(orgID uuid.UUID) int32 {
+	h := fnv.New32a()
+	h.Write(orgID[:])
+	return int32(h.Sum32())
+}
+
+// feedHorizon returns, on PostgreSQL, a transaction id below which every
+// transaction that writes the organisation's change feed has finished:
+// the oldest id among the organisation's feed writers still running, or
+// the next id to be assigned when none is. It must be read before the
+// snapshot a pull reads the feed with (a separate, earlier statement).
+//
+// Why this is safe: a feed writer takes its shared lock before it has a
+// transaction id. Let L be the moment this query reads the lock table and
+// n the next id at or before L. A writer with an id below the horizon got
+// it before L, so it held its lock then; had it still been running, its id
+// would bound the horizon. So it had finished by L, and a snapshot taken
+// after L sees all of its rows. Writers that get an id later get one of at
+// least n, at or above the horizon, so horizons only grow.
+//
+// Unlike pg_snapshot_xmin, which it replaced, it does not wait for
+// transactions that cannot write this feed: another organisation's
+// contest recompute, a report, a migration or a test in another schema.
+func feedHorizon(g *gorm.DB, orgID uuid.UUID) (int64, error) {
+	// pg_locks shows 32-bit xids; they are widened to the 64-bit ids of
+	// pg_current_xact_id against the next id, n. An xid assigned after
+	// the statement's snapshot (d = 0 or d past half the ring) is at or
+	// above n and cannot lower the horizon.
+	var h int64
+	err := g.Raw(`WITH n AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n),
+		locks AS (SELECT * FROM pg_locks),
+		writers AS (
+			SELECT ((SELECT n FROM n) % 4294967296 - x.transactionid::text::bigint + 4294967296) % 4294967296 AS d
+			FROM locks a JOIN locks x ON x.virtualtransaction = a.virtualtransaction
+			WHERE a.locktype = 'advisory' AND a.classid = ?::oid AND a.objid = ?::oid AND a.objsubid = 2
+				AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted)
+		SELECT (SELECT n FROM n) - coalesce((SELECT max(d) FROM writers WHERE d > 0 AND d < 2147483648), 0)`,
+		feedLockClass, uint32(feedLockKey(orgID))).Row().Scan(&h)
+	if err != nil {
+		return 0, fmt.Errorf("feed horizon: %w", err)
+	}
+	return h, nil
+}
+
+// lockDevice is one statement that announces the transaction as a feed
+// writer (see feedHorizon): the announcement precedes the insert, which is
+// what gives the transaction its id, and the record locks follow the
+// device's, being evaluated per device row.
+func (pgDialect) lockDevice(t *syncTx) (int64, error) {
+	var seq, locked int64
+	err := t.tx.Raw(`WITH feed AS (SELECT pg_advisory_xact_lock_shared(?, ?)),
+		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed
+			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
+			RETURNING last_seq)
+		SELECT d.last_seq, (SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k WHERE d.last_seq IS NOT NULL) FROM device AS d`,
+		feedLockClass, feedLockKey(t.p.OrgID), t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now,
+		t.lockArray(t.keys)).Row().Scan(&seq, &locked)
+	if err != nil {
+		return 0, fmt.Errorf("lock device: %w", err)
+	}
+	t.feedWriter = true
+	return seq, nil
+}
+
+// lockArray returns the advisory lock keys of records, sorted — one order,
+// so two pushes never deadlock — as an array literal. A push holds a
+// transaction-scoped lock per record it writes: without them, two devices
+// creating the same record at once would both see nothing and the second
+// upsert would overwrite the first instead of merging. SQLite needs none:
+// its writers are serial.
+func (t *syncTx) lockArray(keys []engine.Key) string {
+	ids := make([]int64, len(keys))
+	for i, k := range keys {
+		h := fnv.New64a()
+		h.Write(t.p.OrgID[:])
+		h.Write([]byte(k.Entity))
+		h.Write(k.ID[:])
+		ids[i] = int64(h.Sum64())
+	}
+	slices.Sort(ids)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// nextVersions draws from the sync_version sequence.
+func (pgDialect) nextVersions(tx *gorm.DB, n int) ([]int64, error) {
+	out := make([]int64, 0, n)
+	rows, err := tx.Raw(`SELECT nextval('sync_version') FROM generate_series(1, ?)`, n).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("next versions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("next versions: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("next versions: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// txid is the writing transaction's id.
+func (pgDialect) txid() string { return "pg_current_xact_id()::text::bigint" }
+
+func (pgDialect) load(t *syncTx, e *engine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*engine.Record, error) {
+	out := make(map[uuid.UUID]*engine.Record, len(ids))
+	// One array parameter: the statement is the same for any number
+	// of ids, so it is prepared once.
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = id.String()
+	}
+	q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = $1 AND id = ANY($2::uuid[])`
+	rows, err := t.tx.Statement.ConnPool.QueryContext(t.tx.Statement.Context, q, t.p.OrgID.String(), strs)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", e.Name, err)
+	}
+	if err := scanRows(rows, e, clocks, func(r *engine.Record) { out[r.ID] = r }); err != nil {
+		return nil, fmt.Errorf("load %s: %w", e.Name, err)
+	}
+	return out, nil
+}
+
+// save writes with array parameters (savePostgres), and only in a
+// transaction announced as a feed writer.
+func (pgDialect) save(ctx context.Context, t *syncTx, e *engine.Entity, recs []*engine.Record) error {
+	if !t.feedWriter {
+		return fmt.Errorf("save %s: a change-feed write outside feedTransaction could be skipped by pulls", e.Name)
+	}
+	return t.savePostgres(ctx, e, recs)
+}
+
+// excludeIDs passes the ids as one array parameter.
+func (pgDialect) excludeIDs(ids []uuid.UUID) (string, any) {
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = id.String()
+	}
+	return `id <> ALL(?::uuid[])`, "{" + strings.Join(strs, ",") + "}"
+}
+
+// readFeed reads the feed horizon, then runs read in one REPEATABLE READ
+// snapshot, so that each record is returned as of the version the feed
+// says.
+func (pgDialect) readFeed(g *gorm.DB, orgID uuid.UUID, read func(tx *gorm.DB, horizon *int64) error) error {
+	horizon, err := feedHorizon(g, orgID)
+	if err != nil {
+		return err
+	}
+	return g.Transaction(func(tx *gorm.DB) error { return read(tx, &horizon) },
+		&sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+}
+
+// feedPosition is (feedHorizon - 1, max): every feed writer of the
+// organisation with a smaller transaction id has finished, a pull's own
+// horizon is read later and is never lower (horizons only grow), and every
+// transaction that writes later gets an id at or above it.
+func (pgDialect) feedPosition(g *gorm.DB, orgID uuid.UUID) (engine.Position, error) {
+	h, err := feedHorizon(g, orgID)
+	if err != nil {
+		return engine.Position{}, translate(err)
+	}
+	return engine.Position{Txid: h - 1, Version: math.MaxInt64}, nil
+}
+
+// claimLock lets concurrent claims take disjoint rows without waiting for
+// each other.
+func (pgDialect) claimLock() string { return ` FOR UPDATE SKIP LOCKED` }
+
+// lockRecipients takes a transaction-scoped advisory lock per recipient,
+// in sorted order, so that concurrent claims count each user's pushes of
+// the day one after the other.
+func (pgDialect) lockRecipients(tx *gorm.DB, keys []notifications.UserKey) error {
+	ids := make([]int64, len(keys))
+	for i, k := range keys {
+		h := fnv.New64a()
+		h.Write([]byte("notification-cap"))
+		h.Write(k.OrgID[:])
+		h.Write(k.UserID[:])
+		ids[i] = int64(h.Sum64())
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	lit := make([]string, len(ids))
+	for i, id := range ids {
+		lit[i] = strconv.FormatInt(id, 10)
+	}
+	var n int
+	err := tx.Raw(`SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i) AS l`,
+		"{"+strings.Join(lit, ",")+"}").Row().Scan(&n)
+	if err != nil {
+		return fmt.Errorf("lock recipients: %w", err)
+	}
+	return nil
+}

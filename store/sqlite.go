@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/glebarez/sqlite"
+	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
+	"gorm.io/gorm"
+
+	"github.com/fieldsync/fieldsync/notifications"
+	"github.com/fieldsync/fieldsync/sync/engine"
+)
+
+// sqliteDialect is the store on SQLite, whose writers are serial: versions
+// are handed out in commit order, so the change feed needs no horizon and
+// nothing needs an advisory lock.
+type sqliteDialect struct{}
+
+func (sqliteDialect) name() Dialect { return SQLite }
+
+func (sqliteDialect) open(dsn string) (gorm.Dialector, string) {
+	return sqlite.Open(sqliteDSN(dsn)), dsn
+}
+
+// sqliteDSN adds the pragmas fieldsync relies on. _txlock=immediate takes
+// the write lock at BEGIN, so two writers queue on busy_timeout instead of
+// one failing with SQLITE_BUSY when it upgrades a read lock; it also makes
+// SQLite writers strictly serial, which the change log's cursor relies on.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// configure leaves pushes unadmitted: their writers queue on SQLite's own
+// lock.
+func (sqliteDialect) configure(_ context.Context, db *handle, _ int) error {
+	// WAL lets readers run beside the one writer; more connections
+	// than this only queue on SQLite's write lock.
+	db.sql.SetMaxOpenConns(4)
+	db.sql.SetMaxIdleConns(4)
+	return nil
+}
+
+func (sqliteDialect) goose() (goose.Dialect, []goose.ProviderOption, error) {
+	return goose.DialectSQLite3, nil, nil
+}
+
+// announceFeedWriter has nothing to announce: no pull can read the feed
+// while a writer runs.
+func (sqliteDialect) announceFeedWriter(*gorm.DB, uuid.UUID) (bool, error) { return false, nil }
+
+// lockDevice upserts the device's row; writers being serial, the records
+// need no locks.
+func (sqliteDialect) lockDevice(t *syncTx) (int64, error) {
+	var seq int64
+	err := t.tx.Raw(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
+			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
+			RETURNING last_seq`, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now).Row().Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("lock device: %w", err)
+	}
+	return seq, nil
+}
+
+// nextVersions advances the one-row counter.
+func (sqliteDialect) nextVersions(tx *gorm.DB, n int) ([]int64, error) {
+	out := make([]int64, 0, n)
+	var last int64
+	if err := tx.Raw(`UPDATE sync_counter SET value = value + ? WHERE id = 1 RETURNING value`, n).Row().Scan(&last); err != nil {
+		return nil, fmt.Errorf("next versions: %w", err)
+	}
+	for v := last - int64(n) + 1; v <= last; v++ {
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// txid is 0: SQLite writers are serial, so version order is commit order.
+func (sqliteDialect) txid() string { return "0" }
+
+// load reads in chunks of a thousand ids, under SQLite's limit on a
+// statement's parameters.
+func (sqliteDialect) load(t *syncTx, e *engine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*engine.Record, error) {
+	out := make(map[uuid.UUID]*engine.Record, len(ids))
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		strs := make([]string, len(chunk))
+		for i, id := range chunk {
+			strs[i] = id.String()
+		}
+		q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = ? AND id IN ?`
+		if err := scanRecords(t.tx.Raw(q, t.p.OrgID.String(), strs), e, clocks, func(r *engine.Record) { out[r.ID] = r }); err != nil {
+			return nil, fmt.Errorf("load %s: %w", e.Name, err)
+		}
+	}
+	return out, nil
+}
+
+// save writes with multi-row statements (saveRows).
+func (sqliteDialect) save(ctx context.Context, t *syncTx, e *engine.Entity, recs []*engine.Record) error {
+	return t.saveRows(ctx, e, recs)
+}
+
+// excludeIDs passes the ids as one JSON array.
+func (sqliteDialect) excludeIDs(ids []uuid.UUID) (string, any) {
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = id.String()
+	}
+	b, _ := json.Marshal(strs)
+	return `id NOT IN (SELECT value FROM json_each(?))`, string(b)
+}
+
+// readFeed reads directly: writers are serial and take versions in commit
+// order, so no row can appear below one already committed.
+func (sqliteDialect) readFeed(g *gorm.DB, _ uuid.UUID, read func(tx *gorm.DB, horizon *int64) error) error {
+	return read(g, nil)
+}
+
+// feedPosition is the counter as committed: the last version any pull can
+// see, the next writer taking a larger one.
+func (sqliteDialect) feedPosition(g *gorm.DB, _ uuid.UUID) (engine.Position, error) {
+	var v int64
+	if err := g.Raw(`SELECT value FROM sync_counter WHERE id = 1`).Row().Scan(&v); err != nil {
+		return engine.Position{}, fmt.Errorf("feed horizon: %w", translate(err))
+	}
+	return engine.Position{Version: v}, nil
+}
+
+// claimLock is empty: a claim is a write transaction, and writers are
+// serial.
+func (sqliteDialect) claimLock() string { return "" }
+
+// lockRecipients has nothing to do: claims are serial.
+func (sqliteDialect) lockRecipients(*gorm.DB, []notifications.UserKey) error { return nil }
