@@ -23,7 +23,7 @@ import (
 // stalledPush is the database with its device lock held elsewhere: a push
 // waits until its request's context ends.
 type stalledPush struct {
-	*store.DB
+	*store.Feed
 	waiting chan struct{}
 }
 
@@ -43,7 +43,7 @@ func TestClientClosedIsNotAServerError(t *testing.T) {
 	env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) {
 		d.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 		d.Registry = reg
-		d.Sync = engine.New(stalledPush{DB: d.Store.(*store.DB), waiting: waiting}, sales.Entities(), d.Now, nil)
+		d.Sync = engine.New(stalledPush{Feed: d.WatermelonStore.(*store.Feed), waiting: waiting}, sales.Entities(), d.Now, nil)
 	}})
 	rep := env.Login("rep1@demo.test")
 
@@ -135,7 +135,7 @@ func TestServerCancelledAnswers503(t *testing.T) {
 	env := apitest.New(t, apitest.Options{
 		BaseContext: func() context.Context { return base },
 		Deps: func(d *api.Deps) {
-			d.Sync = engine.New(stalledPush{DB: d.Store.(*store.DB), waiting: waiting}, sales.Entities(), d.Now, nil)
+			d.Sync = engine.New(stalledPush{Feed: d.WatermelonStore.(*store.Feed), waiting: waiting}, sales.Entities(), d.Now, nil)
 		},
 	})
 	rep := env.Login("rep1@demo.test")

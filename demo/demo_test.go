@@ -27,11 +27,11 @@ func TestDemoLooksLive(t *testing.T) {
 	if _, err := demo.Seed(ctx, db, auth.NewPasswords(bcrypt.MinCost), now); err != nil {
 		t.Fatal(err)
 	}
-	en := engine.New(db, sales.Entities(), func() time.Time { return now }, nil)
+	en := engine.New(db.Feed(), sales.Entities(), func() time.Time { return now }, nil)
 	if err := demo.SeedHistory(ctx, db, en, now); err != nil {
 		t.Fatal(err)
 	}
-	org, err := db.OrgByName(ctx, demo.OrgName)
+	org, err := db.People().OrgByName(ctx, demo.OrgName)
 	if err != nil {
 		t.Fatal(err)
 	}
