@@ -34,11 +34,11 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.POST("/auth/logout", s.logout, authed)
 	v1.GET("/me", s.me, authed)
 	v1.GET("/users", s.listUsers, authed)
-	v1.POST("/users", s.createUser, authed)
+	v1.POST("/users", s.createUser, authed, s.idempotent)
 	v1.GET("/users/:id", s.getUser, authed)
 	v1.PATCH("/users/:id", s.patchUser, authed)
 	v1.GET("/teams", s.listTeams, authed)
-	v1.POST("/teams", s.createTeam, authed)
+	v1.POST("/teams", s.createTeam, authed, s.idempotent)
 
 	v1.POST("/sync/push", s.push, authed)
 	v1.GET("/sync/pull", s.pull, authed)
@@ -47,7 +47,7 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.POST("/sync/watermelondb", s.watermelonPush, authed)
 
 	v1.GET("/contests", s.listContests, authed)
-	v1.POST("/contests", s.createContest, authed)
+	v1.POST("/contests", s.createContest, authed, s.idempotent)
 	v1.GET("/contests/:id", s.getContest, authed)
 	v1.PATCH("/contests/:id", s.patchContest, authed)
 	v1.GET("/contests/:id/standings", s.contestStandings, authed)
@@ -59,7 +59,7 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.GET("/me/notification-preferences", s.getNotificationPrefs, authed)
 	v1.PUT("/me/notification-preferences", s.putNotificationPrefs, authed)
 	v1.GET("/notifications", s.listNotifications, authed)
-	v1.POST("/notifications/:id/read", s.readNotification, authed)
+	v1.POST("/notifications/:id/read", s.readNotification, authed, s.idempotent)
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -60,6 +60,9 @@ type Deps struct {
 	// Notifications stores push tokens, preferences and the inbox; the
 	// notification routes need it (there is no default).
 	Notifications NotificationStore
+	// Idempotency keeps answers to POSTs sent with an Idempotency-Key; nil
+	// ignores the header.
+	Idempotency IdempotencyStore
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
 	Ready func(ctx context.Context) error
@@ -90,6 +93,7 @@ type Server struct {
 	wm        *watermelondb.Protocol
 	reports   Reports
 	notif     NotificationStore
+	idem      IdempotencyStore
 	tokens    *auth.Tokens
 	passwords *auth.Passwords
 	log       *slog.Logger
@@ -130,7 +134,7 @@ func New(d Deps) *Server {
 	}
 	s := &Server{
 		store: d.Store, sync: d.Sync, wm: d.Watermelon, reports: d.Reports, notif: d.Notifications, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
-		ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
+		idem: d.Idempotency, ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
 		byEmail:   auth.NewLimiter(ll.PerEmail, ll.Window, d.Now),
 		byAddress: auth.NewLimiter(ll.PerAddress, ll.Window, d.Now),
 		metrics:   newHTTPMetrics(d.Registry),

@@ -220,6 +220,8 @@ func pgFamily(typ string) string {
 		return "int32"
 	case "smallint":
 		return "int16"
+	case "bytea":
+		return "bytes"
 	}
 	return "pg:" + typ
 }
@@ -235,6 +237,8 @@ func sqliteFamily(typ string) string {
 		return "float"
 	case "INTEGER":
 		return "int"
+	case "BLOB":
+		return "bytes"
 	}
 	return "sqlite:" + typ
 }

@@ -100,7 +100,7 @@ func benchServer(db *store.DB) (http.Handler, error) {
 		return nil, err
 	}
 	eng := engine.New(db.Feed(), sales.Entities(), time.Now, nil)
-	srv := api.New(api.Deps{Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
+	srv := api.New(api.Deps{Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
 		LoginLimits: api.LoginLimits{PerEmail: 1 << 20, PerAddress: 1 << 20, Window: time.Minute}})
 	return srv.Handler(), nil

@@ -110,7 +110,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		tick: func(ctx context.Context, org uuid.UUID) error {
 			return eng.Server(ctx, models.Principal{OrgID: org}, sales.Tick)
 		},
-		purge: eng.PurgeTombstones,
+		purge:  eng.PurgeTombstones,
+		expire: db.Idempotency().Purge,
 	}, log, time.Minute, cfg.TombstoneRetention)
 	defer stopScheduler()
 	stopNotifications, err := startNotifications(ctx, cfg, db, eng, log)
@@ -119,7 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer stopNotifications()
 	srv := api.New(api.Deps{
-		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
+		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		Version: version, Ready: readiness(db),
 	})
@@ -132,6 +133,8 @@ type scheduled struct {
 	orgs  func(ctx context.Context) ([]uuid.UUID, error)
 	tick  func(ctx context.Context, org uuid.UUID) error
 	purge func(ctx context.Context, org uuid.UUID, before time.Time) (int, error)
+	// expire drops kept Idempotency-Key answers past their 24 hours.
+	expire func(ctx context.Context) (int64, error)
 }
 
 // startScheduler runs schedule in a goroutine. stop cancels it and waits
@@ -160,6 +163,11 @@ func schedule(ctx context.Context, jobs scheduled, log *slog.Logger, every, rete
 		purge := time.Since(lastPurge) >= time.Hour
 		if purge {
 			lastPurge = time.Now()
+		}
+		if purge && jobs.expire != nil {
+			if _, err := jobs.expire(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("scheduler: expire idempotency keys", "err", err)
+			}
 		}
 		orgs, err := jobs.orgs(ctx)
 		if err != nil && ctx.Err() == nil {

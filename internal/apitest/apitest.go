@@ -93,7 +93,7 @@ func New(t testing.TB, opt Options) *Env {
 	}
 	d := api.Deps{
 		Store: db.People(), Sync: engine.New(db.Feed(), sales.Entities(), clock.Now, nil), WatermelonStore: db.Feed(),
-		Notifications: db.Outbox(), Reports: db.Reports(), Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t),
+		Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t),
 	}
 	if opt.Deps != nil {
 		opt.Deps(&d)
