@@ -67,7 +67,7 @@ func (req contestRequest) input() (sales.ContestInput, error) {
 
 // writeRecords answers with records of one entity under key, each encoded
 // as pulls encode it.
-func writeRecords(c echo.Context, status int, e *engine.Entity, key string, recs []*engine.Record) error {
+func writeRecords(c echo.Context, status int, e *engine.Entity, key string, recs []*engine.Record, next string) error {
 	b := []byte(`{"` + key + `":[`)
 	for i, r := range recs {
 		if i > 0 {
@@ -75,7 +75,9 @@ func writeRecords(c echo.Context, status int, e *engine.Entity, key string, recs
 		}
 		b = e.MarshalRecord(b, r)
 	}
-	b = append(b, "]}"...)
+	b = append(b, `],"next_cursor":`...)
+	b = engine.AppendString(b, next)
+	b = append(b, '}')
 	return c.Blob(status, echo.MIMEApplicationJSON, b)
 }
 
@@ -85,8 +87,14 @@ func (s *Server) listContests(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].TimeValue("starts_at").After(*recs[j].TimeValue("starts_at")) })
-	return writeRecords(c, http.StatusOK, s.sync.Entity("contests"), "contests", recs)
+	// Latest start first.
+	page, next, err := paginate(c, recs, func(r *engine.Record) string {
+		return keyOf(descTime(*r.TimeValue("starts_at")), r.ID.String())
+	})
+	if err != nil {
+		return err
+	}
+	return writeRecords(c, http.StatusOK, s.sync.Entity("contests"), "contests", page, next)
 }
 
 // contest finds a contest the caller may see; others answer 404.
@@ -172,12 +180,14 @@ func (s *Server) contestStandings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sort.Slice(recs, func(i, j int) bool {
-		a, _ := recs[i].Values["rank"].(int64)
-		b, _ := recs[j].Values["rank"].(int64)
-		return a < b
+	page, next, err := paginate(c, recs, func(r *engine.Record) string {
+		rank, _ := r.Values["rank"].(int64)
+		return keyOf(ascInt(rank), r.ID.String())
 	})
-	return writeRecords(c, http.StatusOK, s.sync.Entity("standings"), "standings", recs)
+	if err != nil {
+		return err
+	}
+	return writeRecords(c, http.StatusOK, s.sync.Entity("standings"), "standings", page, next)
 }
 
 // contestScoreEntries explains every point: the ledger of one rep (a rep
@@ -200,14 +210,13 @@ func (s *Server) contestScoreEntries(c echo.Context) error {
 	}
 	// A rep out of the caller's reach looks like a rep with no points,
 	// never like a forbidden one: Find returns only what p may see.
-	sort.Slice(recs, func(i, j int) bool {
-		a, b := recs[i], recs[j]
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.Before(b.CreatedAt)
-		}
-		return a.Version < b.Version
+	page, next, err := paginate(c, recs, func(r *engine.Record) string {
+		return keyOf(ascTime(r.CreatedAt), ascInt(r.Version), r.ID.String())
 	})
-	return writeRecords(c, http.StatusOK, s.sync.Entity("score_entries"), "entries", recs)
+	if err != nil {
+		return err
+	}
+	return writeRecords(c, http.StatusOK, s.sync.Entity("score_entries"), "entries", page, next)
 }
 
 type productivityDTO struct {

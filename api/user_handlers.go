@@ -43,7 +43,8 @@ func userFor(p models.Principal, u models.User) userDTO {
 }
 
 type usersResponse struct {
-	Users []userDTO `json:"users"`
+	Users      []userDTO `json:"users"`
+	NextCursor string    `json:"next_cursor"`
 }
 
 type createUserRequest struct {
@@ -70,7 +71,8 @@ type teamDTO struct {
 }
 
 type teamsResponse struct {
-	Teams []teamDTO `json:"teams"`
+	Teams      []teamDTO `json:"teams"`
+	NextCursor string    `json:"next_cursor"`
 }
 
 type createTeamRequest struct {
@@ -116,8 +118,12 @@ func (s *Server) listUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := usersResponse{Users: make([]userDTO, 0, len(users))}
-	for _, u := range users {
+	page, next, err := paginate(c, users, func(u models.User) string { return keyOf(u.Name, u.ID.String()) })
+	if err != nil {
+		return err
+	}
+	out := usersResponse{Users: make([]userDTO, 0, len(page)), NextCursor: next}
+	for _, u := range page {
 		out.Users = append(out.Users, userFor(p, u))
 	}
 	return writeJSON(c, http.StatusOK, out)
@@ -256,11 +262,19 @@ func (s *Server) listTeams(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := teamsResponse{Teams: []teamDTO{}}
+	var visible []models.Team
 	for _, t := range teams {
 		if p.Role == models.RoleAdmin || (p.TeamID != nil && *p.TeamID == t.ID) {
-			out.Teams = append(out.Teams, teamOut(t))
+			visible = append(visible, t)
 		}
+	}
+	page, next, err := paginate(c, visible, func(t models.Team) string { return keyOf(t.Name, t.ID.String()) })
+	if err != nil {
+		return err
+	}
+	out := teamsResponse{Teams: []teamDTO{}, NextCursor: next}
+	for _, t := range page {
+		out.Teams = append(out.Teams, teamOut(t))
 	}
 	return writeJSON(c, http.StatusOK, out)
 }
