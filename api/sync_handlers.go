@@ -122,7 +122,8 @@ func (s *Server) push(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, out)
 }
 
-// pullSchema checks an optional schema_version query parameter.
+// pullSchema checks an optional schema_version query parameter (native
+// pulls, WatermelonDB pushes).
 func pullSchema(c echo.Context) error {
 	raw := c.QueryParam("schema_version")
 	if raw == "" {

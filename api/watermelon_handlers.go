@@ -56,7 +56,10 @@ type watermelonTableDTO struct {
 	Deleted []string                     `json:"deleted"`
 }
 
-// watermelonSchema requires the sync schema_version on both directions.
+// watermelonSchema requires the sync schema_version on a pull. A push
+// checks it only when present (pullSchema): WatermelonDB's pushChanges
+// receives only {changes, lastPulledAt}, so an app following its
+// documentation has no schema_version to send.
 func watermelonSchema(c echo.Context) error {
 	if c.QueryParam("schema_version") == "" {
 		return models.FieldInvalid("schema_version", "is required (this server speaks %d)", engine.SchemaVersion)
@@ -142,7 +145,7 @@ func (s *Server) watermelonPull(c echo.Context) error {
 }
 
 func (s *Server) watermelonPush(c echo.Context) error {
-	if err := watermelonSchema(c); err != nil {
+	if err := pullSchema(c); err != nil {
 		return err
 	}
 	last, err := wmLastPulledAt(c, true)

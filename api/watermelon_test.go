@@ -804,7 +804,6 @@ func TestWatermelonBadInput(t *testing.T) {
 		{name: "pull migration not JSON", method: "GET", query: "last_pulled_at=null&schema_version=1&migration=%7Bfrom", wantStatus: 422, wantCode: "invalid", wantField: "migration"},
 		{name: "push without last_pulled_at", method: "POST", query: "schema_version=1", body: body(wmTables("visits", wmCreated(good()))), wantStatus: 422, wantCode: "invalid", wantField: "last_pulled_at"},
 		{name: "push last_pulled_at null", method: "POST", query: "schema_version=1&last_pulled_at=null", body: body(wmTables("visits", wmCreated(good()))), wantStatus: 422, wantCode: "invalid", wantField: "last_pulled_at"},
-		{name: "push without schema_version", method: "POST", query: "last_pulled_at=" + last, body: body(wmTables("visits", wmCreated(good()))), wantStatus: 422, wantCode: "invalid", wantField: "schema_version"},
 		{name: "push schema_version 2", method: "POST", query: "schema_version=2&last_pulled_at=" + last, body: body(wmTables("visits", wmCreated(good()))), wantStatus: 400, wantCode: "unsupported_schema", wantField: "schema_version"},
 		{name: "malformed JSON", method: "POST", body: `{"changes":{"visits":`, wantStatus: 400, wantCode: "malformed"},
 		{name: "not an object", method: "POST", body: `[1]`, wantStatus: 400, wantCode: "malformed"},
