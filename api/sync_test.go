@@ -880,10 +880,12 @@ func TestSyncRejections(t *testing.T) {
 	}{
 		{name: "good visit", entity: "visits", fields: visit(map[string]any{"notes": "fine"})},
 		{name: "own rep_id", entity: "visits", fields: visit(map[string]any{"rep_id": d.users["rep1@demo.test"].String()})},
-		{name: "team_id", entity: "visits", fields: visit(map[string]any{"team_id": d.teams["North"].String()}), wantCode: "server_owned_field", wantField: "team_id"},
+		// The rep's own team is what the server sets: ignored, not rejected.
+		{name: "own team_id", entity: "visits", fields: visit(map[string]any{"team_id": d.teams["North"].String()})},
+		{name: "team_id", entity: "visits", fields: visit(map[string]any{"team_id": d.teams["South"].String()}), wantCode: "server_owned_field", wantField: "team_id"},
 		{name: "version", entity: "visits", fields: visit(map[string]any{"version": 99}), wantCode: "server_owned_field", wantField: "version"},
-		{name: "created_at", entity: "visits", fields: visit(map[string]any{"created_at": d.now.Format(time.RFC3339)}), wantCode: "server_owned_field", wantField: "created_at"},
-		{name: "updated_at", entity: "visits", fields: visit(map[string]any{"updated_at": d.now.Format(time.RFC3339)}), wantCode: "server_owned_field", wantField: "updated_at"},
+		{name: "created_at", entity: "visits", fields: visit(map[string]any{"created_at": d.now.Add(-time.Hour).Format(time.RFC3339)}), wantCode: "server_owned_field", wantField: "created_at"},
+		{name: "updated_at", entity: "visits", fields: visit(map[string]any{"updated_at": d.now.Add(-time.Hour).Format(time.RFC3339)}), wantCode: "server_owned_field", wantField: "updated_at"},
 		{name: "another rep's rep_id", entity: "visits", fields: visit(map[string]any{"rep_id": rep2.String()}), wantCode: "server_owned_field", wantField: "rep_id"},
 		{name: "possible_duplicate_of", entity: "accounts", fields: map[string]any{"name": "Dup Test", "possible_duplicate_of": d.north[2].String()}, wantCode: "server_owned_field", wantField: "possible_duplicate_of"},
 		{name: "account team_id", entity: "accounts", fields: map[string]any{"name": "Team Test", "team_id": d.teams["South"].String()}, wantCode: "server_owned_field", wantField: "team_id"},

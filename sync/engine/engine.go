@@ -567,7 +567,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 		}
 		next, conflicts = MergeDelete(e, cur, h, m.BaseVersion)
 	} else {
-		vals, err := b.parseFields(e, m.Fields)
+		vals, owned, err := b.parseFields(e, m.ID, cur, m.Fields)
 		if err != nil {
 			return res, err
 		}
@@ -596,6 +596,9 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 					return res, err
 				}
 			}
+		}
+		if err := checkOwned(owned, cur, next); err != nil {
+			return res, err
 		}
 	}
 	res.Status = StatusApplied
@@ -660,33 +663,49 @@ func (b *batch) newRecord(e *Entity, id uuid.UUID, h HLC) *Record {
 	return r
 }
 
-// parseFields parses the fields a client sent, refusing unknown and
-// server-owned ones by name.
-func (b *batch) parseFields(e *Entity, raw map[string]json.RawMessage) (map[string]any, error) {
-	vals := make(map[string]any, len(raw))
+// parseFields parses the fields a client sent, refusing unknown ones by
+// name. Server-owned fields are not merged: an empty default or an echo of
+// an audit field is dropped here, and any other value is returned in owned,
+// for checkOwned to hold against what the server holds and sets (see
+// owned.go).
+func (b *batch) parseFields(e *Entity, id uuid.UUID, cur *Record, raw map[string]json.RawMessage) (vals, owned map[string]any, err error) {
+	vals = make(map[string]any, len(raw))
 	for _, name := range sortedKeys(raw) {
 		f := e.Field(name)
 		switch {
 		case f == nil || f.Hidden:
 			if isAudit(name) {
-				return nil, models.FieldErr(CodeServerOwned, name+" is set by the server", name, "is set by the server")
+				if isEmptyDefault(raw[name]) || sentAudit(name, raw[name], id, cur) {
+					continue
+				}
+				return nil, nil, ownedErr(name)
 			}
-			return nil, models.FieldErr(CodeUnknownField, fmt.Sprintf("%s has no field %q", e.Name, name), name, "is not a field of "+e.Name)
+			return nil, nil, models.FieldErr(CodeUnknownField, fmt.Sprintf("%s has no field %q", e.Name, name), name, "is not a field of "+e.Name)
+		case f.Access != ClientWritable && isEmptyDefault(raw[name]):
+			continue
 		case f.Access == ServerOwned:
-			return nil, models.FieldErr(CodeServerOwned, name+" is set by the server", name, "is set by the server")
+			v, ok := ownedValue(f, raw[name], b.now)
+			if !ok {
+				return nil, nil, ownedErr(name)
+			}
+			if owned == nil {
+				owned = map[string]any{}
+			}
+			owned[name] = v
+			continue
 		}
 		v, err := f.Parse(raw[name], b.now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if f.Access == SelfOnly && v != nil && v != any(b.p.UserID) {
 			if err := b.checkSelfOnly(f, v); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		vals[name] = v
 	}
-	return vals, nil
+	return vals, owned, nil
 }
 
 // checkSelfOnly lets a rep name only themselves in a SelfOnly field, a

@@ -39,11 +39,14 @@ type Access int
 const (
 	// ClientWritable fields are written by clients and merged per field.
 	ClientWritable Access = iota
-	// ServerOwned fields are set by the server; a client that sends one has
-	// its mutation rejected, never silently ignored.
+	// ServerOwned fields are set by the server. A client that sends one
+	// with the value the server holds or sets, or with an empty default
+	// (null, "", 0, false), has it ignored; any other value rejects its
+	// mutation (server_owned_field). See owned.go.
 	ServerOwned
 	// SelfOnly fields are set by the server to the caller; a client may
-	// send the value the server would set (its own id), nothing else.
+	// send the value the server would set (its own id) or an empty
+	// default, nothing else.
 	SelfOnly
 )
 
