@@ -44,6 +44,9 @@ var statusOf = map[string]int{
 	// waiting for; not 403: the caller has the right, just not the
 	// allowance left. Like a rejected push, it is final as sent.
 	models.CodeLimitReached: http.StatusUnprocessableEntity,
+	// The device numbered a new mutation with a seq it already used: the
+	// request clashes with the device's state on the server.
+	models.CodeSeqReused: http.StatusConflict,
 }
 
 // Problem is an RFC 9457 problem document with fieldsync's stable code and

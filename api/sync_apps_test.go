@@ -3,6 +3,7 @@ package api_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -104,5 +105,48 @@ func TestServerOwnedFieldsTolerated(t *testing.T) {
 		if row == nil || row["manager_id"] != m1 || row["requested_by"] != "rep" || row["status"] != "requested" {
 			t.Errorf("ride-along %s pulled as %v, want requested by rep from manager1", id, row)
 		}
+	}
+}
+
+// TestSyncSeqReused holds that a mutation at or below the device's
+// last_seq is a duplicate only when it is a true retry of one the server
+// processed; a phone whose counter went back has its new records answered
+// seq_reused with the server's last_seq, not silently dropped.
+func TestSyncSeqReused(t *testing.T) {
+	d := newDemo(t)
+	dev := newDevice(d.env, "rep1@demo.test")
+	first := []mutation{
+		newVisit(uuid.New(), d.north[0], d.ms, map[string]any{"notes": "one"}),
+		newVisit(uuid.New(), d.north[1], d.ms+1, map[string]any{"order_value": 5}), // rejected: no order
+	}
+	pr := dev.push(t, first...)
+	if got := statuses(pr.Results); got[0] != "applied" || got[1] != "rejected" || pr.LastSeq != 2 {
+		t.Fatalf("first push: %v last_seq %d", got, pr.LastSeq)
+	}
+
+	// The same batch again, as after a lost response: duplicates, the
+	// rejected one too.
+	pr = pushOK(t, d.env, dev.Access, first)
+	if got := statuses(pr.Results); got[0] != "duplicate" || got[1] != "duplicate" {
+		t.Errorf("retry: %v, want duplicates", got)
+	}
+
+	// The app lost its counter: new records numbered from 1 again.
+	lost := newVisit(uuid.New(), d.north[2], d.ms+10, map[string]any{"notes": "new after reinstall"})
+	lost.Seq = 1
+	next := newVisit(uuid.New(), d.north[3], d.ms+11, map[string]any{"notes": "beyond last_seq"})
+	next.Seq = 3
+	pr = pushOK(t, d.env, dev.Access, []mutation{lost, next})
+	r := pr.Results[0]
+	if r.Status != "rejected" || r.Error == nil || r.Error.Code != "seq_reused" || !strings.Contains(r.Error.Message, "last_seq is 2") {
+		t.Errorf("reused seq: got %s %+v, want rejected seq_reused naming last_seq 2", r.Status, r.Error)
+	}
+	if pr.Results[1].Status != "applied" || pr.LastSeq != 3 {
+		t.Errorf("next: got %s, last_seq %d; want applied, 3", pr.Results[1].Status, pr.LastSeq)
+	}
+	// Renumbered past last_seq, it is applied.
+	lost.Seq = 4
+	if r := pushOK(t, d.env, dev.Access, []mutation{lost}).Results[0]; r.Status != "applied" {
+		t.Errorf("renumbered: got %s %+v, want applied", r.Status, r.Error)
 	}
 }

@@ -417,8 +417,9 @@ func TestSyncPushExactlyOnce(t *testing.T) {
 		if got := statuses(pushOK(t, env, dev.Access, first).Results); !slices.Equal(got, []string{"applied", "applied", "applied"}) {
 			t.Fatalf("seqs 1-3: statuses %q, want all applied", got)
 		}
-		// The replayed seqs 2 and 3 carry different content: a duplicate is
-		// never applied, whatever it says.
+		// The replayed seqs 2 and 3 carry different content: not a retry
+		// but a counter that went back, answered seq_reused and never
+		// applied.
 		var second []mutation
 		for i := 1; i < 5; i++ {
 			m := newVisit(ids[i], account, d.ms+1000, map[string]any{"notes": fmt.Sprintf("replayed %d", i+1)})
@@ -429,8 +430,13 @@ func TestSyncPushExactlyOnce(t *testing.T) {
 			second = append(second, m)
 		}
 		pr := pushOK(t, env, dev.Access, second)
-		if got, want := statuses(pr.Results), []string{"duplicate", "duplicate", "applied", "applied"}; !slices.Equal(got, want) {
+		if got, want := statuses(pr.Results), []string{"rejected", "rejected", "applied", "applied"}; !slices.Equal(got, want) {
 			t.Errorf("seqs 2-5: statuses %q, want %q", got, want)
+		}
+		for _, r := range pr.Results[:2] {
+			if r.Error == nil || r.Error.Code != "seq_reused" {
+				t.Errorf("seq %d: error %+v, want seq_reused", r.Seq, r.Error)
+			}
 		}
 		if pr.LastSeq != 5 {
 			t.Errorf("last_seq %d, want 5", pr.LastSeq)

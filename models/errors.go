@@ -32,6 +32,7 @@ const (
 	CodeInvalidTransition = "invalid_transition"     // the status cannot move that way
 	CodeLocked            = "locked"                 // the record can no longer change
 	CodeLimitReached      = "limit_reached"          // a quota is used up until its period ends
+	CodeSeqReused         = "seq_reused"             // the device's seq counter went back: renumber past last_seq
 )
 
 // FieldError names one field at fault and why.

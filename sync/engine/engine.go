@@ -153,6 +153,12 @@ type Tx interface {
 	LastSeq(ctx context.Context) (int64, error)
 	// SetLastSeq records the device's last processed seq.
 	SetLastSeq(ctx context.Context, seq int64) error
+	// SeqLog returns what the log holds of the device's processed
+	// mutations with these seqs, and the first seq the log covers for the
+	// device (seqs below it were processed before the log existed).
+	SeqLog(ctx context.Context, seqs []int64) (map[int64]LoggedMutation, int64, error)
+	// LogMutations records processed mutations of the device.
+	LogMutations(ctx context.Context, ms []LoggedMutation) error
 	// Load returns the stored records with these ids (tombstones too).
 	Load(ctx context.Context, e *Entity, ids []uuid.UUID) (map[uuid.UUID]*Record, error)
 	// Find returns live records whose fields equal the given values (nil
@@ -392,13 +398,18 @@ func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
 		return nil, 0, err
 	}
 	results := make([]Result, len(muts))
-	var todo []int
+	var todo, old []int
 	for i, m := range muts {
 		if m.Seq <= last {
-			results[i] = Result{Seq: m.Seq, Status: StatusDuplicate}
+			old = append(old, i)
 			continue
 		}
 		todo = append(todo, i)
+	}
+	if len(old) > 0 {
+		if err := b.judgeOld(muts, old, last, results); err != nil {
+			return nil, 0, err
+		}
 	}
 	if len(todo) == 0 {
 		return results, last, nil
@@ -426,6 +437,13 @@ func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
 		if k := results[i].key; k != nil {
 			results[i].Version = b.state[*k].Version
 		}
+	}
+	log := make([]LoggedMutation, len(todo))
+	for i, j := range todo {
+		log[i] = logged(muts[j])
+	}
+	if err := b.tx.LogMutations(b.ctx, log); err != nil {
+		return nil, 0, err
 	}
 	if err := b.tx.SetLastSeq(b.ctx, last); err != nil {
 		return nil, 0, err
