@@ -31,11 +31,13 @@ var statusOf = map[string]int{
 	models.CodeUnsupportedMedia:  http.StatusUnsupportedMediaType,
 	models.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 
-	models.CodeInvalidValue:    http.StatusUnprocessableEntity,
-	models.CodeUnknownField:    http.StatusUnprocessableEntity,
-	models.CodeServerOwned:     http.StatusUnprocessableEntity,
-	models.CodeReadOnly:        http.StatusUnprocessableEntity,
-	models.CodeMissingRequired: http.StatusUnprocessableEntity,
+	models.CodeInvalidValue:      http.StatusUnprocessableEntity,
+	models.CodeUnknownField:      http.StatusUnprocessableEntity,
+	models.CodeServerOwned:       http.StatusUnprocessableEntity,
+	models.CodeReadOnly:          http.StatusUnprocessableEntity,
+	models.CodeMissingRequired:   http.StatusUnprocessableEntity,
+	models.CodeUnknownEntity:     http.StatusUnprocessableEntity,
+	models.CodeDependencyRefused: http.StatusUnprocessableEntity,
 	// The request is sound but the record's state refuses it.
 	models.CodeInvalidTransition: http.StatusConflict,
 	models.CodeLocked:            http.StatusConflict,

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -148,5 +149,86 @@ func TestSyncSeqReused(t *testing.T) {
 	lost.Seq = 4
 	if r := pushOK(t, d.env, dev.Access, []mutation{lost}).Results[0]; r.Status != "applied" {
 		t.Errorf("renumbered: got %s %+v, want applied", r.Status, r.Error)
+	}
+}
+
+// TestSyncNoPoisonPill holds that every problem with one mutation of a
+// native push — an entity this server does not know (a newer app), a bad
+// id, op, clock or field, a rule, a missing dependency — is that mutation's
+// rejection, recorded for the device's pulls, while the batch's other
+// mutations apply.
+func TestSyncNoPoisonPill(t *testing.T) {
+	d := newDemo(t)
+	dev := newDevice(d.env, "rep1@demo.test")
+	good1, good2 := uuid.New(), uuid.New()
+	badID := newVisit(uuid.New(), d.north[0], d.ms, nil)
+	badID.ID = "visit-1"
+	noFields := newVisit(uuid.New(), d.north[0], d.ms, nil)
+	noFields.Fields = nil
+	zeroHLC := newVisit(uuid.New(), d.north[0], d.ms, nil)
+	zeroHLC.HLC.MS = 0
+	badOp := newVisit(uuid.New(), d.north[0], d.ms, nil)
+	badOp.Op = "merge"
+	muts := []mutation{
+		newVisit(good1, d.north[0], d.ms, map[string]any{"notes": "first"}),
+		upsertOf("drafts", uuid.New(), d.ms, map[string]any{"text": "from a newer app"}),
+		badID, noFields, zeroHLC, badOp,
+		newVisit(uuid.New(), d.north[0], d.ms, map[string]any{"mood": "great"}),
+		newVisit(uuid.New(), d.north[0], d.ms, map[string]any{"outcome": "sold"}),
+		newVisit(uuid.New(), uuid.New(), d.ms, nil), // an account nobody has
+		newVisit(good2, d.north[1], d.ms, map[string]any{"notes": "last"}),
+	}
+	wantCodes := []string{"", "unknown_entity", "invalid_value", "missing_required_field", "invalid_value", "invalid_value", "unknown_field", "invalid_value", "invalid_value", ""}
+	wantFields := []string{"", "entity", "id", "fields", "hlc", "op", "mood", "outcome", "account_id", ""}
+	body := `{"schema_version":1,"mutations":[`
+	for i := range muts {
+		muts[i].Seq = int64(i + 1)
+		b, _ := json.Marshal(muts[i])
+		if i > 0 {
+			body += ","
+		}
+		s := string(b)
+		if i == 3 { // fields absent altogether
+			s = strings.Replace(s, `"fields":null,`, "", 1)
+		}
+		body += s
+	}
+	body += `]}`
+	// A mutation without hlc at all, too.
+	noHLC := newVisit(uuid.New(), d.north[0], d.ms, nil)
+	noHLC.Seq = int64(len(muts) + 1)
+	b, _ := json.Marshal(noHLC)
+	body = strings.TrimSuffix(body, `]}`) + "," + strings.Replace(string(b), fmt.Sprintf(`"hlc":{"ms":%d,"counter":0}`, d.ms), `"hlc":null`, 1) + `]}`
+	wantCodes, wantFields = append(wantCodes, "invalid_value"), append(wantFields, "hlc")
+
+	res := pushRequest(d.env, dev.Access, body)
+	apitest.Expect(t, res, http.StatusOK)
+	var pr pushResponse
+	res.JSON(t, &pr)
+	if len(pr.Results) != len(wantCodes) || pr.LastSeq != int64(len(wantCodes)) {
+		t.Fatalf("%d results, last_seq %d; want %d of each: %s", len(pr.Results), pr.LastSeq, len(wantCodes), res.Body)
+	}
+	for i, r := range pr.Results {
+		switch {
+		case wantCodes[i] == "" && r.Status != "applied":
+			t.Errorf("seq %d: %s %+v, want applied", r.Seq, r.Status, r.Error)
+		case wantCodes[i] != "" && (r.Status != "rejected" || r.Error == nil || r.Error.Code != wantCodes[i] || r.Error.Field != wantFields[i]):
+			t.Errorf("seq %d: %s %+v, want rejected %s on %s", r.Seq, r.Status, r.Error, wantCodes[i], wantFields[i])
+		}
+	}
+	all, last := pullAll(t, d.env, dev.Access)
+	all.live(t, "visits", good1)
+	all.live(t, "visits", good2)
+	if len(last.Rejections) != len(wantCodes)-2 {
+		t.Errorf("pull lists %d rejections, want %d", len(last.Rejections), len(wantCodes)-2)
+	}
+	// The same batch again is all duplicates.
+	res = pushRequest(d.env, dev.Access, body)
+	apitest.Expect(t, res, http.StatusOK)
+	res.JSON(t, &pr)
+	for _, r := range pr.Results {
+		if r.Status != "duplicate" {
+			t.Errorf("retry: seq %d %s, want duplicate", r.Seq, r.Status)
+		}
 	}
 }

@@ -76,24 +76,23 @@ type conflictsResponse struct {
 	NextCursor string        `json:"next_cursor"`
 }
 
-// mutations converts the wire batch, refusing structural mistakes (bad
-// UUIDs, missing clocks) for the whole batch: they are client bugs, not
-// offline edits to judge one by one.
-func mutations(req pushRequest) ([]engine.Mutation, error) {
+// mutations converts the wire batch. An id that is not a UUID becomes the
+// nil UUID and a missing clock the zero one: the engine rejects that
+// mutation alone (one bad mutation never sinks the others).
+func mutations(req pushRequest) []engine.Mutation {
 	out := make([]engine.Mutation, len(req.Mutations))
 	for i, m := range req.Mutations {
-		at := fmt.Sprintf("mutations[%d]", i)
-		id, err := parseUUID(at+".id", m.ID)
-		if err != nil {
-			return nil, err
+		id, err := uuid.Parse(m.ID)
+		if err != nil || len(m.ID) != 36 {
+			id = uuid.Nil
 		}
-		if m.HLC == nil {
-			return nil, models.FieldInvalid(at+".hlc", "is required")
+		var h engine.HLC
+		if m.HLC != nil {
+			h = engine.HLC{MS: m.HLC.MS, Counter: m.HLC.Counter}
 		}
-		out[i] = engine.Mutation{Seq: m.Seq, Entity: m.Entity, ID: id, Op: m.Op, Fields: m.Fields,
-			HLC: engine.HLC{MS: m.HLC.MS, Counter: m.HLC.Counter}, BaseVersion: m.BaseVersion}
+		out[i] = engine.Mutation{Seq: m.Seq, Entity: m.Entity, ID: id, Op: m.Op, Fields: m.Fields, HLC: h, BaseVersion: m.BaseVersion}
 	}
-	return out, nil
+	return out
 }
 
 func (s *Server) push(c echo.Context) error {
@@ -104,10 +103,7 @@ func (s *Server) push(c echo.Context) error {
 	if req.SchemaVersion == nil {
 		return models.FieldInvalid("schema_version", "is required")
 	}
-	muts, err := mutations(req)
-	if err != nil {
-		return err
-	}
+	muts := mutations(req)
 	if err := s.sync.CheckBatch(*req.SchemaVersion, muts); err != nil {
 		return err
 	}

@@ -283,8 +283,11 @@ func (en *Engine) Entity(name string) *Entity { return en.entities[name] }
 // Entities returns the declared entities by name.
 func (en *Engine) Entities() map[string]*Entity { return en.entities }
 
-// CheckBatch validates a batch's shape before anything is read: the
-// structural errors a client must fix, answered as one 4xx.
+// CheckBatch validates a batch's envelope before anything is read: the
+// schema version, the batch size and the seq numbering, answered as one
+// 4xx. Everything about one mutation (its entity, id, op, clock, fields)
+// is that mutation's rejection instead (checkMutation): a phone running a
+// newer app must still sync its other changes.
 func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
 	if schemaVersion != SchemaVersion {
 		return models.FieldErr(models.CodeUnsupportedSchema, fmt.Sprintf("schema_version %d is not supported; this server speaks %d", schemaVersion, SchemaVersion),
@@ -301,18 +304,28 @@ func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
 			return models.FieldInvalid(at+".seq", "must be a positive integer")
 		case i > 0 && m.Seq <= prev:
 			return models.FieldInvalid(at+".seq", "must be greater than the previous mutation's seq (%d)", prev)
-		case en.entities[m.Entity] == nil:
-			return models.FieldInvalid(at+".entity", "unknown entity %q", m.Entity)
-		case m.Op != OpUpsert && m.Op != OpDelete:
-			return models.FieldInvalid(at+".op", "must be upsert or delete")
-		case m.ID == uuid.Nil:
-			return models.FieldInvalid(at+".id", "must be a client-generated UUID")
-		case m.HLC.MS <= 0 || m.HLC.Counter < 0:
-			return models.FieldInvalid(at+".hlc", "must carry a positive ms and a non-negative counter")
-		case m.Op == OpUpsert && m.Fields == nil:
-			return models.FieldInvalid(at+".fields", "is required for an upsert")
 		}
 		prev = m.Seq
+	}
+	return nil
+}
+
+// checkMutation refuses a mutation the engine cannot apply at all: an
+// entity this server does not declare, a nil id (the API passes an id that
+// is not a UUID as nil), an unknown op, a clock that is not one, an upsert
+// without fields.
+func (en *Engine) checkMutation(m Mutation) error {
+	switch {
+	case en.entities[m.Entity] == nil:
+		return models.FieldErr(models.CodeUnknownEntity, fmt.Sprintf("this server has no entity %q", m.Entity), "entity", "is not an entity this server syncs")
+	case m.ID == uuid.Nil:
+		return models.FieldInvalid("id", "must be a client-generated UUID")
+	case m.Op != OpUpsert && m.Op != OpDelete:
+		return models.FieldInvalid("op", "must be upsert or delete")
+	case m.HLC.MS <= 0 || m.HLC.Counter < 0:
+		return models.FieldInvalid("hlc", "must carry a positive ms and a non-negative counter")
+	case m.Op == OpUpsert && m.Fields == nil:
+		return models.FieldErr(CodeMissingRequired, "fields is required for an upsert", "fields", "is required for an upsert")
 	}
 	return nil
 }
@@ -414,14 +427,27 @@ func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
 	if len(todo) == 0 {
 		return results, last, nil
 	}
-	if err := b.prefetch(muts, todo); err != nil {
+	bad := map[int]Result{}
+	valid := make([]int, 0, len(todo))
+	for _, i := range todo {
+		if err := b.en.checkMutation(muts[i]); err != nil {
+			r, _ := rejectErr(err)
+			r.Seq = muts[i].Seq
+			bad[i] = r
+			continue
+		}
+		valid = append(valid, i)
+	}
+	if err := b.prefetch(muts, valid); err != nil {
 		return nil, 0, err
 	}
 	for _, i := range todo {
 		m := muts[i]
-		r, err := b.apply(m)
-		if err != nil {
-			return nil, 0, err
+		r, ok := bad[i]
+		if !ok {
+			if r, err = b.apply(m); err != nil {
+				return nil, 0, err
+			}
 		}
 		if r.Status == StatusRejected {
 			b.rejections = append(b.rejections, Rejection{Seq: m.Seq, Entity: m.Entity, RecordID: m.ID,
