@@ -232,3 +232,143 @@ func TestSyncNoPoisonPill(t *testing.T) {
 		}
 	}
 }
+
+type wmPushResult struct {
+	Written     int                 `json:"written"`
+	Unchanged   int                 `json:"unchanged"`
+	RejectedIDs map[string][]string `json:"experimentalRejectedIds"`
+	Rejected    []struct {
+		Table string    `json:"table"`
+		ID    uuid.UUID `json:"id"`
+		Field string    `json:"field"`
+		Code  string    `json:"code"`
+	} `json:"rejected"`
+}
+
+// TestWatermelonPartialApply holds that a WatermelonDB push applies the
+// records the rules accept and returns the refused ones in
+// experimentalRejectedIds (WatermelonDB keeps them dirty): a record
+// refused by a rule, one referring to a refused record of the same push,
+// and one of a table this server does not know. Every refusal is recorded
+// for the device. A stale record still refuses the whole push (409).
+func TestWatermelonPartialApply(t *testing.T) {
+	d := newDemo(t)
+	dev := newWMDevice(d.env, "rep1@demo.test")
+	dev.pull(t)
+	good, bad, dependent, draft, account := uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	changes := wmTables(
+		"visits", wmCreated(
+			wmVisit(good, d.north[0], d.ms, map[string]any{"notes": "kept"}),
+			wmVisit(bad, d.north[1], d.ms, map[string]any{"order_value": 10}), // no order
+		),
+		"activities", wmCreated(wmRow(dependent, "created", map[string]any{"type": "crm_update", "occurred_at": d.ms, "visit_id": bad.String(),
+			"account_id": "", "value": nil, "cost": nil, "notes": "", "rep_id": "", "team_id": ""})),
+		"accounts", wmCreated(wmRow(account, "created", map[string]any{"name": "Partial Apply Hardware", "status": "prospect"})),
+		"drafts", wmCreated(wmRow(draft, "created", map[string]any{"text": "a table of a newer app"})),
+	)
+	res := dev.push(t, changes)
+	apitest.Expect(t, res, http.StatusOK)
+	var pr wmPushResult
+	res.JSON(t, &pr)
+	want := map[string][]string{"visits": {bad.String()}, "activities": {dependent.String()}, "drafts": {draft.String()}}
+	if fmt.Sprint(pr.RejectedIDs) != fmt.Sprint(want) {
+		t.Errorf("experimentalRejectedIds %v, want %v", pr.RejectedIDs, want)
+	}
+	codes := map[uuid.UUID]string{}
+	for _, r := range pr.Rejected {
+		codes[r.ID] = r.Code + " " + r.Field
+	}
+	if codes[bad] != "invalid_value order_value" || codes[dependent] != "dependency_rejected visit_id" || codes[draft] != "unknown_entity " {
+		t.Errorf("rejected %v", codes)
+	}
+	if pr.Written != 2 {
+		t.Errorf("written %d, want 2", pr.Written)
+	}
+	got := dev.pull(t)
+	if got.where("visits", good) == "" || got.where("accounts", account) == "" {
+		t.Errorf("the accepted records were not applied")
+	}
+	if got.where("visits", bad) != "" || got.where("activities", dependent) != "" {
+		t.Errorf("a refused record was applied")
+	}
+
+	// The refusals are recorded and readable by the device.
+	res = d.env.Do(apitest.Request{Method: http.MethodGet, Path: "/v1/sync/rejections", Token: dev.Access})
+	apitest.Expect(t, res, http.StatusOK)
+	var list struct {
+		Rejections []struct {
+			Entity string    `json:"entity"`
+			ID     uuid.UUID `json:"id"`
+			Field  string    `json:"field"`
+			Code   string    `json:"code"`
+		} `json:"rejections"`
+	}
+	res.JSON(t, &list)
+	if len(list.Rejections) != 3 {
+		t.Errorf("GET /v1/sync/rejections: %+v, want the 3 refusals", list.Rejections)
+	}
+
+	// WatermelonDB pushes the refused records again next time (they stay
+	// dirty): refused again, nothing else happens.
+	res = dev.push(t, wmTables("visits", wmCreated(wmVisit(bad, d.north[1], d.ms, map[string]any{"order_value": 10}))))
+	apitest.Expect(t, res, http.StatusOK)
+	res.JSON(t, &pr)
+	if len(pr.RejectedIDs["visits"]) != 1 || pr.Written != 0 {
+		t.Errorf("second push: %+v", pr)
+	}
+
+	// A stale record is still all or nothing.
+	other := newDevice(d.env, "rep1@demo.test")
+	other.push(t, visitUpsert(good, d.ms+1000, map[string]any{"notes": "changed elsewhere"}))
+	fresh := uuid.New()
+	res = dev.push(t, wmTables("visits", map[string]any{"created": []any{wmVisit(fresh, d.north[2], d.ms, nil)},
+		"updated": []any{wmRow(good, "updated", map[string]any{"notes": "stale"}, "notes")}, "deleted": []any{}}))
+	wmProblemOf(t, res, http.StatusConflict, "conflict")
+	if dev.pullFrom(t, 0, "").where("visits", fresh) != "" {
+		t.Errorf("a 409 push applied a record")
+	}
+}
+
+// TestSyncRejectionsList holds GET /v1/sync/rejections: the calling
+// device's refusals, newest first, paged by an opaque cursor.
+func TestSyncRejectionsList(t *testing.T) {
+	d := newDemo(t)
+	dev := newDevice(d.env, "rep1@demo.test")
+	var muts []mutation
+	for i := 0; i < 5; i++ {
+		muts = append(muts, newVisit(uuid.New(), d.north[0], d.ms, map[string]any{"outcome": fmt.Sprint("bad-", i)}))
+	}
+	dev.push(t, muts...)
+	newDevice(d.env, "rep1@demo.test").push(t, newVisit(uuid.New(), d.north[0], d.ms, map[string]any{"mood": "another device's"}))
+
+	type page struct {
+		Rejections []syncRejection `json:"rejections"`
+		NextCursor string          `json:"next_cursor"`
+	}
+	var seqs []int64
+	cursor := ""
+	for i := 0; i < 5; i++ {
+		path := "/v1/sync/rejections?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		res := d.env.Do(apitest.Request{Method: http.MethodGet, Path: path, Token: dev.Access})
+		apitest.Expect(t, res, http.StatusOK)
+		var p page
+		res.JSON(t, &p)
+		for _, r := range p.Rejections {
+			if r.Code != "invalid_value" || r.Field != "outcome" || r.Entity != "visits" {
+				t.Errorf("rejection %+v", r)
+			}
+			seqs = append(seqs, r.Seq)
+		}
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if fmt.Sprint(seqs) != "[5 4 3 2 1]" {
+		t.Errorf("seqs %v, want [5 4 3 2 1]: this device's, newest first, each once", seqs)
+	}
+	res := d.env.Do(apitest.Request{Method: http.MethodGet, Path: "/v1/sync/rejections?cursor=nonsense", Token: dev.Access})
+	expectProblem(t, res, http.StatusUnprocessableEntity, "invalid")
+}

@@ -71,6 +71,11 @@ type conflictDTO struct {
 	CreatedAt   time.Time       `json:"created_at"`
 }
 
+type rejectionsResponse struct {
+	Rejections []rejectionDTO `json:"rejections"`
+	NextCursor string         `json:"next_cursor"`
+}
+
 type conflictsResponse struct {
 	Conflicts  []conflictDTO `json:"conflicts"`
 	NextCursor string        `json:"next_cursor"`
@@ -213,6 +218,24 @@ func (s *Server) conflicts(c echo.Context) error {
 		out.Conflicts[i] = conflictDTO{ID: cr.ID, Entity: cr.Entity, RecordID: cr.RecordID, Field: cr.Conflict.Field,
 			Kept: cr.Conflict.Kept, ServerValue: cr.Conflict.ServerValue, ClientValue: cr.Conflict.ClientValue,
 			UserID: cr.UserID, DeviceID: cr.DeviceID, CreatedAt: cr.CreatedAt}
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// rejections lists the calling device's refused mutations and
+// WatermelonDB records (seq 0), newest first.
+func (s *Server) rejections(c echo.Context) error {
+	limit, err := intParam(c, "limit", 100, 1, 500)
+	if err != nil {
+		return err
+	}
+	rs, next, err := s.sync.Rejections(c.Request().Context(), principal(c), c.QueryParam("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	out := rejectionsResponse{Rejections: make([]rejectionDTO, len(rs)), NextCursor: next}
+	for i, r := range rs {
+		out.Rejections[i] = rejectionDTO{Seq: r.Seq, Entity: r.Entity, ID: r.RecordID, Code: r.Code, Message: r.Message, Field: r.Field, CreatedAt: r.CreatedAt}
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

@@ -25,9 +25,15 @@ import (
 // versus updated, conflicts, idempotency, scope changes) live in
 // sync/watermelon.go; this file parses and encodes.
 
+// watermelonPushResponse answers a push. experimentalRejectedIds is the
+// name WatermelonDB's synchronize() reads from pushChanges' result: the
+// records it lists stay unsynced (dirty) on the device, which pushes them
+// again next time; every other record is marked synced.
 type watermelonPushResponse struct {
-	Written   int `json:"written"`
-	Unchanged int `json:"unchanged"`
+	Written     int                    `json:"written"`
+	Unchanged   int                    `json:"unchanged"`
+	RejectedIDs map[string][]uuid.UUID `json:"experimentalRejectedIds"`
+	Rejected    []watermelonRejection  `json:"rejected"`
 }
 
 type watermelonRecordRef struct {
@@ -188,10 +194,7 @@ func (s *Server) watermelonPush(c echo.Context) error {
 		return err
 	}
 	res, err := s.wm.Push(c.Request().Context(), principal(c), req)
-	var (
-		ce *watermelondb.ConflictError
-		re *watermelondb.RejectedError
-	)
+	var ce *watermelondb.ConflictError
 	switch {
 	case errors.As(err, &ce):
 		p := watermelonProblem{Problem: wmProblem(c, http.StatusConflict, models.CodeConflict,
@@ -200,23 +203,15 @@ func (s *Server) watermelonPush(c echo.Context) error {
 			p.Conflicts = append(p.Conflicts, watermelonRecordRef{Table: k.Entity, ID: k.ID})
 		}
 		return writeWatermelonProblem(c, p)
-	case errors.As(err, &re):
-		first := re.Rejections[0]
-		p := watermelonProblem{Problem: wmProblem(c, http.StatusUnprocessableEntity, models.CodeInvalid,
-			fmt.Sprintf("%d of the pushed records were rejected; nothing was applied. %s %s: %s", len(re.Rejections), first.Table, first.ID, first.Message))}
-		for _, r := range re.Rejections {
-			field := "changes." + r.Table + "." + r.ID.String()
-			if r.Field != "" {
-				field += "." + r.Field
-			}
-			p.Errors = append(p.Errors, models.FieldError{Field: field, Code: r.Code, Message: r.Message})
-			p.Rejected = append(p.Rejected, watermelonRejection{Table: r.Table, ID: r.ID, Field: r.Field, Code: r.Code, Message: r.Message})
-		}
-		return writeWatermelonProblem(c, p)
 	case err != nil:
 		return err
 	}
-	return writeJSON(c, http.StatusOK, watermelonPushResponse{Written: res.Written, Unchanged: res.Unchanged})
+	out := watermelonPushResponse{Written: res.Written, Unchanged: res.Unchanged, RejectedIDs: map[string][]uuid.UUID{}, Rejected: []watermelonRejection{}}
+	for _, r := range res.Rejected {
+		out.RejectedIDs[r.Table] = append(out.RejectedIDs[r.Table], r.ID)
+		out.Rejected = append(out.Rejected, watermelonRejection{Table: r.Table, ID: r.ID, Field: r.Field, Code: r.Code, Message: r.Message})
+	}
+	return writeJSON(c, http.StatusOK, out)
 }
 
 // watermelonTable parses one table of a push.

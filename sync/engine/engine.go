@@ -80,9 +80,11 @@ type Result struct {
 	key *Key // the record whose version, after the batch, the result reports
 }
 
-// Rejection is a rejected mutation as remembered for the device's pulls.
+// Rejection is a rejected mutation (or WatermelonDB record) as remembered
+// for the device's pulls and GET /v1/sync/rejections.
 type Rejection struct {
-	Seq       int64
+	ID        int64 // its place in the device's list, set when stored
+	Seq       int64 // 0 for a WatermelonDB record
 	Entity    string
 	RecordID  uuid.UUID
 	Code      string
@@ -210,6 +212,9 @@ type Store interface {
 	Records(ctx context.Context, orgID uuid.UUID, e *Entity, where map[string]any) ([]*Record, error)
 	// DeviceState returns the device's last seq and its recent rejections.
 	DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []Rejection, error)
+	// DeviceRejections lists the device's rejections, newest first, with
+	// ids below before (0: from the newest).
+	DeviceRejections(ctx context.Context, p models.Principal, before int64, limit int) ([]Rejection, error)
 	// PurgeTombstones deletes up to limit of the organisation's tombstones
 	// last written before before, with their feed rows, and records the
 	// highest feed position it removed. It returns how many it removed.
