@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/fieldsync/fieldsync/internal/apitest"
+	"github.com/fieldsync/fieldsync/sales"
+	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
 // Tests of issue 11, "Sync that real apps live with": what a real app's
@@ -371,4 +374,108 @@ func TestSyncRejectionsList(t *testing.T) {
 	}
 	res := d.env.Do(apitest.Request{Method: http.MethodGet, Path: "/v1/sync/rejections?cursor=nonsense", Token: dev.Access})
 	expectProblem(t, res, http.StatusUnprocessableEntity, "invalid")
+}
+
+// TestExtremeValuesNeverBreakPull holds that nothing stored can break a
+// pull: inputs that would make a value JSON cannot carry (NaN, ±Inf) are
+// refused at their source with a 4xx, and extreme values pushed through
+// every numeric field of every writable entity, scored by a contest with
+// extreme rules, still pull as JSON on both protocols.
+func TestExtremeValuesNeverBreakPull(t *testing.T) {
+	d := newDemo(t)
+	env := d.env
+	mgr := env.Login("manager1@demo.test")
+	rep1 := d.users["rep1@demo.test"].String()
+	north := d.teams["North"].String()
+	contest := func(rules map[string]any, target float64) *apitest.Response {
+		body := map[string]any{"name": "Extreme", "team_id": north, "starts_at": d.now.Add(-24 * time.Hour).Format(time.RFC3339),
+			"ends_at": d.now.Add(7 * 24 * time.Hour).Format(time.RFC3339), "targets": map[string]any{rep1: target}}
+		if rules != nil {
+			body["rules"] = rules
+		}
+		return env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/contests", Token: mgr.Access, Body: body})
+	}
+	// Refused at the source.
+	for _, tt := range []struct {
+		name   string
+		rules  map[string]any
+		target float64
+	}{
+		{"the smallest positive target", nil, 5e-324},
+		{"a target below a point", nil, 0.001},
+		{"the smallest order value unit", map[string]any{"per_order_value_unit": 1, "order_value_unit": 5e-324}, 10},
+		{"an order value unit below a cent", map[string]any{"per_order_value_unit": 1, "order_value_unit": 0.001}, 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			expectProblem(t, contest(tt.rules, tt.target), http.StatusUnprocessableEntity, "invalid")
+		})
+	}
+	// The most extreme contest that is accepted.
+	res := contest(map[string]any{"per_verified_unscheduled_call": 1e6, "per_outcome": map[string]any{"order": 1e6}, "per_activity": map[string]any{"referral": 1e6},
+		"per_order_value_unit": 1e6, "order_value_unit": 0.01, "min_visit_minutes": 0}, 1)
+	apitest.Expect(t, res, http.StatusCreated)
+
+	// Every numeric field of every writable entity, at its extremes.
+	extremes := []any{5e-324, -5e-324, 1e-300, 1e308, -1e308, 0, 1, -1, 90, -180, 1e10, 9999999999.99, 1e15}
+	dev := newDevice(env, "rep1@demo.test")
+	visit := uuid.New()
+	dev.push(t, newVisit(visit, d.north[0], d.ms, map[string]any{"outcome": "order", "order_value": 9999999999.99, "started_at": d.now.Add(-time.Hour).Format(time.RFC3339),
+		"ended_at": d.now.Format(time.RFC3339), "check_in_lat": 45, "check_in_lng": -93, "check_in_accuracy_m": 5}))
+	bases := map[string]func() (uuid.UUID, map[string]any){
+		"visits": func() (uuid.UUID, map[string]any) {
+			return uuid.New(), map[string]any{"account_id": d.north[1].String(), "outcome": "order", "started_at": d.now.Add(-2 * time.Hour).Format(time.RFC3339)}
+		},
+		"activities": func() (uuid.UUID, map[string]any) {
+			return uuid.New(), map[string]any{"type": "referral", "occurred_at": d.now.Add(-time.Hour).Format(time.RFC3339)}
+		},
+		"accounts": func() (uuid.UUID, map[string]any) {
+			return uuid.New(), map[string]any{"name": "Extreme " + uuid.NewString()}
+		},
+		"ride_alongs": func() (uuid.UUID, map[string]any) {
+			return uuid.New(), map[string]any{"mode": "visit", "visit_id": visit.String()}
+		},
+	}
+	es := engine.New(nil, sales.Entities(), nil, nil).Entities()
+	var muts []mutation
+	for _, name := range []string{"visits", "activities", "accounts", "ride_alongs"} {
+		for _, f := range es[name].Fields {
+			if f.Hidden || f.Access != engine.ClientWritable || (f.Type != engine.Float && f.Type != engine.Int && f.Type != engine.Money) {
+				continue
+			}
+			for _, v := range extremes {
+				id, fields := bases[name]()
+				fields[f.Name] = v
+				for _, pair := range [][2]string{{"lat", "lng"}, {"check_in_lat", "check_in_lng"}, {"check_out_lat", "check_out_lng"}, {"manager_check_in_lat", "manager_check_in_lng"}} {
+					if f.Name == pair[0] {
+						fields[pair[1]] = v
+					} else if f.Name == pair[1] {
+						fields[pair[0]] = v
+					}
+				}
+				muts = append(muts, upsertOf(name, id, d.ms, fields))
+			}
+		}
+	}
+	if len(muts) < 10*len(extremes) {
+		t.Fatalf("only %d mutations: the numeric fields were not found", len(muts))
+	}
+	pr := dev.push(t, muts...)
+	applied := 0
+	for _, r := range pr.Results {
+		if r.Status == "applied" || r.Status == "merged" {
+			applied++
+		}
+	}
+	if applied == 0 {
+		t.Errorf("no extreme value was applied: %+v", pr.Results[0])
+	}
+	// Every pull parses (pullAll decodes JSON), natively and through
+	// WatermelonDB, for the rep, the manager and the admin.
+	for _, who := range []string{"rep1@demo.test", "manager1@demo.test", "admin@demo.test"} {
+		s := env.Login(who)
+		pullAll(t, env, s.Access)
+		newWMDevice(env, who).pull(t)
+	}
+	res = env.Do(apitest.Request{Method: http.MethodGet, Path: "/v1/contests", Token: mgr.Access})
+	apitest.Expect(t, res, http.StatusOK)
 }

@@ -849,6 +849,7 @@ func (b *batch) flush() error {
 			byEntity[k.Entity] = append(byEntity[k.Entity], r)
 		}
 		for _, name := range names {
+			b.dropNonFinite(b.en.entities[name], byEntity[name])
 			if err := b.tx.Save(b.ctx, b.en.entities[name], byEntity[name]); err != nil {
 				return err
 			}

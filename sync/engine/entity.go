@@ -462,6 +462,11 @@ func (f *Field) AppendValue(b []byte, v any) []byte {
 		return append(b, '"')
 	case Float:
 		x, _ := v.(float64)
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			// JSON has no NaN or ±Inf: a pull must never fail to parse
+			// because of one stored value (flush never writes one).
+			return append(b, "null"...)
+		}
 		return strconv.AppendFloat(b, x, 'f', -1, 64)
 	case Int:
 		x, _ := v.(int64)
