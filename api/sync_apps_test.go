@@ -479,3 +479,158 @@ func TestExtremeValuesNeverBreakPull(t *testing.T) {
 	res = env.Do(apitest.Request{Method: http.MethodGet, Path: "/v1/contests", Token: mgr.Access})
 	apitest.Expect(t, res, http.StatusOK)
 }
+
+// conflictsOf lists the conflicts token may see on one record, by field.
+func conflictsOf(t *testing.T, d *demoOrg, token string, record uuid.UUID) map[string]conflictEntry {
+	t.Helper()
+	res := d.env.Do(apitest.Request{Method: http.MethodGet, Path: "/v1/sync/conflicts", Token: token})
+	apitest.Expect(t, res, http.StatusOK)
+	var list struct {
+		Conflicts []conflictEntry `json:"conflicts"`
+	}
+	res.JSON(t, &list)
+	out := map[string]conflictEntry{}
+	for _, c := range list.Conflicts {
+		if c.RecordID == record {
+			out[c.Field] = c
+		}
+	}
+	return out
+}
+
+// TestConcurrentOutcomeResolves holds the visit rule "an order value
+// belongs to an order outcome" under concurrent edits: phone A records an
+// order, phone B, offline, sets a later follow_up and types notes. The
+// later outcome wins, the order value leaves the record but is kept in the
+// conflict log (for the rep and the manager), and B's notes are applied:
+// in either arrival order, natively, and through WatermelonDB's pull,
+// per-column merge and push.
+func TestConcurrentOutcomeResolves(t *testing.T) {
+	d := newDemo(t)
+	env := d.env
+	mgr := env.Login("manager1@demo.test")
+	check := func(t *testing.T, visit uuid.UUID, token string) {
+		t.Helper()
+		all, _ := pullAll(t, env, token)
+		v := all.live(t, "visits", visit)
+		if v.str("outcome") != "follow_up" || string(v.Data["order_value"]) != "null" || v.str("notes") != "call back Tuesday" {
+			t.Errorf("visit outcome %q order_value %s notes %q; want follow_up, null, B's notes", v.str("outcome"), v.Data["order_value"], v.str("notes"))
+		}
+		for _, who := range []string{token, mgr.Access} {
+			cs := conflictsOf(t, d, who, visit)
+			if c, ok := cs["order_value"]; !ok || (string(c.ServerValue) != "1250.5" && string(c.ClientValue) != "1250.5") {
+				t.Errorf("conflicts %v: want the order value 1250.5 kept in the log", cs)
+			}
+		}
+	}
+	for _, order := range []string{"A first", "B first"} {
+		t.Run("native, "+order, func(t *testing.T) {
+			a, b := newDevice(env, "rep1@demo.test"), newDevice(env, "rep1@demo.test")
+			visit := uuid.New()
+			r := a.pushOne(t, newVisit(visit, d.north[0], d.ms, map[string]any{"outcome": "none"}))
+			base := r.Version
+			orderA := visitUpsert(visit, d.ms+1000, map[string]any{"outcome": "order", "order_value": 1250.5})
+			followB := visitUpsert(visit, d.ms+2000, map[string]any{"outcome": "follow_up", "notes": "call back Tuesday"})
+			followB.BaseVersion = &base
+			if order == "A first" {
+				if r := a.pushOne(t, orderA); r.Status != "applied" {
+					t.Fatalf("A: %s %+v", r.Status, r.Error)
+				}
+				if r := b.pushOne(t, followB); r.Status != "merged" {
+					t.Fatalf("B: %s %+v, want merged", r.Status, r.Error)
+				}
+			} else {
+				if r := b.pushOne(t, followB); r.Status != "applied" {
+					t.Fatalf("B: %s %+v", r.Status, r.Error)
+				}
+				if r := a.pushOne(t, orderA); r.Status != "merged" {
+					t.Fatalf("A: %s %+v, want merged", r.Status, r.Error)
+				}
+			}
+			check(t, visit, a.Access)
+		})
+	}
+	t.Run("one device's own contradiction is still rejected", func(t *testing.T) {
+		a := newDevice(env, "rep1@demo.test")
+		visit := uuid.New()
+		a.pushOne(t, newVisit(visit, d.north[0], d.ms, map[string]any{"outcome": "order", "order_value": 10}))
+		if r := a.pushOne(t, visitUpsert(visit, d.ms+1, map[string]any{"outcome": "meeting"})); r.Status != "rejected" || r.Error.Field != "order_value" {
+			t.Errorf("got %s %+v, want rejected on order_value", r.Status, r.Error)
+		}
+	})
+	t.Run("WatermelonDB", func(t *testing.T) {
+		a := newDevice(env, "rep2@demo.test")
+		b := newWMDevice(env, "rep2@demo.test")
+		visit := uuid.New()
+		b.pull(t)
+		b.pushOK(t, wmTables("visits", wmCreated(wmVisit(visit, d.north[0], d.ms, nil))))
+		b.pull(t)
+		a.pushOne(t, visitUpsert(visit, d.ms+1000, map[string]any{"outcome": "order", "order_value": 1250.5}))
+		// B edited offline; synchronize() pulls A's order, keeps B's
+		// changed columns over it, and pushes them.
+		got := b.pull(t)
+		row, _ := got.row("visits", visit.String())
+		row["outcome"], row["notes"] = "follow_up", "call back Tuesday"
+		res := b.push(t, wmTables("visits", wmUpdated(wmRow(visit, "updated", row, "outcome", "notes"))))
+		apitest.Expect(t, res, http.StatusOK)
+		var pr wmPushResult
+		res.JSON(t, &pr)
+		if len(pr.Rejected) != 0 || pr.Written != 1 {
+			t.Fatalf("push %+v, want B's edit written", pr)
+		}
+		check(t, visit, b.Access)
+	})
+}
+
+// TestConcurrentCrossFieldRulesConverge holds the resolutions of the
+// visit's other cross-field rules: whichever of two concurrent edits
+// arrives first, the record ends the same, nothing is rejected, and the
+// dropped value is in the conflict log.
+func TestConcurrentCrossFieldRulesConverge(t *testing.T) {
+	d := newDemo(t)
+	env := d.env
+	at := func(h int) string { return d.now.Add(time.Duration(h) * time.Hour).Format(time.RFC3339) }
+	tests := []struct {
+		name    string
+		a, b    map[string]any // A's edit (earlier clock), B's (later)
+		want    map[string]string
+		dropped string
+	}{
+		{name: "A moves the start after B's new end", a: map[string]any{"started_at": at(-2)}, b: map[string]any{"ended_at": at(-3)},
+			want: map[string]string{"started_at": "null", "ended_at": `"` + at(-3) + `"`}, dropped: "started_at"},
+		{name: "A clears the check-in, B moves its longitude", a: map[string]any{"check_in_lat": nil, "check_in_lng": nil}, b: map[string]any{"check_in_lng": -93.5},
+			want: map[string]string{"check_in_lat": "null", "check_in_lng": "null"}, dropped: "check_in_lng"},
+	}
+	for _, tt := range tests {
+		for _, order := range []string{"A first", "B first"} {
+			t.Run(tt.name+", "+order, func(t *testing.T) {
+				a, b := newDevice(env, "rep3@demo.test"), newDevice(env, "rep3@demo.test")
+				visit := uuid.New()
+				r := a.pushOne(t, newVisit(visit, d.north[0], d.ms, map[string]any{"started_at": at(-4), "ended_at": at(-1), "check_in_lat": 45, "check_in_lng": -93}))
+				base := r.Version
+				ma, mb := visitUpsert(visit, d.ms+1000, tt.a), visitUpsert(visit, d.ms+2000, tt.b)
+				ma.BaseVersion, mb.BaseVersion = &base, &base
+				first, second, fm, sm := a, b, ma, mb
+				if order == "B first" {
+					first, second, fm, sm = b, a, mb, ma
+				}
+				if r := first.pushOne(t, fm); r.Status != "applied" {
+					t.Fatalf("first: %s %+v", r.Status, r.Error)
+				}
+				if r := second.pushOne(t, sm); r.Status != "merged" {
+					t.Fatalf("second: %s %+v, want merged", r.Status, r.Error)
+				}
+				all, _ := pullAll(t, env, a.Access)
+				v := all.live(t, "visits", visit)
+				for f, want := range tt.want {
+					if got := string(v.Data[f]); got != want {
+						t.Errorf("%s = %s, want %s (the same in either order)", f, got, want)
+					}
+				}
+				if _, ok := conflictsOf(t, d, a.Access, visit)[tt.dropped]; !ok {
+					t.Errorf("no conflict logged on %s", tt.dropped)
+				}
+			})
+		}
+	}
+}

@@ -593,7 +593,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 	}
 	key := Key{m.Entity, m.ID}
 	cur := b.state[key]
-	c := &Context{Context: b.ctx, P: b.p, Now: b.now, batch: b, Entity: e}
+	c := &Context{Context: b.ctx, P: b.p, Now: b.now, batch: b, Entity: e, mut: &applying{h: h, base: m.BaseVersion, cur: cur}}
 	if cur != nil && !e.Scope(cur).Visible(b.p) {
 		return res, models.ErrNotFound
 	}
@@ -649,6 +649,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 		if err := checkOwned(owned, cur, next); err != nil {
 			return res, err
 		}
+		conflicts = c.mut.addResolved(conflicts)
 	}
 	res.Status = StatusApplied
 	if len(conflicts) > 0 {
@@ -883,6 +884,7 @@ type Context struct {
 	// a delete).
 	Sent  map[string]any
 	batch *batch
+	mut   *applying // the client mutation being applied; nil in server work
 }
 
 // Lookup returns a record as the batch now sees it (its own writes
