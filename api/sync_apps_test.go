@@ -469,9 +469,40 @@ func TestExtremeValuesNeverBreakPull(t *testing.T) {
 	if applied == 0 {
 		t.Errorf("no extreme value was applied: %+v", pr.Results[0])
 	}
+	// The same through WatermelonDB: one push, the records it refuses left
+	// out.
+	wm := newWMDevice(env, "rep2@demo.test")
+	wm.pull(t)
+	tables := map[string][]map[string]any{}
+	for _, m := range muts {
+		if m.Entity == "ride_alongs" {
+			continue // bound to rep1's visit
+		}
+		row := map[string]any{}
+		for k, v := range m.Fields {
+			if s, ok := v.(string); ok {
+				if ts, err := time.Parse(time.RFC3339, s); err == nil {
+					v = ts.UnixMilli()
+				}
+			}
+			row[k] = v
+		}
+		if m.Entity == "visits" {
+			row["account_id"] = d.north[4].String()
+		}
+		tables[m.Entity] = append(tables[m.Entity], wmRow(uuid.New(), "created", row))
+	}
+	changes := map[string]any{}
+	for name, rows := range tables {
+		changes[name] = wmCreated(rows...)
+	}
+	if r := wm.pushOK(t, changes); r.Written == 0 {
+		t.Errorf("WatermelonDB push of extreme values wrote nothing")
+	}
+
 	// Every pull parses (pullAll decodes JSON), natively and through
-	// WatermelonDB, for the rep, the manager and the admin.
-	for _, who := range []string{"rep1@demo.test", "manager1@demo.test", "admin@demo.test"} {
+	// WatermelonDB, for the reps, the manager and the admin.
+	for _, who := range []string{"rep1@demo.test", "rep2@demo.test", "manager1@demo.test", "admin@demo.test"} {
 		s := env.Login(who)
 		pullAll(t, env, s.Access)
 		newWMDevice(env, who).pull(t)
