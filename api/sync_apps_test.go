@@ -665,3 +665,29 @@ func TestConcurrentCrossFieldRulesConverge(t *testing.T) {
 		}
 	}
 }
+
+// TestWatermelonIDNotUUID holds that a record whose id is not a UUID (one
+// made before the app installed a UUID generator) is refused alone, by
+// the id the phone knows it by, and a delete of one is a no-op: neither
+// blocks the push's other records.
+func TestWatermelonIDNotUUID(t *testing.T) {
+	d := newDemo(t)
+	dev := newWMDevice(d.env, "rep1@demo.test")
+	dev.pull(t)
+	good := uuid.New()
+	bad := wmVisit(uuid.New(), d.north[0], d.ms, nil)
+	bad["id"] = "k3x9w2mq8vz1abcd" // WatermelonDB's own id format
+	res := dev.push(t, wmTables("visits", map[string]any{"created": []any{wmVisit(good, d.north[0], d.ms, nil), bad}, "updated": []any{}, "deleted": []any{"x"}}))
+	apitest.Expect(t, res, http.StatusOK)
+	var body struct {
+		RejectedIDs map[string][]string `json:"experimentalRejectedIds"`
+		Written     int                 `json:"written"`
+	}
+	res.JSON(t, &body)
+	if fmt.Sprint(body.RejectedIDs) != "map[visits:[k3x9w2mq8vz1abcd]]" || body.Written != 1 {
+		t.Errorf("experimentalRejectedIds %v written %d; want the bad id alone refused, the good visit written", body.RejectedIDs, body.Written)
+	}
+	if dev.pull(t).where("visits", good) == "" {
+		t.Errorf("the good visit was not applied")
+	}
+}

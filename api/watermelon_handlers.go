@@ -30,10 +30,10 @@ import (
 // records it lists stay unsynced (dirty) on the device, which pushes them
 // again next time; every other record is marked synced.
 type watermelonPushResponse struct {
-	Written     int                    `json:"written"`
-	Unchanged   int                    `json:"unchanged"`
-	RejectedIDs map[string][]uuid.UUID `json:"experimentalRejectedIds"`
-	Rejected    []watermelonRejection  `json:"rejected"`
+	Written     int                   `json:"written"`
+	Unchanged   int                   `json:"unchanged"`
+	RejectedIDs map[string][]string   `json:"experimentalRejectedIds"`
+	Rejected    []watermelonRejection `json:"rejected"`
 }
 
 type watermelonRecordRef struct {
@@ -42,11 +42,11 @@ type watermelonRecordRef struct {
 }
 
 type watermelonRejection struct {
-	Table   string    `json:"table"`
-	ID      uuid.UUID `json:"id"`
-	Field   string    `json:"field,omitempty"`
-	Code    string    `json:"code"`
-	Message string    `json:"message"`
+	Table   string `json:"table"`
+	ID      string `json:"id"` // as the phone knows it, UUID or not
+	Field   string `json:"field,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // watermelonProblem is a problem document naming the records at fault.
@@ -206,10 +206,14 @@ func (s *Server) watermelonPush(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	out := watermelonPushResponse{Written: res.Written, Unchanged: res.Unchanged, RejectedIDs: map[string][]uuid.UUID{}, Rejected: []watermelonRejection{}}
+	out := watermelonPushResponse{Written: res.Written, Unchanged: res.Unchanged, RejectedIDs: map[string][]string{}, Rejected: []watermelonRejection{}}
 	for _, r := range res.Rejected {
-		out.RejectedIDs[r.Table] = append(out.RejectedIDs[r.Table], r.ID)
-		out.Rejected = append(out.Rejected, watermelonRejection{Table: r.Table, ID: r.ID, Field: r.Field, Code: r.Code, Message: r.Message})
+		id := r.RawID
+		if id == "" {
+			id = r.ID.String()
+		}
+		out.RejectedIDs[r.Table] = append(out.RejectedIDs[r.Table], id)
+		out.Rejected = append(out.Rejected, watermelonRejection{Table: r.Table, ID: id, Field: r.Field, Code: r.Code, Message: r.Message})
 	}
 	return writeJSON(c, http.StatusOK, out)
 }
@@ -231,9 +235,12 @@ func watermelonTable(at string, raw json.RawMessage) (*watermelondb.TableChanges
 			if err := json.Unmarshal(cols["id"], &id); err != nil {
 				return nil, models.FieldInvalid(rat+".id", "must be a UUID")
 			}
-			uid, err := parseUUID(rat+".id", id)
-			if err != nil {
-				return nil, err
+			uid, err := uuid.Parse(id)
+			if err != nil || len(id) != 36 {
+				// Refused alone (made before the app installed a UUID
+				// generator): one such record must not block the rest.
+				out.Unparsed = append(out.Unparsed, id)
+				continue
 			}
 			var changed string
 			if raw, ok := cols["_changed"]; ok && string(raw) != "null" {
@@ -255,10 +262,11 @@ func watermelonTable(at string, raw json.RawMessage) (*watermelondb.TableChanges
 	if out.Updated, err = rows("updated", t.Updated); err != nil {
 		return nil, err
 	}
-	for i, s := range t.Deleted {
-		id, err := parseUUID(fmt.Sprintf("%s.deleted[%d]", at, i), s)
-		if err != nil {
-			return nil, err
+	for _, s := range t.Deleted {
+		id, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 {
+			out.UnparsedDeleted++ // the server never held it: a no-op
+			continue
 		}
 		out.Deleted = append(out.Deleted, id)
 	}

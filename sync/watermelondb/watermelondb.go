@@ -479,6 +479,11 @@ type TableChanges struct {
 	Created []Row
 	Updated []Row
 	Deleted []uuid.UUID
+	// Unparsed are the ids of created and updated records that are not
+	// UUIDs: each is refused alone. UnparsedDeleted counts deletes of such
+	// ids, no-ops since the server never held one.
+	Unparsed        []string
+	UnparsedDeleted int
 }
 
 // PushRequest is a WatermelonDB push.
@@ -513,6 +518,7 @@ func (e *ConflictError) Error() string {
 type Rejection struct {
 	Table   string
 	ID      uuid.UUID
+	RawID   string // the id as pushed, when it is not a UUID (ID is nil)
 	Code    string // a rejection code (invalid_value, server_owned_field, ...)
 	Field   string // "" when the record as a whole was refused
 	Message string
@@ -528,7 +534,7 @@ func (w *Protocol) CheckPush(req PushRequest) error {
 		if t == nil {
 			continue
 		}
-		count := len(t.Created) + len(t.Updated) + len(t.Deleted)
+		count := len(t.Created) + len(t.Updated) + len(t.Deleted) + len(t.Unparsed) + t.UnparsedDeleted
 		if count == 0 {
 			continue // WatermelonDB lists every local table, local-only ones too
 		}
@@ -687,6 +693,18 @@ func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest
 			// Deleting what the server never had is a no-op, as for any
 			// missing record.
 			out.Unchanged += len(t.Deleted)
+		}
+		for _, name := range slices.Sorted(maps.Keys(req.Changes)) {
+			t := req.Changes[name]
+			if t == nil {
+				continue
+			}
+			for _, raw := range t.Unparsed {
+				msg := fmt.Sprintf("id %q is not a UUID: this server keeps only records with UUID ids (install a UUID id generator, and create the record anew)", raw)
+				out.Rejected = append(out.Rejected, Rejection{Table: name, RawID: raw, Code: engine.CodeInvalidValue, Field: "id", Message: msg})
+				b.Reject(engine.Rejection{Entity: name, Code: engine.CodeInvalidValue, Field: "id", Message: msg})
+			}
+			out.Unchanged += t.UnparsedDeleted
 		}
 		for i, o := range ops {
 			k := engine.Key{Entity: o.e.Name, ID: o.id}
