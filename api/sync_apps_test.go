@@ -203,6 +203,11 @@ func TestSyncNoPoisonPill(t *testing.T) {
 	b, _ := json.Marshal(noHLC)
 	body = strings.TrimSuffix(body, `]}`) + "," + strings.Replace(string(b), fmt.Sprintf(`"hlc":{"ms":%d,"counter":0}`, d.ms), `"hlc":null`, 1) + `]}`
 	wantCodes, wantFields = append(wantCodes, "invalid_value"), append(wantFields, "hlc")
+	// A mutation whose members have the wrong JSON types, or one it
+	// should not have: still that mutation's rejection alone.
+	body = strings.TrimSuffix(body, `]}`) + fmt.Sprintf(`,{"seq":%d,"entity":"visits","id":"%s","op":"upsert","fields":[],"hlc":"now"}`, len(muts)+2, uuid.New()) +
+		fmt.Sprintf(`,{"seq":%d,"entity":"visits","id":"%s","op":"upsert","fields":{"notes":"x"},"hlc":{"ms":%d},"priority":"high"}`, len(muts)+3, uuid.New(), d.ms) + `]}`
+	wantCodes, wantFields = append(wantCodes, "invalid_value", "unknown_field"), append(wantFields, "fields", "priority")
 
 	res := pushRequest(d.env, dev.Access, body)
 	apitest.Expect(t, res, http.StatusOK)

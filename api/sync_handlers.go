@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -30,8 +32,10 @@ type mutationDTO struct {
 }
 
 type pushRequest struct {
-	SchemaVersion *int          `json:"schema_version"`
-	Mutations     []mutationDTO `json:"mutations"`
+	SchemaVersion *int `json:"schema_version"`
+	// Mutations are decoded one by one (mutations): a malformed mutation
+	// is its own rejection, not the batch's.
+	Mutations []json.RawMessage `json:"mutations"`
 }
 
 type resultDTO struct {
@@ -81,12 +85,39 @@ type conflictsResponse struct {
 	NextCursor string        `json:"next_cursor"`
 }
 
-// mutations converts the wire batch. An id that is not a UUID becomes the
-// nil UUID and a missing clock the zero one: the engine rejects that
-// mutation alone (one bad mutation never sinks the others).
-func mutations(req pushRequest) []engine.Mutation {
+// mutations converts the wire batch. A mutation that does not decode (a
+// member of the wrong JSON type, an unknown member) is passed on as
+// Malformed, an id that is not a UUID as the nil UUID and a missing clock
+// as the zero one: the engine rejects that mutation alone (one bad
+// mutation never sinks the others). Only a mutation without a readable
+// seq, which numbers it in the envelope, refuses the batch.
+func mutations(req pushRequest) ([]engine.Mutation, error) {
 	out := make([]engine.Mutation, len(req.Mutations))
-	for i, m := range req.Mutations {
+	for i, raw := range req.Mutations {
+		var m mutationDTO
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&m); err != nil {
+			var head struct {
+				Seq    int64           `json:"seq"`
+				Entity json.RawMessage `json:"entity"`
+				ID     json.RawMessage `json:"id"`
+			}
+			if json.Unmarshal(raw, &head) != nil {
+				return nil, models.FieldInvalid(fmt.Sprintf("mutations[%d].seq", i), "must be a positive integer in a mutation object")
+			}
+			var entity, id string
+			_ = json.Unmarshal(head.Entity, &entity)
+			_ = json.Unmarshal(head.ID, &id)
+			uid, _ := uuid.Parse(id)
+			bad := jsonError(err)
+			var me *models.Error
+			if errors.As(bad, &me) && len(me.Fields) > 0 && me.Fields[0].Code == models.CodeUnknownField {
+				bad = models.FieldErr(models.CodeUnknownField, me.Message, me.Fields[0].Field, "is not a member of a mutation")
+			}
+			out[i] = engine.Mutation{Seq: head.Seq, Entity: entity, ID: uid, Malformed: bad}
+			continue
+		}
 		id, err := uuid.Parse(m.ID)
 		if err != nil || len(m.ID) != 36 {
 			id = uuid.Nil
@@ -97,7 +128,7 @@ func mutations(req pushRequest) []engine.Mutation {
 		}
 		out[i] = engine.Mutation{Seq: m.Seq, Entity: m.Entity, ID: id, Op: m.Op, Fields: m.Fields, HLC: h, BaseVersion: m.BaseVersion}
 	}
-	return out
+	return out, nil
 }
 
 func (s *Server) push(c echo.Context) error {
@@ -108,7 +139,10 @@ func (s *Server) push(c echo.Context) error {
 	if req.SchemaVersion == nil {
 		return models.FieldInvalid("schema_version", "is required")
 	}
-	muts := mutations(req)
+	muts, err := mutations(req)
+	if err != nil {
+		return err
+	}
 	if err := s.sync.CheckBatch(*req.SchemaVersion, muts); err != nil {
 		return err
 	}

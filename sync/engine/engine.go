@@ -59,6 +59,9 @@ type Mutation struct {
 	// BaseVersion is the record version the device last saw, if it says;
 	// it lets the server report overwrites of edits the device never saw.
 	BaseVersion *int64
+	// Malformed, when set, says why the API could not read the mutation:
+	// it is rejected with that error, alone.
+	Malformed error
 }
 
 // RejectError is why a mutation was rejected.
@@ -321,6 +324,8 @@ func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
 // without fields.
 func (en *Engine) checkMutation(m Mutation) error {
 	switch {
+	case m.Malformed != nil:
+		return m.Malformed
 	case en.entities[m.Entity] == nil:
 		return models.FieldErr(models.CodeUnknownEntity, fmt.Sprintf("this server has no entity %q", m.Entity), "entity", "is not an entity this server syncs")
 	case m.ID == uuid.Nil:
