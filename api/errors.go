@@ -32,11 +32,13 @@ var statusOf = map[string]int{
 	models.CodeUnsupportedMedia:  http.StatusUnsupportedMediaType,
 	models.CodeMethodNotAllowed:  http.StatusMethodNotAllowed,
 
-	models.CodeInvalidValue:    http.StatusUnprocessableEntity,
-	models.CodeUnknownField:    http.StatusUnprocessableEntity,
-	models.CodeServerOwned:     http.StatusUnprocessableEntity,
-	models.CodeReadOnly:        http.StatusUnprocessableEntity,
-	models.CodeMissingRequired: http.StatusUnprocessableEntity,
+	models.CodeInvalidValue:      http.StatusUnprocessableEntity,
+	models.CodeUnknownField:      http.StatusUnprocessableEntity,
+	models.CodeServerOwned:       http.StatusUnprocessableEntity,
+	models.CodeReadOnly:          http.StatusUnprocessableEntity,
+	models.CodeMissingRequired:   http.StatusUnprocessableEntity,
+	models.CodeUnknownEntity:     http.StatusUnprocessableEntity,
+	models.CodeDependencyRefused: http.StatusUnprocessableEntity,
 	// The request is sound but the record's state refuses it.
 	models.CodeInvalidTransition: http.StatusConflict,
 	models.CodeLocked:            http.StatusConflict,
@@ -45,6 +47,9 @@ var statusOf = map[string]int{
 	// waiting for; not 403: the caller has the right, just not the
 	// allowance left. Like a rejected push, it is final as sent.
 	models.CodeLimitReached: http.StatusUnprocessableEntity,
+	// The device numbered a new mutation with a seq it already used: the
+	// request clashes with the device's state on the server.
+	models.CodeSeqReused: http.StatusConflict,
 }
 
 // Problem is an RFC 9457 problem document with fieldsync's stable code and

@@ -43,6 +43,7 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.POST("/sync/push", s.push, authed)
 	v1.GET("/sync/pull", s.pull, authed)
 	v1.GET("/sync/conflicts", s.conflicts, authed)
+	v1.GET("/sync/rejections", s.rejections, authed)
 	v1.GET("/sync/watermelondb", s.watermelonPull, authed)
 	v1.POST("/sync/watermelondb", s.watermelonPush, authed)
 

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -30,8 +32,10 @@ type mutationDTO struct {
 }
 
 type pushRequest struct {
-	SchemaVersion *int          `json:"schema_version"`
-	Mutations     []mutationDTO `json:"mutations"`
+	SchemaVersion *int `json:"schema_version"`
+	// Mutations are decoded one by one (mutations): a malformed mutation
+	// is its own rejection, not the batch's.
+	Mutations []json.RawMessage `json:"mutations"`
 }
 
 type resultDTO struct {
@@ -71,27 +75,58 @@ type conflictDTO struct {
 	CreatedAt   time.Time       `json:"created_at"`
 }
 
+type rejectionsResponse struct {
+	Rejections []rejectionDTO `json:"rejections"`
+	NextCursor string         `json:"next_cursor"`
+}
+
 type conflictsResponse struct {
 	Conflicts  []conflictDTO `json:"conflicts"`
 	NextCursor string        `json:"next_cursor"`
 }
 
-// mutations converts the wire batch, refusing structural mistakes (bad
-// UUIDs, missing clocks) for the whole batch: they are client bugs, not
-// offline edits to judge one by one.
+// mutations converts the wire batch. A mutation that does not decode (a
+// member of the wrong JSON type, an unknown member) is passed on as
+// Malformed, an id that is not a UUID as the nil UUID and a missing clock
+// as the zero one: the engine rejects that mutation alone (one bad
+// mutation never sinks the others). Only a mutation without a readable
+// seq, which numbers it in the envelope, refuses the batch.
 func mutations(req pushRequest) ([]engine.Mutation, error) {
 	out := make([]engine.Mutation, len(req.Mutations))
-	for i, m := range req.Mutations {
-		at := fmt.Sprintf("mutations[%d]", i)
-		id, err := parseUUID(at+".id", m.ID)
-		if err != nil {
-			return nil, err
+	for i, raw := range req.Mutations {
+		var m mutationDTO
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&m); err != nil {
+			var head struct {
+				Seq    int64           `json:"seq"`
+				Entity json.RawMessage `json:"entity"`
+				ID     json.RawMessage `json:"id"`
+			}
+			if json.Unmarshal(raw, &head) != nil {
+				return nil, models.FieldInvalid(fmt.Sprintf("mutations[%d].seq", i), "must be a positive integer in a mutation object")
+			}
+			var entity, id string
+			_ = json.Unmarshal(head.Entity, &entity)
+			_ = json.Unmarshal(head.ID, &id)
+			uid, _ := uuid.Parse(id)
+			bad := jsonError(err)
+			var me *models.Error
+			if errors.As(bad, &me) && len(me.Fields) > 0 && me.Fields[0].Code == models.CodeUnknownField {
+				bad = models.FieldErr(models.CodeUnknownField, me.Message, me.Fields[0].Field, "is not a member of a mutation")
+			}
+			out[i] = engine.Mutation{Seq: head.Seq, Entity: entity, ID: uid, Malformed: bad}
+			continue
 		}
-		if m.HLC == nil {
-			return nil, models.FieldInvalid(at+".hlc", "is required")
+		id, err := uuid.Parse(m.ID)
+		if err != nil || len(m.ID) != 36 {
+			id = uuid.Nil
 		}
-		out[i] = engine.Mutation{Seq: m.Seq, Entity: m.Entity, ID: id, Op: m.Op, Fields: m.Fields,
-			HLC: engine.HLC{MS: m.HLC.MS, Counter: m.HLC.Counter}, BaseVersion: m.BaseVersion}
+		var h engine.HLC
+		if m.HLC != nil {
+			h = engine.HLC{MS: m.HLC.MS, Counter: m.HLC.Counter}
+		}
+		out[i] = engine.Mutation{Seq: m.Seq, Entity: m.Entity, ID: id, Op: m.Op, Fields: m.Fields, HLC: h, BaseVersion: m.BaseVersion}
 	}
 	return out, nil
 }
@@ -122,7 +157,8 @@ func (s *Server) push(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, out)
 }
 
-// pullSchema checks an optional schema_version query parameter.
+// pullSchema checks an optional schema_version query parameter (native
+// pulls, WatermelonDB pushes).
 func pullSchema(c echo.Context) error {
 	raw := c.QueryParam("schema_version")
 	if raw == "" {
@@ -216,6 +252,24 @@ func (s *Server) conflicts(c echo.Context) error {
 		out.Conflicts[i] = conflictDTO{ID: cr.ID, Entity: cr.Entity, RecordID: cr.RecordID, Field: cr.Conflict.Field,
 			Kept: cr.Conflict.Kept, ServerValue: cr.Conflict.ServerValue, ClientValue: cr.Conflict.ClientValue,
 			UserID: cr.UserID, DeviceID: cr.DeviceID, CreatedAt: cr.CreatedAt}
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// rejections lists the calling device's refused mutations and
+// WatermelonDB records (seq 0), newest first.
+func (s *Server) rejections(c echo.Context) error {
+	limit, err := intParam(c, "limit", 100, 1, 500)
+	if err != nil {
+		return err
+	}
+	rs, next, err := s.sync.Rejections(c.Request().Context(), principal(c), c.QueryParam("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	out := rejectionsResponse{Rejections: make([]rejectionDTO, len(rs)), NextCursor: next}
+	for i, r := range rs {
+		out.Rejections[i] = rejectionDTO{Seq: r.Seq, Entity: r.Entity, ID: r.RecordID, Code: r.Code, Message: r.Message, Field: r.Field, CreatedAt: r.CreatedAt}
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

@@ -417,8 +417,9 @@ func TestSyncPushExactlyOnce(t *testing.T) {
 		if got := statuses(pushOK(t, env, dev.Access, first).Results); !slices.Equal(got, []string{"applied", "applied", "applied"}) {
 			t.Fatalf("seqs 1-3: statuses %q, want all applied", got)
 		}
-		// The replayed seqs 2 and 3 carry different content: a duplicate is
-		// never applied, whatever it says.
+		// The replayed seqs 2 and 3 carry different content: not a retry
+		// but a counter that went back, answered seq_reused and never
+		// applied.
 		var second []mutation
 		for i := 1; i < 5; i++ {
 			m := newVisit(ids[i], account, d.ms+1000, map[string]any{"notes": fmt.Sprintf("replayed %d", i+1)})
@@ -429,8 +430,13 @@ func TestSyncPushExactlyOnce(t *testing.T) {
 			second = append(second, m)
 		}
 		pr := pushOK(t, env, dev.Access, second)
-		if got, want := statuses(pr.Results), []string{"duplicate", "duplicate", "applied", "applied"}; !slices.Equal(got, want) {
+		if got, want := statuses(pr.Results), []string{"rejected", "rejected", "applied", "applied"}; !slices.Equal(got, want) {
 			t.Errorf("seqs 2-5: statuses %q, want %q", got, want)
+		}
+		for _, r := range pr.Results[:2] {
+			if r.Error == nil || r.Error.Code != "seq_reused" {
+				t.Errorf("seq %d: error %+v, want seq_reused", r.Seq, r.Error)
+			}
 		}
 		if pr.LastSeq != 5 {
 			t.Errorf("last_seq %d, want 5", pr.LastSeq)
@@ -880,10 +886,12 @@ func TestSyncRejections(t *testing.T) {
 	}{
 		{name: "good visit", entity: "visits", fields: visit(map[string]any{"notes": "fine"})},
 		{name: "own rep_id", entity: "visits", fields: visit(map[string]any{"rep_id": d.users["rep1@demo.test"].String()})},
-		{name: "team_id", entity: "visits", fields: visit(map[string]any{"team_id": d.teams["North"].String()}), wantCode: "server_owned_field", wantField: "team_id"},
+		// The rep's own team is what the server sets: ignored, not rejected.
+		{name: "own team_id", entity: "visits", fields: visit(map[string]any{"team_id": d.teams["North"].String()})},
+		{name: "team_id", entity: "visits", fields: visit(map[string]any{"team_id": d.teams["South"].String()}), wantCode: "server_owned_field", wantField: "team_id"},
 		{name: "version", entity: "visits", fields: visit(map[string]any{"version": 99}), wantCode: "server_owned_field", wantField: "version"},
-		{name: "created_at", entity: "visits", fields: visit(map[string]any{"created_at": d.now.Format(time.RFC3339)}), wantCode: "server_owned_field", wantField: "created_at"},
-		{name: "updated_at", entity: "visits", fields: visit(map[string]any{"updated_at": d.now.Format(time.RFC3339)}), wantCode: "server_owned_field", wantField: "updated_at"},
+		{name: "created_at", entity: "visits", fields: visit(map[string]any{"created_at": d.now.Add(-time.Hour).Format(time.RFC3339)}), wantCode: "server_owned_field", wantField: "created_at"},
+		{name: "updated_at", entity: "visits", fields: visit(map[string]any{"updated_at": d.now.Add(-time.Hour).Format(time.RFC3339)}), wantCode: "server_owned_field", wantField: "updated_at"},
 		{name: "another rep's rep_id", entity: "visits", fields: visit(map[string]any{"rep_id": rep2.String()}), wantCode: "server_owned_field", wantField: "rep_id"},
 		{name: "possible_duplicate_of", entity: "accounts", fields: map[string]any{"name": "Dup Test", "possible_duplicate_of": d.north[2].String()}, wantCode: "server_owned_field", wantField: "possible_duplicate_of"},
 		{name: "account team_id", entity: "accounts", fields: map[string]any{"name": "Team Test", "team_id": d.teams["South"].String()}, wantCode: "server_owned_field", wantField: "team_id"},
@@ -1316,17 +1324,8 @@ func TestSyncBadInputStoresNothing(t *testing.T) {
 	for i := range tooMany {
 		tooMany[i] = good(int64(i + 2))
 	}
-	badID := good(2)
-	badID.ID = "visit-1"
-	noHLC := strings.Replace(goodJSON(2), `"hlc":{"ms":`+fmt.Sprint(d.ms)+`,"counter":0}`, `"hlc":null`, 1)
-	if !strings.Contains(noHLC, `"hlc":null`) {
-		t.Fatalf("building a mutation without hlc: %s", noHLC)
-	}
-	badEntity, badOp, noFields, zeroHLC := good(2), good(2), good(2), good(2)
-	badEntity.Entity, badEntity.Seq = "gadgets", 3
-	badOp.Op = "merge"
-	noFields.Fields = nil
-	zeroHLC.HLC.MS = 0
+	// A bad id, entity, op, clock or fields is one mutation's rejection,
+	// not the batch's: TestSyncNoPoisonPill.
 
 	tests := []struct {
 		name       string
@@ -1344,17 +1343,11 @@ func TestSyncBadInputStoresNothing(t *testing.T) {
 		{name: "seq as a string", method: http.MethodPost, body: `{"schema_version":1,"mutations":[` + strings.Replace(goodJSON(2), `"seq":2`, `"seq":"2"`, 1) + `]}`, wantStatus: 422, wantCode: "invalid"},
 		{name: "mutations as an object", method: http.MethodPost, body: `{"schema_version":1,"mutations":{}}`, wantStatus: 422, wantCode: "invalid", wantField: "mutations"},
 		{name: "unknown top-level field", method: http.MethodPost, body: `{"schema_version":1,"device":"x","mutations":[` + goodJSON(2) + `]}`, wantStatus: 422, wantCode: "invalid", wantField: "device"},
-		{name: "bad UUID id", method: http.MethodPost, body: body(good(2), badID), wantStatus: 422, wantCode: "invalid", wantField: "mutations[1].id"},
 		{name: "schema_version 2", method: http.MethodPost, body: pushBody{SchemaVersion: 2, Mutations: []mutation{good(2)}}, wantStatus: 400, wantCode: "unsupported_schema", wantField: "schema_version"},
 		{name: "missing schema_version", method: http.MethodPost, body: `{"mutations":[` + goodJSON(2) + `]}`, wantStatus: 422, wantCode: "invalid", wantField: "schema_version"},
 		{name: "seq not increasing", method: http.MethodPost, body: body(good(3), good(3)), wantStatus: 422, wantCode: "invalid", wantField: "mutations[1].seq"},
 		{name: "seq decreasing", method: http.MethodPost, body: body(good(4), good(3)), wantStatus: 422, wantCode: "invalid", wantField: "mutations[1].seq"},
 		{name: "seq zero", method: http.MethodPost, body: body(good(0)), wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].seq"},
-		{name: "unknown entity", method: http.MethodPost, body: body(good(2), badEntity), wantStatus: 422, wantCode: "invalid", wantField: "mutations[1].entity"},
-		{name: "unknown op", method: http.MethodPost, body: body(badOp), wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].op"},
-		{name: "upsert without fields", method: http.MethodPost, body: body(noFields), wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].fields"},
-		{name: "missing hlc", method: http.MethodPost, body: `{"schema_version":1,"mutations":[` + noHLC + `]}`, wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].hlc"},
-		{name: "zero hlc", method: http.MethodPost, body: body(zeroHLC), wantStatus: 422, wantCode: "invalid", wantField: "mutations[0].hlc.ms"},
 		{name: "pull limit 0", method: http.MethodGet, query: "limit=0", wantStatus: 422, wantCode: "invalid", wantField: "limit"},
 		{name: "pull limit 5000", method: http.MethodGet, query: "limit=5000", wantStatus: 422, wantCode: "invalid", wantField: "limit"},
 		{name: "pull limit not a number", method: http.MethodGet, query: "limit=ten", wantStatus: 422, wantCode: "invalid", wantField: "limit"},

@@ -25,9 +25,15 @@ import (
 // versus updated, conflicts, idempotency, scope changes) live in
 // sync/watermelon.go; this file parses and encodes.
 
+// watermelonPushResponse answers a push. experimentalRejectedIds is the
+// name WatermelonDB's synchronize() reads from pushChanges' result: the
+// records it lists stay unsynced (dirty) on the device, which pushes them
+// again next time; every other record is marked synced.
 type watermelonPushResponse struct {
-	Written   int `json:"written"`
-	Unchanged int `json:"unchanged"`
+	Written     int                   `json:"written"`
+	Unchanged   int                   `json:"unchanged"`
+	RejectedIDs map[string][]string   `json:"experimentalRejectedIds"`
+	Rejected    []watermelonRejection `json:"rejected"`
 }
 
 type watermelonRecordRef struct {
@@ -36,11 +42,11 @@ type watermelonRecordRef struct {
 }
 
 type watermelonRejection struct {
-	Table   string    `json:"table"`
-	ID      uuid.UUID `json:"id"`
-	Field   string    `json:"field,omitempty"`
-	Code    string    `json:"code"`
-	Message string    `json:"message"`
+	Table   string `json:"table"`
+	ID      string `json:"id"` // as the phone knows it, UUID or not
+	Field   string `json:"field,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // watermelonProblem is a problem document naming the records at fault.
@@ -56,7 +62,10 @@ type watermelonTableDTO struct {
 	Deleted []string                     `json:"deleted"`
 }
 
-// watermelonSchema requires the sync schema_version on both directions.
+// watermelonSchema requires the sync schema_version on a pull. A push
+// checks it only when present (pullSchema): WatermelonDB's pushChanges
+// receives only {changes, lastPulledAt}, so an app following its
+// documentation has no schema_version to send.
 func watermelonSchema(c echo.Context) error {
 	if c.QueryParam("schema_version") == "" {
 		return models.FieldInvalid("schema_version", "is required (this server speaks %d)", engine.SchemaVersion)
@@ -142,7 +151,7 @@ func (s *Server) watermelonPull(c echo.Context) error {
 }
 
 func (s *Server) watermelonPush(c echo.Context) error {
-	if err := watermelonSchema(c); err != nil {
+	if err := pullSchema(c); err != nil {
 		return err
 	}
 	last, err := wmLastPulledAt(c, true)
@@ -185,10 +194,7 @@ func (s *Server) watermelonPush(c echo.Context) error {
 		return err
 	}
 	res, err := s.wm.Push(c.Request().Context(), principal(c), req)
-	var (
-		ce *watermelondb.ConflictError
-		re *watermelondb.RejectedError
-	)
+	var ce *watermelondb.ConflictError
 	switch {
 	case errors.As(err, &ce):
 		p := watermelonProblem{Problem: wmProblem(c, http.StatusConflict, models.CodeConflict,
@@ -197,23 +203,19 @@ func (s *Server) watermelonPush(c echo.Context) error {
 			p.Conflicts = append(p.Conflicts, watermelonRecordRef{Table: k.Entity, ID: k.ID})
 		}
 		return writeWatermelonProblem(c, p)
-	case errors.As(err, &re):
-		first := re.Rejections[0]
-		p := watermelonProblem{Problem: wmProblem(c, http.StatusUnprocessableEntity, models.CodeInvalid,
-			fmt.Sprintf("%d of the pushed records were rejected; nothing was applied. %s %s: %s", len(re.Rejections), first.Table, first.ID, first.Message))}
-		for _, r := range re.Rejections {
-			field := "changes." + r.Table + "." + r.ID.String()
-			if r.Field != "" {
-				field += "." + r.Field
-			}
-			p.Errors = append(p.Errors, models.FieldError{Field: field, Code: r.Code, Message: r.Message})
-			p.Rejected = append(p.Rejected, watermelonRejection{Table: r.Table, ID: r.ID, Field: r.Field, Code: r.Code, Message: r.Message})
-		}
-		return writeWatermelonProblem(c, p)
 	case err != nil:
 		return err
 	}
-	return writeJSON(c, http.StatusOK, watermelonPushResponse{Written: res.Written, Unchanged: res.Unchanged})
+	out := watermelonPushResponse{Written: res.Written, Unchanged: res.Unchanged, RejectedIDs: map[string][]string{}, Rejected: []watermelonRejection{}}
+	for _, r := range res.Rejected {
+		id := r.RawID
+		if id == "" {
+			id = r.ID.String()
+		}
+		out.RejectedIDs[r.Table] = append(out.RejectedIDs[r.Table], id)
+		out.Rejected = append(out.Rejected, watermelonRejection{Table: r.Table, ID: id, Field: r.Field, Code: r.Code, Message: r.Message})
+	}
+	return writeJSON(c, http.StatusOK, out)
 }
 
 // watermelonTable parses one table of a push.
@@ -233,9 +235,12 @@ func watermelonTable(at string, raw json.RawMessage) (*watermelondb.TableChanges
 			if err := json.Unmarshal(cols["id"], &id); err != nil {
 				return nil, models.FieldInvalid(rat+".id", "must be a UUID")
 			}
-			uid, err := parseUUID(rat+".id", id)
-			if err != nil {
-				return nil, err
+			uid, err := uuid.Parse(id)
+			if err != nil || len(id) != 36 {
+				// Refused alone (made before the app installed a UUID
+				// generator): one such record must not block the rest.
+				out.Unparsed = append(out.Unparsed, id)
+				continue
 			}
 			var changed string
 			if raw, ok := cols["_changed"]; ok && string(raw) != "null" {
@@ -257,10 +262,11 @@ func watermelonTable(at string, raw json.RawMessage) (*watermelondb.TableChanges
 	if out.Updated, err = rows("updated", t.Updated); err != nil {
 		return nil, err
 	}
-	for i, s := range t.Deleted {
-		id, err := parseUUID(fmt.Sprintf("%s.deleted[%d]", at, i), s)
-		if err != nil {
-			return nil, err
+	for _, s := range t.Deleted {
+		id, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 {
+			out.UnparsedDeleted++ // the server never held it: a no-op
+			continue
 		}
 		out.Deleted = append(out.Deleted, id)
 	}

@@ -70,6 +70,9 @@ func (r ScoringRules) Validate(field string) error {
 	if r.PerOrderValueUnit > 0 && !(r.OrderValueUnit > 0) {
 		return bad("order_value_unit must be positive when per_order_value_unit is set")
 	}
+	if r.OrderValueUnit != 0 && !(r.OrderValueUnit >= MinOrderValueUnit && r.OrderValueUnit <= MaxOrderValueUnit) {
+		return bad("order_value_unit must be between %g and %g", float64(MinOrderValueUnit), float64(MaxOrderValueUnit))
+	}
 	for k, v := range r.PerOutcome {
 		if !oneOf(k, "none", "no_answer", "not_interested", "follow_up", "meeting", "demo", "order") {
 			return bad("per_outcome has unknown outcome %q", k)
@@ -221,7 +224,7 @@ func ScoreDay(rules ScoringRules, sources []ScoreSource) ([]Entry, []Unscored) {
 			if s.OrderCents > 0 {
 				pts := 0.0
 				if rules.PerOrderValueUnit > 0 && rules.OrderValueUnit > 0 {
-					pts = float64(s.OrderCents) / 100 / rules.OrderValueUnit * rules.PerOrderValueUnit
+					pts = finite(float64(s.OrderCents) / 100 / rules.OrderValueUnit * rules.PerOrderValueUnit)
 				}
 				add(RuleOrderValue, KindOutcome, pts, s.OrderCents, 0, fmt.Sprintf("Order value %.2f%s", float64(s.OrderCents)/100, where))
 			}
@@ -291,12 +294,21 @@ type Standing struct {
 // Total is the points that rank a rep.
 func (s Standing) Total() float64 { return math.Round((s.OutcomePoints+s.ActivityPoints)*100) / 100 }
 
-// Progress is the share of the rep's own target reached (0 when none).
+// Progress is the share of the rep's own target reached (0 when none, or
+// when a target stored before MinTarget was enforced is below it).
 func (s Standing) Progress() float64 {
-	if s.Target <= 0 {
+	if !(s.Target >= MinTarget) {
 		return 0
 	}
-	return math.Round(s.Total()/s.Target*10000) / 10000
+	return finite(math.Round(s.Total()/s.Target*10000) / 10000)
+}
+
+// finite returns x, or 0 when it is NaN or ±Inf, which JSON cannot carry.
+func finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
 }
 
 // Productivity is outcome value per unit of activity cost (0 when there is
@@ -326,6 +338,18 @@ func Rank(ss []Standing, byProgress bool) {
 		ss[i].Rank = i + 1
 	}
 }
+
+// Bounds of a rep's points target and of the order value unit. A target
+// below a point, or a unit below a cent, is no real goal; both are
+// divisors, and a tiny one (5e-324) makes progress or points +Inf, which
+// JSON cannot carry: one such value would make every pull of the team fail
+// to parse.
+const (
+	MinTarget         = 1
+	MaxTarget         = 1e9
+	MinOrderValueUnit = 0.01
+	MaxOrderValueUnit = 1e9
+)
 
 // ContestTargets maps a rep to their own points target.
 type ContestTargets map[uuid.UUID]float64

@@ -384,3 +384,17 @@ func TestProductivityRow(t *testing.T) {
 		})
 	}
 }
+
+// TestNothingComputedIsNonFinite holds that stored inputs from before
+// their minimums were enforced never compute NaN or ±Inf.
+func TestNothingComputedIsNonFinite(t *testing.T) {
+	s := models.Standing{OutcomePoints: 1e18, Target: 5e-324}
+	if got := s.Progress(); got != 0 {
+		t.Errorf("progress against a 5e-324 target: got %v, want 0", got)
+	}
+	rules := models.DefaultScoringRules()
+	rules.OrderValueUnit = 5e-324
+	if err := rules.Validate("rules"); err == nil {
+		t.Errorf("order_value_unit 5e-324: got no error")
+	}
+}

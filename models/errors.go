@@ -32,6 +32,9 @@ const (
 	CodeInvalidTransition = "invalid_transition"     // the status cannot move that way
 	CodeLocked            = "locked"                 // the record can no longer change
 	CodeLimitReached      = "limit_reached"          // a quota is used up until its period ends
+	CodeSeqReused         = "seq_reused"             // the device's seq counter went back: renumber past last_seq
+	CodeUnknownEntity     = "unknown_entity"         // the server syncs no such entity (a newer app)
+	CodeDependencyRefused = "dependency_rejected"    // the record refers to a record of the same push that was refused
 )
 
 // FieldError names one field at fault and why.

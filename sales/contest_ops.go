@@ -159,8 +159,8 @@ func applyContestInput(c *engine.Context, r *engine.Record, in ContestInput) err
 			if err != nil || u.Role != models.RoleRep {
 				return invalidField(fTargets, "%s is not a rep of this organisation", rep)
 			}
-			if t <= 0 || t > 1e9 {
-				return invalidField(fTargets, "target of %s must be positive", rep)
+			if !(t >= models.MinTarget && t <= models.MaxTarget) {
+				return invalidField(fTargets, "target of %s must be between %g and %g points", rep, float64(models.MinTarget), float64(models.MaxTarget))
 			}
 		}
 		m := make(map[string]float64, len(in.Targets))

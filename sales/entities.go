@@ -90,7 +90,7 @@ func Accounts() *engine.Entity {
 }
 
 func validateAccount(c *engine.Context, old, r *engine.Record) error {
-	if err := bothOrNeither(r, fLat, fLng); err != nil {
+	if err := checkPair(c, r, fLat, fLng); err != nil {
 		return err
 	}
 	if owner := r.UUIDValue(fOwnerRepID); owner != nil && (old == nil || !sameUUID(old.UUIDValue(fOwnerRepID), owner)) {
@@ -200,18 +200,17 @@ func Visits() *engine.Entity {
 			if old == nil {
 				r.Values[fVerification] = models.CheckInUnverifiable // until verifyRep runs, before commit
 			}
+			// Cross-field rules, resolved under concurrent edits
+			// (concurrent.go).
 			for _, pair := range [][2]string{{fCheckInLat, fCheckInLng}, {fCheckOutLat, fCheckOutLng}} {
-				if err := bothOrNeither(r, pair[0], pair[1]); err != nil {
+				if err := checkPair(c, r, pair[0], pair[1]); err != nil {
 					return err
 				}
 			}
-			if s, e := r.TimeValue(fStartedAt), r.TimeValue(fEndedAt); s != nil && e != nil && e.Before(*s) {
-				return models.FieldInvalid(fEndedAt, "must not be before started_at")
+			if err := checkVisitTimes(c, r); err != nil {
+				return err
 			}
-			if r.Values[fOrderValue] != nil && r.StringValue(fOutcome) != "order" {
-				return models.FieldInvalid(fOrderValue, "is only recorded for an outcome of order")
-			}
-			return nil
+			return checkOrderValue(c, r)
 		},
 	}
 }

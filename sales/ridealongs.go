@@ -193,7 +193,7 @@ func validateRideAlong(c *engine.Context, old, r *engine.Record) error {
 	} else if mode == "visit" {
 		return models.FieldErr(engine.CodeMissingRequired, "visit_id is required for a ride-along on a planned visit", fVisitID, "is required for mode visit")
 	}
-	if err := bothOrNeither(r, fManagerCheckInLat, fManagerCheckInLng); err != nil {
+	if err := checkPair(c, r, fManagerCheckInLat, fManagerCheckInLng); err != nil {
 		return err
 	}
 	if r.StringValue(fStatus) == models.RideCompleted && (old == nil || old.StringValue(fStatus) != models.RideCompleted) {

@@ -1046,7 +1046,7 @@ func TestAssessments(t *testing.T) {
 		{name: "another rep's ride-along", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep2"), "phase": "ride_along", "ride_along_id": ra}), wantCode: engine.CodeInvalidValue},
 		{name: "a contest the rep is not in", who: "m2", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep4"), "phase": "contest_start", "contest_id": northOnly}), wantCode: engine.CodeInvalidValue},
 		{name: "contest phase without the contest", who: "m1", m: upsertM(t, "assessments", uuid.New(), map[string]any{"rep_id": d.id("rep1"), "phase": "contest_start"}), wantCode: engine.CodeMissingRequired},
-		{name: "client sets the assessor", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "assessor_id": d.id("m1")}), wantCode: engine.CodeServerOwned},
+		{name: "client sets the assessor", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "assessor_id": d.id("m2")}), wantCode: engine.CodeServerOwned},
 		{name: "client sets the due date", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "due_at": d.Now()}), wantCode: engine.CodeServerOwned},
 		{name: "manager drafts the assessment", who: "m1", m: upsertM(t, "assessments", a, map[string]any{"rep_id": d.id("rep1"), "phase": "ride_along", "ride_along_id": ra, "behaviours": rawJSON(good)})},
 		// A draft is the assessor's until shared: the rep cannot see it.
@@ -2201,7 +2201,7 @@ func TestRecognitions(t *testing.T) {
 		{name: "a server badge: target reached", who: "admin", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep1"), map[string]any{"badge": "target_reached"})), wantCode: engine.CodeInvalidValue},
 		{name: "kudos in someone else's name", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"from_user_id": d.id("rep1")})), wantCode: engine.CodeServerOwned},
 		{name: "a client says it is a badge", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"kind": "badge"})), wantCode: engine.CodeServerOwned},
-		{name: "a client dates it", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"sent_at": d.Now()})), wantCode: engine.CodeServerOwned},
+		{name: "a client dates it", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), kudos(d.id("rep3"), map[string]any{"sent_at": d.Now().Add(-time.Hour)})), wantCode: engine.CodeServerOwned},
 		{name: "no message", who: "rep2", m: upsertM(t, "recognitions", uuid.New(), map[string]any{"to_user_id": d.id("rep3")}), wantCode: engine.CodeMissingRequired},
 		{name: "the giver edits it", who: "rep1", m: upsertM(t, "recognitions", given, map[string]any{"message": "edited"}), wantCode: sales.CodeLocked},
 		{name: "the recipient deletes it", who: "rep4", m: deleteM("recognitions", given), wantCode: sales.CodeLocked},

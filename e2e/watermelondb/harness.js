@@ -204,30 +204,35 @@ class HTTPError extends Error {
 }
 
 // Phone is one device: its own WatermelonDB database and session. The
-// pullChanges and pushChanges below are the README's.
+// pullChanges and pushChanges below are the README's. opts.schema and
+// opts.modelClasses give it another app's local schema; with
+// opts.pushSchemaVersion false its pushes name no schema_version, as
+// WatermelonDB's pushChanges has none to send.
 class Phone {
-  constructor(server, name, session) {
+  constructor(server, name, session, opts = {}) {
     this.server = server
     this.name = name
     this.session = session
     this.hooks = {} // test hooks: beforePull, beforePush, afterPush
     this.conflicts = 0
+    this.pushSchemaVersion = opts.pushSchemaVersion ?? true
+    this.lastPush = null // the last push's response body
     const adapter = new LokiJSAdapter({
-      schema,
+      schema: opts.schema ?? schema,
       dbName: name,
       useWebWorker: false,
       useIncrementalIndexedDB: false,
       extraLokiOptions: { autosave: false }, // in memory: Node has no IndexedDB
     })
-    this.db = new Database({ adapter, modelClasses: [Account, Visit, UIState] })
+    this.db = new Database({ adapter, modelClasses: opts.modelClasses ?? [Account, Visit, UIState] })
   }
 
-  static async open(server, name, email) {
-    return new Phone(server, name, await server.login(email))
+  static async open(server, name, email, opts) {
+    return new Phone(server, name, await server.login(email), opts)
   }
 
-  url(params) {
-    const q = new URLSearchParams({ schema_version: String(SCHEMA_VERSION), ...params })
+  url(params, { withSchema = true } = {}) {
+    const q = new URLSearchParams({ ...(withSchema ? { schema_version: String(SCHEMA_VERSION) } : {}), ...params })
     return `${this.server.base}/v1/sync/watermelondb?${q}`
   }
 
@@ -243,7 +248,7 @@ class Phone {
   }
 
   async postChanges(changes, lastPulledAt) {
-    return fetch(this.url({ last_pulled_at: String(lastPulledAt) }), {
+    return fetch(this.url({ last_pulled_at: String(lastPulledAt) }, { withSchema: this.pushSchemaVersion }), {
       method: 'POST',
       headers: { Authorization: `Bearer ${this.session.token}`, 'Content-Type': 'application/json' },
       body: JSON.stringify({ changes }),
@@ -255,6 +260,11 @@ class Phone {
     const res = await this.postChanges(changes, lastPulledAt)
     if (!res.ok) throw new HTTPError(res.status, await res.text())
     if (this.hooks.afterPush) await this.hooks.afterPush(res, changes, lastPulledAt)
+    // WatermelonDB reads experimentalRejectedIds from what pushChanges
+    // returns: those records stay unsynced.
+    if (res.bodyUsed) return undefined
+    this.lastPush = await res.json()
+    return this.lastPush
   }
 
   // sync runs synchronize(); on 409 (someone changed a pushed record
@@ -319,7 +329,8 @@ class Phone {
 // serverView is what the server holds for a user, as raw records of the
 // local schema's columns: a first sync over plain HTTP, outside
 // WatermelonDB.
-async function serverView(server, email) {
+async function serverView(server, email, localSchema = schema) {
+  const schema = localSchema
   const { token } = await server.login(email)
   const q = new URLSearchParams({ last_pulled_at: 'null', schema_version: String(SCHEMA_VERSION) })
   const res = await fetch(`${server.base}/v1/sync/watermelondb?${q}`, { headers: { Authorization: `Bearer ${token}` } })

@@ -63,6 +63,16 @@ func (b *Batch) Current(k Key) *Record { return b.b.state[k] }
 // a rule it breaks is a rejected Result; errors are storage failures.
 func (b *Batch) Apply(m Mutation) (Result, error) { return b.b.apply(m) }
 
+// Reject records the refusal of one record of the push, saved with the
+// batch and listed for the device (DeviceRejections): an adapter without
+// seqs leaves Seq 0.
+func (b *Batch) Reject(r Rejection) {
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = b.b.now
+	}
+	b.b.rejections = append(b.b.rejections, r)
+}
+
 // Touch gives a record a new version at commit without changing it or
 // running hooks, so that it reaches the next pull of devices that hold an
 // older copy.

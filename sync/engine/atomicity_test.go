@@ -105,7 +105,7 @@ func atomicBatch(t *testing.T, f *synctest.Fixture, p models.Principal) (muts []
 				"started_at": f.Now().Add(-time.Hour).Format(time.RFC3339)})},
 		// A server-owned field: rejected.
 		{Seq: 3, Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 2},
-			Fields: synctest.RawFields(t, map[string]any{"account_id": seeded, "team_id": *p.TeamID})},
+			Fields: synctest.RawFields(t, map[string]any{"account_id": seeded, "team_id": uuid.New()})},
 		{Seq: 4, Entity: "accounts", ID: seeded, Op: engine.OpUpsert, HLC: engine.HLC{MS: ms + 3},
 			Fields: synctest.RawFields(t, map[string]any{"notes": "updated by the atomic batch"})},
 		// Stamped before seq 2's notes: loses, and is a conflict.

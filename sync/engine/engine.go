@@ -59,6 +59,9 @@ type Mutation struct {
 	// BaseVersion is the record version the device last saw, if it says;
 	// it lets the server report overwrites of edits the device never saw.
 	BaseVersion *int64
+	// Malformed, when set, says why the API could not read the mutation:
+	// it is rejected with that error, alone.
+	Malformed error
 }
 
 // RejectError is why a mutation was rejected.
@@ -80,9 +83,11 @@ type Result struct {
 	key *Key // the record whose version, after the batch, the result reports
 }
 
-// Rejection is a rejected mutation as remembered for the device's pulls.
+// Rejection is a rejected mutation (or WatermelonDB record) as remembered
+// for the device's pulls and GET /v1/sync/rejections.
 type Rejection struct {
-	Seq       int64
+	ID        int64 // its place in the device's list, set when stored
+	Seq       int64 // 0 for a WatermelonDB record
 	Entity    string
 	RecordID  uuid.UUID
 	Code      string
@@ -153,6 +158,12 @@ type Tx interface {
 	LastSeq(ctx context.Context) (int64, error)
 	// SetLastSeq records the device's last processed seq.
 	SetLastSeq(ctx context.Context, seq int64) error
+	// SeqLog returns what the log holds of the device's processed
+	// mutations with these seqs, and the first seq the log covers for the
+	// device (seqs below it were processed before the log existed).
+	SeqLog(ctx context.Context, seqs []int64) (map[int64]LoggedMutation, int64, error)
+	// LogMutations records processed mutations of the device.
+	LogMutations(ctx context.Context, ms []LoggedMutation) error
 	// Load returns the stored records with these ids (tombstones too).
 	Load(ctx context.Context, e *Entity, ids []uuid.UUID) (map[uuid.UUID]*Record, error)
 	// Find returns live records whose fields equal the given values (nil
@@ -204,6 +215,9 @@ type Store interface {
 	Records(ctx context.Context, orgID uuid.UUID, e *Entity, where map[string]any) ([]*Record, error)
 	// DeviceState returns the device's last seq and its recent rejections.
 	DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []Rejection, error)
+	// DeviceRejections lists the device's rejections, newest first, with
+	// ids below before (0: from the newest).
+	DeviceRejections(ctx context.Context, p models.Principal, before int64, limit int) ([]Rejection, error)
 	// PurgeTombstones deletes up to limit of the organisation's tombstones
 	// last written before before, with their feed rows, and records the
 	// highest feed position it removed. It returns how many it removed.
@@ -282,8 +296,11 @@ func (en *Engine) Entities() map[string]*Entity { return en.entities }
 // rounds.
 const MaxSeq = 1<<53 - 1
 
-// CheckBatch validates a batch's shape before anything is read: the
-// structural errors a client must fix, answered as one 4xx.
+// CheckBatch validates a batch's envelope before anything is read: the
+// schema version, the batch size and the seq numbering, answered as one
+// 4xx. Everything about one mutation (its entity, id, op, clock, fields)
+// is that mutation's rejection instead (checkMutation): a phone running a
+// newer app must still sync its other changes.
 func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
 	if schemaVersion != SchemaVersion {
 		return models.FieldErr(models.CodeUnsupportedSchema, fmt.Sprintf("schema_version %d is not supported; this server speaks %d", schemaVersion, SchemaVersion),
@@ -300,20 +317,32 @@ func (en *Engine) CheckBatch(schemaVersion int, muts []Mutation) error {
 			return models.FieldInvalid(at+".seq", "must be an integer between 1 and %d", MaxSeq)
 		case i > 0 && m.Seq <= prev:
 			return models.FieldInvalid(at+".seq", "must be greater than the previous mutation's seq (%d)", prev)
-		case en.entities[m.Entity] == nil:
-			return models.FieldInvalid(at+".entity", "unknown entity %q", m.Entity)
-		case m.Op != OpUpsert && m.Op != OpDelete:
-			return models.FieldInvalid(at+".op", "must be upsert or delete")
-		case m.ID == uuid.Nil:
-			return models.FieldInvalid(at+".id", "must be a client-generated UUID")
-		case m.HLC.MS <= 0 || m.HLC.MS > MaxSeq:
-			return models.FieldInvalid(at+".hlc.ms", "must be an integer between 1 and %d", MaxSeq)
-		case m.HLC.Counter < 0:
-			return models.FieldInvalid(at+".hlc", "must carry a positive ms and a non-negative counter")
-		case m.Op == OpUpsert && m.Fields == nil:
-			return models.FieldInvalid(at+".fields", "is required for an upsert")
 		}
 		prev = m.Seq
+	}
+	return nil
+}
+
+// checkMutation refuses a mutation the engine cannot apply at all: an
+// entity this server does not declare, a nil id (the API passes an id that
+// is not a UUID as nil), an unknown op, a clock that is not one, an upsert
+// without fields.
+func (en *Engine) checkMutation(m Mutation) error {
+	switch {
+	case m.Malformed != nil:
+		return m.Malformed
+	case en.entities[m.Entity] == nil:
+		return models.FieldErr(models.CodeUnknownEntity, fmt.Sprintf("this server has no entity %q", m.Entity), "entity", "is not an entity this server syncs")
+	case m.ID == uuid.Nil:
+		return models.FieldInvalid("id", "must be a client-generated UUID")
+	case m.Op != OpUpsert && m.Op != OpDelete:
+		return models.FieldInvalid("op", "must be upsert or delete")
+	case m.HLC.MS <= 0 || m.HLC.MS > MaxSeq:
+		return models.FieldInvalid("hlc.ms", "must be an integer between 1 and %d", MaxSeq)
+	case m.HLC.Counter < 0:
+		return models.FieldInvalid("hlc", "must carry a positive ms and a non-negative counter")
+	case m.Op == OpUpsert && m.Fields == nil:
+		return models.FieldErr(CodeMissingRequired, "fields is required for an upsert", "fields", "is required for an upsert")
 	}
 	return nil
 }
@@ -399,25 +428,43 @@ func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
 		return nil, 0, err
 	}
 	results := make([]Result, len(muts))
-	var todo []int
+	var todo, old []int
 	for i, m := range muts {
 		if m.Seq <= last {
-			results[i] = Result{Seq: m.Seq, Status: StatusDuplicate}
+			old = append(old, i)
 			continue
 		}
 		todo = append(todo, i)
 	}
+	if len(old) > 0 {
+		if err := b.judgeOld(muts, old, last, results); err != nil {
+			return nil, 0, err
+		}
+	}
 	if len(todo) == 0 {
 		return results, last, nil
 	}
-	if err := b.prefetch(muts, todo); err != nil {
+	bad := map[int]Result{}
+	valid := make([]int, 0, len(todo))
+	for _, i := range todo {
+		if err := b.en.checkMutation(muts[i]); err != nil {
+			r, _ := rejectErr(err)
+			r.Seq = muts[i].Seq
+			bad[i] = r
+			continue
+		}
+		valid = append(valid, i)
+	}
+	if err := b.prefetch(muts, valid); err != nil {
 		return nil, 0, err
 	}
 	for _, i := range todo {
 		m := muts[i]
-		r, err := b.apply(m)
-		if err != nil {
-			return nil, 0, err
+		r, ok := bad[i]
+		if !ok {
+			if r, err = b.apply(m); err != nil {
+				return nil, 0, err
+			}
 		}
 		if r.Status == StatusRejected {
 			b.rejections = append(b.rejections, Rejection{Seq: m.Seq, Entity: m.Entity, RecordID: m.ID,
@@ -433,6 +480,13 @@ func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
 		if k := results[i].key; k != nil {
 			results[i].Version = b.state[*k].Version
 		}
+	}
+	log := make([]LoggedMutation, len(todo))
+	for i, j := range todo {
+		log[i] = logged(muts[j])
+	}
+	if err := b.tx.LogMutations(b.ctx, log); err != nil {
+		return nil, 0, err
 	}
 	if err := b.tx.SetLastSeq(b.ctx, last); err != nil {
 		return nil, 0, err
@@ -551,7 +605,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 	}
 	key := Key{m.Entity, m.ID}
 	cur := b.state[key]
-	c := &Context{Context: b.ctx, P: b.p, Now: b.now, batch: b, Entity: e}
+	c := &Context{Context: b.ctx, P: b.p, Now: b.now, batch: b, Entity: e, mut: &applying{h: h, base: m.BaseVersion, cur: cur}}
 	if cur != nil && !e.Scope(cur).Visible(b.p) {
 		return res, models.ErrNotFound
 	}
@@ -574,7 +628,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 		}
 		next, conflicts = MergeDelete(e, cur, h, m.BaseVersion)
 	} else {
-		vals, err := b.parseFields(e, m.Fields)
+		vals, owned, err := b.parseFields(e, m.ID, cur, m.Fields)
 		if err != nil {
 			return res, err
 		}
@@ -604,6 +658,10 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 				}
 			}
 		}
+		if err := checkOwned(owned, cur, next); err != nil {
+			return res, err
+		}
+		conflicts = c.mut.addResolved(conflicts)
 	}
 	res.Status = StatusApplied
 	if len(conflicts) > 0 {
@@ -667,33 +725,49 @@ func (b *batch) newRecord(e *Entity, id uuid.UUID, h HLC) *Record {
 	return r
 }
 
-// parseFields parses the fields a client sent, refusing unknown and
-// server-owned ones by name.
-func (b *batch) parseFields(e *Entity, raw map[string]json.RawMessage) (map[string]any, error) {
-	vals := make(map[string]any, len(raw))
+// parseFields parses the fields a client sent, refusing unknown ones by
+// name. Server-owned fields are not merged: an empty default or an echo of
+// an audit field is dropped here, and any other value is returned in owned,
+// for checkOwned to hold against what the server holds and sets (see
+// owned.go).
+func (b *batch) parseFields(e *Entity, id uuid.UUID, cur *Record, raw map[string]json.RawMessage) (vals, owned map[string]any, err error) {
+	vals = make(map[string]any, len(raw))
 	for _, name := range sortedKeys(raw) {
 		f := e.Field(name)
 		switch {
 		case f == nil || f.Hidden:
 			if isAudit(name) {
-				return nil, models.FieldErr(CodeServerOwned, name+" is set by the server", name, "is set by the server")
+				if isEmptyDefault(raw[name]) || sentAudit(name, raw[name], id, cur) {
+					continue
+				}
+				return nil, nil, ownedErr(name)
 			}
-			return nil, models.FieldErr(CodeUnknownField, fmt.Sprintf("%s has no field %q", e.Name, name), name, "is not a field of "+e.Name)
+			return nil, nil, models.FieldErr(CodeUnknownField, fmt.Sprintf("%s has no field %q", e.Name, name), name, "is not a field of "+e.Name)
+		case f.Access != ClientWritable && isEmptyDefault(raw[name]):
+			continue
 		case f.Access == ServerOwned:
-			return nil, models.FieldErr(CodeServerOwned, name+" is set by the server", name, "is set by the server")
+			v, ok := ownedValue(f, raw[name], b.now)
+			if !ok {
+				return nil, nil, ownedErr(name)
+			}
+			if owned == nil {
+				owned = map[string]any{}
+			}
+			owned[name] = v
+			continue
 		}
 		v, err := f.Parse(raw[name], b.now)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if f.Access == SelfOnly && v != nil && v != any(b.p.UserID) {
 			if err := b.checkSelfOnly(f, v); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		vals[name] = v
 	}
-	return vals, nil
+	return vals, owned, nil
 }
 
 // checkSelfOnly lets a rep name only themselves in a SelfOnly field, a
@@ -788,6 +862,7 @@ func (b *batch) flush() error {
 			byEntity[k.Entity] = append(byEntity[k.Entity], r)
 		}
 		for _, name := range names {
+			b.dropNonFinite(b.en.entities[name], byEntity[name])
 			if err := b.tx.Save(b.ctx, b.en.entities[name], byEntity[name]); err != nil {
 				return err
 			}
@@ -821,6 +896,7 @@ type Context struct {
 	// a delete).
 	Sent  map[string]any
 	batch *batch
+	mut   *applying // the client mutation being applied; nil in server work
 }
 
 // Lookup returns a record as the batch now sees it (its own writes

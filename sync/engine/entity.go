@@ -39,11 +39,14 @@ type Access int
 const (
 	// ClientWritable fields are written by clients and merged per field.
 	ClientWritable Access = iota
-	// ServerOwned fields are set by the server; a client that sends one has
-	// its mutation rejected, never silently ignored.
+	// ServerOwned fields are set by the server. A client that sends one
+	// with the value the server holds or sets, or with an empty default
+	// (null, "", 0, false), has it ignored; any other value rejects its
+	// mutation (server_owned_field). See owned.go.
 	ServerOwned
 	// SelfOnly fields are set by the server to the caller; a client may
-	// send the value the server would set (its own id), nothing else.
+	// send the value the server would set (its own id) or an empty
+	// default, nothing else.
 	SelfOnly
 )
 
@@ -459,6 +462,11 @@ func (f *Field) AppendValue(b []byte, v any) []byte {
 		return append(b, '"')
 	case Float:
 		x, _ := v.(float64)
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			// JSON has no NaN or ±Inf: a pull must never fail to parse
+			// because of one stored value (flush never writes one).
+			return append(b, "null"...)
+		}
 		return strconv.AppendFloat(b, x, 'f', -1, 64)
 	case Int:
 		x, _ := v.(int64)

@@ -649,3 +649,14 @@ func TestDistanceM(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendValueNonFinite holds that a NaN or ±Inf that reached storage
+// anyway is sent as null, never as text JSON cannot parse.
+func TestAppendValueNonFinite(t *testing.T) {
+	f := engine.Field{Name: "progress", Type: engine.Float}
+	for _, x := range []float64{math.Inf(1), math.Inf(-1), math.NaN()} {
+		if got := string(f.AppendValue(nil, x)); got != "null" {
+			t.Errorf("AppendValue(%v) = %s, want null", x, got)
+		}
+	}
+}

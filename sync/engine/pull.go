@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -168,4 +169,27 @@ func (en *Engine) Conflicts(ctx context.Context, p models.Principal, rawCursor s
 	last := cs[len(cs)-1]
 	b, _ := json.Marshal(ConflictPos{At: last.CreatedAt, ID: last.ID})
 	return cs, base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Rejections lists the rejections of p's device, native mutations and
+// WatermelonDB records alike, newest first, from an opaque cursor (empty:
+// the newest), and the cursor of the next page ("" when there is none).
+// Errors: invalid (cursor).
+func (en *Engine) Rejections(ctx context.Context, p models.Principal, rawCursor string, limit int) ([]Rejection, string, error) {
+	var before int64
+	if rawCursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(rawCursor)
+		if err == nil {
+			before, err = strconv.ParseInt(string(b), 10, 64)
+		}
+		if err != nil || before <= 0 {
+			return nil, "", models.FieldInvalid("cursor", "is not a cursor this server issued")
+		}
+	}
+	rs, err := en.store.DeviceRejections(ctx, p, before, limit+1)
+	if err != nil || len(rs) <= limit {
+		return rs, "", err
+	}
+	rs = rs[:limit]
+	return rs, base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(rs[len(rs)-1].ID, 10))), nil
 }

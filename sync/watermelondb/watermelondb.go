@@ -85,7 +85,8 @@
 //
 // # Push
 //
-// The push applies atomically in one transaction or not at all:
+// The push applies in one transaction: a stale record refuses all of it,
+// a record the rules refuse is left out of it:
 //
 //  1. Conflicts. If a pushed record changed after last_pulled_at, i.e.
 //     its feed position lies above it, and its latest write is not this
@@ -115,11 +116,18 @@
 //     client's copy.)
 //  3. Each mutation is applied by the engine's batch, in dependency order
 //     (tables referenced by others first, deletes last), under the native
-//     rules. Any rejection rolls everything back: the answer is 422 naming
-//     the table, id, field and code of each rejected record. fieldsync
-//     does not use experimentalRejectedIds, because WatermelonDB marks
-//     every other record of such a push as synced: that would be a
-//     partial apply.
+//     rules. A record the rules refuse is left out, with its refusal
+//     recorded for the device (GET /v1/sync/rejections), and so is a record
+//     whose reference column names a record this push refused
+//     (dependency_rejected), and every created or updated record of a
+//     table this server does not sync (unknown_entity; deletes there are
+//     no-ops). The rest is applied and committed, and the refused ids are
+//     answered in experimentalRejectedIds. WatermelonDB (0.28,
+//     sync/impl/markAsSynced.js) then marks every pushed record synced
+//     except those, which stay dirty and are pushed again next time: one
+//     bad record never blocks the device's other changes. A refusal
+//     applies nothing of that record, since the engine rejects before it
+//     writes.
 //
 // WatermelonDB has no client clock, so each written record is stamped
 // with the server's receipt time, or just after the newest field clock of
@@ -471,6 +479,11 @@ type TableChanges struct {
 	Created []Row
 	Updated []Row
 	Deleted []uuid.UUID
+	// Unparsed are the ids of created and updated records that are not
+	// UUIDs: each is refused alone. UnparsedDeleted counts deletes of such
+	// ids, no-ops since the server never held one.
+	Unparsed        []string
+	UnparsedDeleted int
 }
 
 // PushRequest is a WatermelonDB push.
@@ -486,6 +499,9 @@ type PushResult struct {
 	// Unchanged counts the records the server already held as pushed
 	// (equal values, deletes of missing or deleted records).
 	Unchanged int
+	// Rejected lists the records the rules refused, left out of the push
+	// (the client's experimentalRejectedIds).
+	Rejected []Rejection
 }
 
 // ConflictError refuses a push some of whose records changed on
@@ -502,27 +518,15 @@ func (e *ConflictError) Error() string {
 type Rejection struct {
 	Table   string
 	ID      uuid.UUID
+	RawID   string // the id as pushed, when it is not a UUID (ID is nil)
 	Code    string // a rejection code (invalid_value, server_owned_field, ...)
 	Field   string // "" when the record as a whole was refused
 	Message string
 }
 
-// RejectedError refuses a push that breaks a rule; nothing of
-// it was applied.
-type RejectedError struct {
-	Rejections []Rejection
-}
-
-func (e *RejectedError) Error() string {
-	if len(e.Rejections) == 0 {
-		return "push rejected"
-	}
-	r := e.Rejections[0]
-	return fmt.Sprintf("%d pushed records rejected, first %s %s: %s", len(e.Rejections), r.Table, r.ID, r.Message)
-}
-
-// CheckWatermelonPush validates a push's shape before anything is read.
-// Errors: invalid (unknown table, duplicate or nil id), too_large.
+// CheckPush validates a push's shape before anything is read.
+// Errors: invalid (duplicate or nil id), too_large. A table this server
+// does not sync is not an error: its records are refused one by one.
 func (w *Protocol) CheckPush(req PushRequest) error {
 	n := 0
 	for _, name := range slices.Sorted(maps.Keys(req.Changes)) {
@@ -530,14 +534,11 @@ func (w *Protocol) CheckPush(req PushRequest) error {
 		if t == nil {
 			continue
 		}
-		count := len(t.Created) + len(t.Updated) + len(t.Deleted)
+		count := len(t.Created) + len(t.Updated) + len(t.Deleted) + len(t.Unparsed) + t.UnparsedDeleted
 		if count == 0 {
 			continue // WatermelonDB lists every local table, local-only ones too
 		}
 		at := "changes." + name
-		if w.en.Entity(name) == nil {
-			return models.FieldInvalid(at, "is not a synced table")
-		}
 		n += count
 		seen := make(map[uuid.UUID]bool, count)
 		check := func(id uuid.UUID) error {
@@ -647,9 +648,9 @@ func (w *Protocol) order() []*engine.Entity {
 	return out
 }
 
-// Push applies a WatermelonDB push atomically (see the file comment).
-// Errors: *ConflictError (nothing applied, pull first), *RejectedError
-// (nothing applied), unavailable.
+// Push applies a WatermelonDB push (see the file comment): everything the
+// rules accept, with the refused records in the result. Errors:
+// *ConflictError (nothing applied, pull first), unavailable.
 func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest) (PushResult, error) {
 	horizon, err := w.store.FeedHorizon(ctx, p.OrgID)
 	if err != nil {
@@ -676,9 +677,41 @@ func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest
 		if err != nil {
 			return err
 		}
-		var rejected []Rejection
+		refused := map[engine.Key]bool{}
+		reject := func(table string, id uuid.UUID, rej *engine.RejectError) {
+			out.Rejected = append(out.Rejected, Rejection{Table: table, ID: id, Code: rej.Code, Field: rej.Field, Message: rej.Message})
+			refused[engine.Key{Entity: table, ID: id}] = true
+			b.Reject(engine.Rejection{Entity: table, RecordID: id, Code: rej.Code, Field: rej.Field, Message: rej.Message})
+		}
+		for _, name := range unknownTables(w.en, req) {
+			t := req.Changes[name]
+			for _, rows := range [][]Row{t.Created, t.Updated} {
+				for _, r := range rows {
+					reject(name, r.ID, &engine.RejectError{Code: models.CodeUnknownEntity, Message: "this server does not sync the table " + name})
+				}
+			}
+			// Deleting what the server never had is a no-op, as for any
+			// missing record.
+			out.Unchanged += len(t.Deleted)
+		}
+		for _, name := range slices.Sorted(maps.Keys(req.Changes)) {
+			t := req.Changes[name]
+			if t == nil {
+				continue
+			}
+			for _, raw := range t.Unparsed {
+				msg := fmt.Sprintf("id %q is not a UUID: this server keeps only records with UUID ids (install a UUID id generator, and create the record anew)", raw)
+				out.Rejected = append(out.Rejected, Rejection{Table: name, RawID: raw, Code: engine.CodeInvalidValue, Field: "id", Message: msg})
+				b.Reject(engine.Rejection{Entity: name, Code: engine.CodeInvalidValue, Field: "id", Message: msg})
+			}
+			out.Unchanged += t.UnparsedDeleted
+		}
 		for i, o := range ops {
 			k := engine.Key{Entity: o.e.Name, ID: o.id}
+			if rej := refusedDependency(o, refused); rej != nil {
+				reject(o.e.Name, o.id, rej)
+				continue
+			}
 			p, ok := pos[k]
 			seen := ok && !since.Before(p) // the client pulled the stored version
 			written, rej, err := apply(b, muts[i], o, seen)
@@ -687,15 +720,12 @@ func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest
 			}
 			switch {
 			case rej != nil:
-				rejected = append(rejected, Rejection{Table: o.e.Name, ID: o.id, Code: rej.Code, Field: rej.Field, Message: rej.Message})
+				reject(o.e.Name, o.id, rej)
 			case written:
 				out.Written++
 			default:
 				out.Unchanged++
 			}
-		}
-		if len(rejected) > 0 {
-			return &RejectedError{Rejections: rejected}
 		}
 		return nil
 	})
@@ -703,6 +733,43 @@ func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest
 		return PushResult{}, err
 	}
 	return out, nil
+}
+
+// unknownTables lists, by name, the tables of a push this server does not
+// sync that carry records.
+func unknownTables(en *engine.Engine, req PushRequest) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(req.Changes)) {
+		if t := req.Changes[name]; t != nil && en.Entity(name) == nil && len(t.Created)+len(t.Updated)+len(t.Deleted) > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// refusedDependency refuses a created or updated record whose reference
+// column names a record this push refused: applied alone it would point
+// at a record the server does not hold as the device does (WatermelonDB
+// keeps both dirty and pushes them again together).
+func refusedDependency(o wmOp, refused map[engine.Key]bool) *engine.RejectError {
+	if o.op != engine.OpUpsert || len(refused) == 0 {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.row.Columns)) {
+		f := o.e.Field(name)
+		if f == nil || f.Ref == "" {
+			continue
+		}
+		var s string
+		if json.Unmarshal(o.row.Columns[name], &s) != nil {
+			continue
+		}
+		if id, err := uuid.Parse(s); err == nil && refused[engine.Key{Entity: f.Ref, ID: id}] {
+			return &engine.RejectError{Code: models.CodeDependencyRefused, Field: name,
+				Message: fmt.Sprintf("%s names %s %s, which this push refused", name, f.Ref, id)}
+		}
+	}
+	return nil
 }
 
 // conflicts refuses the push when a record it writes changed after since
