@@ -46,34 +46,50 @@ func TestEveryFaultAtOnce(t *testing.T) {
 	})
 }
 
-// TestNumberFaults: a number that does not fit says which numbers do, under
-// the full path of the field, instead of "must be a number, not number".
+// TestNumberFaults: a number that does not fit says which numbers do,
+// instead of "must be a number, not number 1e20". A seq is the batch's
+// envelope (the batch is refused, under the full path); a clock belongs to
+// its mutation (that mutation is rejected, naming hlc.ms).
 func TestNumberFaults(t *testing.T) {
 	d := newDemo(t)
-	rep := d.env.Login("rep1@demo.test")
 	mutation := func(seq, ms string) string {
 		return `{"seq":` + seq + `,"entity":"visits","id":"` + uuid.NewString() + `","op":"upsert","hlc":{"ms":` + ms + `,"counter":0},"fields":{}}`
 	}
+	const want = "must be an integer between 1 and 9007199254740991"
 	for _, tt := range []struct {
-		name, body, field, want string
+		name, body, field string
+		batch             bool
 	}{
 		{"seq past 2^63", `{"schema_version":1,"mutations":[` + mutation("1", "1") + `,` + mutation("2", "1") + `,` + mutation("3", "1") + `,` + mutation("99999999999999999999999", "1") + `]}`,
-			"mutations[3].seq", "must be an integer between 1 and 9007199254740991"},
-		{"seq past 2^53", `{"schema_version":1,"mutations":[` + mutation("9007199254740992", "1") + `]}`,
-			"mutations[0].seq", "must be an integer between 1 and 9007199254740991"},
-		{"hlc.ms 1e20", `{"schema_version":1,"mutations":[` + mutation("1", "1e20") + `]}`,
-			"mutations[0].hlc.ms", "must be an integer between 1 and 9007199254740991"},
-		{"hlc.ms past 2^53", `{"schema_version":1,"mutations":[` + mutation("1", "9007199254740992") + `]}`,
-			"mutations[0].hlc.ms", "must be an integer between 1 and 9007199254740991"},
-		{"seq not whole", `{"schema_version":1,"mutations":[` + mutation("1.5", "1") + `]}`,
-			"mutations[0].seq", "must be an integer between 1 and 9007199254740991"},
+			"mutations[3].seq", true},
+		{"seq past 2^53", `{"schema_version":1,"mutations":[` + mutation("9007199254740992", "1") + `]}`, "mutations[0].seq", true},
+		{"seq not whole", `{"schema_version":1,"mutations":[` + mutation("1.5", "1") + `]}`, "mutations[0].seq", true},
+		{"hlc.ms 1e20", `{"schema_version":1,"mutations":[` + mutation("1", "1e20") + `]}`, "hlc.ms", false},
+		{"hlc.ms past 2^53", `{"schema_version":1,"mutations":[` + mutation("1", "9007199254740992") + `]}`, "hlc.ms", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			rep := d.env.Login("rep1@demo.test") // a fresh device: seq 1 is new
 			res := d.env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/sync/push", Token: rep.Access, Body: tt.body})
-			p := expectProblem(t, res, http.StatusUnprocessableEntity, "invalid")
-			got, ok := fieldMessages(p)[tt.field]
-			if !ok || !strings.HasPrefix(got, tt.want) {
-				t.Errorf("fields %v, want %s: %s…", fieldMessages(p), tt.field, tt.want)
+			if tt.batch {
+				p := expectProblem(t, res, http.StatusUnprocessableEntity, "invalid")
+				if got, ok := fieldMessages(p)[tt.field]; !ok || !strings.HasPrefix(got, want) {
+					t.Errorf("fields %v, want %s: %s…", fieldMessages(p), tt.field, want)
+				}
+				return
+			}
+			apitest.Expect(t, res, http.StatusOK)
+			var r struct {
+				Results []struct {
+					Status string `json:"status"`
+					Error  struct {
+						Field   string `json:"field"`
+						Message string `json:"message"`
+					} `json:"error"`
+				} `json:"results"`
+			}
+			res.JSON(t, &r)
+			if len(r.Results) != 1 || r.Results[0].Status != "rejected" || r.Results[0].Error.Field != tt.field || !strings.Contains(r.Results[0].Error.Message, want) {
+				t.Errorf("results %+v, want one rejected on %s: %s", r.Results, tt.field, want)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -104,13 +105,18 @@ func mutations(req pushRequest) ([]engine.Mutation, error) {
 				ID     json.RawMessage `json:"id"`
 			}
 			if json.Unmarshal(raw, &head) != nil {
-				return nil, models.FieldInvalid(fmt.Sprintf("mutations[%d].seq", i), "must be a positive integer in a mutation object")
+				return nil, models.FieldInvalid(fmt.Sprintf("mutations[%d].seq", i), "must be an integer between 1 and %d in a mutation object", engine.MaxSeq)
 			}
 			var entity, id string
 			_ = json.Unmarshal(head.Entity, &entity)
 			_ = json.Unmarshal(head.ID, &id)
 			uid, _ := uuid.Parse(id)
-			bad := jsonError(err)
+			// Name every fault of the mutation, a number out of range
+			// with the range it must be in.
+			var bad error = jsonError(err)
+			if fields := faults("", raw, reflect.TypeFor[mutationDTO](), ""); len(fields) > 0 {
+				bad = models.Invalid(fields)
+			}
 			var me *models.Error
 			if errors.As(bad, &me) && len(me.Fields) > 0 && me.Fields[0].Code == models.CodeUnknownField {
 				bad = models.FieldErr(models.CodeUnknownField, me.Message, me.Fields[0].Field, "is not a member of a mutation")

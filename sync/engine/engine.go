@@ -337,10 +337,10 @@ func (en *Engine) checkMutation(m Mutation) error {
 		return models.FieldInvalid("id", "must be a client-generated UUID")
 	case m.Op != OpUpsert && m.Op != OpDelete:
 		return models.FieldInvalid("op", "must be upsert or delete")
-	case m.HLC.MS <= 0 || m.HLC.MS > MaxSeq:
-		return models.FieldInvalid("hlc.ms", "must be an integer between 1 and %d", MaxSeq)
-	case m.HLC.Counter < 0:
+	case m.HLC.MS <= 0 || m.HLC.Counter < 0:
 		return models.FieldInvalid("hlc", "must carry a positive ms and a non-negative counter")
+	case m.HLC.MS > MaxSeq:
+		return models.FieldInvalid("hlc.ms", "must be an integer between 1 and %d", MaxSeq)
 	case m.Op == OpUpsert && m.Fields == nil:
 		return models.FieldErr(CodeMissingRequired, "fields is required for an upsert", "fields", "is required for an upsert")
 	}
