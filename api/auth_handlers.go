@@ -68,29 +68,31 @@ func (s *Server) login(c echo.Context) error {
 		return models.Invalid(fields)
 	}
 
+	// Each attempt is counted before the password is hashed, in the same
+	// step as the check, so that guesses sent in parallel cannot all pass
+	// the check while the first ones are still hashing. A successful login
+	// takes its count back.
 	addrKey, emailKey := "addr:"+c.RealIP(), "email:"+email
-	for _, l := range []struct {
-		blocked func(string) (bool, time.Duration)
-		key     string
-	}{{s.byAddress.Blocked, addrKey}, {s.byEmail.Blocked, emailKey}} {
-		if blocked, wait := l.blocked(l.key); blocked {
-			err := models.Errorf(models.CodeRateLimited, "too many failed logins; try again later")
-			err.RetryAfterSeconds = int(math.Ceil(wait.Seconds()))
-			return err
-		}
+	if ok, wait := s.byAddress.Take(addrKey); !ok {
+		return rateLimited(wait)
+	}
+	if ok, wait := s.byEmail.Take(emailKey); !ok {
+		s.byAddress.Undo(addrKey)
+		return rateLimited(wait)
 	}
 
 	ctx := c.Request().Context()
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
+		s.byAddress.Undo(addrKey)
+		s.byEmail.Undo(emailKey)
 		return err
 	}
 	hash := u.PasswordHash // empty when unknown: Check then burns equal time
 	if !s.passwords.Check(hash, req.Password) || !u.Active {
-		s.byAddress.Add(addrKey)
-		s.byEmail.Add(emailKey)
 		return errBadLogin
 	}
+	s.byAddress.Undo(addrKey)
 	s.byEmail.Reset(emailKey)
 
 	now := s.now().UTC()
@@ -104,6 +106,12 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	return s.issue(c, u, sess, refresh)
+}
+
+func rateLimited(wait time.Duration) error {
+	err := models.Errorf(models.CodeRateLimited, "too many failed logins; try again later")
+	err.RetryAfterSeconds = max(1, int(math.Ceil(wait.Seconds())))
+	return err
 }
 
 func (s *Server) issue(c echo.Context, u models.User, sess models.Session, refresh string) error {

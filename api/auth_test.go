@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -572,4 +573,35 @@ func TestDeactivationEndsAccessAtOnce(t *testing.T) {
 	apitest.Expect(t, res, http.StatusOK)
 	expectProblem(t, getMe(env, rep.Access), http.StatusUnauthorized, "unauthorized")
 	apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
+}
+
+// TestLoginLimitHoldsUnderParallelGuessing sends many wrong passwords for
+// one email at once. Each attempt is counted before the password is hashed,
+// so no more than the limit reach the hash and the rest are refused.
+func TestLoginLimitHoldsUnderParallelGuessing(t *testing.T) {
+	const limit, tries = 5, 30
+	env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) {
+		d.LoginLimits = api.LoginLimits{PerEmail: limit, PerAddress: 100, Window: time.Minute}
+	}})
+	statuses := make(chan int, tries)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses <- tryLogin(env, "rep1@demo.test", "wrong-password-1", nil).StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[http.StatusUnauthorized] > limit || count[http.StatusTooManyRequests] != tries-count[http.StatusUnauthorized] {
+		t.Fatalf("statuses %v: want at most %d × 401 and the rest 429", count, limit)
+	}
 }

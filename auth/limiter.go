@@ -42,11 +42,39 @@ func (l *Limiter) Blocked(key string) (bool, time.Duration) {
 	return true, w.start.Add(l.window).Sub(l.now())
 }
 
+// Take counts one event for key unless key is already at its limit, in
+// one step: of many concurrent callers, no more than the limit are let
+// through. It reports whether the event was let through and, if not, how
+// long until the key may try again.
+func (l *Limiter) Take(key string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.current(key)
+	if w != nil && w.n >= l.limit {
+		return false, w.start.Add(l.window).Sub(l.now())
+	}
+	l.add(key, w)
+	return true, 0
+}
+
+// Undo takes back one event that Take let through for key, for an
+// attempt that turned out not to count (a successful login).
+func (l *Limiter) Undo(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := l.current(key); w != nil && w.n > 0 {
+		w.n--
+	}
+}
+
 // Add records one event for key.
 func (l *Limiter) Add(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := l.current(key)
+	l.add(key, l.current(key))
+}
+
+func (l *Limiter) add(key string, w *window) {
 	if w == nil {
 		if len(l.hits) > 100_000 {
 			l.sweep()
