@@ -68,32 +68,24 @@ func (s *Server) login(c echo.Context) error {
 		return models.Invalid(fields)
 	}
 
-	// Each attempt is counted before the password is hashed, in the same
-	// step as the check, so that guesses sent in parallel cannot all pass
-	// the check while the first ones are still hashing. A successful login
-	// takes its count back.
-	addrKey, emailKey := "addr:"+c.RealIP(), "email:"+email
-	if ok, wait := s.byAddress.Take(addrKey); !ok {
-		return rateLimited(wait)
-	}
-	if ok, wait := s.byEmail.Take(emailKey); !ok {
-		s.byAddress.Undo(addrKey)
+	// The attempt is counted before the password is hashed (see
+	// auth.LoginGuard); a successful one takes its count back.
+	attempt, wait := s.logins.Begin(email, c.RealIP())
+	if attempt == nil {
 		return rateLimited(wait)
 	}
 
 	ctx := c.Request().Context()
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
-		s.byAddress.Undo(addrKey)
-		s.byEmail.Undo(emailKey)
+		attempt.Aborted()
 		return err
 	}
 	hash := u.PasswordHash // empty when unknown: Check then burns equal time
 	if !s.passwords.Check(hash, req.Password) || !u.Active {
 		return errBadLogin
 	}
-	s.byAddress.Undo(addrKey)
-	s.byEmail.Reset(emailKey)
+	attempt.Succeeded()
 
 	now := s.now().UTC()
 	sess := models.Session{

@@ -70,16 +70,9 @@ type Deps struct {
 	BodyLimit int64
 	// TrustedProxies are the only peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// LoginLimits override the login attempt limits (tests); zero means
-	// 5 failures per email and 30 per client address per 15 minutes.
-	LoginLimits LoginLimits
+	// LoginPolicy overrides auth.DefaultLoginPolicy (tests).
+	LoginPolicy auth.LoginPolicy
 	Version     string
-}
-
-// LoginLimits bound failed logins.
-type LoginLimits struct {
-	PerEmail, PerAddress int
-	Window               time.Duration
 }
 
 // Server holds the HTTP layer's state; Handler returns its router.
@@ -97,8 +90,7 @@ type Server struct {
 	spec      []byte
 	bodyLimit int64
 	version   string
-	byEmail   *auth.Limiter
-	byAddress *auth.Limiter
+	logins    *auth.LoginGuard
 	metrics   *httpMetrics
 	echo      *echo.Echo
 }
@@ -128,16 +120,11 @@ func New(d Deps) *Server {
 	if d.Notifications == nil {
 		d.Notifications, _ = d.Store.(NotificationStore)
 	}
-	ll := d.LoginLimits
-	if ll.Window == 0 {
-		ll = LoginLimits{PerEmail: 5, PerAddress: 30, Window: 15 * time.Minute}
-	}
 	s := &Server{
 		store: d.Store, sync: d.Sync, wm: d.Watermelon, reports: d.Reports, notif: d.Notifications, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
 		ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
-		byEmail:   auth.NewLimiter(ll.PerEmail, ll.Window, d.Now),
-		byAddress: auth.NewLimiter(ll.PerAddress, ll.Window, d.Now),
-		metrics:   newHTTPMetrics(d.Registry),
+		logins:  auth.NewLoginGuard(d.LoginPolicy, d.Now),
+		metrics: newHTTPMetrics(d.Registry),
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

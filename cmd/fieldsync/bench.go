@@ -102,6 +102,6 @@ func benchServer(db *store.DB) (http.Handler, error) {
 	eng := engine.New(db, sales.Entities(), time.Now, nil)
 	srv := api.New(api.Deps{Store: db, Sync: eng, Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
-		LoginLimits: api.LoginLimits{PerEmail: 1 << 20, PerAddress: 1 << 20, Window: time.Minute}})
+		LoginPolicy: auth.LoginPolicy{PairFree: 1 << 20, EmailFree: 1 << 20, BaseDelay: time.Second, MaxDelay: time.Second, Forget: time.Minute}})
 	return srv.Handler(), nil
 }
