@@ -38,7 +38,7 @@ var errBadLogin = models.Errorf(models.CodeUnauthorized, "email or password is w
 
 // login exchanges email and password for tokens bound to one device.
 // Unknown emails, wrong passwords and deactivated users get the same answer
-// after the same bcrypt work, so the answer reveals nothing about accounts.
+// after the same password-hashing work, so the answer reveals nothing about accounts.
 func (s *Server) login(c echo.Context) error {
 	var req loginRequest
 	if err := decodeJSON(c, &req); err != nil {
@@ -82,10 +82,14 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	hash := u.PasswordHash // empty when unknown: Check then burns equal time
-	if !s.passwords.Check(hash, req.Password) || !u.Active {
+	ok, stale := s.passwords.Check(hash, req.Password)
+	if !ok || !u.Active {
 		return errBadLogin
 	}
 	attempt.Succeeded()
+	if stale {
+		s.rehash(c, u, req.Password)
+	}
 
 	now := s.now().UTC()
 	sess := models.Session{
@@ -98,6 +102,19 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	return s.issue(c, u, sess, refresh)
+}
+
+// rehash replaces a bcrypt hash, or an argon2id hash of other costs, by one
+// at the current costs, now that the password is known. A failure costs
+// only the upgrade, so it is logged and the login goes on.
+func (s *Server) rehash(c echo.Context, u models.User, pw string) {
+	next, err := s.passwords.Hash(pw)
+	if err == nil {
+		err = s.store.ReplacePasswordHash(c.Request().Context(), u.OrgID, u.ID, u.PasswordHash, next)
+	}
+	if err != nil {
+		s.log.WarnContext(c.Request().Context(), "upgrade password hash", "user", u.ID, "err", err)
+	}
 }
 
 func rateLimited(wait time.Duration) error {

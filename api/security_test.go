@@ -1,11 +1,17 @@
 package api_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fieldsync/fieldsync/internal/apitest"
 )
 
 // TestRepCannotForgeJointVerification: the manager's check-in is the
@@ -48,4 +54,83 @@ func TestRepCannotForgeJointVerification(t *testing.T) {
 	})
 	// Control: the rep's request without the manager's fields is applied.
 	o.pushApplied(t, "rep1", o.up("ride_alongs", uuid.New(), map[string]any{"mode": "visit", "visit_id": visit.String()}))
+}
+
+// createUser has the admin create a North rep with a password.
+func createUser(t *testing.T, env *apitest.Env, admin, email, password string) *apitest.Response {
+	t.Helper()
+	org := loadPeople(t, env, admin)
+	return env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/users", Token: admin, Body: map[string]any{
+		"email": email, "name": "New Rep", "role": "rep", "team_id": org.teams["North"].String(), "password": password,
+	}})
+}
+
+// TestLongPasswords: bcrypt refuses passwords over 72 bytes; every
+// password the length rule accepts (up to 128 characters) must be stored
+// and must log in.
+func TestLongPasswords(t *testing.T) {
+	env := apitest.New(t, apitest.Options{})
+	admin := env.Login("admin@demo.test")
+	for _, n := range []int{72, 73, 100, 128} {
+		pw := strings.Repeat("k", n-10) + "0123456789"
+		email := fmt.Sprintf("long%d@demo.test", n)
+		apitest.Expect(t, createUser(t, env, admin.Access, email, pw), http.StatusCreated)
+		apitest.Expect(t, tryLogin(env, email, pw, nil), http.StatusOK)
+		// A password that differs only after byte 72 is a different password.
+		expectProblem(t, tryLogin(env, email, pw[:n-1]+"x", nil), http.StatusUnauthorized, "unauthorized")
+	}
+	// 128 characters of 4 bytes each: 512 bytes.
+	pw := strings.Repeat("🔑", 128)
+	apitest.Expect(t, createUser(t, env, admin.Access, "emoji@demo.test", pw), http.StatusCreated)
+	apitest.Expect(t, tryLogin(env, "emoji@demo.test", pw, nil), http.StatusOK)
+}
+
+// TestBcryptHashesUpgradeOnLogin: a user whose password was stored by
+// an earlier build (bcrypt) still logs in, and the login stores an
+// argon2id hash in its place.
+func TestBcryptHashesUpgradeOnLogin(t *testing.T) {
+	env := apitest.New(t, apitest.Options{})
+	ctx := context.Background()
+	rep, err := env.DB.UserByEmail(ctx, "rep2@demo.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := bcrypt.GenerateFromPassword([]byte("an-old-bcrypt-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := rep
+	u.ID, u.Email, u.PasswordHash = uuid.New(), "legacy@demo.test", string(old)
+	if err := env.DB.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	expectProblem(t, tryLogin(env, "legacy@demo.test", "not-the-old-pw", nil), http.StatusUnauthorized, "unauthorized")
+	if got, _ := env.DB.UserByEmail(ctx, "legacy@demo.test"); got.PasswordHash != string(old) {
+		t.Fatalf("a failed login changed the hash to %q", got.PasswordHash)
+	}
+	apitest.Expect(t, tryLogin(env, "legacy@demo.test", "an-old-bcrypt-pw", nil), http.StatusOK)
+	got, err := env.DB.UserByEmail(ctx, "legacy@demo.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got.PasswordHash, "$argon2id$") {
+		t.Fatalf("after login the hash is %q, want an argon2id hash", got.PasswordHash)
+	}
+	apitest.Expect(t, tryLogin(env, "legacy@demo.test", "an-old-bcrypt-pw", nil), http.StatusOK)
+	expectProblem(t, tryLogin(env, "legacy@demo.test", "not-the-old-pw", nil), http.StatusUnauthorized, "unauthorized")
+}
+
+// TestCommonPasswordsRefused: a password from the shipped list of the
+// most common ones is refused, whatever its case.
+func TestCommonPasswordsRefused(t *testing.T) {
+	env := apitest.New(t, apitest.Options{})
+	admin := env.Login("admin@demo.test")
+	for _, pw := range []string{"password123", "Password123", "qwertyuiop", "1234567890", "iloveyou123"} {
+		p := expectProblem(t, createUser(t, env, admin.Access, "common@demo.test", pw), http.StatusUnprocessableEntity, "invalid")
+		expectFields(t, p, "password")
+		if !strings.Contains(p.Detail, "common") {
+			t.Errorf("%q: detail %q, want it to say the password is too common", pw, p.Detail)
+		}
+	}
+	apitest.Expect(t, createUser(t, env, admin.Access, "uncommon@demo.test", "plum-ferry-lantern-42"), http.StatusCreated)
 }

@@ -28,6 +28,7 @@ type Store interface {
 	Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]models.User, error)
 	CreateUser(ctx context.Context, u models.User) error
 	UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.UserPatch) (models.User, error)
+	ReplacePasswordHash(ctx context.Context, orgID, id uuid.UUID, prev, next string) error
 	CreateTeam(ctx context.Context, t models.Team) error
 	Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, error)
 	Teams(ctx context.Context, orgID uuid.UUID) ([]models.Team, error)

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/fieldsync/fieldsync/api"
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/internal/bench"
@@ -100,7 +98,7 @@ func benchServer(db *store.DB) (http.Handler, error) {
 		return nil, err
 	}
 	eng := engine.New(db, sales.Entities(), time.Now, nil)
-	srv := api.New(api.Deps{Store: db, Sync: eng, Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
+	srv := api.New(api.Deps{Store: db, Sync: eng, Tokens: tokens, Passwords: auth.NewPasswords(auth.TestArgon2),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
 		LoginPolicy: auth.LoginPolicy{PairFree: 1 << 20, EmailFree: 1 << 20, BaseDelay: time.Second, MaxDelay: time.Second, Forget: time.Minute}})
 	return srv.Handler(), nil

@@ -86,7 +86,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	passwords := auth.NewPasswords(auth.DefaultCost)
+	passwords := auth.NewPasswords(auth.DefaultArgon2)
 
 	eng := engine.New(db, sales.Entities(), time.Now, log)
 	if cfg.Demo {
