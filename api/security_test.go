@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/internal/apitest"
 )
 
@@ -133,4 +134,50 @@ func TestCommonPasswordsRefused(t *testing.T) {
 		}
 	}
 	apitest.Expect(t, createUser(t, env, admin.Access, "uncommon@demo.test", "plum-ferry-lantern-42"), http.StatusCreated)
+}
+
+// TestNULRefused: PostgreSQL cannot store NUL in text, and a NUL that
+// reached it answered 500. Every text field of a JSON body is refused
+// with 422 naming it, on both databases, before anything is stored.
+func TestNULRefused(t *testing.T) {
+	d := newDemo(t)
+	env := d.env
+	admin := env.Login("admin@demo.test")
+	rep1 := d.users["rep1@demo.test"].String()
+	login := func(email, name string) map[string]any {
+		return map[string]any{"email": email, "password": demo.Password, "device_id": uuid.NewString(), "device_name": name}
+	}
+	tests := []struct {
+		name, method, path, token string
+		body                      any
+		field                     string
+	}{
+		{"login email", http.MethodPost, "/v1/auth/login", "", login("rep1@demo.test\x00", "Pixel"), "email"},
+		{"login device name", http.MethodPost, "/v1/auth/login", "", login("rep1@demo.test", "Pix\x00el"), "device_name"},
+		{"new user's name", http.MethodPost, "/v1/users", admin.Access, map[string]any{
+			"email": "nul@demo.test", "name": "Nu\x00l", "role": "rep", "password": "plum-ferry-lantern-42"}, "name"},
+		{"new user's email", http.MethodPost, "/v1/users", admin.Access, map[string]any{
+			"email": "nul\x00@demo.test", "name": "Nul", "role": "rep", "password": "plum-ferry-lantern-42"}, "email"},
+		{"renamed user", http.MethodPatch, "/v1/users/" + rep1, admin.Access, map[string]any{"name": "Rep\x00 One"}, "name"},
+		{"new team", http.MethodPost, "/v1/teams", admin.Access, map[string]any{"name": "East\x00"}, "name"},
+		{"new contest", http.MethodPost, "/v1/contests", admin.Access, map[string]any{"name": "Q\x004 push",
+			"starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-02-01T00:00:00Z", "time_zone": "UTC"}, "name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := env.Do(apitest.Request{Method: tt.method, Path: tt.path, Token: tt.token, Body: tt.body})
+			p := expectProblem(t, res, http.StatusUnprocessableEntity, "invalid")
+			expectFields(t, p, tt.field)
+			if !strings.Contains(p.Detail, "must not contain NUL") {
+				t.Errorf("detail %q, want it to say the field must not contain NUL", p.Detail)
+			}
+		})
+	}
+	// Synced text: the engine refuses the one mutation, not the batch.
+	t.Run("synced visit notes", func(t *testing.T) {
+		r := newDevice(env, "rep1@demo.test").pushOne(t, newVisit(uuid.New(), d.north[0], d.ms, map[string]any{"notes": "a\x00b"}))
+		if r.Status != "rejected" || r.Error == nil || r.Error.Code != "invalid_value" {
+			t.Fatalf("a visit with NUL in its notes: %s %+v, want rejected invalid_value", r.Status, r.Error)
+		}
+	})
 }
