@@ -181,3 +181,36 @@ func TestNULRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestContestTargetsOnlyForTheContestsTeam: a manager may set targets only
+// for reps of the contest's team. Another team's rep is refused exactly
+// like an id that names nobody, so the answer reveals nothing.
+func TestContestTargetsOnlyForTheContestsTeam(t *testing.T) {
+	d := newDemo(t)
+	env := d.env
+	m1 := env.Login("manager1@demo.test")
+	rep1, rep4 := d.users["rep1@demo.test"].String(), d.users["rep4@demo.test"].String()
+	contest := func(targets map[string]any) map[string]any {
+		return map[string]any{"name": "North push", "team_id": d.teams["North"].String(),
+			"starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-02-01T00:00:00Z", "targets": targets}
+	}
+	details := map[string]string{}
+	for name, id := range map[string]string{"another team's rep": rep4, "nobody": uuid.NewString()} {
+		res := env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/contests", Token: m1.Access, Body: contest(map[string]any{rep1: 100, id: 50})})
+		p := expectProblem(t, res, http.StatusUnprocessableEntity, "invalid")
+		expectFields(t, p, "targets")
+		details[name] = strings.ReplaceAll(p.Detail, id, "<id>")
+	}
+	if details["another team's rep"] != details["nobody"] {
+		t.Errorf("another team's rep: %q; an unknown id: %q; want the same answer", details["another team's rep"], details["nobody"])
+	}
+	res := env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/contests", Token: m1.Access, Body: contest(map[string]any{rep1: 100})})
+	apitest.Expect(t, res, http.StatusCreated)
+	var c struct {
+		ID uuid.UUID `json:"id"`
+	}
+	res.JSON(t, &c)
+	res = env.Do(apitest.Request{Method: http.MethodPatch, Path: "/v1/contests/" + c.ID.String(), Token: m1.Access,
+		Body: map[string]any{"targets": map[string]any{rep4: 10}}})
+	expectFields(t, expectProblem(t, res, http.StatusUnprocessableEntity, "invalid"), "targets")
+}
