@@ -214,3 +214,64 @@ func TestContestTargetsOnlyForTheContestsTeam(t *testing.T) {
 		Body: map[string]any{"targets": map[string]any{rep4: 10}}})
 	expectFields(t, expectProblem(t, res, http.StatusUnprocessableEntity, "invalid"), "targets")
 }
+
+// TestAccountDeletion: an account is deleted by its owner rep, a manager
+// of its team, or an admin; never by another rep, whoever created it. A
+// rep cannot take ownership to get round it. Both protocols.
+func TestAccountDeletion(t *testing.T) {
+	o := newFieldOrg(t)
+	rep1, rep2 := o.user("rep1"), o.user("rep2")
+	owned := map[string]uuid.UUID{}
+	for _, a := range o.north {
+		switch o.owner[a] {
+		case rep1.String():
+			owned["rep1"] = a
+		case rep2.String():
+			owned["rep2"] = a
+		}
+	}
+	if owned["rep1"] == uuid.Nil || owned["rep2"] == uuid.Nil {
+		t.Fatalf("demo: need North accounts owned by rep1 and rep2, have %v", owned)
+	}
+	// An account the admin shares with the organisation, one a teammate
+	// creates for rep2, and one rep1 creates for themselves.
+	shared, teammates, mine := uuid.New(), uuid.New(), uuid.New()
+	o.pushApplied(t, "admin", o.up("accounts", shared, map[string]any{"name": "Shared Co"}))
+	o.pushApplied(t, "rep2", o.up("accounts", teammates, map[string]any{"name": "Teammate Co", "owner_rep_id": rep2.String()}))
+	o.pushApplied(t, "rep1", o.up("accounts", mine, map[string]any{"name": "Mine Co", "owner_rep_id": rep1.String()}))
+
+	refused := func(t *testing.T, who string, m mutation, code string) {
+		t.Helper()
+		r := o.dev[who].pushOne(t, m)
+		if r.Status != "rejected" || r.Error == nil || r.Error.Code != code {
+			t.Fatalf("%s %s %s: %s %+v, want rejected %s", who, m.Op, m.ID, r.Status, r.Error, code)
+		}
+	}
+	t.Run("rep deletes another's", func(t *testing.T) {
+		refused(t, "rep1", o.del("accounts", shared), "forbidden")
+		refused(t, "rep1", o.del("accounts", teammates), "forbidden")
+		refused(t, "rep1", o.del("accounts", owned["rep2"]), "forbidden")
+	})
+	t.Run("rep takes ownership", func(t *testing.T) {
+		refused(t, "rep1", o.up("accounts", owned["rep2"], map[string]any{"owner_rep_id": rep1.String()}), "forbidden")
+	})
+	t.Run("WatermelonDB", func(t *testing.T) {
+		wm := newWMDevice(o.env, "rep1@demo.test")
+		wm.pull(t)
+		p := wmProblemOf(t, wm.push(t, wmTables("accounts", wmDeleted(teammates))), http.StatusUnprocessableEntity, "invalid")
+		if len(p.Rejected) != 1 || p.Rejected[0].Code != "forbidden" {
+			t.Fatalf("rejected %+v, want the account, forbidden", p.Rejected)
+		}
+	})
+	all, _ := pullAll(t, o.env, o.dev["admin"].Access)
+	for _, id := range []uuid.UUID{shared, teammates, owned["rep2"]} {
+		all.live(t, "accounts", id)
+	}
+	t.Run("allowed", func(t *testing.T) {
+		o.pushApplied(t, "rep1", o.del("accounts", mine))
+		o.pushApplied(t, "rep1", o.del("accounts", owned["rep1"]))
+		o.pushApplied(t, "m1", o.del("accounts", teammates))
+		refused(t, "m1", o.del("accounts", shared), "forbidden")
+		o.pushApplied(t, "admin", o.del("accounts", shared))
+	})
+}
