@@ -132,7 +132,7 @@ func New(d Deps) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	s.echo = e
-	s.routes(e, d.Registry)
+	s.routes(e)
 	return s
 }
 

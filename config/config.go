@@ -17,7 +17,9 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	Addr               string
+	Addr string
+	// MetricsAddr is where /metrics is served; empty serves it nowhere.
+	MetricsAddr        string
 	DatabaseURL        string
 	JWTSecret          string
 	JWTPreviousSecrets []string
@@ -53,6 +55,7 @@ type Option struct {
 // Options lists every setting of `fieldsync serve`, in one table.
 var Options = []Option{
 	{Flag: "addr", Env: "FIELDSYNC_ADDR", Default: ":8080", Usage: "address to listen on"},
+	{Flag: "metrics-addr", Env: "FIELDSYNC_METRICS_ADDR", Usage: "address to serve Prometheus /metrics on, such as 127.0.0.1:9090 (default: not served); keep it off the public network"},
 	{Flag: "database-url", Env: "FIELDSYNC_DATABASE_URL", Default: "sqlite:fieldsync.db", Usage: "postgres://… for PostgreSQL, sqlite:PATH for an SQLite file", File: true},
 	{Flag: "jwt-secret", Env: "FIELDSYNC_JWT_SECRET", Usage: "HMAC secret for access tokens, at least 32 bytes (generated in --demo mode)", File: true},
 	{Flag: "jwt-previous-secrets", Env: "FIELDSYNC_JWT_PREVIOUS_SECRETS", Usage: "comma-separated secrets that still verify during rotation", File: true},
@@ -122,6 +125,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	}
 	c := Config{
 		Addr:        get("addr"),
+		MetricsAddr: get("metrics-addr"),
 		DatabaseURL: get("database-url"),
 		JWTSecret:   get("jwt-secret"),
 		LogFormat:   get("log-format"),

@@ -477,3 +477,30 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("second serve returned %v", err)
 	}
 }
+
+// TestServeMetricsAddr: /metrics is not on the API port; with
+// --metrics-addr it is served there, and only there.
+func TestServeMetricsAddr(t *testing.T) {
+	t.Chdir(t.TempDir())
+	e := env{"FIELDSYNC_DATABASE_URL": storetest.URL(t), "FIELDSYNC_JWT_SECRET": strings.Repeat("s", 40)}
+	metricsAddr := freeAddr(t)
+	s := startServe(t, e, "--metrics-addr", metricsAddr)
+	if status, _ := call(t, http.MethodGet, s.base+"/metrics", "", nil); status != http.StatusNotFound {
+		t.Errorf("/metrics on the API port: status %d, want 404", status)
+	}
+	res, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), `fieldsync_http_requests_total{method="GET",route="/readyz",status="200"}`) {
+		t.Errorf("/metrics on --metrics-addr: status %d, body lacks the API's request counts:\n%.500s", res.StatusCode, b)
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	if _, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+		t.Errorf("the metrics listener still answers after serve returned")
+	}
+}

@@ -123,7 +123,45 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		Version: version, Ready: readiness(db),
 	})
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, api.MetricsHandler(reg), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	return listenAndServe(ctx, cfg.Addr, srv.Handler(), log, db.Dialect())
+}
+
+// serveMetrics serves /metrics, and nothing else, on a listener of its own
+// until stop is called.
+func serveMetrics(addr string, metrics http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // scheduled is the work of the scheduler: in serve, the store's list of
