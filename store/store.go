@@ -109,6 +109,9 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 		g, err = gorm.Open(postgres.Open(dsn), cfg)
 	case SQLite:
 		db.Path = dsn
+		if err := prepareSQLiteFile(dsn, opt.Logger); err != nil {
+			return nil, err
+		}
 		g, err = gorm.Open(sqlite.Open(sqliteDSN(dsn)), cfg)
 	}
 	if err != nil {

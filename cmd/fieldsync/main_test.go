@@ -504,3 +504,45 @@ func TestServeMetricsAddr(t *testing.T) {
 		t.Errorf("the metrics listener still answers after serve returned")
 	}
 }
+
+// TestServeFilePermissions: a new SQLite database is created 0600 before
+// anything is written to it; an existing database or secret file that
+// others may read is named in a warning.
+func TestServeFilePermissions(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	secret := filepath.Join(dir, "jwt-secret")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("s", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(dir, "new.db")
+	e := env{"FIELDSYNC_DATABASE_URL": "sqlite:" + dbPath, "FIELDSYNC_JWT_SECRET_FILE": secret}
+	s := startServe(t, e)
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+	if strings.Contains(s.stderr.String(), "readable by others") {
+		t.Errorf("warned about private files:\n%s", s.stderr)
+	}
+
+	// The same files, opened up to everyone: two warnings name them.
+	for _, p := range []string{dbPath, secret} {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = startServe(t, e)
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	for _, p := range []string{dbPath, secret} {
+		if !strings.Contains(s.stderr.String(), "readable by others") || !strings.Contains(s.stderr.String(), p) {
+			t.Errorf("no warning names %s as readable by others:\n%s", p, s.stderr)
+		}
+	}
+}

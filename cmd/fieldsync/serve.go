@@ -50,6 +50,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return usageError{err.Error()}
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	warnOfSharedSecrets(cfg, getenv, log)
 
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log})
 	if err != nil {
@@ -78,7 +79,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	secret := cfg.JWTSecret
 	if secret == "" && cfg.Demo {
-		if secret, err = demoSecret(db); err != nil {
+		if secret, err = demoSecret(db, log); err != nil {
 			return err
 		}
 	}
@@ -276,14 +277,30 @@ func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.
 	return nil
 }
 
+// warnOfSharedSecrets warns of each secret file the settings name
+// (FIELDSYNC_*_FILE, the Firebase key) that others may read.
+func warnOfSharedSecrets(cfg config.Config, getenv func(string) string, log *slog.Logger) {
+	for _, o := range config.Options {
+		if o.File && getenv(o.Env) == "" {
+			if path := getenv(o.Env + "_FILE"); path != "" {
+				store.WarnIfReadableByOthers(log, path, o.Env+"_FILE")
+			}
+		}
+	}
+	if cfg.FirebaseCredentialsFile != "" {
+		store.WarnIfReadableByOthers(log, cfg.FirebaseCredentialsFile, "firebase credentials")
+	}
+}
+
 // demoSecret keeps a generated secret beside the SQLite file (or in the
 // working directory on PostgreSQL) so demo tokens survive restarts.
-func demoSecret(db *store.DB) (string, error) {
+func demoSecret(db *store.DB, log *slog.Logger) (string, error) {
 	path := ".fieldsync-demo-secret"
 	if db.Path != "" {
 		path = filepath.Join(filepath.Dir(db.Path), filepath.Base(db.Path)+".jwt-secret")
 	}
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= auth.MinSecretLen {
+		store.WarnIfReadableByOthers(log, path, "demo jwt secret")
 		return strings.TrimSpace(string(b)), nil
 	}
 	var raw [48]byte
