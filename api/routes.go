@@ -14,6 +14,7 @@ import (
 // routes lists the whole HTTP surface in one place. openapi.yaml describes
 // exactly these routes; TestSpecMatchesRoutes keeps the two in step.
 func (s *Server) routes(e *echo.Echo) {
+	e.Pre(s.securityHeaders, s.corsPreflight)
 	e.Use(withRequestID, s.accessLog, recoverPanics, s.limitBody)
 
 	e.GET("/healthz", s.healthz)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/fieldsync/fieldsync/api"
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/internal/apitest"
 )
@@ -273,5 +274,93 @@ func TestAccountDeletion(t *testing.T) {
 		o.pushApplied(t, "m1", o.del("accounts", teammates))
 		refused(t, "m1", o.del("accounts", shared), "forbidden")
 		o.pushApplied(t, "admin", o.del("accounts", shared))
+	})
+}
+
+// TestSecurityHeaders: every answer forbids MIME sniffing and referrers;
+// answers on authenticated routes are never cached; HSTS only when set.
+func TestSecurityHeaders(t *testing.T) {
+	for _, hsts := range []time.Duration{0, 365 * 24 * time.Hour} {
+		t.Run(fmt.Sprint("hsts ", hsts), func(t *testing.T) {
+			env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) { d.HSTSMaxAge = hsts }})
+			rep := env.Login("rep1@demo.test")
+			for _, res := range []*apitest.Response{
+				env.Do(apitest.Request{Method: http.MethodGet, Path: "/healthz"}),
+				env.Do(apitest.Request{Method: http.MethodGet, Path: "/nope"}),
+				getMe(env, rep.Access),
+				getMe(env, "forged"),
+			} {
+				at := res.Request.URL.Path
+				for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"} {
+					if got := res.Header.Get(h); got != want {
+						t.Errorf("%s: %s = %q, want %q", at, h, got, want)
+					}
+				}
+				wantHSTS := ""
+				if hsts > 0 {
+					wantHSTS = "max-age=31536000"
+				}
+				if got := res.Header.Get("Strict-Transport-Security"); got != wantHSTS {
+					t.Errorf("%s: Strict-Transport-Security = %q, want %q", at, got, wantHSTS)
+				}
+				if strings.HasPrefix(at, "/v1/") {
+					if got := res.Header.Get("Cache-Control"); got != "no-store" {
+						t.Errorf("%s (%d): Cache-Control = %q, want no-store", at, res.StatusCode, got)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCORS: browsers get CORS answers only from the listed origins; with
+// none listed (the default), none at all.
+func TestCORS(t *testing.T) {
+	preflight := func(env *apitest.Env, origin string) *apitest.Response {
+		return env.Do(apitest.Request{Method: http.MethodOptions, Path: "/v1/sync/push", Header: http.Header{
+			"Origin": {origin}, "Access-Control-Request-Method": {"POST"},
+			"Access-Control-Request-Headers": {"authorization,content-type"},
+		}})
+	}
+	t.Run("off by default", func(t *testing.T) {
+		env := apitest.New(t, apitest.Options{})
+		res := preflight(env, "https://app.example")
+		if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("preflight: Access-Control-Allow-Origin = %q, want none", got)
+		}
+		res = env.Do(apitest.Request{Method: http.MethodGet, Path: "/healthz", Header: http.Header{"Origin": {"https://app.example"}}})
+		if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("GET: Access-Control-Allow-Origin = %q, want none", got)
+		}
+	})
+	t.Run("listed origins", func(t *testing.T) {
+		env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) { d.CORSOrigins = []string{"https://app.example"} }})
+		res := preflight(env, "https://app.example")
+		apitest.Expect(t, res, http.StatusNoContent)
+		for h, want := range map[string]string{
+			"Access-Control-Allow-Origin": "https://app.example", "Vary": "Origin",
+		} {
+			if got := res.Header.Get(h); got != want {
+				t.Errorf("preflight: %s = %q, want %q", h, got, want)
+			}
+		}
+		if got := res.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, "POST") {
+			t.Errorf("preflight: Access-Control-Allow-Methods = %q, want POST among them", got)
+		}
+		if got := strings.ToLower(res.Header.Get("Access-Control-Allow-Headers")); !strings.Contains(got, "authorization") || !strings.Contains(got, "content-type") {
+			t.Errorf("preflight: Access-Control-Allow-Headers = %q, want authorization and content-type", got)
+		}
+		if got := preflight(env, "https://evil.example").Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("preflight from an unlisted origin: Access-Control-Allow-Origin = %q, want none", got)
+		}
+		rep := env.Login("rep1@demo.test")
+		res = env.Do(apitest.Request{Method: http.MethodGet, Path: "/v1/me", Token: rep.Access, Header: http.Header{"Origin": {"https://app.example"}}})
+		apitest.Expect(t, res, http.StatusOK)
+		if got := res.Header.Get("Access-Control-Allow-Origin"); got != "https://app.example" {
+			t.Errorf("GET from a listed origin: Access-Control-Allow-Origin = %q", got)
+		}
+		if got := res.Header.Get("Access-Control-Allow-Credentials"); got != "" {
+			t.Errorf("Access-Control-Allow-Credentials = %q: bearer tokens need no credentials mode", got)
+		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -71,6 +72,12 @@ type Deps struct {
 	BodyLimit int64
 	// TrustedProxies are the only peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// HSTSMaxAge, when positive, sends Strict-Transport-Security with it:
+	// set it only when clients reach the server over HTTPS alone.
+	HSTSMaxAge time.Duration
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed
+	// to call the API; none means no CORS answers at all.
+	CORSOrigins []string
 	// LoginPolicy overrides auth.DefaultLoginPolicy (tests).
 	LoginPolicy auth.LoginPolicy
 	Version     string
@@ -92,6 +99,8 @@ type Server struct {
 	bodyLimit int64
 	version   string
 	logins    *auth.LoginGuard
+	hsts      string
+	cors      map[string]bool
 	metrics   *httpMetrics
 	echo      *echo.Echo
 }
@@ -126,6 +135,13 @@ func New(d Deps) *Server {
 		ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
 		logins:  auth.NewLoginGuard(d.LoginPolicy, d.Now),
 		metrics: newHTTPMetrics(d.Registry),
+	}
+	if d.HSTSMaxAge > 0 {
+		s.hsts = "max-age=" + strconv.Itoa(int(d.HSTSMaxAge/time.Second))
+	}
+	s.cors = make(map[string]bool, len(d.CORSOrigins))
+	for _, o := range d.CORSOrigins {
+		s.cors[o] = true
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

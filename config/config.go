@@ -29,6 +29,10 @@ type Config struct {
 	Demo               bool
 	TrustedProxies     []netip.Prefix
 	BodyLimitBytes     int64
+	// CORSOrigins are the browser origins allowed to call the API (none:
+	// CORS is off); HSTSMaxAge, when positive, is sent as HSTS.
+	CORSOrigins []string
+	HSTSMaxAge  time.Duration
 	// TombstoneRetention is how long a deleted record is kept for devices
 	// to learn of the delete; a device that last pulled before a purged
 	// tombstone resyncs from scratch.
@@ -64,6 +68,8 @@ var Options = []Option{
 	{Flag: "no-migrate", Env: "FIELDSYNC_NO_MIGRATE", Default: "false", Usage: "do not migrate on start; refuse to start if the schema is behind", Bool: true},
 	{Flag: "demo", Env: "FIELDSYNC_DEMO", Default: "false", Usage: "seed the demo organisation into an empty database", Bool: true},
 	{Flag: "trusted-proxies", Env: "FIELDSYNC_TRUSTED_PROXIES", Usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
+	{Flag: "cors-origins", Env: "FIELDSYNC_CORS_ORIGINS", Usage: "comma-separated browser origins (https://app.example) allowed to call the API; none turns CORS off"},
+	{Flag: "hsts-max-age", Env: "FIELDSYNC_HSTS_MAX_AGE", Default: "0s", Usage: "send Strict-Transport-Security with this max-age, such as 8760h; only when clients reach the server over HTTPS alone (0: not sent)"},
 	{Flag: "body-limit", Env: "FIELDSYNC_BODY_LIMIT", Default: "4194304", Usage: "largest request body accepted, in bytes"},
 	{Flag: "tombstone-retention", Env: "FIELDSYNC_TOMBSTONE_RETENTION", Default: "2160h", Usage: "how long deleted records are kept for offline devices to learn of them (at least 24h); a device that last synced earlier resyncs from scratch"},
 	{Flag: "firebase-credentials-file", Env: "FIELDSYNC_FIREBASE_CREDENTIALS_FILE", Usage: "Firebase service-account JSON key for push notifications (else GOOGLE_APPLICATION_CREDENTIALS)"},
@@ -153,6 +159,18 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
+	for _, o := range splitList(get("cors-origins")) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return Config{}, fmt.Errorf("cors-origins: want origins such as https://app.example (scheme and host, no path), got %q", o)
+		}
+		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
+	hsts, err := time.ParseDuration(get("hsts-max-age"))
+	if err != nil || hsts < 0 {
+		return Config{}, fmt.Errorf("hsts-max-age: want a duration such as 8760h, or 0 to send none, got %q", get("hsts-max-age"))
+	}
+	c.HSTSMaxAge = hsts
 	if _, err := fmt.Sscan(get("body-limit"), &c.BodyLimitBytes); err != nil || c.BodyLimitBytes < 1024 {
 		return Config{}, fmt.Errorf("body-limit: want a number of bytes ≥ 1024, got %q", get("body-limit"))
 	}

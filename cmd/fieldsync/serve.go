@@ -122,6 +122,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := api.New(api.Deps{
 		Store: db, Sync: eng, Reports: db, Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
+		CORSOrigins: cfg.CORSOrigins, HSTSMaxAge: cfg.HSTSMaxAge,
 		Version: version, Ready: readiness(db),
 	})
 	if cfg.MetricsAddr != "" {
