@@ -55,6 +55,8 @@ type LoginGuard struct {
 	policy LoginPolicy
 	now    func() time.Time
 	keys   map[string]*failures
+	// maxKeys bounds the memory a flood of distinct emails can take.
+	maxKeys int
 }
 
 type failures struct {
@@ -71,7 +73,7 @@ func NewLoginGuard(policy LoginPolicy, now func() time.Time) *LoginGuard {
 	if now == nil {
 		now = time.Now
 	}
-	return &LoginGuard{policy: policy, now: now, keys: map[string]*failures{}}
+	return &LoginGuard{policy: policy, now: now, keys: map[string]*failures{}, maxKeys: 200_000}
 }
 
 // Attempt is one login attempt let through by Begin. The caller reports
@@ -103,7 +105,7 @@ func (g *LoginGuard) Begin(email, address string) (*Attempt, time.Duration) {
 	if wait > 0 {
 		return nil, wait
 	}
-	if len(g.keys) > 100_000 {
+	if len(g.keys) >= g.maxKeys {
 		g.sweep(now)
 	}
 	for _, k := range []string{a.pairKey, a.mailKey} {
@@ -158,9 +160,18 @@ func (g *LoginGuard) get(key string, now time.Time) *failures {
 }
 
 // sweep drops stale keys so that a flood of distinct emails or addresses
-// cannot grow the map without bound.
+// cannot grow the map without bound. If the map is still full, it drops
+// arbitrary keys down to nine tenths: that may forget some failures, but
+// every key took one password hash to make, so a flood big enough to
+// matter is slow, and the alternative is running out of memory.
 func (g *LoginGuard) sweep(now time.Time) {
 	for k := range g.keys {
 		g.get(k, now)
+	}
+	for k := range g.keys {
+		if len(g.keys) < g.maxKeys*9/10 {
+			return
+		}
+		delete(g.keys, k)
 	}
 }
