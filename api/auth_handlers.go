@@ -38,7 +38,7 @@ var errBadLogin = models.Errorf(models.CodeUnauthorized, "email or password is w
 
 // login exchanges email and password for tokens bound to one device.
 // Unknown emails, wrong passwords and deactivated users get the same answer
-// after the same bcrypt work, so the answer reveals nothing about accounts.
+// after the same password-hashing work, so the answer reveals nothing about accounts.
 func (s *Server) login(c echo.Context) error {
 	var req loginRequest
 	if err := decodeJSON(c, &req); err != nil {
@@ -68,30 +68,28 @@ func (s *Server) login(c echo.Context) error {
 		return models.Invalid(fields)
 	}
 
-	addrKey, emailKey := "addr:"+c.RealIP(), "email:"+email
-	for _, l := range []struct {
-		blocked func(string) (bool, time.Duration)
-		key     string
-	}{{s.byAddress.Blocked, addrKey}, {s.byEmail.Blocked, emailKey}} {
-		if blocked, wait := l.blocked(l.key); blocked {
-			err := models.Errorf(models.CodeRateLimited, "too many failed logins; try again later")
-			err.RetryAfterSeconds = int(math.Ceil(wait.Seconds()))
-			return err
-		}
+	// The attempt is counted before the password is hashed (see
+	// auth.LoginGuard); a successful one takes its count back.
+	attempt, wait := s.logins.Begin(email, c.RealIP())
+	if attempt == nil {
+		return rateLimited(wait)
 	}
 
 	ctx := c.Request().Context()
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
+		attempt.Aborted()
 		return err
 	}
 	hash := u.PasswordHash // empty when unknown: Check then burns equal time
-	if !s.passwords.Check(hash, req.Password) || !u.Active {
-		s.byAddress.Add(addrKey)
-		s.byEmail.Add(emailKey)
+	ok, stale := s.passwords.Check(hash, req.Password)
+	if !ok || !u.Active {
 		return errBadLogin
 	}
-	s.byEmail.Reset(emailKey)
+	attempt.Succeeded()
+	if stale {
+		s.rehash(c, u, req.Password)
+	}
 
 	now := s.now().UTC()
 	sess := models.Session{
@@ -104,6 +102,25 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	return s.issue(c, u, sess, refresh)
+}
+
+// rehash replaces a bcrypt hash, or an argon2id hash of other costs, by one
+// at the current costs, now that the password is known. A failure costs
+// only the upgrade, so it is logged and the login goes on.
+func (s *Server) rehash(c echo.Context, u models.User, pw string) {
+	next, err := s.passwords.Hash(pw)
+	if err == nil {
+		err = s.store.ReplacePasswordHash(c.Request().Context(), u.OrgID, u.ID, u.PasswordHash, next)
+	}
+	if err != nil {
+		s.log.WarnContext(c.Request().Context(), "upgrade password hash", "user", u.ID, "err", err)
+	}
+}
+
+func rateLimited(wait time.Duration) error {
+	err := models.Errorf(models.CodeRateLimited, "too many failed logins; try again later")
+	err.RetryAfterSeconds = max(1, int(math.Ceil(wait.Seconds())))
+	return err
 }
 
 func (s *Server) issue(c echo.Context, u models.User, sess models.Session, refresh string) error {

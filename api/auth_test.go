@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,48 +198,100 @@ func TestLoginValidation(t *testing.T) {
 	}
 }
 
-func TestLoginLockoutPerEmail(t *testing.T) {
+// fromAddr makes a login look like it comes from a client address, as
+// told by a trusted proxy on loopback (see behindProxy).
+func fromAddr(addr string) http.Header {
+	return http.Header{"X-Forwarded-For": {addr}}
+}
+
+// behindProxy trusts loopback as a proxy, so fromAddr picks the client.
+func behindProxy(d *api.Deps) {
+	d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+}
+
+func retryAfter(t *testing.T, res *apitest.Response) int {
+	t.Helper()
+	n, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	if err != nil || n <= 0 {
+		t.Fatalf("Retry-After = %q, want a positive number of seconds", res.Header.Get("Retry-After"))
+	}
+	return n
+}
+
+func TestLoginLockoutPerEmailAndAddress(t *testing.T) {
 	env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) {
-		d.LoginLimits = api.LoginLimits{PerEmail: 3, PerAddress: 100, Window: time.Minute}
+		behindProxy(d)
+		d.LoginPolicy = auth.LoginPolicy{PairFree: 3, EmailFree: 100, BaseDelay: time.Minute, MaxDelay: 4 * time.Minute, Forget: time.Hour}
 	}})
+	attacker, owner := fromAddr("203.0.113.7"), fromAddr("198.51.100.20")
 	// Successful logins do not count towards the limit.
 	for range 4 {
-		apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
+		apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, attacker), http.StatusOK)
 	}
 	// Three failures, spelled differently: the limit is per normalised email.
 	for _, email := range []string{"rep1@demo.test", "REP1@DEMO.TEST", " Rep1@demo.test "} {
-		expectProblem(t, tryLogin(env, email, "wrong-password-1", nil), http.StatusUnauthorized, "unauthorized")
+		expectProblem(t, tryLogin(env, email, "wrong-password-1", attacker), http.StatusUnauthorized, "unauthorized")
 	}
-	// The fourth attempt is refused even with the right password.
-	res := tryLogin(env, "rep1@demo.test", demo.Password, nil)
+	// From that address the next attempt is refused, even with the right password.
+	res := tryLogin(env, "rep1@demo.test", demo.Password, attacker)
 	expectProblem(t, res, http.StatusTooManyRequests, "rate_limited")
-	retry, err := strconv.Atoi(res.Header.Get("Retry-After"))
-	if err != nil || retry <= 0 || retry > 60 {
-		t.Errorf("Retry-After = %q, want whole seconds in (0, 60]", res.Header.Get("Retry-After"))
+	if n := retryAfter(t, res); n > 60 {
+		t.Errorf("Retry-After = %d, want at most 60 after the first lockout", n)
 	}
-	// Other emails from the same address are unaffected.
-	apitest.Expect(t, tryLogin(env, "rep2@demo.test", demo.Password, nil), http.StatusOK)
+	// The owner, from an address that did not fail, still gets in; so do
+	// other users behind the attacker's address.
+	apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, owner), http.StatusOK)
+	apitest.Expect(t, tryLogin(env, "rep2@demo.test", demo.Password, attacker), http.StatusOK)
 
 	env.Clock.Advance(30 * time.Second)
-	expectProblem(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusTooManyRequests, "rate_limited")
+	expectProblem(t, tryLogin(env, "rep1@demo.test", demo.Password, attacker), http.StatusTooManyRequests, "rate_limited")
 
+	// After the delay one more guess is allowed; failing it doubles the delay.
 	env.Clock.Advance(31 * time.Second)
-	apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
+	expectProblem(t, tryLogin(env, "rep1@demo.test", "wrong-password-1", attacker), http.StatusUnauthorized, "unauthorized")
+	res = tryLogin(env, "rep1@demo.test", demo.Password, attacker)
+	expectProblem(t, res, http.StatusTooManyRequests, "rate_limited")
+	if n := retryAfter(t, res); n <= 60 || n > 120 {
+		t.Errorf("Retry-After = %d, want in (60, 120] after the second lockout", n)
+	}
+	env.Clock.Advance(2*time.Minute + time.Second)
+	apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, attacker), http.StatusOK)
 }
 
-func TestLoginLockoutPerAddress(t *testing.T) {
+// TestLoginLockoutPerEmailAcrossAddresses: guesses for one email from many
+// addresses add up; past the loose per-email limit, every address that has
+// failed for that email waits, but one that has not still gets in.
+func TestLoginLockoutPerEmailAcrossAddresses(t *testing.T) {
 	env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) {
-		d.LoginLimits = api.LoginLimits{PerEmail: 100, PerAddress: 3, Window: time.Minute}
+		behindProxy(d)
+		d.LoginPolicy = auth.LoginPolicy{PairFree: 3, EmailFree: 4, BaseDelay: time.Minute, MaxDelay: 4 * time.Minute, Forget: time.Hour}
 	}})
-	for _, email := range []string{"rep1@demo.test", "rep2@demo.test", "nobody@demo.test"} {
-		expectProblem(t, tryLogin(env, email, "wrong-password-1", nil), http.StatusUnauthorized, "unauthorized")
+	for i := range 4 {
+		expectProblem(t, tryLogin(env, "rep1@demo.test", "wrong-password-1", fromAddr("203.0.113."+strconv.Itoa(10+i))),
+			http.StatusUnauthorized, "unauthorized")
 	}
-	res := tryLogin(env, "admin@demo.test", demo.Password, nil)
+	// Each of those addresses failed once only (under the pair limit), but
+	// the email as a whole is over its limit.
+	res := tryLogin(env, "rep1@demo.test", demo.Password, fromAddr("203.0.113.10"))
 	expectProblem(t, res, http.StatusTooManyRequests, "rate_limited")
-	if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || n <= 0 {
-		t.Errorf("Retry-After = %q, want a positive number of seconds", res.Header.Get("Retry-After"))
+	retryAfter(t, res)
+	// A fresh address gets one try: a wrong password, and it too must wait.
+	expectProblem(t, tryLogin(env, "rep1@demo.test", "wrong-password-1", fromAddr("203.0.113.50")), http.StatusUnauthorized, "unauthorized")
+	expectProblem(t, tryLogin(env, "rep1@demo.test", demo.Password, fromAddr("203.0.113.50")), http.StatusTooManyRequests, "rate_limited")
+	// The owner's address never failed: the right password gets in.
+	apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, fromAddr("198.51.100.20")), http.StatusOK)
+	// Other emails are unaffected.
+	apitest.Expect(t, tryLogin(env, "rep2@demo.test", demo.Password, fromAddr("203.0.113.10")), http.StatusOK)
+}
+
+// TestLoginFailuresFromOneAddressDoNotBlockOthers: many failures for many
+// emails from one address (an office behind one NAT) lock out only the
+// emails that failed there.
+func TestLoginFailuresFromOneAddressDoNotBlockOthers(t *testing.T) {
+	env := apitest.New(t, apitest.Options{})
+	for i := range 40 {
+		expectProblem(t, tryLogin(env, "nobody"+strconv.Itoa(i)+"@demo.test", "wrong-password-1", nil), http.StatusUnauthorized, "unauthorized")
 	}
-	env.Clock.Advance(time.Minute + time.Second)
 	apitest.Expect(t, tryLogin(env, "admin@demo.test", demo.Password, nil), http.StatusOK)
 }
 
@@ -259,16 +312,13 @@ func TestLoginLockoutIgnoresSpoofedForwardedFor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) {
-				d.LoginLimits = api.LoginLimits{PerEmail: 100, PerAddress: 3, Window: time.Minute}
+				d.LoginPolicy = auth.LoginPolicy{PairFree: 3, EmailFree: 100, BaseDelay: time.Minute, MaxDelay: time.Minute, Forget: time.Hour}
 				d.TrustedProxies = tt.trusted
 			}})
-			xff := func(i int) http.Header {
-				return http.Header{"X-Forwarded-For": {"203.0.113." + strconv.Itoa(10+i)}}
-			}
 			for i := range 3 {
-				expectProblem(t, tryLogin(env, "rep1@demo.test", "wrong-password-1", xff(i)), http.StatusUnauthorized, "unauthorized")
+				expectProblem(t, tryLogin(env, "rep1@demo.test", "wrong-password-1", fromAddr("203.0.113."+strconv.Itoa(10+i))), http.StatusUnauthorized, "unauthorized")
 			}
-			res := tryLogin(env, "rep1@demo.test", "wrong-password-1", xff(3))
+			res := tryLogin(env, "rep1@demo.test", "wrong-password-1", fromAddr("203.0.113.13"))
 			if res.StatusCode != tt.want {
 				t.Fatalf("fourth attempt: status %d, want %d; body %s", res.StatusCode, tt.want, res.Body)
 			}
@@ -572,4 +622,35 @@ func TestDeactivationEndsAccessAtOnce(t *testing.T) {
 	apitest.Expect(t, res, http.StatusOK)
 	expectProblem(t, getMe(env, rep.Access), http.StatusUnauthorized, "unauthorized")
 	apitest.Expect(t, tryLogin(env, "rep1@demo.test", demo.Password, nil), http.StatusOK)
+}
+
+// TestLoginLimitHoldsUnderParallelGuessing sends many wrong passwords for
+// one email at once. Each attempt is counted before the password is hashed,
+// so no more than the limit reach the hash and the rest are refused.
+func TestLoginLimitHoldsUnderParallelGuessing(t *testing.T) {
+	const limit, tries = 5, 30
+	env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) {
+		d.LoginPolicy = auth.LoginPolicy{PairFree: limit, EmailFree: 100, BaseDelay: time.Minute, MaxDelay: time.Minute, Forget: time.Hour}
+	}})
+	statuses := make(chan int, tries)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses <- tryLogin(env, "rep1@demo.test", "wrong-password-1", nil).StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[http.StatusUnauthorized] > limit || count[http.StatusTooManyRequests] != tries-count[http.StatusUnauthorized] {
+		t.Fatalf("statuses %v: want at most %d × 401 and the rest 429", count, limit)
+	}
 }

@@ -68,7 +68,73 @@ func decodeBody(c echo.Context, dst any, textPlain bool) error {
 		}
 		return models.Errorf(models.CodeMalformed, "body must hold exactly one JSON value")
 	}
+	return refuseNUL(reflect.ValueOf(dst), "")
+}
+
+// refuseNUL walks a decoded body and refuses any string in it that holds
+// NUL (U+0000), naming its field by JSON path ("name", "targets.<key>",
+// "mutations[2].entity"). PostgreSQL cannot store NUL in text, so such a
+// string would fail deep in the store as a 500; SQLite would store it and
+// hand it back to clients that do not expect it. Raw JSON values
+// (json.RawMessage: the fields of a sync mutation) are left to whoever
+// parses them: the sync engine refuses NUL per field and per mutation.
+func refuseNUL(v reflect.Value, path string) error {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return refuseNUL(v.Elem(), path)
+		}
+	case reflect.String:
+		if strings.ContainsRune(v.String(), 0) {
+			return models.FieldInvalid(path, "must not contain NUL")
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if err := refuseNUL(v.Field(i), joinPath(path, name)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return nil // json.RawMessage and []byte
+		}
+		for i := range v.Len() {
+			if err := refuseNUL(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			k := fmt.Sprint(iter.Key().Interface())
+			if strings.ContainsRune(k, 0) {
+				return models.FieldInvalid(path, "must not contain NUL")
+			}
+			if err := refuseNUL(iter.Value(), joinPath(path, k)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }
 
 func jsonError(err error) error {

@@ -126,6 +126,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 // stores the caller as the request's principal.
 func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		// Whatever it answers, an authenticated route's answer is the
+		// caller's alone: no cache may keep it.
+		c.Response().Header().Set("Cache-Control", "no-store")
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		scheme, raw, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
@@ -141,6 +144,48 @@ func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(ctxPrincipal, p)
 		return next(c)
+	}
+}
+
+// securityHeaders sets the headers every answer carries: no MIME
+// sniffing, no Referer to other sites, HSTS when configured, and CORS
+// headers for a listed origin. It runs before routing, so 404s and
+// preflights carry them too.
+func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if s.hsts != "" {
+			h.Set("Strict-Transport-Security", s.hsts)
+		}
+		if origin := c.Request().Header.Get("Origin"); len(s.cors) > 0 {
+			h.Add("Vary", "Origin")
+			if s.cors[origin] {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Set("Access-Control-Expose-Headers", "X-Request-ID, Retry-After, WWW-Authenticate")
+			}
+		}
+		return next(c)
+	}
+}
+
+// corsPreflight answers a CORS preflight from a listed origin with 204 and
+// what it may send. Credentials mode is not allowed: the API takes bearer
+// tokens, not cookies. Preflights from other origins, or with no origins
+// listed, go on to the router and get no CORS headers, which the browser
+// reads as a refusal.
+func (s *Server) corsPreflight(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.Method != http.MethodOptions || req.Header.Get("Access-Control-Request-Method") == "" || !s.cors[req.Header.Get("Origin")] {
+			return next(c)
+		}
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, X-Request-ID")
+		h.Set("Access-Control-Max-Age", "600")
+		return c.NoContent(http.StatusNoContent)
 	}
 }
 

@@ -93,9 +93,10 @@ func TestPushToken(t *testing.T) {
 	})
 
 	t.Run("a shared phone belongs to who registered last", func(t *testing.T) {
+		// One install, one FCM token: whoever registers it last gets it.
 		phone := uuid.New()
 		a := env.LoginDevice("rep3@demo.test", phone)
-		apitest.Expect(t, putToken(env, a.Access, map[string]string{"token": "shared-1", "platform": "android"}), http.StatusNoContent)
+		apitest.Expect(t, putToken(env, a.Access, map[string]string{"token": "shared-2", "platform": "android"}), http.StatusNoContent)
 		b := env.LoginDevice("manager1@demo.test", phone)
 		apitest.Expect(t, putToken(env, b.Access, map[string]string{"token": "shared-2", "platform": "android"}), http.StatusNoContent)
 		if got := pushTokens(t, env, "rep3@demo.test"); len(got) != 0 {
@@ -108,6 +109,27 @@ func TestPushToken(t *testing.T) {
 		apitest.Expect(t, env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/auth/logout", Token: a.Access}), http.StatusNoContent)
 		if got := pushTokens(t, env, "manager1@demo.test"); !slices.Equal(got, []string{"shared-2"}) {
 			t.Errorf("after rep3's logout manager1 has %q", got)
+		}
+	})
+
+	// A device id is no credential: a rep who logs in with a manager's
+	// device id and registers their own token gets a row of their own,
+	// and the manager's token stays the manager's (issue 13.11).
+	t.Run("another user's device id takes nothing", func(t *testing.T) {
+		phone := uuid.New()
+		m := env.LoginDevice("manager2@demo.test", phone)
+		apitest.Expect(t, putToken(env, m.Access, map[string]string{"token": "managers-phone", "platform": "ios"}), http.StatusNoContent)
+		r := env.LoginDevice("rep5@demo.test", phone)
+		apitest.Expect(t, putToken(env, r.Access, map[string]string{"token": "reps-phone", "platform": "ios"}), http.StatusNoContent)
+		if got := pushTokens(t, env, "manager2@demo.test"); !slices.Equal(got, []string{"managers-phone"}) {
+			t.Errorf("manager2 has %q, want their own token still", got)
+		}
+		if got := pushTokens(t, env, "rep5@demo.test"); !slices.Equal(got, []string{"reps-phone"}) {
+			t.Errorf("rep5 has %q, want only the token they registered", got)
+		}
+		apitest.Expect(t, env.Do(apitest.Request{Method: http.MethodDelete, Path: "/v1/devices/current/push-token", Token: r.Access}), http.StatusNoContent)
+		if got := pushTokens(t, env, "manager2@demo.test"); !slices.Equal(got, []string{"managers-phone"}) {
+			t.Errorf("after rep5's delete manager2 has %q", got)
 		}
 	})
 

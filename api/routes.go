@@ -13,14 +13,14 @@ import (
 
 // routes lists the whole HTTP surface in one place. openapi.yaml describes
 // exactly these routes; TestSpecMatchesRoutes keeps the two in step.
-func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
+func (s *Server) routes(e *echo.Echo) {
+	e.Pre(s.securityHeaders, s.corsPreflight)
 	e.Use(withRequestID, s.accessLog, recoverPanics, s.limitBody)
 
 	e.GET("/healthz", s.healthz)
 	e.HEAD("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.HEAD("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", s.openapi)
 
 	e.POST("/v1/auth/login", s.login)
@@ -61,6 +61,13 @@ func (s *Server) routes(e *echo.Echo, reg *prometheus.Registry) {
 	v1.PUT("/me/notification-preferences", s.putNotificationPrefs, authed)
 	v1.GET("/notifications", s.listNotifications, authed)
 	v1.POST("/notifications/:id/read", s.readNotification, authed, s.idempotent)
+}
+
+// MetricsHandler serves reg in the Prometheus text format. It is not on
+// the API's router: `fieldsync serve --metrics-addr` serves it on a
+// listener of its own, kept off the public network.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 func (s *Server) healthz(c echo.Context) error {

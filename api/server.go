@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,7 @@ type Store interface {
 	Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]models.User, error)
 	CreateUser(ctx context.Context, u models.User) error
 	UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.UserPatch) (models.User, error)
+	ReplacePasswordHash(ctx context.Context, orgID, id uuid.UUID, prev, next string) error
 	CreateTeam(ctx context.Context, t models.Team) error
 	Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, error)
 	Teams(ctx context.Context, orgID uuid.UUID) ([]models.Team, error)
@@ -74,16 +76,15 @@ type Deps struct {
 	BodyLimit int64
 	// TrustedProxies are the only peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// LoginLimits override the login attempt limits (tests); zero means
-	// 5 failures per email and 30 per client address per 15 minutes.
-	LoginLimits LoginLimits
+	// HSTSMaxAge, when positive, sends Strict-Transport-Security with it:
+	// set it only when clients reach the server over HTTPS alone.
+	HSTSMaxAge time.Duration
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed
+	// to call the API; none means no CORS answers at all.
+	CORSOrigins []string
+	// LoginPolicy overrides auth.DefaultLoginPolicy (tests).
+	LoginPolicy auth.LoginPolicy
 	Version     string
-}
-
-// LoginLimits bound failed logins.
-type LoginLimits struct {
-	PerEmail, PerAddress int
-	Window               time.Duration
 }
 
 // Server holds the HTTP layer's state; Handler returns its router.
@@ -102,8 +103,9 @@ type Server struct {
 	spec      []byte
 	bodyLimit int64
 	version   string
-	byEmail   *auth.Limiter
-	byAddress *auth.Limiter
+	logins    *auth.LoginGuard
+	hsts      string
+	cors      map[string]bool
 	metrics   *httpMetrics
 	echo      *echo.Echo
 }
@@ -128,23 +130,25 @@ func New(d Deps) *Server {
 	if d.Watermelon == nil && d.Sync != nil && d.WatermelonStore != nil {
 		d.Watermelon = watermelondb.New(d.Sync, d.WatermelonStore)
 	}
-	ll := d.LoginLimits
-	if ll.Window == 0 {
-		ll = LoginLimits{PerEmail: 5, PerAddress: 30, Window: 15 * time.Minute}
-	}
 	s := &Server{
 		store: d.Store, sync: d.Sync, wm: d.Watermelon, reports: d.Reports, notif: d.Notifications, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
 		idem: d.Idempotency, ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
-		byEmail:   auth.NewLimiter(ll.PerEmail, ll.Window, d.Now),
-		byAddress: auth.NewLimiter(ll.PerAddress, ll.Window, d.Now),
-		metrics:   newHTTPMetrics(d.Registry),
+		logins:  auth.NewLoginGuard(d.LoginPolicy, d.Now),
+		metrics: newHTTPMetrics(d.Registry),
+	}
+	if d.HSTSMaxAge > 0 {
+		s.hsts = "max-age=" + strconv.Itoa(int(d.HSTSMaxAge/time.Second))
+	}
+	s.cors = make(map[string]bool, len(d.CORSOrigins))
+	for _, o := range d.CORSOrigins {
+		s.cors[o] = true
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	s.echo = e
-	s.routes(e, d.Registry)
+	s.routes(e)
 	return s
 }
 

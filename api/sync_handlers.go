@@ -72,7 +72,7 @@ type conflictDTO struct {
 	ServerValue json.RawMessage `json:"server_value"`
 	ClientValue json.RawMessage `json:"client_value"`
 	UserID      uuid.UUID       `json:"user_id"`
-	DeviceID    uuid.UUID       `json:"device_id"`
+	DeviceID    *uuid.UUID      `json:"device_id"`
 	CreatedAt   time.Time       `json:"created_at"`
 }
 
@@ -253,11 +253,17 @@ func (s *Server) conflicts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	p := principal(c)
 	out := conflictsResponse{Conflicts: make([]conflictDTO, len(cs)), NextCursor: next}
 	for i, cr := range cs {
 		out.Conflicts[i] = conflictDTO{ID: cr.ID, Entity: cr.Entity, RecordID: cr.RecordID, Field: cr.Conflict.Field,
 			Kept: cr.Conflict.Kept, ServerValue: cr.Conflict.ServerValue, ClientValue: cr.Conflict.ClientValue,
-			UserID: cr.UserID, DeviceID: cr.DeviceID, CreatedAt: cr.CreatedAt}
+			UserID: cr.UserID, CreatedAt: cr.CreatedAt}
+		// A device id is a login credential's second half (the session
+		// and the push token are bound to it): only its own user sees it.
+		if cr.UserID == p.UserID {
+			out.Conflicts[i].DeviceID = &cr.DeviceID
+		}
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

@@ -853,9 +853,18 @@ func TestSyncConflictsVisibility(t *testing.T) {
 			if got, want := c.String(), `notes kept=server server="phone" client="tablet"`; got != want {
 				t.Errorf("conflict %s, want %s", got, want)
 			}
-			if c.Entity != "visits" || c.UserID != d.users["rep1@demo.test"] || c.DeviceID != tablet.DeviceID {
-				t.Errorf("conflict entity %q user %s device %s, want visits, rep1 %s, the tablet %s",
-					c.Entity, c.UserID, c.DeviceID, d.users["rep1@demo.test"], tablet.DeviceID)
+			// Device ids are shown to their own user only: another's would
+			// let the caller log in as that device (issue 13.11).
+			wantDevice := uuid.Nil
+			if tt.email == "rep1@demo.test" {
+				wantDevice = tablet.DeviceID
+			}
+			if c.Entity != "visits" || c.UserID != d.users["rep1@demo.test"] || c.DeviceID != wantDevice {
+				t.Errorf("conflict entity %q user %s device %s, want visits, rep1 %s, device %s",
+					c.Entity, c.UserID, c.DeviceID, d.users["rep1@demo.test"], wantDevice)
+			}
+			if wantDevice == uuid.Nil && strings.Contains(string(res.Body), tablet.DeviceID.String()) {
+				t.Errorf("%s's conflicts name rep1's device: %s", tt.email, res.Body)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 // Package auth issues and verifies fieldsync's credentials: HS256 access
 // tokens with key rotation, opaque refresh tokens stored only as hashes,
-// password hashes, and the login attempt limiter.
+// password hashes (argon2id; bcrypt read for old hashes), and the login
+// attempt guard.
 package auth
 
 import (

@@ -17,7 +17,9 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	Addr               string
+	Addr string
+	// MetricsAddr is where /metrics is served; empty serves it nowhere.
+	MetricsAddr        string
 	DatabaseURL        string
 	JWTSecret          string
 	JWTPreviousSecrets []string
@@ -27,6 +29,10 @@ type Config struct {
 	Demo               bool
 	TrustedProxies     []netip.Prefix
 	BodyLimitBytes     int64
+	// CORSOrigins are the browser origins allowed to call the API (none:
+	// CORS is off); HSTSMaxAge, when positive, is sent as HSTS.
+	CORSOrigins []string
+	HSTSMaxAge  time.Duration
 	// TombstoneRetention is how long a deleted record is kept for devices
 	// to learn of the delete; a device that last pulled before a purged
 	// tombstone resyncs from scratch.
@@ -53,6 +59,7 @@ type Option struct {
 // Options lists every setting of `fieldsync serve`, in one table.
 var Options = []Option{
 	{Flag: "addr", Env: "FIELDSYNC_ADDR", Default: ":8080", Usage: "address to listen on"},
+	{Flag: "metrics-addr", Env: "FIELDSYNC_METRICS_ADDR", Usage: "address to serve Prometheus /metrics on, such as 127.0.0.1:9090 (default: not served); keep it off the public network"},
 	{Flag: "database-url", Env: "FIELDSYNC_DATABASE_URL", Default: "sqlite:fieldsync.db", Usage: "postgres://… for PostgreSQL, sqlite:PATH for an SQLite file", File: true},
 	{Flag: "jwt-secret", Env: "FIELDSYNC_JWT_SECRET", Usage: "HMAC secret for access tokens, at least 32 bytes (generated in --demo mode)", File: true},
 	{Flag: "jwt-previous-secrets", Env: "FIELDSYNC_JWT_PREVIOUS_SECRETS", Usage: "comma-separated secrets that still verify during rotation", File: true},
@@ -61,6 +68,8 @@ var Options = []Option{
 	{Flag: "no-migrate", Env: "FIELDSYNC_NO_MIGRATE", Default: "false", Usage: "do not migrate on start; refuse to start if the schema is behind", Bool: true},
 	{Flag: "demo", Env: "FIELDSYNC_DEMO", Default: "false", Usage: "seed the demo organisation into an empty database", Bool: true},
 	{Flag: "trusted-proxies", Env: "FIELDSYNC_TRUSTED_PROXIES", Usage: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
+	{Flag: "cors-origins", Env: "FIELDSYNC_CORS_ORIGINS", Usage: "comma-separated browser origins (https://app.example) allowed to call the API; none turns CORS off"},
+	{Flag: "hsts-max-age", Env: "FIELDSYNC_HSTS_MAX_AGE", Default: "0s", Usage: "send Strict-Transport-Security with this max-age, such as 8760h; only when clients reach the server over HTTPS alone (0: not sent)"},
 	{Flag: "body-limit", Env: "FIELDSYNC_BODY_LIMIT", Default: "4194304", Usage: "largest request body accepted, in bytes"},
 	{Flag: "tombstone-retention", Env: "FIELDSYNC_TOMBSTONE_RETENTION", Default: "2160h", Usage: "how long deleted records are kept for offline devices to learn of them (at least 24h); a device that last synced earlier resyncs from scratch"},
 	{Flag: "firebase-credentials-file", Env: "FIELDSYNC_FIREBASE_CREDENTIALS_FILE", Usage: "Firebase service-account JSON key for push notifications (else GOOGLE_APPLICATION_CREDENTIALS)"},
@@ -122,6 +131,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	}
 	c := Config{
 		Addr:        get("addr"),
+		MetricsAddr: get("metrics-addr"),
 		DatabaseURL: get("database-url"),
 		JWTSecret:   get("jwt-secret"),
 		LogFormat:   get("log-format"),
@@ -149,6 +159,18 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
+	for _, o := range splitList(get("cors-origins")) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return Config{}, fmt.Errorf("cors-origins: want origins such as https://app.example (scheme and host, no path), got %q", o)
+		}
+		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
+	hsts, err := time.ParseDuration(get("hsts-max-age"))
+	if err != nil || hsts < 0 {
+		return Config{}, fmt.Errorf("hsts-max-age: want a duration such as 8760h, or 0 to send none, got %q", get("hsts-max-age"))
+	}
+	c.HSTSMaxAge = hsts
 	if _, err := fmt.Sscan(get("body-limit"), &c.BodyLimitBytes); err != nil || c.BodyLimitBytes < 1024 {
 		return Config{}, fmt.Errorf("body-limit: want a number of bytes ≥ 1024, got %q", get("body-limit"))
 	}

@@ -473,3 +473,30 @@ func TestReadmeDocumentsEveryOption(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadCORSAndHSTS(t *testing.T) {
+	c, err := load(t, []string{"--cors-origins", "https://app.example, http://localhost:5173", "--hsts-max-age", "8760h"}, withSecret(nil))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if want := []string{"https://app.example", "http://localhost:5173"}; !slices.Equal(c.CORSOrigins, want) {
+		t.Errorf("CORSOrigins = %q, want %q", c.CORSOrigins, want)
+	}
+	if c.HSTSMaxAge != 8760*time.Hour {
+		t.Errorf("HSTSMaxAge = %v, want 8760h", c.HSTSMaxAge)
+	}
+	for _, tt := range []struct{ flag, value string }{
+		{"cors-origins", "*"},
+		{"cors-origins", "app.example"},
+		{"cors-origins", "https://app.example/"},
+		{"cors-origins", "https://app.example/path"},
+		{"cors-origins", "ftp://app.example"},
+		{"hsts-max-age", "soon"},
+		{"hsts-max-age", "-1h"},
+	} {
+		_, err := load(t, []string{"--" + tt.flag, tt.value}, withSecret(nil))
+		if err == nil || !strings.Contains(err.Error(), tt.flag) {
+			t.Errorf("--%s %q: error %v, want one naming %s", tt.flag, tt.value, err, tt.flag)
+		}
+	}
+}

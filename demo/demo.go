@@ -77,7 +77,7 @@ func Seed(ctx context.Context, db *store.DB, pw *auth.Passwords, now time.Time) 
 	if n > 0 {
 		return false, nil
 	}
-	// One hash serves every demo user: they share a password, and bcrypt
+	// One hash serves every demo user: they share a password, and hashing
 	// at production cost is slow enough to make nine hashes noticeable.
 	hash, err := pw.Hash(Password)
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/models"
@@ -24,7 +22,7 @@ func TestDemoLooksLive(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
 	db := storetest.MustOpenDBWith(t, storetest.Options{Now: func() time.Time { return now }})
-	if _, err := demo.Seed(ctx, db, auth.NewPasswords(bcrypt.MinCost), now); err != nil {
+	if _, err := demo.Seed(ctx, db, auth.NewPasswords(auth.TestArgon2), now); err != nil {
 		t.Fatal(err)
 	}
 	en := engine.New(db.Feed(), sales.Entities(), func() time.Time { return now }, nil)

@@ -105,8 +105,9 @@ func ValidateName(field, name string) error {
 	return nil
 }
 
-// ValidatePassword checks a new password's length. Length is the one rule
-// that measurably helps (NIST SP 800-63B); composition rules do not.
+// ValidatePassword checks a new password's length and that it is not one
+// of the most common passwords. These are the rules that measurably help
+// (NIST SP 800-63B); composition rules do not.
 func ValidatePassword(field, pw string) error {
 	n := utf8.RuneCountInString(pw)
 	if n < MinPasswordLen {
@@ -114,6 +115,9 @@ func ValidatePassword(field, pw string) error {
 	}
 	if n > MaxPasswordLen {
 		return FieldInvalid(field, "must be at most %d characters", MaxPasswordLen)
+	}
+	if IsCommonPassword(pw) {
+		return FieldInvalid(field, "is one of the most common passwords; choose another")
 	}
 	return nil
 }

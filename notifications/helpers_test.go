@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/demo"
@@ -44,7 +43,7 @@ func newFixture(t testing.TB) *fixture {
 	f := &fixture{t: t}
 	f.clock.Store(start.UnixNano())
 	f.db = storetest.MustOpenDBWith(t, storetest.Options{Now: f.now})
-	if _, err := demo.Seed(context.Background(), f.db, auth.NewPasswords(bcrypt.MinCost), f.now()); err != nil {
+	if _, err := demo.Seed(context.Background(), f.db, auth.NewPasswords(auth.TestArgon2), f.now()); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}
 	f.en = engine.New(f.db.Feed(), sales.Entities(), f.now, nil)

@@ -155,9 +155,8 @@ func applyContestInput(c *engine.Context, r *engine.Record, in ContestInput) err
 	}
 	if in.HasTargets {
 		for rep, t := range in.Targets {
-			u, err := c.User(rep)
-			if err != nil || u.Role != models.RoleRep {
-				return invalidField(fTargets, "%s is not a rep of this organisation", rep)
+			if err := targetRep(c, r.UUIDValue(fTeamID), rep); err != nil {
+				return err
 			}
 			if !(t >= models.MinTarget && t <= models.MaxTarget) {
 				return invalidField(fTargets, "target of %s must be between %g and %g points", rep, float64(models.MinTarget), float64(models.MaxTarget))
@@ -169,6 +168,24 @@ func applyContestInput(c *engine.Context, r *engine.Record, in ContestInput) err
 		}
 		b, _ := json.Marshal(m)
 		r.Values[fTargets] = string(b)
+	}
+	return nil
+}
+
+// targetRep checks that a target names a rep the contest is for: of its
+// team, or of the organisation for a contest without one. Every refusal
+// reads the same, so that a manager learns nothing about ids outside the
+// team (not even that one names a rep elsewhere).
+func targetRep(c *engine.Context, team *uuid.UUID, rep uuid.UUID) error {
+	u, err := c.User(rep)
+	if err != nil && models.ErrorCode(err) != models.CodeNotFound {
+		return err
+	}
+	if err != nil || u.Role != models.RoleRep || (team != nil && !sameUUID(u.TeamID, team)) {
+		if team != nil {
+			return invalidField(fTargets, "%s is not a rep of the contest's team", rep)
+		}
+		return invalidField(fTargets, "%s is not a rep of this organisation", rep)
 	}
 	return nil
 }

@@ -76,6 +76,9 @@ func Accounts() *engine.Entity {
 			return engine.Scope{Visibility: engine.VisOrg}
 		},
 		Prepare: func(c *engine.Context, old, r *engine.Record) error {
+			if err := authorizeAccount(c, old, r); err != nil {
+				return err
+			}
 			if old == nil && r != nil {
 				// A new account belongs to its creator's team; an admin's
 				// (who has none) is shared with the organisation.
@@ -87,6 +90,48 @@ func Accounts() *engine.Entity {
 		},
 		Validate: validateAccount,
 	}
+}
+
+// authorizeAccount: an account is deleted by its owner rep, a manager of
+// the team it belongs to, or an admin; a rep never deletes another's
+// account, nor one nobody owns, whoever created it. Ownership changes
+// (owner_rep_id on an existing account) are for managers and admins, so a
+// rep cannot take an account over to delete it. Writes outside the
+// caller's scope are refused as not_found before this runs.
+func authorizeAccount(c *engine.Context, old, r *engine.Record) error {
+	if old == nil || c.P.Role == models.RoleAdmin {
+		return nil
+	}
+	if r != nil {
+		owner, sent := c.Sent[fOwnerRepID]
+		if !sent || c.P.Role != models.RoleRep {
+			return nil
+		}
+		next, _ := owner.(uuid.UUID)
+		if cur := old.UUIDValue(fOwnerRepID); (cur == nil && owner == nil) || (cur != nil && *cur == next) {
+			return nil // unchanged
+		}
+		return forbidden(fOwnerRepID, "only a manager or an admin may change an account's owner")
+	}
+	switch c.P.Role {
+	case models.RoleRep:
+		if sameUUID(old.UUIDValue(fOwnerRepID), &c.P.UserID) {
+			return nil
+		}
+		return forbidden(fOwnerRepID, "a rep may delete only accounts they own")
+	case models.RoleManager:
+		if team := old.UUIDValue(fTeamID); team != nil && sameUUID(team, c.P.TeamID) {
+			t, err := c.Team(*team)
+			if err != nil {
+				return err
+			}
+			if sameUUID(t.ManagerID, &c.P.UserID) {
+				return nil
+			}
+		}
+		return forbidden(fTeamID, "a manager may delete only accounts of the team they manage")
+	}
+	return forbidden(fOwnerRepID, "only the owner rep, their manager or an admin may delete an account")
 }
 
 func validateAccount(c *engine.Context, old, r *engine.Record) error {

@@ -145,6 +145,9 @@ func createRideAlong(c *engine.Context, r *engine.Record) error {
 		if rep, ok := c.Sent[fRepID].(uuid.UUID); ok && rep != c.P.UserID {
 			return forbidden(fRepID, "a rep may request a ride-along only for themselves")
 		}
+		if err := managerFieldsUnset(c); err != nil {
+			return err
+		}
 		if c.P.TeamID == nil {
 			return forbidden(fRepID, "a rep without a team has no manager to ask")
 		}
@@ -165,6 +168,19 @@ func createRideAlong(c *engine.Context, r *engine.Record) error {
 	}
 	r.Values[fStatus] = models.RideRequested
 	delete(c.Sent, fStatus)
+	return nil
+}
+
+// managerFieldsUnset refuses a rep's create that carries the manager's
+// check-in: it is the manager's evidence of being there, and a rep who
+// sent their own coordinates would have the ride-along jointly verified.
+// A null (WatermelonDB sends every column) is no value.
+func managerFieldsUnset(c *engine.Context) error {
+	for _, f := range []string{fManagerCheckInLat, fManagerCheckInLng} {
+		if v, sent := c.Sent[f]; sent && v != nil {
+			return forbidden(f, f+" is set by the manager")
+		}
+	}
 	return nil
 }
 

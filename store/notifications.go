@@ -32,20 +32,23 @@ var notificationsEntity = sales.Notifications()
 const dueExpr = "COALESCE(next_attempt_at, not_before, created_at)"
 
 // PutPushToken registers or rotates the FCM token of the caller's device.
-// The device's row moves to the caller (a shared phone), and the token is
-// removed wherever else it was registered, in any organisation: it is one
-// app install, and it must not receive another user's pushes.
+// Each user of a device has their own row: a device id is chosen by the
+// app and is no credential, so registering under another user's device id
+// never touches that user's row. The token is removed wherever else it was
+// registered, in any organisation: it is one app install (a shared phone
+// registers the same token for whoever logs in), and it must not receive
+// another user's pushes.
 func (db *Outbox) PutPushToken(ctx context.Context, p models.Principal, token, platform string) error {
 	now := db.now().UTC()
 	return db.transaction(ctx, func(tx *gorm.DB) error {
-		err := tx.Exec(`DELETE FROM push_tokens WHERE token = ? AND NOT (org_id = ? AND device_id = ?)`,
-			token, p.OrgID.String(), p.DeviceID.String()).Error
+		err := tx.Exec(`DELETE FROM push_tokens WHERE token = ? AND NOT (org_id = ? AND device_id = ? AND user_id = ?)`,
+			token, p.OrgID.String(), p.DeviceID.String(), p.UserID.String()).Error
 		if err != nil {
 			return fmt.Errorf("move push token: %w", err)
 		}
 		err = tx.Exec(`INSERT INTO push_tokens (org_id, device_id, user_id, token, platform, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (org_id, device_id) DO UPDATE SET user_id = excluded.user_id, token = excluded.token,
+			ON CONFLICT (org_id, device_id, user_id) DO UPDATE SET token = excluded.token,
 				platform = excluded.platform, updated_at = excluded.updated_at`,
 			p.OrgID.String(), p.DeviceID.String(), p.UserID.String(), token, platform, now, now).Error
 		if err != nil {

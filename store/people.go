@@ -240,6 +240,19 @@ func checkTeam(tx *gorm.DB, orgID uuid.UUID, teamID *uuid.UUID) error {
 	return nil
 }
 
+// ReplacePasswordHash stores next as a user's password hash if the stored
+// one is still prev (a login upgrading an old hash must not undo a change
+// made meanwhile); otherwise it does nothing. It leaves updated_at alone:
+// the user's record, as clients see it, has not changed.
+func (db *People) ReplacePasswordHash(ctx context.Context, orgID, id uuid.UUID, prev, next string) error {
+	err := db.gorm.WithContext(ctx).Model(&userRow{}).Where("org_id = ? AND id = ? AND password_hash = ?", orgID, id, prev).
+		UpdateColumn("password_hash", next).Error
+	if err != nil {
+		return fmt.Errorf("replace password hash: %w", translate(err))
+	}
+	return nil
+}
+
 // User returns one user of an organisation. Errors: not_found.
 func (db *People) User(ctx context.Context, orgID, id uuid.UUID) (models.User, error) {
 	var r userRow

@@ -159,6 +159,11 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	db := &DB{handle: h, feed: &Feed{h}, outbox: &Outbox{h}, people: &People{h}, reports: &Reports{h}}
 	dialector, path := dialect.open(dsn)
 	db.Path = path
+	if path != "" { // a file: SQLite
+		if err := prepareSQLiteFile(path, opt.Logger); err != nil {
+			return nil, err
+		}
+	}
 	g, err := gorm.Open(dialector, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", name, err)

@@ -217,7 +217,7 @@ func newUser(orgID uuid.UUID, email, name string, role models.Role, team *uuid.U
 	if err := models.ValidatePassword("password", pw); err != nil {
 		return models.User{}, usageError{err.Error()}
 	}
-	hash, err := auth.NewPasswords(auth.DefaultCost).Hash(pw)
+	hash, err := auth.NewPasswords(auth.DefaultArgon2).Hash(pw)
 	if err != nil {
 		return models.User{}, err
 	}

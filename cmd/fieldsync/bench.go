@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/fieldsync/fieldsync/api"
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/internal/bench"
@@ -100,8 +98,8 @@ func benchServer(db *store.DB) (http.Handler, error) {
 		return nil, err
 	}
 	eng := engine.New(db.Feed(), sales.Entities(), time.Now, nil)
-	srv := api.New(api.Deps{Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Tokens: tokens, Passwords: auth.NewPasswords(bcrypt.MinCost),
+	srv := api.New(api.Deps{Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Tokens: tokens, Passwords: auth.NewPasswords(auth.TestArgon2),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
-		LoginLimits: api.LoginLimits{PerEmail: 1 << 20, PerAddress: 1 << 20, Window: time.Minute}})
+		LoginPolicy: auth.LoginPolicy{PairFree: 1 << 20, EmailFree: 1 << 20, BaseDelay: time.Second, MaxDelay: time.Second, Forget: time.Minute}})
 	return srv.Handler(), nil
 }

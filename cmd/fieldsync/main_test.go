@@ -190,7 +190,7 @@ func TestOrgAndUserCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw := auth.NewPasswords(4)
+	pw := auth.NewPasswords(auth.TestArgon2)
 	users := []struct {
 		email, password string
 		role            models.Role
@@ -212,7 +212,7 @@ func TestOrgAndUserCreate(t *testing.T) {
 		if want.team != (u.TeamID != nil && *u.TeamID == team.ID) {
 			t.Errorf("%s: team %v, want in East = %v", want.email, u.TeamID, want.team)
 		}
-		if !pw.Check(u.PasswordHash, want.password) {
+		if ok, _ := pw.Check(u.PasswordHash, want.password); !ok {
 			t.Errorf("%s: the stored hash does not match the password given", want.email)
 		}
 	}
@@ -475,5 +475,74 @@ func TestServeDemo(t *testing.T) {
 	}
 	if err := second.stop(t); err != nil {
 		t.Errorf("second serve returned %v", err)
+	}
+}
+
+// TestServeMetricsAddr: /metrics is not on the API port; with
+// --metrics-addr it is served there, and only there.
+func TestServeMetricsAddr(t *testing.T) {
+	t.Chdir(t.TempDir())
+	e := env{"FIELDSYNC_DATABASE_URL": storetest.URL(t), "FIELDSYNC_JWT_SECRET": strings.Repeat("s", 40)}
+	metricsAddr := freeAddr(t)
+	s := startServe(t, e, "--metrics-addr", metricsAddr)
+	if status, _ := call(t, http.MethodGet, s.base+"/metrics", "", nil); status != http.StatusNotFound {
+		t.Errorf("/metrics on the API port: status %d, want 404", status)
+	}
+	res, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), `fieldsync_http_requests_total{method="GET",route="/readyz",status="200"}`) {
+		t.Errorf("/metrics on --metrics-addr: status %d, body lacks the API's request counts:\n%.500s", res.StatusCode, b)
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	if _, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+		t.Errorf("the metrics listener still answers after serve returned")
+	}
+}
+
+// TestServeFilePermissions: a new SQLite database is created 0600 before
+// anything is written to it; an existing database or secret file that
+// others may read is named in a warning.
+func TestServeFilePermissions(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	secret := filepath.Join(dir, "jwt-secret")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("s", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(dir, "new.db")
+	e := env{"FIELDSYNC_DATABASE_URL": "sqlite:" + dbPath, "FIELDSYNC_JWT_SECRET_FILE": secret}
+	s := startServe(t, e)
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+	if strings.Contains(s.stderr.String(), "readable by others") {
+		t.Errorf("warned about private files:\n%s", s.stderr)
+	}
+
+	// The same files, opened up to everyone: two warnings name them.
+	for _, p := range []string{dbPath, secret} {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = startServe(t, e)
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	for _, p := range []string{dbPath, secret} {
+		if !strings.Contains(s.stderr.String(), "readable by others") || !strings.Contains(s.stderr.String(), p) {
+			t.Errorf("no warning names %s as readable by others:\n%s", p, s.stderr)
+		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/demo"
@@ -34,7 +33,7 @@ func seededURL(t *testing.T) string {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := demo.Seed(ctx, db, auth.NewPasswords(bcrypt.MinCost), time.Now()); err != nil {
+	if _, err := demo.Seed(ctx, db, auth.NewPasswords(auth.TestArgon2), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return dbURL

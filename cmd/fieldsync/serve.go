@@ -50,6 +50,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return usageError{err.Error()}
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	warnOfSharedSecrets(cfg, getenv, log)
 
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log})
 	if err != nil {
@@ -78,7 +79,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	secret := cfg.JWTSecret
 	if secret == "" && cfg.Demo {
-		if secret, err = demoSecret(db); err != nil {
+		if secret, err = demoSecret(db, log); err != nil {
 			return err
 		}
 	}
@@ -86,7 +87,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	passwords := auth.NewPasswords(auth.DefaultCost)
+	passwords := auth.NewPasswords(auth.DefaultArgon2)
 
 	eng := engine.New(db.Feed(), sales.Entities(), time.Now, log)
 	if cfg.Demo {
@@ -122,9 +123,48 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := api.New(api.Deps{
 		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
+		CORSOrigins: cfg.CORSOrigins, HSTSMaxAge: cfg.HSTSMaxAge,
 		Version: version, Ready: readiness(db),
 	})
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, api.MetricsHandler(reg), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	return listenAndServe(ctx, cfg.Addr, srv.Handler(), log, db.Dialect())
+}
+
+// serveMetrics serves /metrics, and nothing else, on a listener of its own
+// until stop is called.
+func serveMetrics(addr string, metrics http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // scheduled is the work of the scheduler: in serve, the store's list of
@@ -273,14 +313,30 @@ func serveUntil(ctx context.Context, ln net.Listener, h http.Handler, log *slog.
 	return nil
 }
 
+// warnOfSharedSecrets warns of each secret file the settings name
+// (FIELDSYNC_*_FILE, the Firebase key) that others may read.
+func warnOfSharedSecrets(cfg config.Config, getenv func(string) string, log *slog.Logger) {
+	for _, o := range config.Options {
+		if o.File && getenv(o.Env) == "" {
+			if path := getenv(o.Env + "_FILE"); path != "" {
+				store.WarnIfReadableByOthers(log, path, o.Env+"_FILE")
+			}
+		}
+	}
+	if cfg.FirebaseCredentialsFile != "" {
+		store.WarnIfReadableByOthers(log, cfg.FirebaseCredentialsFile, "firebase credentials")
+	}
+}
+
 // demoSecret keeps a generated secret beside the SQLite file (or in the
 // working directory on PostgreSQL) so demo tokens survive restarts.
-func demoSecret(db *store.DB) (string, error) {
+func demoSecret(db *store.DB, log *slog.Logger) (string, error) {
 	path := ".fieldsync-demo-secret"
 	if db.Path != "" {
 		path = filepath.Join(filepath.Dir(db.Path), filepath.Base(db.Path)+".jwt-secret")
 	}
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= auth.MinSecretLen {
+		store.WarnIfReadableByOthers(log, path, "demo jwt secret")
 		return strings.TrimSpace(string(b)), nil
 	}
 	var raw [48]byte

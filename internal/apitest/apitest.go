@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fieldsync/fieldsync/api"
 	"github.com/fieldsync/fieldsync/auth"
@@ -81,7 +80,7 @@ func New(t testing.TB, opt Options) *Env {
 	t.Helper()
 	clock := NewClock(time.Now().UTC().Truncate(time.Second))
 	db := storetest.MustOpenDBWith(t, storetest.Options{Now: clock.Now})
-	pw := auth.NewPasswords(bcrypt.MinCost)
+	pw := auth.NewPasswords(auth.TestArgon2)
 	tokens, err := auth.NewTokens(Secret, nil, clock.Now)
 	if err != nil {
 		t.Fatal(err)

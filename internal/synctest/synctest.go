@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/demo"
@@ -45,7 +44,7 @@ func New(t testing.TB, opt storetest.Options) *Fixture {
 	f.Clock.Store(Start.UnixNano())
 	opt.Now = f.Now
 	f.DB = storetest.MustOpenDBWith(t, opt)
-	if _, err := demo.Seed(context.Background(), f.DB, auth.NewPasswords(bcrypt.MinCost), f.Now()); err != nil {
+	if _, err := demo.Seed(context.Background(), f.DB, auth.NewPasswords(auth.TestArgon2), f.Now()); err != nil {
 		t.Fatalf("seed demo: %v", err)
 	}
 	f.En = engine.New(f.DB.Feed(), sales.Entities(), f.Now, nil)
