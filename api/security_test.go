@@ -49,9 +49,11 @@ func TestRepCannotForgeJointVerification(t *testing.T) {
 			row[k] = v
 		}
 		res := rep.push(t, wmTables("ride_alongs", wmCreated(wmRow(ra, "created", row))))
-		p := wmProblemOf(t, res, http.StatusUnprocessableEntity, "invalid")
-		if len(p.Rejected) != 1 || p.Rejected[0].Code != "forbidden" {
-			t.Fatalf("rejected %+v, want the ride-along, forbidden", p.Rejected)
+		apitest.Expect(t, res, http.StatusOK)
+		var p wmPushResult
+		res.JSON(t, &p)
+		if len(p.Rejected) != 1 || p.Rejected[0].Code != "forbidden" || len(p.RejectedIDs["ride_alongs"]) != 1 || p.Written != 0 {
+			t.Fatalf("push %+v, want the ride-along refused (forbidden, in experimentalRejectedIds) and nothing written", p)
 		}
 	})
 	// Control: the rep's request without the manager's fields is applied.
@@ -259,9 +261,12 @@ func TestAccountDeletion(t *testing.T) {
 	t.Run("WatermelonDB", func(t *testing.T) {
 		wm := newWMDevice(o.env, "rep1@demo.test")
 		wm.pull(t)
-		p := wmProblemOf(t, wm.push(t, wmTables("accounts", wmDeleted(teammates))), http.StatusUnprocessableEntity, "invalid")
-		if len(p.Rejected) != 1 || p.Rejected[0].Code != "forbidden" {
-			t.Fatalf("rejected %+v, want the account, forbidden", p.Rejected)
+		res := wm.push(t, wmTables("accounts", wmDeleted(teammates)))
+		apitest.Expect(t, res, http.StatusOK)
+		var p wmPushResult
+		res.JSON(t, &p)
+		if len(p.Rejected) != 1 || p.Rejected[0].Code != "forbidden" || len(p.RejectedIDs["accounts"]) != 1 {
+			t.Fatalf("push %+v, want the delete refused (forbidden, in experimentalRejectedIds)", p)
 		}
 	})
 	all, _ := pullAll(t, o.env, o.dev["admin"].Access)
