@@ -1,8 +1,9 @@
 -- +goose Up
 -- Rejections get an id of their own: WatermelonDB pushes have no seq (their
 -- refusals are stored with seq 0), and GET /v1/sync/rejections pages by id.
+-- id comes last, where PostgreSQL's ADD COLUMN puts it: both trees keep
+-- the same column order (store/schema_test.go).
 CREATE TABLE sync_rejections_new (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id     TEXT NOT NULL,
     user_id    TEXT NOT NULL,
     device_id  TEXT NOT NULL,
@@ -12,7 +13,8 @@ CREATE TABLE sync_rejections_new (
     code       text NOT NULL,
     message    text NOT NULL,
     field      text,
-    created_at DATETIME NOT NULL
+    created_at DATETIME NOT NULL,
+    id         INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT
 );
 INSERT INTO sync_rejections_new (org_id, user_id, device_id, seq, entity, record_id, code, message, field, created_at)
     SELECT org_id, user_id, device_id, seq, entity, record_id, code, message, field, created_at
