@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,11 +17,9 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "fieldsync:", err)
-		os.Exit(exitCode(err))
-	}
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(report(err, os.Stderr))
 }
 
 const usage = `usage: fieldsync <command> [flags]
@@ -38,33 +37,62 @@ commands:
   version                       print the version
 `
 
-// usageError marks a mistake in the command line: exit status 2.
-type usageError struct{ msg string }
+// usageError is a mistake in the command line: exit status 2. It is
+// reported as one line naming the command and the mistake, followed by the
+// usage of that command alone.
+type usageError struct {
+	cmd   string          // "org create"; empty for the program itself
+	msg   string          // the mistake
+	usage func(io.Writer) // prints the command's usage
+}
 
-func (e usageError) Error() string { return e.msg + "\n\n" + usage }
+func (e usageError) Error() string {
+	if e.cmd == "" {
+		return e.msg
+	}
+	return e.cmd + ": " + e.msg
+}
 
-func exitCode(err error) int {
-	if _, ok := err.(usageError); ok {
+// report prints err as the shell's user sees it and returns the exit
+// status: 0 without an error, 2 for a usage error, 1 for any other.
+func report(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		if ue.cmd == "" {
+			fmt.Fprintf(stderr, "fieldsync: %s\n", ue.msg)
+		} else {
+			fmt.Fprintf(stderr, "fieldsync %s: %s\n", ue.cmd, ue.msg)
+		}
+		if ue.usage != nil {
+			ue.usage(stderr)
+		}
 		return 2
 	}
+	fmt.Fprintln(stderr, "fieldsync:", err)
 	return 1
 }
+
+// programUsage is the usage of the program itself.
+func programUsage(w io.Writer) { fmt.Fprint(w, usage) }
 
 // run is the whole program with its environment passed in, so tests can
 // drive it like a shell would.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"no command given"}
+		return usageError{msg: "no command given", usage: programUsage}
 	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
-		return migrate(ctx, args[1:], getenv, stdout, stderr)
+		return migrate(ctx, args[1:], getenv, stdout)
 	case "org":
-		return orgCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
+		return orgCmd(ctx, args[1:], getenv, stdin, stdout)
 	case "user":
-		return userCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
+		return userCmd(ctx, args[1:], getenv, stdin, stdout)
 	case "bench":
 		return benchCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
@@ -74,5 +102,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	return usageError{msg: fmt.Sprintf("unknown command %q", args[0]), usage: programUsage}
 }

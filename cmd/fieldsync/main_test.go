@@ -75,27 +75,45 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestUsageErrors drives command-line mistakes through run and report, as
+// the shell sees them: exit status 2, one line naming the command and the
+// mistake, then that command's own usage; never the message twice, never
+// the whole program's usage for a subcommand's mistake.
 func TestUsageErrors(t *testing.T) {
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "x.db")
 	e := env{"FIELDSYNC_DATABASE_URL": dbURL, "FIELDSYNC_ADMIN_PASSWORD": "long-enough-pw"}
 	tests := []struct {
-		name string
-		args []string
-		want string // in the message
+		name  string
+		args  []string
+		line  string // the first line of stderr starts with this
+		usage string // the usage that follows it starts with this
 	}{
-		{"no command", nil, "no command"},
-		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"org without create", []string{"org"}, "org create"},
-		{"org create without --name", []string{"org", "create", "--admin-email", "a@acme.test"}, "--name"},
-		{"org create without --admin-email", []string{"org", "create", "--name", "Acme"}, "--email"},
-		{"org create with a bad email", []string{"org", "create", "--name", "Acme", "--admin-email", "acme"}, "email"},
-		{"org create with an unknown flag", []string{"org", "create", "--name", "Acme", "--colour", "red"}, "colour"},
-		{"org create with a stray argument", []string{"org", "create", "--name", "Acme", "--admin-email", "a@acme.test", "extra"}, `unexpected argument "extra"`},
-		{"user without create", []string{"user", "delete"}, "user create"},
-		{"user create without --org", []string{"user", "create", "--email", "r@acme.test", "--role", "rep"}, "--org"},
-		{"user create with a bad role", []string{"user", "create", "--org", "Acme", "--email", "r@acme.test", "--role", "boss"}, "--role"},
-		{"migrate with an unknown action", []string{"migrate", "down"}, `unknown action "down"`},
-		{"serve with a bad log format", []string{"serve", "--demo", "--log-format", "xml"}, "log-format"},
+		{"no command", nil, "fieldsync: no command given", "usage: fieldsync <command>"},
+		{"unknown command", []string{"frobnicate"}, `fieldsync: unknown command "frobnicate"`, "usage: fieldsync <command>"},
+		{"org without a subcommand", []string{"org"}, "fieldsync org: want a subcommand", "usage:\n  fieldsync org create"},
+		{"org create without --name", []string{"org", "create", "--admin-email", "a@acme.test"},
+			"fieldsync org create: --name is required", "usage: fieldsync org create --name N"},
+		{"org create without --admin-email", []string{"org", "create", "--name", "Acme"},
+			"fieldsync org create: --admin-email is required", "usage: fieldsync org create --name N"},
+		{"org create with a bad email", []string{"org", "create", "--name", "Acme", "--admin-email", "acme"},
+			"fieldsync org create: --admin-email is not an email address", "usage: fieldsync org create --name N"},
+		{"org create with an unknown flag", []string{"org", "create", "--name", "Acme", "--colour", "red"},
+			"fieldsync org create: flag provided but not defined: -colour", "usage: fieldsync org create --name N"},
+		{"org create with a stray argument", []string{"org", "create", "--name", "Acme", "--admin-email", "a@acme.test", "extra"},
+			`fieldsync org create: unexpected argument "extra"`, "usage: fieldsync org create --name N"},
+		{"user with an unknown subcommand", []string{"user", "delete"}, `fieldsync user: unknown subcommand "delete"`, "usage:\n  fieldsync user create"},
+		{"user create without --org", []string{"user", "create", "--email", "r@acme.test", "--role", "rep"},
+			"fieldsync user create: --org is required", "usage: fieldsync user create --org ORG"},
+		{"user create with a bad role", []string{"user", "create", "--org", "Acme", "--email", "r@acme.test", "--role", "boss"},
+			"fieldsync user create: --role must be rep, manager or admin", "usage: fieldsync user create --org ORG"},
+		{"migrate with an unknown action", []string{"migrate", "down"},
+			`fieldsync migrate: unknown action "down" (want up or status)`, "usage: fieldsync migrate [up|status]"},
+		{"serve with a bad log format", []string{"serve", "--demo", "--log-format", "xml"},
+			`fieldsync serve: log-format: want json or text, got "xml"`, "usage: fieldsync serve [--demo] [flags]"},
+		{"serve with an unknown flag", []string{"serve", "--colour", "red"},
+			"fieldsync serve: flag provided but not defined: -colour", "usage: fieldsync serve [--demo] [flags]"},
+		{"bench with a bad size", []string{"bench", "--batch-size", "0"},
+			"fieldsync bench: sizes must be positive; --batch-size and --pull-limit at most 1000", "usage: fieldsync bench [flags]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,11 +122,26 @@ func TestUsageErrors(t *testing.T) {
 			if !errors.As(got.err, &ue) {
 				t.Fatalf("err = %v, want a usage error", got.err)
 			}
-			if code := exitCode(got.err); code != 2 {
-				t.Errorf("exit code %d, want 2", code)
+			if got.stderr != "" {
+				t.Errorf("run wrote to stderr itself: %q", got.stderr)
 			}
-			if !strings.Contains(got.err.Error(), tt.want) || !strings.Contains(got.err.Error(), "usage: fieldsync") {
-				t.Errorf("message %q, want it to mention %q and show the usage", got.err, tt.want)
+			var out bytes.Buffer
+			if code := report(got.err, &out); code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			line, rest, _ := strings.Cut(out.String(), "\n")
+			if !strings.HasPrefix(line, tt.line) {
+				t.Errorf("first line %q, want it to start %q", line, tt.line)
+			}
+			if !strings.HasPrefix(rest, tt.usage) {
+				t.Errorf("after the first line:\n%s\nwant the usage starting %q", rest, tt.usage)
+			}
+			msg := strings.TrimPrefix(tt.line, "fieldsync")
+			if n := strings.Count(out.String(), msg[strings.Index(msg, ": ")+2:]); n != 1 {
+				t.Errorf("the message appears %d times:\n%s", n, out.String())
+			}
+			if !strings.HasPrefix(tt.line, "fieldsync:") && strings.Contains(rest, "commands:") {
+				t.Errorf("a subcommand's mistake printed the program's usage:\n%s", rest)
 			}
 		})
 	}
@@ -116,8 +149,35 @@ func TestUsageErrors(t *testing.T) {
 	if _, err := os.Stat(strings.TrimPrefix(dbURL, "sqlite:")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused command created the database: %v", err)
 	}
-	if code := exitCode(errors.New("database down")); code != 1 {
-		t.Errorf("exit code of a plain error = %d, want 1", code)
+	var out bytes.Buffer
+	if code := report(errors.New("database down"), &out); code != 1 || out.String() != "fieldsync: database down\n" {
+		t.Errorf("a plain error: status %d, printed %q; want 1 and one line", code, out.String())
+	}
+	if code := report(nil, &out); code != 0 {
+		t.Errorf("no error: status %d, want 0", code)
+	}
+}
+
+// TestHelp: -h prints the command's usage on stdout and succeeds.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "usage: fieldsync <command>"},
+		{[]string{"org", "create", "-h"}, "usage: fieldsync org create --name N"},
+		{[]string{"user", "create", "--help"}, "usage: fieldsync user create --org ORG"},
+		{[]string{"migrate", "status", "-h"}, "usage: fieldsync migrate [up|status]"},
+		{[]string{"serve", "-h"}, "usage: fieldsync serve [--demo] [flags]"},
+	}
+	for _, tt := range tests {
+		got := invoke(t, context.Background(), env{}, "", tt.args...)
+		if got.err != nil {
+			t.Errorf("%v: %v", tt.args, got.err)
+		}
+		if !strings.HasPrefix(got.stdout, tt.want) || got.stderr != "" {
+			t.Errorf("%v: stdout %q, stderr %q; want the usage on stdout", tt.args, got.stdout, got.stderr)
+		}
 	}
 }
 
@@ -253,7 +313,7 @@ func TestMigrateCommand(t *testing.T) {
 		}
 	}
 	got := invoke(t, ctx, env{}, "", "migrate", "status", "--database-url", "mysql://nope")
-	if got.err == nil || exitCode(got.err) != 1 {
+	if got.err == nil || report(got.err, io.Discard) != 1 {
 		t.Errorf("a bad database url: err %v, want a runtime error", got.err)
 	}
 }

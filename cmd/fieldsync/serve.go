@@ -41,13 +41,19 @@ func newLogger(format, level string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+func serveUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: fieldsync serve [--demo] [flags]")
+	config.PrintFlags(w)
+}
+
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	cfg, err := config.Load(args, getenv, io.Discard)
 	if errors.Is(err, flag.ErrHelp) {
+		serveUsage(stdout)
 		return nil
 	}
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{cmd: "serve", msg: err.Error(), usage: serveUsage}
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 
