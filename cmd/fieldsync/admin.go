@@ -38,35 +38,58 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		action, args = args[0], args[1:]
 	}
-	_, open := openDB(ctx, c.fs, getenv)
+	dbURL, open := openDB(ctx, c.fs, getenv)
 	if err := c.parse(args, stdout); err != nil {
 		return ignoreHelp(err)
 	}
 	if action != "up" && action != "status" {
 		return c.usageErr("unknown action %q (want up or status)", action)
 	}
+	if action == "status" {
+		return migrateStatus(ctx, *dbURL, stdout)
+	}
 	db, err := open()
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if action == "up" {
-		applied, err := db.Migrate(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "applied %d migration(s)\n", len(applied))
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		return err
 	}
+	fmt.Fprintf(stdout, "applied %d migration(s)\n", len(applied))
 	st, err := db.MigrationStatus(ctx)
 	if err != nil {
 		return err
 	}
-	state := "current"
-	if st.Behind() {
-		state = "behind"
-	}
-	fmt.Fprintf(stdout, "schema version %d of %d (%s)\n", st.Current, st.Latest, state)
+	printStatus(stdout, st)
 	return nil
+}
+
+// migrateStatus reads the schema's version without changing the database
+// (store.ReadMigrationStatus): a misspelt SQLite path is an error, not a
+// new file. A schema behind this build is errBehind, exit status 3.
+func migrateStatus(ctx context.Context, dbURL string, stdout io.Writer) error {
+	st, err := store.ReadMigrationStatus(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	printStatus(stdout, st)
+	if st.Behind() {
+		return errBehind
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, st store.MigrationStatus) {
+	state := "current"
+	switch {
+	case st.Behind():
+		state = "behind"
+	case st.Current > st.Latest:
+		state = "ahead of this build"
+	}
+	fmt.Fprintf(w, "schema version %d of %d (%s)\n", st.Current, st.Latest, state)
 }
 
 func ignoreHelp(err error) error {

@@ -53,8 +53,21 @@ func (e usageError) Error() string {
 	return e.cmd + ": " + e.msg
 }
 
+// statusError is a failure with an exit status of its own, reported as
+// one line naming the command.
+type statusError struct {
+	cmd, msg string
+	status   int
+}
+
+func (e statusError) Error() string { return e.cmd + ": " + e.msg }
+
+// errBehind is migrate status finding migrations to apply.
+var errBehind = statusError{cmd: "migrate status", msg: "the schema is behind this build; run `fieldsync migrate up`", status: 3}
+
 // report prints err as the shell's user sees it and returns the exit
-// status: 0 without an error, 2 for a usage error, 1 for any other.
+// status: 0 without an error, 2 for a usage error, a statusError's own
+// (3: migrate status found the schema behind), 1 for any other.
 func report(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
@@ -70,6 +83,11 @@ func report(err error, stderr io.Writer) int {
 			ue.usage(stderr)
 		}
 		return 2
+	}
+	var se statusError
+	if errors.As(err, &se) {
+		fmt.Fprintf(stderr, "fieldsync %s\n", se)
+		return se.status
 	}
 	fmt.Fprintln(stderr, "fieldsync:", err)
 	return 1

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -292,19 +293,28 @@ func TestOrgAndUserCreate(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	ctx := context.Background()
 	dbURL := storetest.URL(t)
+	if d, path, _ := store.ParseURL(dbURL); d == store.SQLite {
+		// migrate status opens no file that is not there (see
+		// TestMigrateStatus); an empty file is an empty database.
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	latest := fmt.Sprint(store.SchemaVersion())
 	steps := []struct {
-		args []string
-		want []string
+		args   []string
+		want   []string
+		status int
 	}{
-		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version 0 of", "(behind)"}},
-		{[]string{"migrate", "--database-url", dbURL}, []string{"applied", "(current)"}},
-		{[]string{"migrate", "up", "--database-url", dbURL}, []string{"applied 0 migration(s)", "(current)"}},
-		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"(current)"}},
+		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version 0 of " + latest + " (behind)"}, 3},
+		{[]string{"migrate", "--database-url", dbURL}, []string{"applied " + latest + " migration(s)", "(current)"}, 0},
+		{[]string{"migrate", "up", "--database-url", dbURL}, []string{"applied 0 migration(s)", "(current)"}, 0},
+		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version " + latest + " of " + latest + " (current)"}, 0},
 	}
 	for _, s := range steps {
 		got := invoke(t, ctx, env{}, "", s.args...)
-		if got.err != nil {
-			t.Fatalf("%v: %v", s.args[:2], got.err)
+		if code := report(got.err, io.Discard); code != s.status {
+			t.Fatalf("%v: exit status %d (%v), want %d", s.args[:2], code, got.err, s.status)
 		}
 		for _, w := range s.want {
 			if !strings.Contains(got.stdout, w) {
@@ -315,6 +325,46 @@ func TestMigrateCommand(t *testing.T) {
 	got := invoke(t, ctx, env{}, "", "migrate", "status", "--database-url", "mysql://nope")
 	if got.err == nil || report(got.err, io.Discard) != 1 {
 		t.Errorf("a bad database url: err %v, want a runtime error", got.err)
+	}
+}
+
+// TestMigrateStatus: status reads and never writes. A misspelt SQLite path
+// is an error naming it, not a new database; a schema behind this build
+// exits 3 and stays behind.
+func TestMigrateStatus(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "fieldsync.bd")
+	got := invoke(t, ctx, env{"FIELDSYNC_DATABASE_URL": "sqlite:" + missing}, "", "migrate", "status")
+	if code := report(got.err, io.Discard); code != 1 || !strings.Contains(got.err.Error(), missing) {
+		t.Errorf("a missing SQLite file: status %d, err %v; want 1 and an error naming %s", code, got.err, missing)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("migrate status created %s: %v", missing, err)
+	}
+
+	// A schema two migrations behind.
+	dbURL := storetest.MigratedURL(t)
+	db, err := store.Open(ctx, dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	latest := store.SchemaVersion()
+	if err := db.Gorm().Exec("DELETE FROM goose_db_version WHERE version_id > ?", latest-2).Error; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and the first status changed nothing
+		got = invoke(t, ctx, env{"FIELDSYNC_DATABASE_URL": dbURL}, "", "migrate", "status")
+		var out bytes.Buffer
+		if code := report(got.err, &out); code != 3 {
+			t.Errorf("behind: exit status %d (%v), want 3", code, got.err)
+		}
+		if want := fmt.Sprintf("schema version %d of %d (behind)\n", latest-2, latest); got.stdout != want {
+			t.Errorf("behind: stdout %q, want %q", got.stdout, want)
+		}
+		if want := "fieldsync migrate status: the schema is behind this build; run `fieldsync migrate up`\n"; out.String() != want {
+			t.Errorf("behind: stderr %q, want %q", out.String(), want)
+		}
 	}
 }
 
