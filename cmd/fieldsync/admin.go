@@ -171,7 +171,7 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 
 func userCreateCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	c := userCreate.command()
-	orgRef := c.fs.String("org", "", "organisation id or exact name")
+	orgRef := c.fs.String("org", "", "organisation id or name")
 	email := c.fs.String("email", "", "the user's email")
 	name := c.fs.String("name", "", "the user's name (default: the email)")
 	role := c.fs.String("role", "", "rep, manager or admin")
@@ -264,15 +264,33 @@ func newPasswordHash(c *command, getenv func(string) string, stdin io.Reader) (s
 	return auth.NewPasswords(auth.DefaultCost).Hash(pw)
 }
 
+// findOrg finds the organisation ref names: its id, or its name ignoring
+// case. A name several organisations share (a database from before names
+// were unique) is refused with their ids, which are always unambiguous.
 func findOrg(ctx context.Context, db *store.DB, ref string) (models.Org, error) {
 	if id, err := uuid.Parse(ref); err == nil {
-		return db.People().Org(ctx, id)
+		o, err := db.People().Org(ctx, id)
+		if models.ErrorCode(err) == models.CodeNotFound {
+			return o, fmt.Errorf("no organisation with id %s", id)
+		}
+		return o, err
 	}
-	o, err := db.People().OrgByName(ctx, ref)
-	if models.ErrorCode(err) == models.CodeNotFound {
-		return o, fmt.Errorf("no organisation with id or name %q", ref)
+	orgs, err := db.People().OrgsNamed(ctx, ref)
+	if err != nil {
+		return models.Org{}, err
 	}
-	return o, err
+	switch len(orgs) {
+	case 0:
+		return models.Org{}, fmt.Errorf("no organisation with id or name %q", ref)
+	case 1:
+		return orgs[0], nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "--org %q names %d organisations; name one by id:", ref, len(orgs))
+	for _, o := range orgs {
+		fmt.Fprintf(&b, "\n  %s  %q, created %s", o.ID, o.Name, o.CreatedAt.Format(time.RFC3339))
+	}
+	return models.Org{}, errors.New(b.String())
 }
 
 func findTeam(ctx context.Context, db *store.DB, orgID uuid.UUID, ref string) (models.Team, error) {

@@ -587,3 +587,54 @@ func TestServeDemo(t *testing.T) {
 		t.Errorf("second serve returned %v", err)
 	}
 }
+
+// TestOrgNames: org create refuses a name taken ignoring case, and --org
+// refuses a name several organisations share (a database from before the
+// rule may hold such), listing their ids, which it accepts instead.
+func TestOrgNames(t *testing.T) {
+	ctx := context.Background()
+	dbURL := storetest.URL(t)
+	e := env{"FIELDSYNC_DATABASE_URL": dbURL, "FIELDSYNC_ADMIN_PASSWORD": "acme-admin-pw"}
+	if got := invoke(t, ctx, e, "", "org", "create", "--name", "Acme", "--admin-email", "a@acme.test"); got.err != nil {
+		t.Fatal(got.err)
+	}
+	got := invoke(t, ctx, e, "", "org", "create", "--name", "ACME", "--admin-email", "a@acme2.test")
+	if got.err == nil || !strings.Contains(got.err.Error(), `an organisation named "Acme" already exists`) {
+		t.Errorf("a name taken ignoring case: %v, want a refusal naming Acme", got.err)
+	}
+
+	db, err := store.Open(ctx, dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	first, err := db.People().OrgByName(ctx, "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := uuid.New()
+	if err := db.Gorm().Exec("INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)", dup, "acme", time.Now().UTC()).Error; err != nil {
+		t.Fatal(err)
+	}
+	got = invoke(t, ctx, e, "", "user", "create", "--org", "Acme", "--email", "r@acme.test", "--role", "rep")
+	if got.err == nil {
+		t.Fatal("an ambiguous --org picked one")
+	}
+	for _, want := range []string{`--org "Acme" names 2 organisations`, first.ID.String(), dup.String()} {
+		if !strings.Contains(got.err.Error(), want) {
+			t.Errorf("ambiguous --org: %v, want it to mention %s", got.err, want)
+		}
+	}
+	got = invoke(t, ctx, e, "", "user", "create", "--org", dup.String(), "--email", "r@acme.test", "--role", "rep")
+	if got.err != nil {
+		t.Fatalf("--org by id: %v", got.err)
+	}
+	if u, err := db.People().UserByEmail(ctx, "r@acme.test"); err != nil || u.OrgID != dup {
+		t.Errorf("the user went to %v (%v), want %s", u.OrgID, err, dup)
+	}
+	// A name matches ignoring case when it is unambiguous.
+	got = invoke(t, ctx, e, "", "user", "create", "--org", "nope inc", "--email", "x@acme.test", "--role", "rep")
+	if got.err == nil || !strings.Contains(got.err.Error(), `no organisation with id or name "nope inc"`) {
+		t.Errorf("an unknown org: %v", got.err)
+	}
+}
