@@ -148,6 +148,34 @@ func namedLike(rows []orgRow, name string) []models.Org {
 	return out
 }
 
+// OrgSummary is an organisation and how many users it has.
+type OrgSummary struct {
+	models.Org
+	Users int64
+}
+
+// Orgs lists every organisation, oldest first, with its number of users
+// (active or not).
+func (db *People) Orgs(ctx context.Context) ([]OrgSummary, error) {
+	var rows []struct {
+		ID        uuid.UUID
+		Name      string
+		CreatedAt time.Time
+		Users     int64
+	}
+	err := db.gorm.WithContext(ctx).Table("orgs o").
+		Select("o.id, o.name, o.created_at, (SELECT count(*) FROM users u WHERE u.org_id = o.id) AS users").
+		Order("o.created_at, o.id").Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", translate(err))
+	}
+	out := make([]OrgSummary, len(rows))
+	for i, r := range rows {
+		out[i] = OrgSummary{Org: models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, Users: r.Users}
+	}
+	return out, nil
+}
+
 // CountOrgs reports how many organisations exist; demo seeding runs on zero.
 func (db *People) CountOrgs(ctx context.Context) (int64, error) {
 	var n int64
@@ -381,6 +409,25 @@ func (db *People) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.
 		return nil
 	})
 	return out, err
+}
+
+// SetPassword replaces a user's password hash and, in the same
+// transaction, revokes all their sessions as deactivation does (see
+// UpdateUser): whoever knew the old password is signed out at once.
+// Errors: not_found.
+func (db *People) SetPassword(ctx context.Context, orgID, id uuid.UUID, hash string) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		now := db.now().UTC()
+		res := tx.Model(&userRow{}).Where("org_id = ? AND id = ?", orgID, id).
+			Updates(map[string]any{"password_hash": hash, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("set password: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return models.ErrNotFound
+		}
+		return revokeUserSessions(tx, orgID, id, now)
+	})
 }
 
 // SetTeamManager makes a manager the manager of a team.

@@ -8,7 +8,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/store/storetest"
 )
 
@@ -74,4 +76,62 @@ func TestOrgsNamed(t *testing.T) {
 	if got, err := db.People().OrgsNamed(ctx, "Nobody Inc"); err != nil || len(got) != 0 {
 		t.Errorf("an unknown name: %+v (%v), want none", got, err)
 	}
+}
+
+// TestOrgs lists every organisation, oldest first, with its user count.
+func TestOrgs(t *testing.T) {
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	b := seed(t, db, "b.test", now)
+	a := seed(t, db, "a.test", now.Add(-time.Hour))
+	empty := models.Org{ID: uuid.New(), Name: "Empty", CreatedAt: now.Add(time.Hour)}
+	if err := db.Gorm().Exec("INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)", empty.ID, empty.Name, empty.CreatedAt).Error; err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.People().Orgs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.OrgSummary{{Org: a.org, Users: 3}, {Org: b.org, Users: 3}, {Org: empty, Users: 0}}
+	if len(got) != len(want) {
+		t.Fatalf("Orgs = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || got[i].Name != want[i].Name || !got[i].CreatedAt.Equal(want[i].CreatedAt) || got[i].Users != want[i].Users {
+			t.Errorf("Orgs[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestSetPasswordRevokesSessions: a reset password replaces the hash and
+// ends every session of the user, as deactivation does, so whoever held
+// the old password is signed out; other users keep theirs.
+func TestSetPasswordRevokesSessions(t *testing.T) {
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	now := time.Now()
+	f := seed(t, db, "reset.test", now)
+	phone, phoneRefresh := startSession(t, db, f.rep, now)
+	other, _ := startSession(t, db, f.manager, now)
+
+	if err := db.People().SetPassword(ctx, f.org.ID, f.rep.ID, "new-hash"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := db.People().User(ctx, f.org.ID, f.rep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.PasswordHash != "new-hash" || !u.Active {
+		t.Errorf("after the reset: hash %q, active %v; want the new hash, still active", u.PasswordHash, u.Active)
+	}
+	_, err = db.People().LivePrincipal(ctx, phone.OrgID, phone.ID, phone.UserID)
+	wantCode(t, err, models.CodeUnauthorized)
+	_, _, err = db.People().RotateRefresh(ctx, phoneRefresh, "after-reset", now.Add(auth.RefreshTTL))
+	wantCode(t, err, models.CodeUnauthorized)
+	if _, err := db.People().LivePrincipal(ctx, other.OrgID, other.ID, other.UserID); err != nil {
+		t.Errorf("another user's session ended too: %v", err)
+	}
+	// The user is found in their organisation only.
+	wantCode(t, db.People().SetPassword(ctx, uuid.New(), f.rep.ID, "x"), models.CodeNotFound)
 }

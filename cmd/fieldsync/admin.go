@@ -117,17 +117,41 @@ func readPassword(c *command, getenv func(string) string, stdin io.Reader) (stri
 
 var (
 	orgCreate = sub{"org create", "--name N --admin-email E [--admin-name NAME]"}
-	orgGroup  = group{name: "org", subs: []sub{orgCreate}}
+	orgList   = sub{"org list", ""}
+	orgGroup  = group{name: "org", subs: []sub{orgCreate, orgList}}
 
-	userCreate = sub{"user create", "--org ORG --email E --role rep|manager|admin [--team T] [--name NAME]"}
-	userGroup  = group{name: "user", subs: []sub{userCreate}}
+	userCreate     = sub{"user create", "--org ORG --email E --role rep|manager|admin [--team T] [--name NAME]"}
+	userList       = sub{"user list", "--org ORG [--team T] [--role rep|manager|admin]"}
+	userDeactivate = sub{"user deactivate", "--org ORG --email E"}
+	userResetPw    = sub{"user reset-password", "--org ORG --email E"}
+	userGroup      = group{name: "user", subs: []sub{userCreate, userList, userDeactivate, userResetPw}}
 )
 
 func orgCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
-	if _, err := orgGroup.pick(args, stdout); err != nil {
+	name, err := orgGroup.pick(args, stdout)
+	if err != nil {
 		return ignoreHelp(err)
 	}
+	if name == "list" {
+		return orgListCmd(ctx, args[1:], getenv, stdout)
+	}
 	return orgCreateCmd(ctx, args[1:], getenv, stdin, stdout)
+}
+
+func userCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	name, err := userGroup.pick(args, stdout)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	switch name {
+	case "list":
+		return userListCmd(ctx, args[1:], getenv, stdout)
+	case "deactivate":
+		return userDeactivateCmd(ctx, args[1:], getenv, stdout)
+	case "reset-password":
+		return userResetPasswordCmd(ctx, args[1:], getenv, stdin, stdout)
+	}
+	return userCreateCmd(ctx, args[1:], getenv, stdin, stdout)
 }
 
 func orgCreateCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
@@ -160,13 +184,6 @@ func orgCreateCmd(ctx context.Context, args []string, getenv func(string) string
 	}
 	fmt.Fprintf(stdout, "created organisation %q (%s) with admin %s (%s)\n", org.Name, org.ID, admin.Email, admin.ID)
 	return nil
-}
-
-func userCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
-	if _, err := userGroup.pick(args, stdout); err != nil {
-		return ignoreHelp(err)
-	}
-	return userCreateCmd(ctx, args[1:], getenv, stdin, stdout)
 }
 
 func userCreateCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {

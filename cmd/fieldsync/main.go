@@ -25,16 +25,29 @@ func main() {
 const usage = `usage: fieldsync <command> [flags]
 
 commands:
-  serve [--demo] [flags]        run the HTTP server (serve -h lists flags)
-  migrate [up|status]           apply or show database migrations
-  org create --name N --admin-email E
+  serve [--demo] [flags]        run the HTTP server
+  migrate [up|status]           apply migrations, or show the schema version
+                                (status changes nothing; exit status 3 if behind)
+  org create --name N --admin-email E [--admin-name NAME]
                                 create an organisation and its admin
                                 (password from stdin or FIELDSYNC_ADMIN_PASSWORD)
-  user create --org ORG --email E --role rep|manager|admin [--team T] [--name N]
+  org list                      list organisations with their user counts
+  user create --org ORG --email E --role rep|manager|admin [--team T] [--name NAME]
                                 create a user (password as for org create)
+  user list --org ORG [--team T] [--role R]
+                                list an organisation's users
+  user deactivate --org ORG --email E
+                                deactivate a user and end their sessions
+  user reset-password --org ORG --email E
+                                set a new password (as for org create) and end
+                                the user's sessions
   bench [flags]                 measure push/pull throughput against the raw
-                                database ceiling (bench -h lists flags)
+                                database ceiling
   version                       print the version
+
+ORG is an organisation's id or its name (ignoring case). Every command takes
+--database-url (default: FIELDSYNC_DATABASE_URL); fieldsync COMMAND -h lists
+a command's flags.
 `
 
 // usageError is a mistake in the command line: exit status 2. It is
