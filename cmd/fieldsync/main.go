@@ -12,9 +12,6 @@ import (
 	_ "time/tzdata" // users' time zones resolve on machines without zoneinfo
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
@@ -43,7 +40,8 @@ commands:
                                 the user's sessions
   bench [flags]                 measure push/pull throughput against the raw
                                 database ceiling
-  version                       print the version
+  version                       print the version, the build's VCS revision
+                                and the schema version (also --version, -v)
 
 ORG is an organisation's id or its name (ignoring case). Every command takes
 --database-url (default: FIELDSYNC_DATABASE_URL); fieldsync COMMAND -h lists
@@ -127,7 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "bench":
 		return benchCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "fieldsync", version)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

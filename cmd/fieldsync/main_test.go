@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,14 +65,53 @@ func invoke(t *testing.T, ctx context.Context, e env, stdin string, args ...stri
 }
 
 func TestVersion(t *testing.T) {
+	want := fmt.Sprintf(" schema %d\n", store.SchemaVersion())
 	for _, arg := range []string{"version", "--version", "-v"} {
 		t.Run(arg, func(t *testing.T) {
 			got := invoke(t, context.Background(), env{}, "", arg)
 			if got.err != nil {
 				t.Fatal(got.err)
 			}
-			if want := "fieldsync " + version + "\n"; got.stdout != want {
-				t.Errorf("stdout %q, want %q", got.stdout, want)
+			if got.stdout != versionLine()+"\n" || !strings.HasPrefix(got.stdout, "fieldsync ") || !strings.HasSuffix(got.stdout, want) {
+				t.Errorf("stdout %q, want versionLine() %q, ending %q", got.stdout, versionLine(), want)
+			}
+		})
+	}
+}
+
+// TestFormatVersion: the module version from the build info, else the
+// version -ldflags set, else (devel); the VCS revision, time and state
+// when the build recorded them; the schema version always.
+func TestFormatVersion(t *testing.T) {
+	vcs := []debug.BuildSetting{
+		{Key: "-trimpath", Value: "true"},
+		{Key: "vcs", Value: "git"},
+		{Key: "vcs.revision", Value: "abc1234def5678abc1234def5678abc1234def56"},
+		{Key: "vcs.time", Value: "2026-12-05T10:00:00Z"},
+		{Key: "vcs.modified", Value: "true"},
+	}
+	clean := slices.Clone(vcs)
+	clean[4].Value = "false"
+	info := func(v string, settings []debug.BuildSetting) *debug.BuildInfo {
+		return &debug.BuildInfo{Main: debug.Module{Path: "github.com/fieldsync/fieldsync", Version: v}, Settings: settings}
+	}
+	tests := []struct {
+		name    string
+		info    *debug.BuildInfo
+		ldflags string
+		want    string
+	}{
+		{"a module version, modified", info("v1.2.3", vcs), "", "fieldsync v1.2.3 (rev abc1234def56, 2026-12-05T10:00:00Z, modified) schema 5"},
+		{"a module version wins over -ldflags", info("v1.2.3", clean), "9.9.9", "fieldsync v1.2.3 (rev abc1234def56, 2026-12-05T10:00:00Z) schema 5"},
+		{"a devel build falls back to -ldflags", info("(devel)", nil), "1.2.3", "fieldsync 1.2.3 schema 5"},
+		{"a devel build without -ldflags", info("(devel)", clean), "", "fieldsync (devel) (rev abc1234def56, 2026-12-05T10:00:00Z) schema 5"},
+		{"no module version at all", info("", nil), "", "fieldsync (devel) schema 5"},
+		{"no build info", nil, "1.0.0", "fieldsync 1.0.0 schema 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := formatVersion(tt.info, tt.ldflags, 5); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -540,7 +581,7 @@ func TestServeDemo(t *testing.T) {
 	if status, body := call(t, http.MethodGet, first.base+"/v1/me", access, nil); status != http.StatusOK || body["email"] != "rep1@demo.test" {
 		t.Fatalf("/v1/me: %d %v", status, body)
 	}
-	if status, body := call(t, http.MethodGet, first.base+"/healthz", "", nil); status != http.StatusOK || body["version"] != version {
+	if status, body := call(t, http.MethodGet, first.base+"/healthz", "", nil); status != http.StatusOK || body["version"] != moduleVersion() {
 		t.Errorf("/healthz: %d %v", status, body)
 	}
 	secret1, err := os.ReadFile(secretPath)

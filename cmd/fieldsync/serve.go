@@ -127,7 +127,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := api.New(api.Deps{
 		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
-		Version: version, Ready: readiness(db),
+		Version: moduleVersion(), Ready: readiness(db),
 	})
 	return listenAndServe(ctx, cfg.Addr, srv.Handler(), log, db.Dialect())
 }
@@ -224,7 +224,7 @@ func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	log.Info("fieldsync listening", "addr", ln.Addr().String(), "database", string(dialect), "version", version)
+	log.Info("fieldsync listening", "addr", ln.Addr().String(), "database", string(dialect), "version", moduleVersion())
 	return serveUntil(ctx, ln, h, log, drainLimit)
 }
 
