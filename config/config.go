@@ -196,6 +196,22 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	return c, nil
 }
 
+// PrintFlags writes the flags of `fieldsync serve` as flag.PrintDefaults
+// does, each with its environment variable and its default (not the
+// environment's value, which may be a secret).
+func PrintFlags(w io.Writer) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(w)
+	for _, o := range Options {
+		if o.Bool {
+			fs.Bool(o.Flag, o.Default == "true", o.Usage+" ("+o.Env+")")
+			continue
+		}
+		fs.String(o.Flag, o.Default, o.Usage+" ("+o.Env+")")
+	}
+	fs.PrintDefaults()
+}
+
 func envValue(o Option, getenv func(string) string) (string, error) {
 	if v := getenv(o.Env); v != "" {
 		return v, nil

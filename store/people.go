@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,9 +76,29 @@ func newUserRow(u models.User) userRow {
 }
 
 // CreateOrg creates an organisation and its first admin in one transaction.
-// Errors: conflict (the admin's email is taken).
+// Organisation names are unique ignoring case (see OrgsNamed), so that an
+// admin command naming one finds the one meant. Errors: conflict (the name
+// or the admin's email is taken).
 func (db *People) CreateOrg(ctx context.Context, org models.Org, admin models.User) error {
 	return db.transaction(ctx, func(tx *gorm.DB) error {
+		// No index can hold the rule (databases from before it may break
+		// it, and the dialects fold case differently), so creations are
+		// serialised: on SQLite every writer is, on PostgreSQL this lock
+		// conflicts with itself and with any other insert into orgs.
+		if db.dialect.name() == Postgres {
+			if err := tx.Exec("LOCK TABLE orgs IN SHARE ROW EXCLUSIVE MODE").Error; err != nil {
+				return fmt.Errorf("lock orgs: %w", err)
+			}
+		}
+		var rows []orgRow
+		if err := tx.Order("created_at, id").Find(&rows).Error; err != nil {
+			return fmt.Errorf("check org name: %w", err)
+		}
+		if taken := namedLike(rows, org.Name); len(taken) > 0 {
+			return &models.Error{Code: models.CodeConflict,
+				Message: fmt.Sprintf("an organisation named %q already exists (%s)", taken[0].Name, taken[0].ID),
+				Fields:  []models.FieldError{{Field: "name", Code: models.CodeConflict, Message: "is already in use"}}}
+		}
 		if err := tx.Create(&orgRow{ID: org.ID, Name: org.Name, CreatedAt: org.CreatedAt.UTC()}).Error; err != nil {
 			return fmt.Errorf("insert org: %w", err)
 		}
@@ -101,6 +122,58 @@ func (db *People) OrgByName(ctx context.Context, name string) (models.Org, error
 		return models.Org{}, fmt.Errorf("get org by name: %w", translate(err))
 	}
 	return models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, nil
+}
+
+// OrgsNamed returns the organisations whose name equals name ignoring
+// case, oldest first. New names are unique ignoring case (CreateOrg), but a
+// database from before that rule may hold several. Case is folded here, by
+// Unicode rules, rather than by the database: SQLite's lower() folds ASCII
+// only, and both dialects must agree.
+func (db *People) OrgsNamed(ctx context.Context, name string) ([]models.Org, error) {
+	var rows []orgRow
+	if err := db.gorm.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("find orgs by name: %w", translate(err))
+	}
+	return namedLike(rows, name), nil
+}
+
+// namedLike keeps the rows named name, ignoring case.
+func namedLike(rows []orgRow, name string) []models.Org {
+	var out []models.Org
+	for _, r := range rows {
+		if strings.EqualFold(r.Name, name) {
+			out = append(out, models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()})
+		}
+	}
+	return out
+}
+
+// OrgSummary is an organisation and how many users it has.
+type OrgSummary struct {
+	models.Org
+	Users int64
+}
+
+// Orgs lists every organisation, oldest first, with its number of users
+// (active or not).
+func (db *People) Orgs(ctx context.Context) ([]OrgSummary, error) {
+	var rows []struct {
+		ID        uuid.UUID
+		Name      string
+		CreatedAt time.Time
+		Users     int64
+	}
+	err := db.gorm.WithContext(ctx).Table("orgs o").
+		Select("o.id, o.name, o.created_at, (SELECT count(*) FROM users u WHERE u.org_id = o.id) AS users").
+		Order("o.created_at, o.id").Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", translate(err))
+	}
+	out := make([]OrgSummary, len(rows))
+	for i, r := range rows {
+		out[i] = OrgSummary{Org: models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, Users: r.Users}
+	}
+	return out, nil
 }
 
 // CountOrgs reports how many organisations exist; demo seeding runs on zero.
@@ -349,6 +422,25 @@ func (db *People) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.
 		return nil
 	})
 	return out, err
+}
+
+// SetPassword replaces a user's password hash and, in the same
+// transaction, revokes all their sessions as deactivation does (see
+// UpdateUser): whoever knew the old password is signed out at once.
+// Errors: not_found.
+func (db *People) SetPassword(ctx context.Context, orgID, id uuid.UUID, hash string) error {
+	return db.transaction(ctx, func(tx *gorm.DB) error {
+		now := db.now().UTC()
+		res := tx.Model(&userRow{}).Where("org_id = ? AND id = ?", orgID, id).
+			Updates(map[string]any{"password_hash": hash, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("set password: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return models.ErrNotFound
+		}
+		return revokeUserSessions(tx, orgID, id, now)
+	})
 }
 
 // SetTeamManager makes a manager the manager of a team.

@@ -17,7 +17,8 @@ import (
 	"github.com/fieldsync/fieldsync/store"
 )
 
-// openDB opens the configured database for an admin command.
+// openDB adds --database-url to fs and returns an opener of that database
+// for an admin command.
 func openDB(ctx context.Context, fs *flag.FlagSet, getenv func(string) string) (*string, func() (*store.DB, error)) {
 	def := getenv("FIELDSYNC_DATABASE_URL")
 	if def == "" {
@@ -29,55 +30,66 @@ func openDB(ctx context.Context, fs *flag.FlagSet, getenv func(string) string) (
 	}
 }
 
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
-}
+var migrateSub = sub{"migrate", "[up|status] [--database-url URL]"}
 
-func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	c := migrateSub.command()
 	action := "up"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		action, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	_, open := openDB(ctx, fs, getenv)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	dbURL, open := openDB(ctx, c.fs, getenv)
+	if err := c.parse(args, stdout); err != nil {
 		return ignoreHelp(err)
 	}
 	if action != "up" && action != "status" {
-		return usageError{fmt.Sprintf("migrate: unknown action %q (want up or status)", action)}
+		return c.usageErr("unknown action %q (want up or status)", action)
+	}
+	if action == "status" {
+		return migrateStatus(ctx, *dbURL, stdout)
 	}
 	db, err := open()
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if action == "up" {
-		applied, err := db.Migrate(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "applied %d migration(s)\n", len(applied))
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		return err
 	}
+	fmt.Fprintf(stdout, "applied %d migration(s)\n", len(applied))
 	st, err := db.MigrationStatus(ctx)
 	if err != nil {
 		return err
 	}
-	state := "current"
-	if st.Behind() {
-		state = "behind"
-	}
-	fmt.Fprintf(stdout, "schema version %d of %d (%s)\n", st.Current, st.Latest, state)
+	printStatus(stdout, st)
 	return nil
+}
+
+// migrateStatus reads the schema's version without changing the database
+// (store.ReadMigrationStatus): a misspelt SQLite path is an error, not a
+// new file. A schema behind this build is errBehind, exit status 3.
+func migrateStatus(ctx context.Context, dbURL string, stdout io.Writer) error {
+	st, err := store.ReadMigrationStatus(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	printStatus(stdout, st)
+	if st.Behind() {
+		return errBehind
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, st store.MigrationStatus) {
+	state := "current"
+	switch {
+	case st.Behind():
+		state = "behind"
+	case st.Current > st.Latest:
+		state = "ahead of this build"
+	}
+	fmt.Fprintf(w, "schema version %d of %d (%s)\n", st.Current, st.Latest, state)
 }
 
 func ignoreHelp(err error) error {
@@ -88,7 +100,7 @@ func ignoreHelp(err error) error {
 }
 
 // readPassword takes FIELDSYNC_ADMIN_PASSWORD or the first line of stdin.
-func readPassword(getenv func(string) string, stdin io.Reader) (string, error) {
+func readPassword(c *command, getenv func(string) string, stdin io.Reader) (string, error) {
 	if pw := getenv("FIELDSYNC_ADMIN_PASSWORD"); pw != "" {
 		return pw, nil
 	}
@@ -98,28 +110,64 @@ func readPassword(getenv func(string) string, stdin io.Reader) (string, error) {
 	}
 	pw := strings.TrimRight(line, "\r\n")
 	if pw == "" {
-		return "", usageError{"no password: set FIELDSYNC_ADMIN_PASSWORD or pipe it on stdin"}
+		return "", c.usageErr("no password: set FIELDSYNC_ADMIN_PASSWORD or pipe it on stdin")
 	}
 	return pw, nil
 }
 
-func orgCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError{"org: want `org create --name N --admin-email E`"}
+var (
+	orgCreate = sub{"org create", "--name N --admin-email E [--admin-name NAME]"}
+	orgList   = sub{"org list", ""}
+	orgGroup  = group{name: "org", subs: []sub{orgCreate, orgList}}
+
+	userCreate     = sub{"user create", "--org ORG --email E --role rep|manager|admin [--team T] [--name NAME]"}
+	userList       = sub{"user list", "--org ORG [--team T] [--role rep|manager|admin]"}
+	userDeactivate = sub{"user deactivate", "--org ORG --email E"}
+	userResetPw    = sub{"user reset-password", "--org ORG --email E"}
+	userGroup      = group{name: "user", subs: []sub{userCreate, userList, userDeactivate, userResetPw}}
+)
+
+func orgCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	name, err := orgGroup.pick(args, stdout)
+	if err != nil {
+		return ignoreHelp(err)
 	}
-	fs := flag.NewFlagSet("org create", flag.ContinueOnError)
-	name := fs.String("name", "", "organisation name")
-	email := fs.String("admin-email", "", "the first admin's email")
-	adminName := fs.String("admin-name", "", "the first admin's name (default: the email)")
-	_, open := openDB(ctx, fs, getenv)
-	if err := parseFlags(fs, args[1:], stderr); err != nil {
+	if name == "list" {
+		return orgListCmd(ctx, args[1:], getenv, stdout)
+	}
+	return orgCreateCmd(ctx, args[1:], getenv, stdin, stdout)
+}
+
+func userCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	name, err := userGroup.pick(args, stdout)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	switch name {
+	case "list":
+		return userListCmd(ctx, args[1:], getenv, stdout)
+	case "deactivate":
+		return userDeactivateCmd(ctx, args[1:], getenv, stdout)
+	case "reset-password":
+		return userResetPasswordCmd(ctx, args[1:], getenv, stdin, stdout)
+	}
+	return userCreateCmd(ctx, args[1:], getenv, stdin, stdout)
+}
+
+func orgCreateCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	c := orgCreate.command()
+	name := c.fs.String("name", "", "organisation name")
+	email := c.fs.String("admin-email", "", "the first admin's email")
+	adminName := c.fs.String("admin-name", "", "the first admin's name (default: the email)")
+	_, open := openDB(ctx, c.fs, getenv)
+	if err := c.parse(args, stdout); err != nil {
 		return ignoreHelp(err)
 	}
 	org := models.Org{ID: uuid.New(), Name: strings.TrimSpace(*name), CreatedAt: time.Now().UTC()}
 	if err := models.ValidateName("--name", org.Name); err != nil {
-		return usageError{err.Error()}
+		return c.invalid(err)
 	}
-	admin, err := newUser(org.ID, *email, *adminName, models.RoleAdmin, nil, getenv, stdin)
+	admin, err := newUser(c, "--admin-email", org.ID, *email, *adminName, models.RoleAdmin, getenv, stdin)
 	if err != nil {
 		return err
 	}
@@ -138,25 +186,22 @@ func orgCmd(ctx context.Context, args []string, getenv func(string) string, stdi
 	return nil
 }
 
-func userCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError{"user: want `user create --org ORG --email E --role rep|manager|admin [--team T]`"}
-	}
-	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
-	orgRef := fs.String("org", "", "organisation id or exact name")
-	email := fs.String("email", "", "the user's email")
-	name := fs.String("name", "", "the user's name (default: the email)")
-	role := fs.String("role", "", "rep, manager or admin")
-	teamRef := fs.String("team", "", "team id or name; a missing team named here is created")
-	_, open := openDB(ctx, fs, getenv)
-	if err := parseFlags(fs, args[1:], stderr); err != nil {
+func userCreateCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	c := userCreate.command()
+	orgRef := c.fs.String("org", "", "organisation id or name")
+	email := c.fs.String("email", "", "the user's email")
+	name := c.fs.String("name", "", "the user's name (default: the email)")
+	role := c.fs.String("role", "", "rep, manager or admin")
+	teamRef := c.fs.String("team", "", "team id or name; a missing team named here is created")
+	_, open := openDB(ctx, c.fs, getenv)
+	if err := c.parse(args, stdout); err != nil {
 		return ignoreHelp(err)
 	}
 	if *orgRef == "" {
-		return usageError{"--org is required"}
+		return c.usageErr("--org is required")
 	}
 	if !models.Role(*role).Valid() {
-		return usageError{"--role must be rep, manager or admin"}
+		return c.usageErr("--role must be rep, manager or admin")
 	}
 	db, err := open()
 	if err != nil {
@@ -170,7 +215,7 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	u, err := newUser(org.ID, *email, *name, models.Role(*role), nil, getenv, stdin)
+	u, err := newUser(c, "--email", org.ID, *email, *name, models.Role(*role), getenv, stdin)
 	if err != nil {
 		return err
 	}
@@ -202,41 +247,67 @@ func userCmd(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
-func newUser(orgID uuid.UUID, email, name string, role models.Role, team *uuid.UUID, getenv func(string) string, stdin io.Reader) (models.User, error) {
+// newUser validates a new user of c (emailFlag names the email's flag),
+// reads their password and hashes it.
+func newUser(c *command, emailFlag string, orgID uuid.UUID, email, name string, role models.Role, getenv func(string) string, stdin io.Reader) (models.User, error) {
 	email = models.NormalizeEmail(email)
-	if err := models.ValidateEmail("--email", email); err != nil {
-		return models.User{}, usageError{err.Error()}
+	if err := models.ValidateEmail(emailFlag, email); err != nil {
+		return models.User{}, c.invalid(err)
 	}
 	if strings.TrimSpace(name) == "" {
 		name = email
 	}
-	pw, err := readPassword(getenv, stdin)
-	if err != nil {
-		return models.User{}, err
-	}
-	if err := models.ValidatePassword("password", pw); err != nil {
-		return models.User{}, usageError{err.Error()}
-	}
-	hash, err := auth.NewPasswords(auth.DefaultArgon2).Hash(pw)
+	hash, err := newPasswordHash(c, getenv, stdin)
 	if err != nil {
 		return models.User{}, err
 	}
 	now := time.Now().UTC()
 	return models.User{
-		OrgID: orgID, ID: uuid.New(), Email: email, Name: strings.TrimSpace(name), Role: role, TeamID: team,
+		OrgID: orgID, ID: uuid.New(), Email: email, Name: strings.TrimSpace(name), Role: role,
 		Active: true, TimeZone: "UTC", PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
 	}, nil
 }
 
+// newPasswordHash reads a new password (readPassword), checks it as the
+// API checks one, and hashes it.
+func newPasswordHash(c *command, getenv func(string) string, stdin io.Reader) (string, error) {
+	pw, err := readPassword(c, getenv, stdin)
+	if err != nil {
+		return "", err
+	}
+	if err := models.ValidatePassword("password", pw); err != nil {
+		return "", c.invalid(err)
+	}
+	return auth.NewPasswords(auth.DefaultArgon2).Hash(pw)
+}
+
+// findOrg finds the organisation ref names: its id, or its name ignoring
+// case. A name several organisations share (a database from before names
+// were unique) is refused with their ids, which are always unambiguous.
 func findOrg(ctx context.Context, db *store.DB, ref string) (models.Org, error) {
 	if id, err := uuid.Parse(ref); err == nil {
-		return db.People().Org(ctx, id)
+		o, err := db.People().Org(ctx, id)
+		if models.ErrorCode(err) == models.CodeNotFound {
+			return o, fmt.Errorf("no organisation with id %s", id)
+		}
+		return o, err
 	}
-	o, err := db.People().OrgByName(ctx, ref)
-	if models.ErrorCode(err) == models.CodeNotFound {
-		return o, fmt.Errorf("no organisation with id or name %q", ref)
+	orgs, err := db.People().OrgsNamed(ctx, ref)
+	if err != nil {
+		return models.Org{}, err
 	}
-	return o, err
+	switch len(orgs) {
+	case 0:
+		return models.Org{}, fmt.Errorf("no organisation with id or name %q", ref)
+	case 1:
+		return orgs[0], nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "--org %q names %d organisations; name one by id:", ref, len(orgs))
+	for _, o := range orgs {
+		fmt.Fprintf(&b, "\n  %s  %q, created %s", o.ID, o.Name, o.CreatedAt.Format(time.RFC3339))
+	}
+	return models.Org{}, errors.New(b.String())
 }
 
 func findTeam(ctx context.Context, db *store.DB, orgID uuid.UUID, ref string) (models.Team, error) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +22,8 @@ import (
 )
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	c := newCommand("bench", "[flags]")
+	fs := c.fs
 	dbURL := fs.String("database-url", getenv("FIELDSYNC_DATABASE_URL"), "database to measure (default: a temporary SQLite file)")
 	devices := fs.Int("devices", 8, "concurrent devices pushing in the throughput phase")
 	batches := fs.Int("batches", 10, "batches each device pushes")
@@ -37,7 +37,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write the heap profile taken when the live heap was largest to this file")
 	incremental := fs.String("incremental", "10000,1000000", "visit-table sizes at which to time an incremental pull of 100 changes")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := c.parse(args, stdout); err != nil {
 		return ignoreHelp(err)
 	}
 	var sizes []int
@@ -47,12 +47,12 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			return usageError{"--incremental: want comma-separated visit counts"}
+			return c.usageErr("--incremental: want comma-separated visit counts")
 		}
 		sizes = append(sizes, n)
 	}
 	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 {
-		return usageError{"bench: sizes must be positive; --batch-size and --pull-limit at most 1000"}
+		return c.usageErr("sizes must be positive; --batch-size and --pull-limit at most 1000")
 	}
 	url := *dbURL
 	if url == "" {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,40 +65,97 @@ func invoke(t *testing.T, ctx context.Context, e env, stdin string, args ...stri
 }
 
 func TestVersion(t *testing.T) {
+	want := fmt.Sprintf(" schema %d\n", store.SchemaVersion())
 	for _, arg := range []string{"version", "--version", "-v"} {
 		t.Run(arg, func(t *testing.T) {
 			got := invoke(t, context.Background(), env{}, "", arg)
 			if got.err != nil {
 				t.Fatal(got.err)
 			}
-			if want := "fieldsync " + version + "\n"; got.stdout != want {
-				t.Errorf("stdout %q, want %q", got.stdout, want)
+			if got.stdout != versionLine()+"\n" || !strings.HasPrefix(got.stdout, "fieldsync ") || !strings.HasSuffix(got.stdout, want) {
+				t.Errorf("stdout %q, want versionLine() %q, ending %q", got.stdout, versionLine(), want)
 			}
 		})
 	}
 }
 
+// TestFormatVersion: the module version from the build info, else the
+// version -ldflags set, else (devel); the VCS revision, time and state
+// when the build recorded them; the schema version always.
+func TestFormatVersion(t *testing.T) {
+	vcs := []debug.BuildSetting{
+		{Key: "-trimpath", Value: "true"},
+		{Key: "vcs", Value: "git"},
+		{Key: "vcs.revision", Value: "abc1234def5678abc1234def5678abc1234def56"},
+		{Key: "vcs.time", Value: "2026-12-05T10:00:00Z"},
+		{Key: "vcs.modified", Value: "true"},
+	}
+	clean := slices.Clone(vcs)
+	clean[4].Value = "false"
+	info := func(v string, settings []debug.BuildSetting) *debug.BuildInfo {
+		return &debug.BuildInfo{Main: debug.Module{Path: "github.com/fieldsync/fieldsync", Version: v}, Settings: settings}
+	}
+	tests := []struct {
+		name    string
+		info    *debug.BuildInfo
+		ldflags string
+		want    string
+	}{
+		{"a module version, modified", info("v1.2.3", vcs), "", "fieldsync v1.2.3 (rev abc1234def56, 2026-12-05T10:00:00Z, modified) schema 5"},
+		{"a module version wins over -ldflags", info("v1.2.3", clean), "9.9.9", "fieldsync v1.2.3 (rev abc1234def56, 2026-12-05T10:00:00Z) schema 5"},
+		{"a devel build falls back to -ldflags", info("(devel)", nil), "1.2.3", "fieldsync 1.2.3 schema 5"},
+		{"a devel build without -ldflags", info("(devel)", clean), "", "fieldsync (devel) (rev abc1234def56, 2026-12-05T10:00:00Z) schema 5"},
+		{"no module version at all", info("", nil), "", "fieldsync (devel) schema 5"},
+		{"no build info", nil, "1.0.0", "fieldsync 1.0.0 schema 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := formatVersion(tt.info, tt.ldflags, 5); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUsageErrors drives command-line mistakes through run and report, as
+// the shell sees them: exit status 2, one line naming the command and the
+// mistake, then that command's own usage; never the message twice, never
+// the whole program's usage for a subcommand's mistake.
 func TestUsageErrors(t *testing.T) {
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "x.db")
 	e := env{"FIELDSYNC_DATABASE_URL": dbURL, "FIELDSYNC_ADMIN_PASSWORD": "long-enough-pw"}
 	tests := []struct {
-		name string
-		args []string
-		want string // in the message
+		name  string
+		args  []string
+		line  string // the first line of stderr starts with this
+		usage string // the usage that follows it starts with this
 	}{
-		{"no command", nil, "no command"},
-		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"org without create", []string{"org"}, "org create"},
-		{"org create without --name", []string{"org", "create", "--admin-email", "a@acme.test"}, "--name"},
-		{"org create without --admin-email", []string{"org", "create", "--name", "Acme"}, "--email"},
-		{"org create with a bad email", []string{"org", "create", "--name", "Acme", "--admin-email", "acme"}, "email"},
-		{"org create with an unknown flag", []string{"org", "create", "--name", "Acme", "--colour", "red"}, "colour"},
-		{"org create with a stray argument", []string{"org", "create", "--name", "Acme", "--admin-email", "a@acme.test", "extra"}, `unexpected argument "extra"`},
-		{"user without create", []string{"user", "delete"}, "user create"},
-		{"user create without --org", []string{"user", "create", "--email", "r@acme.test", "--role", "rep"}, "--org"},
-		{"user create with a bad role", []string{"user", "create", "--org", "Acme", "--email", "r@acme.test", "--role", "boss"}, "--role"},
-		{"migrate with an unknown action", []string{"migrate", "down"}, `unknown action "down"`},
-		{"serve with a bad log format", []string{"serve", "--demo", "--log-format", "xml"}, "log-format"},
+		{"no command", nil, "fieldsync: no command given", "usage: fieldsync <command>"},
+		{"unknown command", []string{"frobnicate"}, `fieldsync: unknown command "frobnicate"`, "usage: fieldsync <command>"},
+		{"org without a subcommand", []string{"org"}, "fieldsync org: want a subcommand", "usage:\n  fieldsync org create"},
+		{"org create without --name", []string{"org", "create", "--admin-email", "a@acme.test"},
+			"fieldsync org create: --name is required", "usage: fieldsync org create --name N"},
+		{"org create without --admin-email", []string{"org", "create", "--name", "Acme"},
+			"fieldsync org create: --admin-email is required", "usage: fieldsync org create --name N"},
+		{"org create with a bad email", []string{"org", "create", "--name", "Acme", "--admin-email", "acme"},
+			"fieldsync org create: --admin-email is not an email address", "usage: fieldsync org create --name N"},
+		{"org create with an unknown flag", []string{"org", "create", "--name", "Acme", "--colour", "red"},
+			"fieldsync org create: flag provided but not defined: -colour", "usage: fieldsync org create --name N"},
+		{"org create with a stray argument", []string{"org", "create", "--name", "Acme", "--admin-email", "a@acme.test", "extra"},
+			`fieldsync org create: unexpected argument "extra"`, "usage: fieldsync org create --name N"},
+		{"user with an unknown subcommand", []string{"user", "delete"}, `fieldsync user: unknown subcommand "delete"`, "usage:\n  fieldsync user create"},
+		{"user create without --org", []string{"user", "create", "--email", "r@acme.test", "--role", "rep"},
+			"fieldsync user create: --org is required", "usage: fieldsync user create --org ORG"},
+		{"user create with a bad role", []string{"user", "create", "--org", "Acme", "--email", "r@acme.test", "--role", "boss"},
+			"fieldsync user create: --role must be rep, manager or admin", "usage: fieldsync user create --org ORG"},
+		{"migrate with an unknown action", []string{"migrate", "down"},
+			`fieldsync migrate: unknown action "down" (want up or status)`, "usage: fieldsync migrate [up|status]"},
+		{"serve with a bad log format", []string{"serve", "--demo", "--log-format", "xml"},
+			`fieldsync serve: log-format: want json or text, got "xml"`, "usage: fieldsync serve [--demo] [flags]"},
+		{"serve with an unknown flag", []string{"serve", "--colour", "red"},
+			"fieldsync serve: flag provided but not defined: -colour", "usage: fieldsync serve [--demo] [flags]"},
+		{"bench with a bad size", []string{"bench", "--batch-size", "0"},
+			"fieldsync bench: sizes must be positive; --batch-size and --pull-limit at most 1000", "usage: fieldsync bench [flags]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,11 +164,26 @@ func TestUsageErrors(t *testing.T) {
 			if !errors.As(got.err, &ue) {
 				t.Fatalf("err = %v, want a usage error", got.err)
 			}
-			if code := exitCode(got.err); code != 2 {
-				t.Errorf("exit code %d, want 2", code)
+			if got.stderr != "" {
+				t.Errorf("run wrote to stderr itself: %q", got.stderr)
 			}
-			if !strings.Contains(got.err.Error(), tt.want) || !strings.Contains(got.err.Error(), "usage: fieldsync") {
-				t.Errorf("message %q, want it to mention %q and show the usage", got.err, tt.want)
+			var out bytes.Buffer
+			if code := report(got.err, &out); code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			line, rest, _ := strings.Cut(out.String(), "\n")
+			if !strings.HasPrefix(line, tt.line) {
+				t.Errorf("first line %q, want it to start %q", line, tt.line)
+			}
+			if !strings.HasPrefix(rest, tt.usage) {
+				t.Errorf("after the first line:\n%s\nwant the usage starting %q", rest, tt.usage)
+			}
+			msg := strings.TrimPrefix(tt.line, "fieldsync")
+			if n := strings.Count(out.String(), msg[strings.Index(msg, ": ")+2:]); n != 1 {
+				t.Errorf("the message appears %d times:\n%s", n, out.String())
+			}
+			if !strings.HasPrefix(tt.line, "fieldsync:") && strings.Contains(rest, "commands:") {
+				t.Errorf("a subcommand's mistake printed the program's usage:\n%s", rest)
 			}
 		})
 	}
@@ -116,8 +191,35 @@ func TestUsageErrors(t *testing.T) {
 	if _, err := os.Stat(strings.TrimPrefix(dbURL, "sqlite:")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused command created the database: %v", err)
 	}
-	if code := exitCode(errors.New("database down")); code != 1 {
-		t.Errorf("exit code of a plain error = %d, want 1", code)
+	var out bytes.Buffer
+	if code := report(errors.New("database down"), &out); code != 1 || out.String() != "fieldsync: database down\n" {
+		t.Errorf("a plain error: status %d, printed %q; want 1 and one line", code, out.String())
+	}
+	if code := report(nil, &out); code != 0 {
+		t.Errorf("no error: status %d, want 0", code)
+	}
+}
+
+// TestHelp: -h prints the command's usage on stdout and succeeds.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "usage: fieldsync <command>"},
+		{[]string{"org", "create", "-h"}, "usage: fieldsync org create --name N"},
+		{[]string{"user", "create", "--help"}, "usage: fieldsync user create --org ORG"},
+		{[]string{"migrate", "status", "-h"}, "usage: fieldsync migrate [up|status]"},
+		{[]string{"serve", "-h"}, "usage: fieldsync serve [--demo] [flags]"},
+	}
+	for _, tt := range tests {
+		got := invoke(t, context.Background(), env{}, "", tt.args...)
+		if got.err != nil {
+			t.Errorf("%v: %v", tt.args, got.err)
+		}
+		if !strings.HasPrefix(got.stdout, tt.want) || got.stderr != "" {
+			t.Errorf("%v: stdout %q, stderr %q; want the usage on stdout", tt.args, got.stdout, got.stderr)
+		}
 	}
 }
 
@@ -232,19 +334,28 @@ func TestOrgAndUserCreate(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	ctx := context.Background()
 	dbURL := storetest.URL(t)
+	if d, path, _ := store.ParseURL(dbURL); d == store.SQLite {
+		// migrate status opens no file that is not there (see
+		// TestMigrateStatus); an empty file is an empty database.
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	latest := fmt.Sprint(store.SchemaVersion())
 	steps := []struct {
-		args []string
-		want []string
+		args   []string
+		want   []string
+		status int
 	}{
-		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version 0 of", "(behind)"}},
-		{[]string{"migrate", "--database-url", dbURL}, []string{"applied", "(current)"}},
-		{[]string{"migrate", "up", "--database-url", dbURL}, []string{"applied 0 migration(s)", "(current)"}},
-		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"(current)"}},
+		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version 0 of " + latest + " (behind)"}, 3},
+		{[]string{"migrate", "--database-url", dbURL}, []string{"applied " + latest + " migration(s)", "(current)"}, 0},
+		{[]string{"migrate", "up", "--database-url", dbURL}, []string{"applied 0 migration(s)", "(current)"}, 0},
+		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version " + latest + " of " + latest + " (current)"}, 0},
 	}
 	for _, s := range steps {
 		got := invoke(t, ctx, env{}, "", s.args...)
-		if got.err != nil {
-			t.Fatalf("%v: %v", s.args[:2], got.err)
+		if code := report(got.err, io.Discard); code != s.status {
+			t.Fatalf("%v: exit status %d (%v), want %d", s.args[:2], code, got.err, s.status)
 		}
 		for _, w := range s.want {
 			if !strings.Contains(got.stdout, w) {
@@ -253,8 +364,48 @@ func TestMigrateCommand(t *testing.T) {
 		}
 	}
 	got := invoke(t, ctx, env{}, "", "migrate", "status", "--database-url", "mysql://nope")
-	if got.err == nil || exitCode(got.err) != 1 {
+	if got.err == nil || report(got.err, io.Discard) != 1 {
 		t.Errorf("a bad database url: err %v, want a runtime error", got.err)
+	}
+}
+
+// TestMigrateStatus: status reads and never writes. A misspelt SQLite path
+// is an error naming it, not a new database; a schema behind this build
+// exits 3 and stays behind.
+func TestMigrateStatus(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "fieldsync.bd")
+	got := invoke(t, ctx, env{"FIELDSYNC_DATABASE_URL": "sqlite:" + missing}, "", "migrate", "status")
+	if code := report(got.err, io.Discard); code != 1 || !strings.Contains(got.err.Error(), missing) {
+		t.Errorf("a missing SQLite file: status %d, err %v; want 1 and an error naming %s", code, got.err, missing)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("migrate status created %s: %v", missing, err)
+	}
+
+	// A schema two migrations behind.
+	dbURL := storetest.MigratedURL(t)
+	db, err := store.Open(ctx, dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	latest := store.SchemaVersion()
+	if err := db.Gorm().Exec("DELETE FROM goose_db_version WHERE version_id > ?", latest-2).Error; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and the first status changed nothing
+		got = invoke(t, ctx, env{"FIELDSYNC_DATABASE_URL": dbURL}, "", "migrate", "status")
+		var out bytes.Buffer
+		if code := report(got.err, &out); code != 3 {
+			t.Errorf("behind: exit status %d (%v), want 3", code, got.err)
+		}
+		if want := fmt.Sprintf("schema version %d of %d (behind)\n", latest-2, latest); got.stdout != want {
+			t.Errorf("behind: stdout %q, want %q", got.stdout, want)
+		}
+		if want := "fieldsync migrate status: the schema is behind this build; run `fieldsync migrate up`\n"; out.String() != want {
+			t.Errorf("behind: stderr %q, want %q", out.String(), want)
+		}
 	}
 }
 
@@ -430,7 +581,7 @@ func TestServeDemo(t *testing.T) {
 	if status, body := call(t, http.MethodGet, first.base+"/v1/me", access, nil); status != http.StatusOK || body["email"] != "rep1@demo.test" {
 		t.Fatalf("/v1/me: %d %v", status, body)
 	}
-	if status, body := call(t, http.MethodGet, first.base+"/healthz", "", nil); status != http.StatusOK || body["version"] != version {
+	if status, body := call(t, http.MethodGet, first.base+"/healthz", "", nil); status != http.StatusOK || body["version"] != moduleVersion() {
 		t.Errorf("/healthz: %d %v", status, body)
 	}
 	secret1, err := os.ReadFile(secretPath)
@@ -544,5 +695,56 @@ func TestServeFilePermissions(t *testing.T) {
 		if !strings.Contains(s.stderr.String(), "readable by others") || !strings.Contains(s.stderr.String(), p) {
 			t.Errorf("no warning names %s as readable by others:\n%s", p, s.stderr)
 		}
+	}
+}
+
+// TestOrgNames: org create refuses a name taken ignoring case, and --org
+// refuses a name several organisations share (a database from before the
+// rule may hold such), listing their ids, which it accepts instead.
+func TestOrgNames(t *testing.T) {
+	ctx := context.Background()
+	dbURL := storetest.URL(t)
+	e := env{"FIELDSYNC_DATABASE_URL": dbURL, "FIELDSYNC_ADMIN_PASSWORD": "acme-admin-pw"}
+	if got := invoke(t, ctx, e, "", "org", "create", "--name", "Acme", "--admin-email", "a@acme.test"); got.err != nil {
+		t.Fatal(got.err)
+	}
+	got := invoke(t, ctx, e, "", "org", "create", "--name", "ACME", "--admin-email", "a@acme2.test")
+	if got.err == nil || !strings.Contains(got.err.Error(), `an organisation named "Acme" already exists`) {
+		t.Errorf("a name taken ignoring case: %v, want a refusal naming Acme", got.err)
+	}
+
+	db, err := store.Open(ctx, dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	first, err := db.People().OrgByName(ctx, "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := uuid.New()
+	if err := db.Gorm().Exec("INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)", dup, "acme", time.Now().UTC()).Error; err != nil {
+		t.Fatal(err)
+	}
+	got = invoke(t, ctx, e, "", "user", "create", "--org", "Acme", "--email", "r@acme.test", "--role", "rep")
+	if got.err == nil {
+		t.Fatal("an ambiguous --org picked one")
+	}
+	for _, want := range []string{`--org "Acme" names 2 organisations`, first.ID.String(), dup.String()} {
+		if !strings.Contains(got.err.Error(), want) {
+			t.Errorf("ambiguous --org: %v, want it to mention %s", got.err, want)
+		}
+	}
+	got = invoke(t, ctx, e, "", "user", "create", "--org", dup.String(), "--email", "r@acme.test", "--role", "rep")
+	if got.err != nil {
+		t.Fatalf("--org by id: %v", got.err)
+	}
+	if u, err := db.People().UserByEmail(ctx, "r@acme.test"); err != nil || u.OrgID != dup {
+		t.Errorf("the user went to %v (%v), want %s", u.OrgID, err, dup)
+	}
+	// A name matches ignoring case when it is unambiguous.
+	got = invoke(t, ctx, e, "", "user", "create", "--org", "nope inc", "--email", "x@acme.test", "--role", "rep")
+	if got.err == nil || !strings.Contains(got.err.Error(), `no organisation with id or name "nope inc"`) {
+		t.Errorf("an unknown org: %v", got.err)
 	}
 }

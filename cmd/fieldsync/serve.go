@@ -41,13 +41,19 @@ func newLogger(format, level string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+func serveUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: fieldsync serve [--demo] [flags]")
+	config.PrintFlags(w)
+}
+
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	cfg, err := config.Load(args, getenv, io.Discard)
 	if errors.Is(err, flag.ErrHelp) {
+		serveUsage(stdout)
 		return nil
 	}
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{cmd: "serve", msg: err.Error(), usage: serveUsage}
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	warnOfSharedSecrets(cfg, getenv, log)
@@ -124,7 +130,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins: cfg.CORSOrigins, HSTSMaxAge: cfg.HSTSMaxAge,
-		Version: version, Ready: readiness(db),
+		Version: moduleVersion(), Ready: readiness(db),
 	})
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, api.MetricsHandler(reg), log)
@@ -266,7 +272,7 @@ func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	log.Info("fieldsync listening", "addr", ln.Addr().String(), "database", string(dialect), "version", version)
+	log.Info("fieldsync listening", "addr", ln.Addr().String(), "database", string(dialect), "version", moduleVersion())
 	return serveUntil(ctx, ln, h, log, drainLimit)
 }
 
