@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -83,6 +84,46 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// deadline gives the request's context a deadline — pushTimeout on
+// pushRoutes, requestTimeout elsewhere — whose cause is errDeadline. The
+// store's waits end with it (on PostgreSQL the transaction's
+// statement_timeout and lock_timeout are set from it too), its transaction
+// rolls back (database/sql never commits a transaction whose context has
+// ended), and the request answers 503 with Retry-After instead of
+// committing after the client has given up or the write timeout has
+// closed the connection. A handler's own 4xx verdict stands.
+func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		d := s.requestTimeout
+		if pushRoutes[[2]string{c.Request().Method, c.Path()}] {
+			d = s.pushTimeout
+		}
+		req := c.Request()
+		ctx, cancel := context.WithTimeoutCause(req.Context(), d, errDeadline)
+		defer cancel()
+		c.SetRequest(req.WithContext(ctx))
+		err := next(c)
+		// The error handler and the access log run on the request as it
+		// came, whose context this cancel does not end.
+		c.SetRequest(c.Request().WithContext(req.Context()))
+		if err == nil || req.Context().Err() != nil || !errors.Is(context.Cause(ctx), errDeadline) {
+			return err
+		}
+		var me *models.Error
+		if errors.As(err, &me) && me.Code != models.CodeInternal && me.Code != models.CodeUnavailable {
+			return err
+		}
+		s.log.WarnContext(req.Context(), "request deadline passed", slog.String("request_id", requestID(c)),
+			slog.String("route", c.Path()), slog.Duration("deadline", d), slog.Any("err", err))
+		return errDeadline
+	}
+}
+
+// errDeadline is the cause of a request context's end at its deadline: the
+// server's doing, a 503 the client retries, unlike a client that hung up
+// (499).
+var errDeadline = models.Errorf(models.CodeUnavailable, "the request did not finish within its deadline (the database is busy); retry")
 
 // accessLog logs one line per request and records its metrics. It runs the
 // error handler itself so the status it logs is the one sent.

@@ -15,7 +15,7 @@ import (
 // exactly these routes; TestSpecMatchesRoutes keeps the two in step.
 func (s *Server) routes(e *echo.Echo) {
 	e.Pre(s.securityHeaders, s.corsPreflight)
-	e.Use(withRequestID, s.accessLog, recoverPanics, s.limitBody)
+	e.Use(withRequestID, s.accessLog, recoverPanics, s.limitBody, s.deadline)
 
 	e.GET("/healthz", s.healthz)
 	e.HEAD("/healthz", s.healthz)
@@ -40,6 +40,8 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.GET("/teams", s.listTeams, authed)
 	v1.POST("/teams", s.createTeam, authed, s.idempotent)
 
+	// The push routes are listed in pushRoutes: their deadline is
+	// pushTimeout.
 	v1.POST("/sync/push", s.push, authed)
 	v1.GET("/sync/pull", s.pull, authed)
 	v1.GET("/sync/conflicts", s.conflicts, authed)
@@ -68,6 +70,13 @@ func (s *Server) routes(e *echo.Echo) {
 // listener of its own, kept off the public network.
 func MetricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// pushRoutes are the routes whose deadline is the push timeout, by method
+// and path as Echo names them; every other route has the request timeout.
+var pushRoutes = map[[2]string]bool{
+	{http.MethodPost, "/v1/sync/push"}:         true,
+	{http.MethodPost, "/v1/sync/watermelondb"}: true,
 }
 
 func (s *Server) healthz(c echo.Context) error {

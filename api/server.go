@@ -85,6 +85,12 @@ type Deps struct {
 	// LoginPolicy overrides auth.DefaultLoginPolicy (tests).
 	LoginPolicy auth.LoginPolicy
 	Version     string
+	// PushTimeout is the deadline of a push (POST /v1/sync/push and the
+	// WatermelonDB push), RequestTimeout that of every other request,
+	// database waits included; zero means 15 s and 10 s. Past it the
+	// request's context ends with errDeadline as its cause: the store
+	// rolls back and the request answers 503.
+	PushTimeout, RequestTimeout time.Duration
 }
 
 // Server holds the HTTP layer's state; Handler returns its router.
@@ -106,8 +112,10 @@ type Server struct {
 	logins    *auth.LoginGuard
 	hsts      string
 	cors      map[string]bool
-	metrics   *httpMetrics
-	echo      *echo.Echo
+	// pushTimeout and requestTimeout are the deadlines (see deadline).
+	pushTimeout, requestTimeout time.Duration
+	metrics                     *httpMetrics
+	echo                        *echo.Echo
 }
 
 // New builds the server and its router.
@@ -130,9 +138,16 @@ func New(d Deps) *Server {
 	if d.Watermelon == nil && d.Sync != nil && d.WatermelonStore != nil {
 		d.Watermelon = watermelondb.New(d.Sync, d.WatermelonStore)
 	}
+	if d.PushTimeout == 0 {
+		d.PushTimeout = 15 * time.Second
+	}
+	if d.RequestTimeout == 0 {
+		d.RequestTimeout = 10 * time.Second
+	}
 	s := &Server{
 		store: d.Store, sync: d.Sync, wm: d.Watermelon, reports: d.Reports, notif: d.Notifications, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
 		idem: d.Idempotency, ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
+		pushTimeout: d.PushTimeout, requestTimeout: d.RequestTimeout,
 		logins:  auth.NewLoginGuard(d.LoginPolicy, d.Now),
 		metrics: newHTTPMetrics(d.Registry),
 	}

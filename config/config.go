@@ -42,7 +42,21 @@ type Config struct {
 	FirebaseCredentialsFile string
 	FirebaseProjectID       string
 	FCMEndpoint             string
+	// PushTimeout bounds a push (POST /v1/sync/push and the WatermelonDB
+	// push) and RequestTimeout every other request, database waits
+	// included: past it the request rolls back and answers 503. Both stay
+	// at least 5 s below WriteTimeout, so the answer can still be sent.
+	PushTimeout    time.Duration
+	RequestTimeout time.Duration
 }
+
+// WriteTimeout is the server's http.Server.WriteTimeout: an answer not
+// written by then is lost, the client seeing only a closed connection.
+const WriteTimeout = 60 * time.Second
+
+// maxRequestTimeout is the longest --push-timeout or --request-timeout:
+// it leaves 5 s of WriteTimeout to send the answer.
+const maxRequestTimeout = WriteTimeout - 5*time.Second
 
 // Option is one setting: its flag, its environment twin and its default.
 // Options with File set also read NAME_FILE, a path whose contents are the
@@ -72,6 +86,8 @@ var Options = []Option{
 	{Flag: "hsts-max-age", Env: "FIELDSYNC_HSTS_MAX_AGE", Default: "0s", Usage: "send Strict-Transport-Security with this max-age, such as 8760h; only when clients reach the server over HTTPS alone (0: not sent)"},
 	{Flag: "body-limit", Env: "FIELDSYNC_BODY_LIMIT", Default: "4194304", Usage: "largest request body accepted, in bytes"},
 	{Flag: "tombstone-retention", Env: "FIELDSYNC_TOMBSTONE_RETENTION", Default: "2160h", Usage: "how long deleted records are kept for offline devices to learn of them (at least 24h); a device that last synced earlier resyncs from scratch"},
+	{Flag: "push-timeout", Env: "FIELDSYNC_PUSH_TIMEOUT", Default: "15s", Usage: "deadline of a push, database waits included; past it the push rolls back and answers 503 (1s to 55s)"},
+	{Flag: "request-timeout", Env: "FIELDSYNC_REQUEST_TIMEOUT", Default: "10s", Usage: "deadline of every other request; past it the request answers 503 (1s to 55s)"},
 	{Flag: "firebase-credentials-file", Env: "FIELDSYNC_FIREBASE_CREDENTIALS_FILE", Usage: "Firebase service-account JSON key for push notifications (else GOOGLE_APPLICATION_CREDENTIALS)"},
 	{Flag: "firebase-project-id", Env: "FIELDSYNC_FIREBASE_PROJECT_ID", Usage: "Firebase project id (default: the key's project_id)"},
 	{Flag: "fcm-endpoint", Env: "FIELDSYNC_FCM_ENDPOINT", Usage: "FCM v1 base URL to send to instead of Google's, e.g. a local fake or an emulator"},
@@ -179,6 +195,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		return Config{}, fmt.Errorf("tombstone-retention: want a duration of at least 24h, such as 2160h, got %q", get("tombstone-retention"))
 	}
 	c.TombstoneRetention = retention
+	if c.PushTimeout, err = timeout("push-timeout", get("push-timeout")); err != nil {
+		return Config{}, err
+	}
+	if c.RequestTimeout, err = timeout("request-timeout", get("request-timeout")); err != nil {
+		return Config{}, err
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return Config{}, fmt.Errorf("log-format: want json or text, got %q", c.LogFormat)
 	}
@@ -210,6 +232,17 @@ func PrintFlags(w io.Writer) {
 		fs.String(o.Flag, o.Default, o.Usage+" ("+o.Env+")")
 	}
 	fs.PrintDefaults()
+}
+
+// timeout parses a request deadline: at least a second, and short enough
+// that the 503 it ends in is written before WriteTimeout.
+func timeout(name, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second || d > maxRequestTimeout {
+		return 0, fmt.Errorf("%s: want a duration from 1s to %s (the write timeout, %s, less 5s to send the answer), got %q",
+			name, maxRequestTimeout, WriteTimeout, v)
+	}
+	return d, nil
 }
 
 func envValue(o Option, getenv func(string) string) (string, error) {

@@ -52,6 +52,9 @@ func TestLoadDefaults(t *testing.T) {
 		BodyLimitBytes: 4 << 20,
 		// Ninety days: longer than any phone stays offline in practice.
 		TombstoneRetention: 90 * 24 * time.Hour,
+		// Below a phone's own timeouts, and well below the write timeout.
+		PushTimeout:    15 * time.Second,
+		RequestTimeout: 10 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load with no flags:\n got %+v\nwant %+v", c, want)
@@ -120,6 +123,19 @@ func TestLoadPrecedence(t *testing.T) {
 			args: []string{"--no-migrate"},
 			get:  func(c config.Config) any { return c.NoMigrate },
 			want: true,
+		},
+		{
+			name: "push timeout from env",
+			vars: map[string]string{"FIELDSYNC_PUSH_TIMEOUT": "30s"},
+			get:  func(c config.Config) any { return c.PushTimeout },
+			want: 30 * time.Second,
+		},
+		{
+			name: "request timeout flag beats env",
+			args: []string{"--request-timeout", "5s"},
+			vars: map[string]string{"FIELDSYNC_REQUEST_TIMEOUT": "20s"},
+			get:  func(c config.Config) any { return c.RequestTimeout },
+			want: 5 * time.Second,
 		},
 		{
 			name: "body limit from env",
@@ -295,6 +311,25 @@ func TestLoadRefuses(t *testing.T) {
 			name:    "tombstone retention not a duration",
 			vars:    withSecret(map[string]string{"FIELDSYNC_TOMBSTONE_RETENTION": "90 days"}),
 			wantErr: "tombstone-retention",
+		},
+		{
+			// A deadline at the write timeout would end in an answer
+			// nobody receives.
+			name:    "push timeout at the write timeout",
+			args:    []string{"--push-timeout", "60s"},
+			vars:    withSecret(nil),
+			wantErr: "push-timeout",
+		},
+		{
+			name:    "request timeout not a duration",
+			vars:    withSecret(map[string]string{"FIELDSYNC_REQUEST_TIMEOUT": "10"}),
+			wantErr: "request-timeout",
+		},
+		{
+			name:    "request timeout under a second",
+			args:    []string{"--request-timeout", "200ms"},
+			vars:    withSecret(nil),
+			wantErr: "request-timeout",
 		},
 		{
 			name:    "positional argument",

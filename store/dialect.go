@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/pressly/goose/v3"
@@ -24,12 +25,20 @@ import (
 type dialect interface {
 	// name is the exported name of the dialect.
 	name() Dialect
-	// open returns GORM's driver for dsn, and the database file behind
-	// it (empty when there is none).
-	open(dsn string) (d gorm.Dialector, path string)
-	// configure sizes the pool of a database that answers and sets up
+	// open returns GORM's drivers for dsn: the pool that writes, the
+	// pool of reads (nil when reads share the writers' pool), readiness's
+	// probe; and the database file behind them (empty when there is
+	// none). busy is how long an SQLite writer waits for another
+	// process's write lock.
+	open(dsn string, busy time.Duration) (writer, reader, probe gorm.Dialector, path string)
+	// configure sizes the pools of a database that answers and sets up
 	// the admission of pushes (handle.pushes, handle.locks).
 	configure(ctx context.Context, db *handle, maxOpenConns int) error
+	// limitWaits bounds the waits of transaction tx, as its first
+	// statement, by the deadline of its context, if it has one: so that
+	// the database too stops waiting (for a lock, a slow statement) when
+	// the request gives up, even when the cancellation cannot reach it.
+	limitWaits(tx *gorm.DB) error
 	// goose returns the migration dialect and provider options.
 	goose() (goose.Dialect, []goose.ProviderOption, error)
 

@@ -27,7 +27,9 @@ type MigrationStatus struct {
 // Behind reports whether migrations are pending.
 func (s MigrationStatus) Behind() bool { return s.Current < s.Latest }
 
-func (db *DB) provider() (*goose.Provider, error) {
+// provider runs the migrations over conn (the writers' pool, or
+// readiness's probe).
+func (db *DB) provider(conn *sql.DB) (*goose.Provider, error) {
 	name := db.dialect.name()
 	sub, err := fs.Sub(migrations, "migrations/"+string(name))
 	if err != nil {
@@ -37,7 +39,7 @@ func (db *DB) provider() (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := goose.NewProvider(d, db.sql, sub, opts...)
+	p, err := goose.NewProvider(d, conn, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations for %s: %w", name, err)
 	}
@@ -46,7 +48,7 @@ func (db *DB) provider() (*goose.Provider, error) {
 
 // Migrate applies every pending migration and returns the versions applied.
 func (db *DB) Migrate(ctx context.Context) ([]int64, error) {
-	p, err := db.provider()
+	p, err := db.provider(db.sql)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +65,11 @@ func (db *DB) Migrate(ctx context.Context) ([]int64, error) {
 
 // MigrationStatus reports the applied and the latest known version.
 func (db *DB) MigrationStatus(ctx context.Context) (MigrationStatus, error) {
-	p, err := db.provider()
+	return db.migrationStatus(ctx, db.sql)
+}
+
+func (db *DB) migrationStatus(ctx context.Context, conn *sql.DB) (MigrationStatus, error) {
+	p, err := db.provider(conn)
 	if err != nil {
 		return MigrationStatus{}, err
 	}

@@ -94,7 +94,7 @@ func removeUserPushTokens(tx *gorm.DB, orgID, userID uuid.UUID) error {
 // PushTokens lists a user's registered devices (tests, support).
 func (db *Outbox) PushTokens(ctx context.Context, orgID, userID uuid.UUID) ([]notifications.Token, error) {
 	var out []notifications.Token
-	err := scanTokens(db.gorm.WithContext(ctx).Raw(`SELECT org_id, user_id, device_id, token, platform FROM push_tokens
+	err := scanTokens(db.read.WithContext(ctx).Raw(`SELECT org_id, user_id, device_id, token, platform FROM push_tokens
 		WHERE org_id = ? AND user_id = ? ORDER BY device_id`, orgID.String(), userID.String()), func(t notifications.Token) {
 		out = append(out, t)
 	})
@@ -123,7 +123,7 @@ func scanTokens(q *gorm.DB, each func(notifications.Token)) error {
 // NotificationPreferences returns a user's preferences, the defaults when
 // they never set any.
 func (db *Outbox) NotificationPreferences(ctx context.Context, orgID, userID uuid.UUID) (models.NotificationPreferences, error) {
-	m, err := loadPreferences(db.gorm.WithContext(ctx), orgID, []string{userID.String()})
+	m, err := loadPreferences(db.read.WithContext(ctx), orgID, []string{userID.String()})
 	if err != nil {
 		return models.NotificationPreferences{}, translate(err)
 	}
@@ -214,7 +214,7 @@ func (db *Outbox) Inbox(ctx context.Context, p models.Principal, after models.In
 	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	args = append(args, limit)
 	var out []*engine.Record
-	if err := scanRecords(db.gorm.WithContext(ctx).Raw(q, args...), e, false, func(r *engine.Record) { out = append(out, r) }); err != nil {
+	if err := scanRecords(db.read.WithContext(ctx).Raw(q, args...), e, false, func(r *engine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("list notifications: %w", translate(err))
 	}
 	return out, nil
@@ -565,7 +565,7 @@ func (db *Outbox) NotificationDelivery(ctx context.Context, orgID, id uuid.UUID)
 		next, at sql.NullTime
 		msg      sql.NullString
 	)
-	err := db.gorm.WithContext(ctx).Raw(`SELECT status, attempts, next_attempt_at, sent_at, last_error FROM notifications
+	err := db.read.WithContext(ctx).Raw(`SELECT status, attempts, next_attempt_at, sent_at, last_error FROM notifications
 		WHERE org_id = ? AND id = ?`, orgID.String(), id.String()).Row().Scan(&d.Status, &d.Attempts, &next, &at, &msg)
 	if err == sql.ErrNoRows {
 		return d, models.ErrNotFound

@@ -109,7 +109,7 @@ func (db *People) CreateOrg(ctx context.Context, org models.Org, admin models.Us
 // Org returns one organisation. Errors: not_found.
 func (db *People) Org(ctx context.Context, id uuid.UUID) (models.Org, error) {
 	var r orgRow
-	if err := db.gorm.WithContext(ctx).Take(&r, "id = ?", id).Error; err != nil {
+	if err := db.read.WithContext(ctx).Take(&r, "id = ?", id).Error; err != nil {
 		return models.Org{}, fmt.Errorf("get org: %w", translate(err))
 	}
 	return models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, nil
@@ -118,7 +118,7 @@ func (db *People) Org(ctx context.Context, id uuid.UUID) (models.Org, error) {
 // OrgByName returns the organisation with that exact name. Errors: not_found.
 func (db *People) OrgByName(ctx context.Context, name string) (models.Org, error) {
 	var r orgRow
-	if err := db.gorm.WithContext(ctx).Take(&r, "name = ?", name).Error; err != nil {
+	if err := db.read.WithContext(ctx).Take(&r, "name = ?", name).Error; err != nil {
 		return models.Org{}, fmt.Errorf("get org by name: %w", translate(err))
 	}
 	return models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, nil
@@ -179,7 +179,7 @@ func (db *People) Orgs(ctx context.Context) ([]OrgSummary, error) {
 // CountOrgs reports how many organisations exist; demo seeding runs on zero.
 func (db *People) CountOrgs(ctx context.Context) (int64, error) {
 	var n int64
-	if err := db.gorm.WithContext(ctx).Model(&orgRow{}).Count(&n).Error; err != nil {
+	if err := db.read.WithContext(ctx).Model(&orgRow{}).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count orgs: %w", translate(err))
 	}
 	return n, nil
@@ -188,7 +188,7 @@ func (db *People) CountOrgs(ctx context.Context) (int64, error) {
 // OrgIDs lists every organisation, for the scheduler.
 func (db *People) OrgIDs(ctx context.Context) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
-	if err := db.gorm.WithContext(ctx).Model(&orgRow{}).Order("id").Pluck("id", &ids).Error; err != nil {
+	if err := db.read.WithContext(ctx).Model(&orgRow{}).Order("id").Pluck("id", &ids).Error; err != nil {
 		return nil, fmt.Errorf("list orgs: %w", translate(err))
 	}
 	return ids, nil
@@ -261,7 +261,7 @@ func (db *People) CreateTeam(ctx context.Context, t models.Team) error {
 // Team returns one team of an organisation. Errors: not_found.
 func (db *People) Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, error) {
 	var r teamRow
-	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
+	if err := db.read.WithContext(ctx).Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
 		return models.Team{}, fmt.Errorf("get team: %w", translate(err))
 	}
 	return r.model(), nil
@@ -270,7 +270,7 @@ func (db *People) Team(ctx context.Context, orgID, id uuid.UUID) (models.Team, e
 // TeamByName returns the team with that name. Errors: not_found.
 func (db *People) TeamByName(ctx context.Context, orgID uuid.UUID, name string) (models.Team, error) {
 	var r teamRow
-	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND name = ?", orgID, name).Error; err != nil {
+	if err := db.read.WithContext(ctx).Take(&r, "org_id = ? AND name = ?", orgID, name).Error; err != nil {
 		return models.Team{}, fmt.Errorf("get team by name: %w", translate(err))
 	}
 	return r.model(), nil
@@ -279,7 +279,7 @@ func (db *People) TeamByName(ctx context.Context, orgID uuid.UUID, name string) 
 // Teams lists an organisation's teams by name.
 func (db *People) Teams(ctx context.Context, orgID uuid.UUID) ([]models.Team, error) {
 	var rows []teamRow
-	if err := db.gorm.WithContext(ctx).Where("org_id = ?", orgID).Order("name").Find(&rows).Error; err != nil {
+	if err := db.read.WithContext(ctx).Where("org_id = ?", orgID).Order("name").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list teams: %w", translate(err))
 	}
 	out := make([]models.Team, len(rows))
@@ -329,7 +329,7 @@ func (db *People) ReplacePasswordHash(ctx context.Context, orgID, id uuid.UUID, 
 // User returns one user of an organisation. Errors: not_found.
 func (db *People) User(ctx context.Context, orgID, id uuid.UUID) (models.User, error) {
 	var r userRow
-	if err := db.gorm.WithContext(ctx).Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
+	if err := db.read.WithContext(ctx).Take(&r, "org_id = ? AND id = ?", orgID, id).Error; err != nil {
 		return models.User{}, fmt.Errorf("get user: %w", translate(err))
 	}
 	return r.model(), nil
@@ -339,7 +339,7 @@ func (db *People) User(ctx context.Context, orgID, id uuid.UUID) (models.User, e
 // Errors: not_found.
 func (db *People) UserByEmail(ctx context.Context, email string) (models.User, error) {
 	var l loginRow
-	if err := db.gorm.WithContext(ctx).Take(&l, "email = ?", email).Error; err != nil {
+	if err := db.read.WithContext(ctx).Take(&l, "email = ?", email).Error; err != nil {
 		return models.User{}, fmt.Errorf("find login: %w", translate(err))
 	}
 	return db.User(ctx, l.OrgID, l.UserID)
@@ -348,7 +348,7 @@ func (db *People) UserByEmail(ctx context.Context, email string) (models.User, e
 // Users lists an organisation's users by name, or one team's when teamID is
 // set.
 func (db *People) Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]models.User, error) {
-	q := db.gorm.WithContext(ctx).Where("org_id = ?", orgID)
+	q := db.read.WithContext(ctx).Where("org_id = ?", orgID)
 	if teamID != nil {
 		q = q.Where("team_id = ?", *teamID)
 	}

@@ -30,7 +30,11 @@ type pgDialect struct{}
 
 func (pgDialect) name() Dialect { return Postgres }
 
-func (pgDialect) open(dsn string) (gorm.Dialector, string) { return postgres.Open(dsn), "" }
+// open gives reads the writers' pool: PostgreSQL readers never wait for
+// writers. The probe is a pool of its own.
+func (pgDialect) open(dsn string, _ time.Duration) (writer, reader, probe gorm.Dialector, path string) {
+	return postgres.Open(dsn), nil, postgres.Open(dsn), ""
+}
 
 func (pgDialect) configure(ctx context.Context, db *handle, maxOpenConns int) error {
 	n := maxOpenConns
@@ -64,6 +68,23 @@ func lockBudget(ctx context.Context, db *sql.DB) (int64, error) {
 		return 0, fmt.Errorf("read lock table size: %w", translate(err))
 	}
 	return max(n/2, engine.MaxBatch), nil
+}
+
+// limitWaits sets the transaction's statement_timeout and lock_timeout
+// to the time left before its context's deadline. The driver cancels a
+// statement whose context ends by closing the connection, which a backend
+// waiting for a lock does not notice: without these it would wait on,
+// holding the locks it has, until the lock came free.
+func (pgDialect) limitWaits(tx *gorm.DB) error {
+	dl, ok := tx.Statement.Context.Deadline()
+	if !ok {
+		return nil
+	}
+	ms := strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)
+	if err := tx.Exec(`SELECT set_config('statement_timeout', ?, true), set_config('lock_timeout', ?, true)`, ms, ms).Error; err != nil {
+		return fmt.Errorf("limit waits: %w", err)
+	}
+	return nil
 }
 
 func (pgDialect) goose() (goose.Dialect, []goose.ProviderOption, error) {
@@ -253,8 +274,12 @@ func (pgDialect) readFeed(g *gorm.DB, orgID uuid.UUID, read func(tx *gorm.DB, ho
 	if err != nil {
 		return err
 	}
-	return g.Transaction(func(tx *gorm.DB) error { return read(tx, &horizon) },
-		&sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	return g.Transaction(func(tx *gorm.DB) error {
+		if err := (pgDialect{}).limitWaits(tx); err != nil {
+			return err
+		}
+		return read(tx, &horizon)
+	}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 }
 
 // feedPosition is (feedHorizon - 1, max): every feed writer of the

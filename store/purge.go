@@ -87,7 +87,7 @@ func (db *Feed) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities m
 // whose tombstone was purged (the zero Position when none was).
 func (db *Feed) PurgedThrough(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
 	var p engine.Position
-	err := db.gorm.WithContext(ctx).Raw(`SELECT txid, version FROM sync_purges WHERE org_id = ?`, orgID.String()).Row().Scan(&p.Txid, &p.Version)
+	err := db.read.WithContext(ctx).Raw(`SELECT txid, version FROM sync_purges WHERE org_id = ?`, orgID.String()).Row().Scan(&p.Txid, &p.Version)
 	if err == sql.ErrNoRows {
 		return engine.Position{}, nil
 	}

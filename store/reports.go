@@ -16,7 +16,7 @@ import (
 // reads the tables directly with one grouped query each, never a row per
 // rep.
 func (db *Reports) Productivity(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID, from, to time.Time) ([]models.ProductivityRow, error) {
-	g := db.gorm.WithContext(ctx)
+	g := db.read.WithContext(ctx)
 	teamCond, args := "", []any{orgID.String(), from.UTC(), to.UTC()}
 	if teamID != nil {
 		teamCond = " AND team_id = ?"

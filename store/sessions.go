@@ -181,7 +181,7 @@ func (db *People) LivePrincipal(ctx context.Context, orgID, sessionID, userID uu
 		TeamID   *uuid.UUID
 		DeviceID uuid.UUID
 	}
-	err := db.gorm.WithContext(ctx).Table("sessions s").
+	err := db.read.WithContext(ctx).Table("sessions s").
 		Select("u.role, u.team_id, s.device_id").
 		Joins("JOIN users u ON u.org_id = s.org_id AND u.id = s.user_id").
 		Where("s.org_id = ? AND s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND u.active", orgID, sessionID, userID).

@@ -63,19 +63,32 @@ type DB struct {
 	reports *Reports
 }
 
-// handle is what the parts of a DB share: the pool, the dialect and the
+// handle is what the parts of a DB share: the pools, the dialect and the
 // clock.
 type handle struct {
-	gorm    *gorm.DB
-	sql     *sql.DB
+	// gorm and sql are the pool that writes: on SQLite one connection,
+	// whose writers queue in database/sql, where they give up when their
+	// context ends; on PostgreSQL the one pool.
+	gorm *gorm.DB
+	sql  *sql.DB
+	// read is the pool of reads that take no write lock — pulls, the
+	// session check of every request, GET endpoints: on SQLite a pool of
+	// read-only connections of its own, which in WAL mode never wait for
+	// the writer; on PostgreSQL the one pool (readSQL nil).
+	read    *gorm.DB
+	readSQL *sql.DB
+	// probe is readiness's own connection (see DB.Ready), so that the
+	// check never queues behind pushes.
+	probe   *sql.DB
+	ready   readyCache
 	dialect dialect
 	now     func() time.Time
 	// locks bounds the record locks this process's pushes hold at once
 	// on PostgreSQL (see lockBudget); nil on SQLite.
 	locks *semaphore.Weighted
 	// pushes admits pushes to the pool in arrival order, leaving two
-	// connections to everything else (PostgreSQL; nil on SQLite, whose
-	// writers queue on its own lock). database/sql hands a freed
+	// connections to everything else on PostgreSQL, and one at a time to
+	// SQLite's one writer connection. database/sql hands a freed
 	// connection to a random waiter: under a burst some pushes waited
 	// three times as long as the median.
 	pushes *semaphore.Weighted
@@ -114,6 +127,11 @@ type Options struct {
 	Now func() time.Time
 	// MaxOpenConns caps the pool (PostgreSQL); 0 means 20.
 	MaxOpenConns int
+	// BusyTimeout is how long an SQLite writer waits for the file's write
+	// lock while another process holds it, before it answers unavailable
+	// (SQLITE_BUSY); 0 means 5 s. Writers of this process never meet it:
+	// they queue for the one writer connection.
+	BusyTimeout time.Duration
 }
 
 // ParseURL splits a database URL into its dialect and the driver's DSN.
@@ -155,30 +173,53 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 		// GORM's implicit per-write transaction would only add round trips.
 		SkipDefaultTransaction: true,
 	}
+	if opt.BusyTimeout == 0 {
+		opt.BusyTimeout = 5 * time.Second
+	}
 	h := &handle{dialect: dialect, now: opt.Now}
 	db := &DB{handle: h, feed: &Feed{h}, outbox: &Outbox{h}, people: &People{h}, reports: &Reports{h}}
-	dialector, path := dialect.open(dsn)
+	writer, reader, probe, path := dialect.open(dsn, opt.BusyTimeout)
 	db.Path = path
 	if path != "" { // a file: SQLite
 		if err := prepareSQLiteFile(path, opt.Logger); err != nil {
 			return nil, err
 		}
 	}
-	g, err := gorm.Open(dialector, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", name, err)
+	open := func(d gorm.Dialector) (*gorm.DB, *sql.DB, error) {
+		g, err := gorm.Open(d, cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open %s database: %w", name, err)
+		}
+		s, err := g.DB()
+		if err != nil {
+			return nil, nil, fmt.Errorf("open %s database: %w", name, err)
+		}
+		return g, s, nil
 	}
-	sqlDB, err := g.DB()
-	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", name, err)
+	// The writer first: on SQLite it puts the file in WAL mode, which
+	// the read-only connections need.
+	if db.gorm, db.sql, err = open(writer); err != nil {
+		return nil, err
 	}
-	db.gorm, db.sql = g, sqlDB
+	db.read = db.gorm
+	if reader != nil {
+		if db.read, db.readSQL, err = open(reader); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	if _, db.probe, err = open(probe); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	db.probe.SetMaxOpenConns(1)
+	db.probe.SetMaxIdleConns(1)
 	if err := db.Ping(ctx); err != nil {
-		_ = sqlDB.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	if err := dialect.configure(ctx, h, opt.MaxOpenConns); err != nil {
-		_ = sqlDB.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	return db, nil
@@ -187,11 +228,31 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 // Dialect reports which database this is.
 func (db *DB) Dialect() Dialect { return db.dialect.name() }
 
-// StatsCollector returns a Prometheus collector of the pool's statistics
+// StatsCollector returns a Prometheus collector of the pools' statistics
 // (go_sql_…: connections open, in use and idle, waits), labelled
-// db_name=name.
+// db_name=name for the pool that writes and name_read for SQLite's pool
+// of reads.
 func (db *DB) StatsCollector(name string) prometheus.Collector {
-	return collectors.NewDBStatsCollector(db.sql, name)
+	c := pools{collectors.NewDBStatsCollector(db.sql, name)}
+	if db.readSQL != nil {
+		c = append(c, collectors.NewDBStatsCollector(db.readSQL, name+"_read"))
+	}
+	return c
+}
+
+// pools collects several pools' statistics as one collector.
+type pools []prometheus.Collector
+
+func (p pools) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range p {
+		c.Describe(ch)
+	}
+}
+
+func (p pools) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range p {
+		c.Collect(ch)
+	}
 }
 
 // Gorm exposes the GORM handle to tests, which inspect and stage rows
@@ -209,12 +270,28 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the pool.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close releases the pools.
+func (db *DB) Close() error {
+	errs := []error{db.sql.Close()}
+	for _, s := range []*sql.DB{db.readSQL, db.probe} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
 
-// transaction runs fn in one transaction on the request's context.
+// transaction runs fn in one transaction on the request's context. The
+// transaction's waits end with ctx's deadline (dialect.limitWaits), and a
+// transaction whose context has ended is rolled back, never committed:
+// database/sql refuses the commit and GORM returns its error.
 func (db *handle) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return translate(db.gorm.WithContext(ctx).Transaction(fn))
+	return translate(db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := db.dialect.limitWaits(tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	}))
 }
 
 // translate maps driver errors onto models codes at the adapter's edge.
@@ -233,10 +310,25 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %w", &models.Error{Code: models.CodeConflict, Message: "already exists"}, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
-	case isConnError(err), isTransient(err):
+	case isConnError(err), isTransient(err), isBusy(err):
 		return fmt.Errorf("%w: %w", models.ErrUnavailable, err)
 	}
 	return err
+}
+
+// isBusy tells SQLite's SQLITE_BUSY and SQLITE_LOCKED: another process
+// (a second server on the same file, an admin command, a backup) held the
+// write lock for longer than the busy timeout. It clears by itself, so
+// clients are told to retry.
+func isBusy(err error) bool {
+	var ce interface{ Code() int }
+	if errors.As(err, &ce) {
+		if c := ce.Code() & 0xff; c == 5 || c == 6 {
+			return true
+		}
+	}
+	s := err.Error()
+	return strings.Contains(s, "database is locked") || strings.Contains(s, "database table is locked") || strings.Contains(s, "SQLITE_BUSY")
 }
 
 // isTransient tells a failure the same request may not meet again: a
@@ -247,9 +339,16 @@ func isTransient(err error) bool {
 	if !errors.As(err, &pe) {
 		return false
 	}
+	switch pe.Code {
+	case "55P03", "57014":
+		// lock_not_available, query_canceled: lock_timeout or
+		// statement_timeout, which limitWaits sets from the request's
+		// deadline, ran out.
+		return true
+	}
 	switch pe.Code[:2] {
 	case "08", "40", "53", "57":
-		return pe.Code != "57014" // query_canceled is the caller's doing
+		return true
 	}
 	return false
 }

@@ -487,7 +487,7 @@ func (db *Feed) Pull(ctx context.Context, p models.Principal, entities map[strin
 		}
 		return nil
 	}
-	if err := db.dialect.readFeed(db.gorm.WithContext(ctx), p.OrgID, read); err != nil {
+	if err := db.dialect.readFeed(db.read.WithContext(ctx), p.OrgID, read); err != nil {
 		return nil, false, translate(err)
 	}
 	return out, more, nil
@@ -496,7 +496,7 @@ func (db *Feed) Pull(ctx context.Context, p models.Principal, entities map[strin
 // DeviceState returns the device's last processed seq and its latest
 // rejections, newest first.
 func (db *Feed) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []engine.Rejection, error) {
-	g := db.gorm.WithContext(ctx)
+	g := db.read.WithContext(ctx)
 	var seq int64
 	err := g.Raw(`SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`,
 		p.OrgID, p.UserID, p.DeviceID).Row().Scan(&seq)
@@ -533,7 +533,7 @@ func (db *Feed) Conflicts(ctx context.Context, p models.Principal, after engine.
 		args = append(args, after.At.UTC(), after.At.UTC(), after.ID.String())
 	}
 	args = append(append(args, vargs...), limit)
-	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT id, entity, record_id, field, kept, server_value, client_value,
+	rows, err := db.read.WithContext(ctx).Raw(`SELECT id, entity, record_id, field, kept, server_value, client_value,
 		user_id, device_id, team_id, owner_id, visibility, created_at FROM sync_conflicts
 		WHERE org_id = ?`+page+` AND `+vis+` ORDER BY created_at DESC, id LIMIT ?`, args...).Rows()
 	if err != nil {
@@ -709,7 +709,7 @@ func (t *syncTx) saveRuleVersion(ctx context.Context, v models.RuleVersion) erro
 // HTTP reads over synced entities (a contest's standings, a rep's score
 // entries). Unlike Find it has no cap: callers filter by selective keys.
 func (db *Feed) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
-	st := &syncTx{db: db, tx: db.gorm.WithContext(ctx), p: models.Principal{OrgID: orgID}}
+	st := &syncTx{db: db, tx: db.read.WithContext(ctx), p: models.Principal{OrgID: orgID}}
 	q, args, err := st.where(e, where)
 	if err != nil {
 		return nil, fmt.Errorf("records: %w", err)
@@ -724,7 +724,7 @@ func (db *Feed) Records(ctx context.Context, orgID uuid.UUID, e *engine.Entity, 
 
 // RuleVersions lists a contest's audited rule versions, oldest first.
 func (db *Feed) RuleVersions(ctx context.Context, orgID, contestID uuid.UUID) ([]models.RuleVersion, error) {
-	rows, err := db.gorm.WithContext(ctx).Raw(`SELECT version, rules, targets, changed_by, changed_at FROM contest_rule_versions
+	rows, err := db.read.WithContext(ctx).Raw(`SELECT version, rules, targets, changed_by, changed_at FROM contest_rule_versions
 		WHERE org_id = ? AND contest_id = ? ORDER BY version`, orgID.String(), contestID.String()).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("rule versions: %w", translate(err))

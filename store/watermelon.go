@@ -29,14 +29,14 @@ var _ watermelondb.Store = (*Feed)(nil)
 // counter as committed is the last version any pull can see, and the next
 // writer takes a larger one.
 func (db *Feed) FeedHorizon(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
-	return db.dialect.feedPosition(db.gorm.WithContext(ctx), orgID)
+	return db.dialect.feedPosition(db.read.WithContext(ctx), orgID)
 }
 
 // CreatedVersions returns the version each record's first write produced
 // (sync_changes.created_version, which later writes leave alone).
 func (db *Feed) CreatedVersions(ctx context.Context, orgID uuid.UUID, keys []engine.Key) (map[engine.Key]int64, error) {
 	out := make(map[engine.Key]int64, len(keys))
-	err := wmFeedRows(db.gorm.WithContext(ctx), orgID, keys, "created_version", func(entity string, rows *sql.Rows) error {
+	err := wmFeedRows(db.read.WithContext(ctx), orgID, keys, "created_version", func(entity string, rows *sql.Rows) error {
 		var id uuid.UUID
 		var v int64
 		if err := rows.Scan(&id, &v); err != nil {

@@ -33,6 +33,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	latencyDevs := fs.Int("latency-devices", 200, "concurrent devices in the latency phase")
 	latencyEvery := fs.Duration("latency-every", time.Second, "how often each device of the latency phase pushes 10 visits")
 	history := fs.Int("history", 10000, "visits the organisation holds before the run")
+	teamDevs := fs.Int("team-devices", 0, "devices of the team phase, which push batches of 200–1,000 visits all at once while GET /v1/me, pulls and /readyz are timed (0 skips it; the issue's team is 20)")
+	teamBatches := fs.Int("team-batches", 3, "batches each device of the team phase pushes")
 	maxConns := fs.Int("max-conns", 0, "PostgreSQL connections the server may open (default: the server's own default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write the heap profile taken when the live heap was largest to this file")
@@ -51,7 +53,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		sizes = append(sizes, n)
 	}
-	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 {
+	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 || *teamDevs < 0 || *teamBatches < 1 {
 		return c.usageErr("sizes must be positive; --batch-size and --pull-limit at most 1000")
 	}
 	url := *dbURL
@@ -85,6 +87,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	_, err := bench.Run(ctx, bench.Config{
 		DatabaseURL: url, Server: benchServer, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
 		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes, MaxConns: *maxConns, History: *history,
+		TeamDevices: *teamDevs, TeamBatches: *teamBatches,
 	}, stdout, stderr)
 	return err
 }
@@ -99,7 +102,7 @@ func benchServer(db *store.DB) (http.Handler, error) {
 	}
 	eng := engine.New(db.Feed(), sales.Entities(), time.Now, nil)
 	srv := api.New(api.Deps{Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Tokens: tokens, Passwords: auth.NewPasswords(auth.TestArgon2),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20, Ready: db.Ready,
 		LoginPolicy: auth.LoginPolicy{PairFree: 1 << 20, EmailFree: 1 << 20, BaseDelay: time.Second, MaxDelay: time.Second, Forget: time.Minute}})
 	return srv.Handler(), nil
 }

@@ -130,7 +130,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins: cfg.CORSOrigins, HSTSMaxAge: cfg.HSTSMaxAge,
-		Version: moduleVersion(), Ready: readiness(db),
+		Version: moduleVersion(), Ready: db.Ready, PushTimeout: cfg.PushTimeout, RequestTimeout: cfg.RequestTimeout,
 	})
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, api.MetricsHandler(reg), log)
@@ -242,22 +242,6 @@ func schedule(ctx context.Context, jobs scheduled, log *slog.Logger, every, rete
 	}
 }
 
-// readiness is ready when the database answers and the schema is current.
-func readiness(db *store.DB) func(context.Context) error {
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		st, err := db.MigrationStatus(ctx)
-		if err != nil {
-			return models.ErrUnavailable
-		}
-		if st.Behind() {
-			return models.Errorf(models.CodeUnavailable, "schema at version %d, want %d", st.Current, st.Latest)
-		}
-		return nil
-	}
-}
-
 // drainLimit is how long a shutdown lets requests in flight finish.
 const drainLimit = 20 * time.Second
 
@@ -288,7 +272,7 @@ func serveUntil(ctx context.Context, ln net.Listener, h http.Handler, log *slog.
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      config.WriteTimeout,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return base },

@@ -62,6 +62,9 @@ type Options struct {
 	// BaseContext, if set, is every request's parent context, as
 	// http.Server.BaseContext.
 	BaseContext func() context.Context
+	// BusyTimeout is SQLite's wait for another process's write lock; 0
+	// keeps the store's default.
+	BusyTimeout time.Duration
 }
 
 // Env is a running test server.
@@ -79,7 +82,7 @@ type Env struct {
 func New(t testing.TB, opt Options) *Env {
 	t.Helper()
 	clock := NewClock(time.Now().UTC().Truncate(time.Second))
-	db := storetest.MustOpenDBWith(t, storetest.Options{Now: clock.Now})
+	db := storetest.MustOpenDBWith(t, storetest.Options{Now: clock.Now, BusyTimeout: opt.BusyTimeout})
 	pw := auth.NewPasswords(auth.TestArgon2)
 	tokens, err := auth.NewTokens(Secret, nil, clock.Now)
 	if err != nil {
@@ -93,6 +96,7 @@ func New(t testing.TB, opt Options) *Env {
 	d := api.Deps{
 		Store: db.People(), Sync: engine.New(db.Feed(), sales.Entities(), clock.Now, nil), WatermelonStore: db.Feed(),
 		Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t),
+		Ready: db.Ready,
 	}
 	if opt.Deps != nil {
 		opt.Deps(&d)

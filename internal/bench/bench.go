@@ -53,6 +53,10 @@ type Config struct {
 	Incremental  []int // table sizes for the incremental-pull phase
 	MaxConns     int   // the server's PostgreSQL pool; 0 is the store's default
 	History      int   // visits the organisation holds before the run
+	// TeamDevices push TeamBatches batches of 200–1,000 visits each, all
+	// at once, while a reader measures GET /v1/me, pulls and /readyz; 0
+	// skips the phase.
+	TeamDevices, TeamBatches int
 }
 
 // round is one round of the throughput phase.
@@ -76,6 +80,7 @@ type Result struct {
 	PeakRSSBytes               int64
 	Dialect                    store.Dialect
 	Rows                       int
+	Team                       teamResult // the team phase, when it ran
 }
 
 const benchPassword = "bench-password-1234"
@@ -97,7 +102,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 	}
 	res.Dialect = db.Dialect()
 	w := newWorld(ctx, db)
-	if err := w.setup(cfg.Devices + cfg.LatencyDevs); err != nil {
+	if err := w.setup(cfg.Devices + cfg.LatencyDevs + cfg.TeamDevices); err != nil {
 		return res, err
 	}
 	// What each rep pushes in the run, so its calls end just before now:
@@ -105,6 +110,8 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 	// phase's), the latency reps 16 small pushes.
 	for i, u := range w.reps {
 		switch {
+		case i >= cfg.Devices+cfg.LatencyDevs:
+			w.budget[u.ID] = int64(cfg.TeamBatches * teamBatchMax)
 		case i >= cfg.Devices:
 			w.budget[u.ID] = 16 * 10
 		case i == 0:
@@ -178,7 +185,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 	// measures throughput: there a push waits for the pushes queued ahead
 	// of it, about devices / (pushes per second).
 	if cfg.LatencyDevs > 0 {
-		latencyReps := w.reps[cfg.Devices:]
+		latencyReps := w.reps[cfg.Devices : cfg.Devices+cfg.LatencyDevs]
 		// Each rep's first push, unmeasured: the figures are those of
 		// reps who have synced before, on a pool the server has warmed,
 		// not of 200 first-ever calls and fresh connections at once.
@@ -204,6 +211,15 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		}
 		res.SaturatedP50, res.SaturatedP99 = percentile(lat, 50), percentile(lat, 99)
 		res.SaturatedRate = float64(len(lat)) / dur.Seconds()
+	}
+
+	if cfg.TeamDevices > 0 {
+		bar := newBar(progress, "team", cfg.TeamDevices*cfg.TeamBatches)
+		res.Team, err = w.teamPhase(base, w.reps[cfg.Devices+cfg.LatencyDevs:], cfg.TeamBatches, bar)
+		bar.done()
+		if err != nil {
+			return res, err
+		}
 	}
 
 	// Incremental pulls against growing tables.
@@ -698,6 +714,9 @@ func report(out io.Writer, cfg Config, r Result) {
 			ratio = fmt.Sprintf("%7.2f×", float64(r.Incremental[s])/float64(r.Incremental[sizes[0]]))
 		}
 		fmt.Fprintf(out, "%-42s %14s %14s %8s\n", fmt.Sprintf("incremental pull of 100, %d visits", s), r.Incremental[s].Round(10*time.Microsecond), "", ratio)
+	}
+	if cfg.TeamDevices > 0 {
+		reportTeam(out, cfg, r.Team)
 	}
 	fmt.Fprintf(out, "%-42s %12.1f MB\n", "peak RSS", float64(r.PeakRSSBytes)/(1<<20))
 }

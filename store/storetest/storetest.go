@@ -38,6 +38,9 @@ type Options struct {
 	Now func() time.Time
 	// MaxOpenConns caps the PostgreSQL pool; 0 keeps the store's default.
 	MaxOpenConns int
+	// BusyTimeout is SQLite's wait for another process's write lock; 0
+	// keeps the store's default.
+	BusyTimeout time.Duration
 }
 
 // MustOpenDB returns a migrated database that exists only for this test.
@@ -50,7 +53,7 @@ func MustOpenDBWith(t testing.TB, opt Options) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := MigratedURL(t)
-	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns})
+	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout})
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}
