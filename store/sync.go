@@ -339,25 +339,68 @@ func (t *syncTx) saveRows(ctx context.Context, e *engine.Entity, recs []*engine.
 }
 
 func (t *syncTx) SaveConflicts(ctx context.Context, cs []engine.ConflictRecord) error {
+	writers, err := t.deviceUsers(cs)
+	if err != nil {
+		return err
+	}
 	for start := 0; start < len(cs); start += 500 {
 		part := cs[start:min(start+500, len(cs))]
 		var sb strings.Builder
-		sb.WriteString(`INSERT INTO sync_conflicts (org_id, id, entity, record_id, field, kept, server_value, client_value, user_id, device_id, team_id, owner_id, visibility, created_at) VALUES `)
+		sb.WriteString(`INSERT INTO sync_conflicts (org_id, id, entity, record_id, field, kept, server_value, client_value, user_id, device_id, team_id, owner_id, visibility, created_at, server_user_id, server_written_at) VALUES `)
 		var args []any
 		for i, c := range part {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			var writtenAt any
+			if !c.Conflict.ServerAt.IsZero() {
+				writtenAt = c.Conflict.ServerAt.UTC()
+			}
 			args = append(args, t.p.OrgID, c.ID, c.Entity, c.RecordID, c.Conflict.Field, c.Conflict.Kept,
 				string(c.Conflict.ServerValue), string(c.Conflict.ClientValue), c.UserID, c.DeviceID,
-				c.Scope.TeamID, c.Scope.UserID, int(c.Scope.Visibility), c.CreatedAt.UTC())
+				c.Scope.TeamID, c.Scope.UserID, int(c.Scope.Visibility), c.CreatedAt.UTC(),
+				nullUUID(writers[c.Conflict.ServerDevice]), writtenAt)
 		}
 		if err := t.tx.Exec(sb.String(), args...).Error; err != nil {
 			return fmt.Errorf("save conflicts: %w", err)
 		}
 	}
 	return nil
+}
+
+// deviceUsers maps the devices that wrote the stored side of cs to their
+// users, in one read. A device several users signed in on counts as its
+// latest user's.
+func (t *syncTx) deviceUsers(cs []engine.ConflictRecord) (map[string]uuid.UUID, error) {
+	var devices []string
+	seen := map[string]bool{}
+	for _, c := range cs {
+		d := c.Conflict.ServerDevice
+		if _, err := uuid.Parse(d); err != nil || seen[d] {
+			continue
+		}
+		seen[d] = true
+		devices = append(devices, d)
+	}
+	out := map[string]uuid.UUID{}
+	if len(devices) == 0 {
+		return out, nil
+	}
+	rows, err := t.tx.Raw(`SELECT device_id, user_id FROM sync_devices WHERE org_id = ? AND device_id IN ? ORDER BY updated_at`,
+		t.p.OrgID.String(), devices).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read conflict writers: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var device, user uuid.UUID
+		if err := rows.Scan(&device, &user); err != nil {
+			return nil, fmt.Errorf("read conflict writers: %w", err)
+		}
+		out[device.String()] = user
+	}
+	return out, rows.Err()
 }
 
 func (t *syncTx) SaveRejections(ctx context.Context, rs []engine.Rejection) error {
@@ -534,7 +577,7 @@ func (db *Feed) Conflicts(ctx context.Context, p models.Principal, after engine.
 	}
 	args = append(append(args, vargs...), limit)
 	rows, err := db.read.WithContext(ctx).Raw(`SELECT id, entity, record_id, field, kept, server_value, client_value,
-		user_id, device_id, team_id, owner_id, visibility, created_at FROM sync_conflicts
+		user_id, device_id, team_id, owner_id, visibility, created_at, server_user_id, server_written_at FROM sync_conflicts
 		WHERE org_id = ?`+page+` AND `+vis+` ORDER BY created_at DESC, id LIMIT ?`, args...).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("list conflicts: %w", translate(err))
@@ -544,10 +587,11 @@ func (db *Feed) Conflicts(ctx context.Context, p models.Principal, after engine.
 	for rows.Next() {
 		var c engine.ConflictRecord
 		var sv, cv string
-		var team, owner sql.Null[uuid.UUID]
+		var team, owner, writer sql.Null[uuid.UUID]
+		var writtenAt sql.NullTime
 		var vis int
 		if err := rows.Scan(&c.ID, &c.Entity, &c.RecordID, &c.Conflict.Field, &c.Conflict.Kept, &sv, &cv,
-			&c.UserID, &c.DeviceID, &team, &owner, &vis, &c.CreatedAt); err != nil {
+			&c.UserID, &c.DeviceID, &team, &owner, &vis, &c.CreatedAt, &writer, &writtenAt); err != nil {
 			return nil, fmt.Errorf("list conflicts: %w", err)
 		}
 		c.Conflict.ServerValue, c.Conflict.ClientValue = json.RawMessage(sv), json.RawMessage(cv)
@@ -556,6 +600,12 @@ func (db *Feed) Conflicts(ctx context.Context, p models.Principal, after engine.
 		}
 		if owner.Valid {
 			c.Scope.UserID = &owner.V
+		}
+		if writer.Valid {
+			c.ServerUserID = &writer.V
+		}
+		if writtenAt.Valid {
+			c.Conflict.ServerAt = writtenAt.Time.UTC()
 		}
 		c.Scope.Visibility = engine.Visibility(vis)
 		c.CreatedAt = c.CreatedAt.UTC()

@@ -104,6 +104,9 @@ type ConflictRecord struct {
 	Conflict  Conflict
 	UserID    uuid.UUID // who pushed the mutation
 	DeviceID  uuid.UUID
+	// ServerUserID is whose device last wrote the stored value, when the
+	// store knows (see Conflict.ServerDevice).
+	ServerUserID *uuid.UUID
 	Scope     Scope // the record's scope: who may see the conflict
 	CreatedAt time.Time
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // Conflict reports one field on which two writers disagreed. Kept says whose
@@ -16,6 +17,19 @@ type Conflict struct {
 	Kept        string          `json:"kept"`
 	ServerValue json.RawMessage `json:"server_value"`
 	ClientValue json.RawMessage `json:"client_value"`
+	// The stored value's last accepted write: the device that made it and
+	// when, by that device's clock. Empty for a value no device wrote.
+	ServerDevice string    `json:"-"`
+	ServerAt     time.Time `json:"-"`
+}
+
+// wroteServerSide notes on cf who last wrote the stored value, from its
+// field clock.
+func (cf Conflict) wroteServerSide(fc FieldClock, known bool) Conflict {
+	if known && fc.MS > 0 {
+		cf.ServerDevice, cf.ServerAt = fc.Device, time.UnixMilli(fc.MS).UTC()
+	}
+	return cf
 }
 
 // Kept values.
@@ -76,11 +90,11 @@ func MergeUpsert(e *Entity, cur *Record, vals map[string]any, h HLC, baseVersion
 			// First write of this field.
 		case h.Compare(fc.HLC) < 0:
 			if !reflect.DeepEqual(sv, cv) {
-				conflicts = append(conflicts, Conflict{Field: name, Kept: KeptServer, ServerValue: f.ValueJSON(sv), ClientValue: f.ValueJSON(cv)})
+				conflicts = append(conflicts, Conflict{Field: name, Kept: KeptServer, ServerValue: f.ValueJSON(sv), ClientValue: f.ValueJSON(cv)}.wroteServerSide(fc, known))
 			}
 			continue
 		case baseVersion != nil && fc.Version > *baseVersion && fc.Device != h.Device && !reflect.DeepEqual(sv, cv):
-			conflicts = append(conflicts, Conflict{Field: name, Kept: KeptClient, ServerValue: f.ValueJSON(sv), ClientValue: f.ValueJSON(cv)})
+			conflicts = append(conflicts, Conflict{Field: name, Kept: KeptClient, ServerValue: f.ValueJSON(sv), ClientValue: f.ValueJSON(cv)}.wroteServerSide(fc, known))
 		}
 		next.Values[name] = cv
 		next.Clocks[name] = FieldClock{HLC: h, Version: version}
@@ -106,7 +120,7 @@ func MergeDelete(e *Entity, cur *Record, h HLC, baseVersion *int64) (*Record, []
 			if f == nil {
 				continue
 			}
-			conflicts = append(conflicts, Conflict{Field: name, Kept: KeptClient, ServerValue: f.ValueJSON(cur.Values[name]), ClientValue: json.RawMessage("null")})
+			conflicts = append(conflicts, Conflict{Field: name, Kept: KeptClient, ServerValue: f.ValueJSON(cur.Values[name]), ClientValue: json.RawMessage("null")}.wroteServerSide(fc, true))
 		}
 	}
 	return next, conflicts

@@ -56,6 +56,10 @@ func (c *Context) Resolve(r *Record, field string, v any) {
 	}
 	sent, wasSent := c.Sent[field]
 	cf := Conflict{Field: field, Kept: KeptClient, ServerValue: f.ValueJSON(stored), ClientValue: f.ValueJSON(v)}
+	if c.mut.cur != nil {
+		fc, known := c.mut.cur.FieldClocks()[field]
+		cf = cf.wroteServerSide(fc, known)
+	}
 	if wasSent {
 		cf.Kept, cf.ClientValue = KeptServer, f.ValueJSON(sent)
 	}
@@ -81,7 +85,8 @@ func (c *Context) Disputed(r *Record, field string) {
 	if reflect.DeepEqual(r.Values[field], sent) {
 		kept = KeptClient
 	}
-	c.mut.resolved = append(c.mut.resolved, Conflict{Field: field, Kept: kept, ServerValue: f.ValueJSON(stored), ClientValue: f.ValueJSON(sent)})
+	fc, known := c.mut.cur.FieldClocks()[field]
+	c.mut.resolved = append(c.mut.resolved, Conflict{Field: field, Kept: kept, ServerValue: f.ValueJSON(stored), ClientValue: f.ValueJSON(sent)}.wroteServerSide(fc, known))
 }
 
 // addResolved adds the resolutions' conflicts to the merge's, each field
