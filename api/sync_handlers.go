@@ -73,7 +73,12 @@ type conflictDTO struct {
 	ClientValue json.RawMessage `json:"client_value"`
 	UserID      uuid.UUID       `json:"user_id"`
 	DeviceID    *uuid.UUID      `json:"device_id"`
-	CreatedAt   time.Time       `json:"created_at"`
+	// ServerWrittenBy and ServerWrittenAt name the other writer: whose
+	// device last wrote the stored value, and when by its clock. Null
+	// when the value predates field clocks or the writer is unknown.
+	ServerWrittenBy *uuid.UUID `json:"server_written_by"`
+	ServerWrittenAt *time.Time `json:"server_written_at"`
+	CreatedAt       time.Time  `json:"created_at"`
 }
 
 type rejectionsResponse struct {
@@ -258,7 +263,10 @@ func (s *Server) conflicts(c echo.Context) error {
 	for i, cr := range cs {
 		out.Conflicts[i] = conflictDTO{ID: cr.ID, Entity: cr.Entity, RecordID: cr.RecordID, Field: cr.Conflict.Field,
 			Kept: cr.Conflict.Kept, ServerValue: cr.Conflict.ServerValue, ClientValue: cr.Conflict.ClientValue,
-			UserID: cr.UserID, CreatedAt: cr.CreatedAt}
+			UserID: cr.UserID, ServerWrittenBy: cr.ServerUserID, CreatedAt: cr.CreatedAt}
+		if at := cr.Conflict.ServerAt; !at.IsZero() {
+			out.Conflicts[i].ServerWrittenAt = &at
+		}
 		// A device id is a login credential's second half (the session
 		// and the push token are bound to it): only its own user sees it.
 		if cr.UserID == p.UserID {

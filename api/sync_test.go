@@ -114,6 +114,9 @@ type conflictEntry struct {
 	syncConflict
 	UserID   uuid.UUID `json:"user_id"`
 	DeviceID uuid.UUID `json:"device_id"`
+	// The other writer: whose device last wrote server_value, and when.
+	ServerWrittenBy *uuid.UUID `json:"server_written_by"`
+	ServerWrittenAt *time.Time `json:"server_written_at"`
 }
 
 // Mutation builders. Seq is assigned by device.push unless set.
@@ -862,6 +865,14 @@ func TestSyncConflictsVisibility(t *testing.T) {
 			if c.Entity != "visits" || c.UserID != d.users["rep1@demo.test"] || c.DeviceID != wantDevice {
 				t.Errorf("conflict entity %q user %s device %s, want visits, rep1 %s, device %s",
 					c.Entity, c.UserID, c.DeviceID, d.users["rep1@demo.test"], wantDevice)
+			}
+			// The conflict names the other writer: the phone's user, at the
+			// phone's clock, so the reader knows whose value stood.
+			if c.ServerWrittenBy == nil || *c.ServerWrittenBy != d.users["rep1@demo.test"] {
+				t.Errorf("server_written_by %v, want rep1 %s (the phone's user)", c.ServerWrittenBy, d.users["rep1@demo.test"])
+			}
+			if want := time.UnixMilli(d.ms - 2000).UTC(); c.ServerWrittenAt == nil || !c.ServerWrittenAt.Equal(want) {
+				t.Errorf("server_written_at %v, want %s (the phone's write)", c.ServerWrittenAt, want)
 			}
 			if wantDevice == uuid.Nil && strings.Contains(string(res.Body), tablet.DeviceID.String()) {
 				t.Errorf("%s's conflicts name rep1's device: %s", tt.email, res.Body)
