@@ -38,20 +38,14 @@ const (
 // declared: an unknown table a newer app pushed, say.
 const Other = "other"
 
-// Options are what New needs to know; only Entities is required for
-// the sync series to carry entity and field names.
+// Options tune New.
 type Options struct {
 	// Entities are the declared sync entities: the only entity and
-	// field label values.
+	// field label values (without them every entity is "other").
 	Entities []*engine.Entity
-	// Pools, if set, reads the database pools' statistics at scrape
-	// time (store.DB.PoolStats).
-	Pools func() map[string]sql.DBStats
-	// Outbox, if set, reads the notification outbox's backlog at scrape
-	// time (store.Outbox.OutboxBacklog), within OutboxTimeout (default
-	// 2 s): a slow database makes the scrape miss the outbox series, not
-	// hang.
-	Outbox        func(ctx context.Context) ([]notifications.Backlog, error)
+	// OutboxTimeout bounds a scrape's read of the outbox backlog
+	// (WatchOutbox); 0 means 2 s. A slow database makes the scrape miss
+	// the outbox series, not hang.
 	OutboxTimeout time.Duration
 	// Now is the clock of the pull lag and the outbox age; nil is
 	// time.Now.
@@ -64,9 +58,11 @@ type Options struct {
 // Metrics holds the registry and every series. Its methods are safe for
 // concurrent use.
 type Metrics struct {
-	reg   *prometheus.Registry
-	now   func() time.Time
-	names []string // every series name this package defines
+	reg *prometheus.Registry
+	now func() time.Time
+	// outboxTimeout is Options.OutboxTimeout.
+	outboxTimeout time.Duration
+	names         []string // every series name this package defines
 
 	fields map[string]map[string]bool // entity → field, the declared labels
 	codes  map[string]bool
@@ -93,7 +89,7 @@ func New(opt Options) *Metrics {
 	if opt.OutboxTimeout <= 0 {
 		opt.OutboxTimeout = 2 * time.Second
 	}
-	m := &Metrics{reg: prometheus.NewRegistry(), now: opt.Now, fields: map[string]map[string]bool{}, codes: map[string]bool{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), now: opt.Now, outboxTimeout: opt.OutboxTimeout, fields: map[string]map[string]bool{}, codes: map[string]bool{}}
 	for _, e := range opt.Entities {
 		fs := map[string]bool{engine.DeletedField: true}
 		for _, f := range e.Fields {
@@ -157,28 +153,59 @@ func New(opt Options) *Metrics {
 	})
 	m.reg.MustRegister(m.httpRequests, m.httpLatency, m.mutations, m.conflicts, m.pushBatch, m.pullPage, m.pullLag,
 		m.pushWait, m.notifSends, m.tokensGone, m.outboxFails)
+	m.names = append(m.names, scrapeNames...)
 	for _, r := range []string{ResultSent, ResultRetry, ResultDead, ResultDeferred, ResultInboxOnly} {
 		m.notifSends.WithLabelValues(r) // every result shows, at 0
 	}
 
-	if opt.Outbox != nil {
-		m.reg.MustRegister(&outboxCollector{
-			read: opt.Outbox, timeout: opt.OutboxTimeout, now: opt.Now, fails: m.outboxFails,
-			depth: prometheus.NewDesc(m.name("fieldsync_notification_outbox_depth"),
-				"Outbox rows not yet delivered, by status: pending (due now or at a retry), deferred (held for quiet hours or a visit), sending (leased to a dispatcher).",
-				[]string{"status"}, nil),
-			age: prometheus.NewDesc(m.name("fieldsync_notification_outbox_oldest_age_seconds"),
-				"Age of the oldest undelivered outbox row by status (0 when there is none).",
-				[]string{"status"}, nil),
-		})
-	}
-	if opt.Pools != nil {
-		m.reg.MustRegister(newPoolCollector(opt.Pools, m.name))
-	}
 	if !opt.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return m
+}
+
+// WatchOutbox serves the notification outbox's backlog, read at each
+// scrape by read (store.Outbox.OutboxBacklog) within OutboxTimeout.
+// Call it once.
+func (m *Metrics) WatchOutbox(read func(ctx context.Context) ([]notifications.Backlog, error)) {
+	m.reg.MustRegister(&outboxCollector{
+		read: read, timeout: m.outboxTimeout, now: m.now, fails: m.outboxFails,
+		depth: outboxDepth, age: outboxAge,
+	})
+}
+
+// WatchPools serves the database pools' statistics, read at each scrape
+// by read (store.DB.PoolStats). Call it once.
+func (m *Metrics) WatchPools(read func() map[string]sql.DBStats) {
+	m.reg.MustRegister(&poolCollector{read: read})
+}
+
+// The scrape-time series' descriptions. Their names are in m.names
+// through scrapeNames.
+var (
+	outboxDepth = prometheus.NewDesc("fieldsync_notification_outbox_depth",
+		"Outbox rows not yet delivered, by status: pending (due now or at a retry), deferred (held for quiet hours or a visit), sending (leased to a dispatcher).",
+		[]string{"status"}, nil)
+	outboxAge = prometheus.NewDesc("fieldsync_notification_outbox_oldest_age_seconds",
+		"Age of the oldest undelivered outbox row by status (0 when there is none).",
+		[]string{"status"}, nil)
+	poolConns = prometheus.NewDesc("fieldsync_db_connections",
+		"Open connections of a database pool by state: in_use or idle.", []string{"pool", "state"}, nil)
+	poolMax = prometheus.NewDesc("fieldsync_db_connections_max",
+		"Most connections a database pool may open.", []string{"pool"}, nil)
+	poolWaits = prometheus.NewDesc("fieldsync_db_waits_total",
+		"Times a query waited for a free connection of a database pool.", []string{"pool"}, nil)
+	poolWaitSecs = prometheus.NewDesc("fieldsync_db_wait_seconds_total",
+		"Time spent waiting for a free connection of a database pool.", []string{"pool"}, nil)
+	poolClosed = prometheus.NewDesc("fieldsync_db_connections_closed_total",
+		"Connections a database pool closed, by reason: max_idle, max_idle_time or max_lifetime.", []string{"pool", "reason"}, nil)
+)
+
+// scrapeNames name the series of the collectors above.
+var scrapeNames = []string{
+	"fieldsync_notification_outbox_depth", "fieldsync_notification_outbox_oldest_age_seconds",
+	"fieldsync_db_connections", "fieldsync_db_connections_max", "fieldsync_db_waits_total",
+	"fieldsync_db_wait_seconds_total", "fieldsync_db_connections_closed_total",
 }
 
 // name records a series name as this package's and returns it.
@@ -206,8 +233,15 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// Request counts one HTTP request.
+// Request counts one HTTP request. route is the router's pattern (never
+// the raw path); a method the API does not route is counted as "other",
+// since any token is a valid method for a client to send.
 func (m *Metrics) Request(method, route string, status int, took time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = Other
+	}
 	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.httpLatency.WithLabelValues(method, route).Observe(took.Seconds())
 }
@@ -344,42 +378,24 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 
 // poolCollector reads database/sql's pool statistics at scrape time.
 type poolCollector struct {
-	read                                func() map[string]sql.DBStats
-	conns, max, waits, waitSecs, closed *prometheus.Desc
-}
-
-func newPoolCollector(read func() map[string]sql.DBStats, name func(string) string) *poolCollector {
-	pool := []string{"pool"}
-	return &poolCollector{
-		read: read,
-		conns: prometheus.NewDesc(name("fieldsync_db_connections"),
-			"Open connections of a database pool by state: in_use or idle.", []string{"pool", "state"}, nil),
-		max: prometheus.NewDesc(name("fieldsync_db_connections_max"),
-			"Most connections a database pool may open.", pool, nil),
-		waits: prometheus.NewDesc(name("fieldsync_db_waits_total"),
-			"Times a query waited for a free connection of a database pool.", pool, nil),
-		waitSecs: prometheus.NewDesc(name("fieldsync_db_wait_seconds_total"),
-			"Time spent waiting for a free connection of a database pool.", pool, nil),
-		closed: prometheus.NewDesc(name("fieldsync_db_connections_closed_total"),
-			"Connections a database pool closed, by reason: max_idle, max_idle_time or max_lifetime.", []string{"pool", "reason"}, nil),
-	}
+	read func() map[string]sql.DBStats
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.conns, c.max, c.waits, c.waitSecs, c.closed} {
+	for _, d := range []*prometheus.Desc{poolConns, poolMax, poolWaits, poolWaitSecs, poolClosed} {
 		ch <- d
 	}
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, st := range c.read() {
-		ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.InUse), name, "in_use")
-		ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(st.Idle), name, "idle")
-		ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(st.MaxOpenConnections), name)
-		ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(st.WaitCount), name)
-		ch <- prometheus.MustNewConstMetric(c.waitSecs, prometheus.CounterValue, st.WaitDuration.Seconds(), name)
-		ch <- prometheus.MustNewConstMetric(c.closed, prometheus.CounterValue, float64(st.MaxIdleClosed), name, "max_idle")
-		ch <- prometheus.MustNewConstMetric(c.closed, prometheus.CounterValue, float64(st.MaxIdleTimeClosed), name, "max_idle_time")
-		ch <- prometheus.MustNewConstMetric(c.closed, prometheus.CounterValue, float64(st.MaxLifetimeClosed), name, "max_lifetime")
+		ch <- prometheus.MustNewConstMetric(poolConns, prometheus.GaugeValue, float64(st.InUse), name, "in_use")
+		ch <- prometheus.MustNewConstMetric(poolConns, prometheus.GaugeValue, float64(st.Idle), name, "idle")
+		ch <- prometheus.MustNewConstMetric(poolMax, prometheus.GaugeValue, float64(st.MaxOpenConnections), name)
+		ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(st.WaitCount), name)
+		ch <- prometheus.MustNewConstMetric(poolWaitSecs, prometheus.CounterValue, st.WaitDuration.Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(poolClosed, prometheus.CounterValue, float64(st.MaxIdleClosed), name, "max_idle")
+		ch <- prometheus.MustNewConstMetric(poolClosed, prometheus.CounterValue, float64(st.MaxIdleTimeClosed), name, "max_idle_time")
+		ch <- prometheus.MustNewConstMetric(poolClosed, prometheus.CounterValue, float64(st.MaxLifetimeClosed), name, "max_lifetime")
 	}
 }
