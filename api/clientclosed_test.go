@@ -17,8 +17,8 @@ import (
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
-	"github.com/fieldsync/fieldsync/telemetry"
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/telemetry"
 )
 
 // stalledPush is the database with its device lock held elsewhere: a push
