@@ -259,23 +259,33 @@ func TestMetricsWatermelonPush(t *testing.T) {
 }
 
 // TestMetricsPull: a pull records how many changes it served and how old
-// the oldest was, for both protocols.
+// the oldest was (not the newest), for both protocols.
 func TestMetricsPull(t *testing.T) {
 	d, m := newMetricsDemo(t)
 	env := d.env
-	// Everything the demo seeded was written at the clock's start.
-	env.Clock.Advance(time.Hour)
+	// Everything the demo seeded was written at the clock's start; a
+	// visit comes half an hour later, and the pulls half an hour after.
+	env.Clock.Advance(30 * time.Minute)
+	newDevice(env, "rep1@demo.test").push(t, newVisit(uuid.New(), d.north[0], env.Clock.Now().UnixMilli(), nil))
+	env.Clock.Advance(30 * time.Minute)
 	rep := env.Login("rep1@demo.test")
 	before, _ := scrapeMetrics(t, m)
-	page := pullPage(t, env, rep.Access, "", 7)
+	page := pullPage(t, env, rep.Access, "", engine.MaxPullLimit)
 	wm := newWMDevice(env, "rep1@demo.test")
 	wmRes := wm.pull(t)
 	served := 0
 	for _, tc := range wmRes.Changes {
 		served += len(tc.Created) + len(tc.Updated) + len(tc.Deleted)
 	}
-	if len(page.Changes) != 7 || served == 0 {
-		t.Fatalf("pulls served %d and %d changes, want 7 and some", len(page.Changes), served)
+	visits := 0
+	for _, c := range page.Changes {
+		if c.Entity == "visits" {
+			visits++
+		}
+	}
+	if page.HasMore || visits != 1 || served != len(page.Changes) {
+		t.Fatalf("pulls served %d changes (%d visits, more: %v) and %d; want everything, the visit among them, twice",
+			len(page.Changes), visits, page.HasMore, served)
 	}
 
 	after, _ := scrapeMetrics(t, m)
@@ -286,7 +296,7 @@ func TestMetricsPull(t *testing.T) {
 		protocol string
 		changes  int
 	}{
-		{"native", 7},
+		{"native", len(page.Changes)},
 		{"watermelondb", served},
 	} {
 		p := map[string]string{"protocol": tt.protocol}
