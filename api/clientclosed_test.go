@@ -18,6 +18,7 @@ import (
 	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/telemetry"
 )
 
 // stalledPush is the database with its device lock held elsewhere: a push
@@ -38,11 +39,12 @@ func (s stalledPush) Push(ctx context.Context, _ models.Principal, _ []engine.Ke
 // as 499, not as a 500 that pages someone.
 func TestClientClosedIsNotAServerError(t *testing.T) {
 	var logs lockedBuffer
-	reg := prometheus.NewRegistry()
+	m := telemetry.New(telemetry.Options{NoRuntime: true})
+	reg := m.Registry()
 	waiting := make(chan struct{})
 	env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) {
 		d.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-		d.Registry = reg
+		d.Metrics = m
 		d.Sync = engine.New(stalledPush{Feed: d.WatermelonStore.(*store.Feed), waiting: waiting}, sales.Entities(), d.Now, nil)
 	}})
 	rep := env.Login("rep1@demo.test")

@@ -7,13 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fieldsync/fieldsync/models"
 )
@@ -139,7 +137,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			route = "unmatched"
 		}
 		status := c.Response().Status
-		s.metrics.observe(c.Request().Method, route, status, took)
+		s.metrics.Request(c.Request().Method, route, status, took)
 		attrs := []slog.Attr{
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Request().Method),
@@ -233,32 +231,6 @@ func (s *Server) corsPreflight(next echo.HandlerFunc) echo.HandlerFunc {
 func principal(c echo.Context) models.Principal {
 	p, _ := c.Get(ctxPrincipal).(models.Principal)
 	return p
-}
-
-type httpMetrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-}
-
-func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
-	m := &httpMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fieldsync_http_requests_total",
-			Help: "HTTP requests by method, route and status.",
-		}, []string{"method", "route", "status"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "fieldsync_http_request_duration_seconds",
-			Help:    "HTTP request latency by method and route.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"method", "route"}),
-	}
-	reg.MustRegister(m.requests, m.latency)
-	return m
-}
-
-func (m *httpMetrics) observe(method, route string, status int, took time.Duration) {
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(method, route).Observe(took.Seconds())
 }
 
 func prefixNet(p netip.Prefix) *net.IPNet {

@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fieldsync/fieldsync/models"
 )
@@ -63,13 +61,6 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.PUT("/me/notification-preferences", s.putNotificationPrefs, authed)
 	v1.GET("/notifications", s.listNotifications, authed)
 	v1.POST("/notifications/:id/read", s.readNotification, authed, s.idempotent)
-}
-
-// MetricsHandler serves reg in the Prometheus text format. It is not on
-// the API's router: `fieldsync serve --metrics-addr` serves it on a
-// listener of its own, kept off the public network.
-func MetricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // pushRoutes are the routes whose deadline is the push timeout, by method

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
@@ -45,6 +44,33 @@ type Reports interface {
 	Productivity(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID, from, to time.Time) ([]models.ProductivityRow, error)
 }
 
+// Metrics receives what the HTTP layer measures; package telemetry
+// implements it, so that api knows no Prometheus. protocol is
+// "native" or "watermelondb".
+type Metrics interface {
+	// Request counts one request by route (Echo's path pattern).
+	Request(method, route string, status int, took time.Duration)
+	// Pushed counts an applied push's outcomes, one per mutation or
+	// WatermelonDB record.
+	Pushed(protocol string, outcomes []engine.Outcome)
+	// Pulled records one pull response: the changes served and the
+	// server write time of the oldest (zero when none).
+	Pulled(protocol string, changes int, oldest time.Time)
+}
+
+// Protocols, as Metrics names them.
+const (
+	protocolNative       = "native"
+	protocolWatermelonDB = "watermelondb"
+)
+
+// noMetrics measures nothing.
+type noMetrics struct{}
+
+func (noMetrics) Request(string, string, int, time.Duration) {}
+func (noMetrics) Pushed(string, []engine.Outcome)            {}
+func (noMetrics) Pulled(string, int, time.Time)              {}
+
 // Deps are the server's collaborators. Store, Tokens and Passwords are
 // required; the rest have defaults.
 type Deps struct {
@@ -68,8 +94,9 @@ type Deps struct {
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
 	Ready func(ctx context.Context) error
-	// Registry receives the HTTP metrics; nil makes a private one.
-	Registry *prometheus.Registry
+	// Metrics receives the requests', pushes' and pulls' measures; nil
+	// measures nothing.
+	Metrics Metrics
 	// Spec is openapi.yaml, served at /openapi.yaml.
 	Spec []byte
 	// BodyLimit caps request bodies in bytes; 0 means 4 MiB.
@@ -114,7 +141,7 @@ type Server struct {
 	cors      map[string]bool
 	// pushTimeout and requestTimeout are the deadlines (see deadline).
 	pushTimeout, requestTimeout time.Duration
-	metrics                     *httpMetrics
+	metrics                     Metrics
 	echo                        *echo.Echo
 }
 
@@ -129,8 +156,8 @@ func New(d Deps) *Server {
 	if d.Ready == nil {
 		d.Ready = func(context.Context) error { return nil }
 	}
-	if d.Registry == nil {
-		d.Registry = prometheus.NewRegistry()
+	if d.Metrics == nil {
+		d.Metrics = noMetrics{}
 	}
 	if d.BodyLimit == 0 {
 		d.BodyLimit = 4 << 20
@@ -149,7 +176,7 @@ func New(d Deps) *Server {
 		idem: d.Idempotency, ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
 		pushTimeout: d.PushTimeout, requestTimeout: d.RequestTimeout,
 		logins:  auth.NewLoginGuard(d.LoginPolicy, d.Now),
-		metrics: newHTTPMetrics(d.Registry),
+		metrics: d.Metrics,
 	}
 	if d.HSTSMaxAge > 0 {
 		s.hsts = "max-age=" + strconv.Itoa(int(d.HSTSMaxAge/time.Second))

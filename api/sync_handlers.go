@@ -162,9 +162,12 @@ func (s *Server) push(c echo.Context) error {
 		return err
 	}
 	out := pushResponse{LastSeq: res.LastSeq, Results: make([]resultDTO, len(res.Results))}
+	outcomes := make([]engine.Outcome, len(res.Results))
 	for i, r := range res.Results {
 		out.Results[i] = resultDTO{Seq: r.Seq, Status: r.Status, Version: r.Version, Conflicts: r.Conflicts, Error: r.Error, ClockClamped: r.ClockClamped}
+		outcomes[i] = engine.OutcomeOf(muts[i].Entity, r)
 	}
+	s.metrics.Pushed(protocolNative, outcomes)
 	return writeJSON(c, http.StatusOK, out)
 }
 
@@ -208,6 +211,13 @@ func (s *Server) pull(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	var oldest time.Time
+	for _, ch := range res.Changes {
+		if oldest.IsZero() || ch.Record.UpdatedAt.Before(oldest) {
+			oldest = ch.Record.UpdatedAt
+		}
+	}
+	s.metrics.Pulled(protocolNative, len(res.Changes), oldest)
 	// The changes are written by hand: records are encoded once, straight
 	// from storage, without a map or a second pass through encoding/json.
 	b := make([]byte, 0, 256+len(res.Changes)*512)

@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fieldsync/fieldsync/api"
 	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/models"
+	"github.com/fieldsync/fieldsync/telemetry"
 )
 
 // wireUser is a user as the API shows it; pointer fields tell omitted from
@@ -789,8 +789,8 @@ func TestHealthAndReadiness(t *testing.T) {
 // TestMetrics: the API port does not serve /metrics; the metrics handler
 // (served on --metrics-addr) counts the API's requests by route.
 func TestMetrics(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) { d.Registry = reg }})
+	m := telemetry.New(telemetry.Options{NoRuntime: true})
+	env := apitest.New(t, apitest.Options{Deps: func(d *api.Deps) { d.Metrics = m }})
 	expectProblem(t, env.Do(apitest.Request{Method: http.MethodGet, Path: "/metrics"}), http.StatusNotFound, "not_found")
 	admin := env.Login("admin@demo.test")
 	org := loadPeople(t, env, admin.Access)
@@ -801,7 +801,7 @@ func TestMetrics(t *testing.T) {
 	expectProblem(t, getMe(env, "forged"), http.StatusUnauthorized, "unauthorized")
 
 	rec := httptest.NewRecorder()
-	api.MetricsHandler(reg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("metrics handler: status %d", rec.Code)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -123,10 +124,22 @@ func (s *Server) watermelonPull(c echo.Context) error {
 	}
 	sp := &wmSpool{parts: map[wmSpoolKey]*wmSpoolPart{}}
 	defer sp.close()
-	res, err := s.wm.Pull(c.Request().Context(), principal(c), watermelondb.PullRequest{LastPulledAt: last, Migration: migration}, sp.add)
+	var (
+		served int
+		oldest time.Time
+	)
+	emit := func(k watermelondb.Kind, ch engine.Change) error {
+		served++
+		if oldest.IsZero() || ch.Record.UpdatedAt.Before(oldest) {
+			oldest = ch.Record.UpdatedAt
+		}
+		return sp.add(k, ch)
+	}
+	res, err := s.wm.Pull(c.Request().Context(), principal(c), watermelondb.PullRequest{LastPulledAt: last, Migration: migration}, emit)
 	if err != nil {
 		return err
 	}
+	s.metrics.Pulled(protocolWatermelonDB, served, oldest)
 	// Only now, with the whole pull read, is the status known: a failure
 	// above still answers a problem document, never half a body.
 	tables := make([]string, 0, len(s.sync.Entities()))
@@ -206,6 +219,7 @@ func (s *Server) watermelonPush(c echo.Context) error {
 	case err != nil:
 		return err
 	}
+	s.metrics.Pushed(protocolWatermelonDB, res.Outcomes)
 	out := watermelonPushResponse{Written: res.Written, Unchanged: res.Unchanged, RejectedIDs: map[string][]string{}, Rejected: []watermelonRejection{}}
 	for _, r := range res.Rejected {
 		id := r.RawID

@@ -23,6 +23,7 @@ type Dispatcher struct {
 	log    *slog.Logger
 	now    func() time.Time
 	rand   func() float64
+	report func(Stats)
 
 	// Batch is the most rows claimed at once (default 100).
 	Batch int
@@ -47,6 +48,9 @@ type Options struct {
 	Now    func() time.Time
 	// Rand returns a number in [0, 1) for jitter; nil uses math/rand.
 	Rand func() float64
+	// Report, if set, is told what each RunOnce did once its outcomes
+	// are recorded (metrics); it must not block.
+	Report func(Stats)
 }
 
 // NewDispatcher returns a dispatcher over store that sends with sender.
@@ -60,8 +64,11 @@ func NewDispatcher(store Store, sender Sender, opt Options) *Dispatcher {
 	if opt.Rand == nil {
 		opt.Rand = rand.Float64
 	}
+	if opt.Report == nil {
+		opt.Report = func(Stats) {}
+	}
 	return &Dispatcher{
-		store: store, sender: sender, log: opt.Logger, now: opt.Now, rand: opt.Rand,
+		store: store, sender: sender, log: opt.Logger, now: opt.Now, rand: opt.Rand, report: opt.Report,
 		Batch: 100, Lease: 2 * time.Minute, SendTimeout: 30 * time.Second, MaxAttempts: 8,
 		BaseBackoff: 30 * time.Second, MaxBackoff: time.Hour, Interval: 2 * time.Second,
 	}
@@ -118,6 +125,14 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // RunOnce claims one batch of due rows, sends those that are to be pushed
 // now, and records the outcomes.
 func (d *Dispatcher) RunOnce(ctx context.Context) (Stats, error) {
+	st, err := d.runOnce(ctx)
+	if err == nil {
+		d.report(st)
+	}
+	return st, err
+}
+
+func (d *Dispatcher) runOnce(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := d.now().UTC()
 	lease := uuid.New()

@@ -512,3 +512,22 @@ func (l *syncLog) bytes() []byte {
 	defer l.mu.Unlock()
 	return bytes.Clone(l.b.Bytes())
 }
+
+// TestDispatcherReports: Options.Report is told each batch's Stats, the
+// same RunOnce returns, once its outcomes are recorded.
+func TestDispatcherReports(t *testing.T) {
+	f := newFixture(t)
+	f.register("rep1@demo.test", "tok")
+	f.setClock(time.Date(2026, 3, 11, 17, 0, 0, 0, time.UTC)) // noon CDT
+	f.notify(f.note("rep1@demo.test", models.CategoryContests))
+	var reported []notifications.Stats
+	d := notifications.NewDispatcher(f.db.Outbox(), newRecorder(), notifications.Options{Now: f.now,
+		Rand: func() float64 { return 0 }, Report: func(st notifications.Stats) { reported = append(reported, st) }})
+	st := f.runOnce(d)
+	if st.Sent != 1 {
+		t.Fatalf("RunOnce: %+v, want one sent", st)
+	}
+	if len(reported) != 1 || reported[0] != st {
+		t.Errorf("reported %+v, want [%+v]", reported, st)
+	}
+}

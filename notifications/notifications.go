@@ -29,6 +29,15 @@ const (
 	StatusDead      = "dead"       // given up after MaxAttempts
 )
 
+// Backlog is the outbox's rows in one undelivered status (StatusPending,
+// StatusDeferred, StatusSending) across organisations: how many, and when
+// the oldest was written (zero when there are none).
+type Backlog struct {
+	Status string
+	Count  int64
+	Oldest time.Time
+}
+
 // Token is the push token of one device of a user.
 type Token struct {
 	OrgID    uuid.UUID

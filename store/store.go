@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/semaphore"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -92,6 +90,8 @@ type handle struct {
 	// connection to a random waiter: under a burst some pushes waited
 	// three times as long as the median.
 	pushes *semaphore.Weighted
+	// pushWait is Options.PushWait, never nil.
+	pushWait func(time.Duration)
 }
 
 // Feed is the sync change feed: the sync engine's and the WatermelonDB
@@ -127,6 +127,10 @@ type Options struct {
 	Now func() time.Time
 	// MaxOpenConns caps the pool (PostgreSQL); 0 means 20.
 	MaxOpenConns int
+	// PushWait, if set, is told how long each push waited for its turn
+	// to the pool (handle.pushes), whether it got it or its context ended
+	// first. It is a hook so that metrics stay out of the store.
+	PushWait func(time.Duration)
 	// BusyTimeout is how long an SQLite writer waits for the file's write
 	// lock while another process holds it, before it answers unavailable
 	// (SQLITE_BUSY); 0 means 5 s. Writers of this process never meet it:
@@ -176,7 +180,10 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	if opt.BusyTimeout == 0 {
 		opt.BusyTimeout = 5 * time.Second
 	}
-	h := &handle{dialect: dialect, now: opt.Now}
+	if opt.PushWait == nil {
+		opt.PushWait = func(time.Duration) {}
+	}
+	h := &handle{dialect: dialect, now: opt.Now, pushWait: opt.PushWait}
 	db := &DB{handle: h, feed: &Feed{h}, outbox: &Outbox{h}, people: &People{h}, reports: &Reports{h}}
 	writer, reader, probe, path := dialect.open(dsn, opt.BusyTimeout)
 	db.Path = path
@@ -228,31 +235,22 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 // Dialect reports which database this is.
 func (db *DB) Dialect() Dialect { return db.dialect.name() }
 
-// StatsCollector returns a Prometheus collector of the pools' statistics
-// (go_sql_…: connections open, in use and idle, waits), labelled
-// db_name=name for the pool that writes and name_read for SQLite's pool
-// of reads.
-func (db *DB) StatsCollector(name string) prometheus.Collector {
-	c := pools{collectors.NewDBStatsCollector(db.sql, name)}
+// Pool names in PoolStats.
+const (
+	PoolMain  = "main"  // the pool that writes: PostgreSQL's one pool, SQLite's writer
+	PoolRead  = "read"  // SQLite's pool of read-only connections
+	PoolProbe = "probe" // readiness's connection of its own
+)
+
+// PoolStats returns the database/sql statistics of each connection pool
+// by name (PoolMain, PoolRead on SQLite, PoolProbe), read now: for
+// metrics, which the store itself knows nothing of.
+func (db *DB) PoolStats() map[string]sql.DBStats {
+	out := map[string]sql.DBStats{PoolMain: db.sql.Stats(), PoolProbe: db.probe.Stats()}
 	if db.readSQL != nil {
-		c = append(c, collectors.NewDBStatsCollector(db.readSQL, name+"_read"))
+		out[PoolRead] = db.readSQL.Stats()
 	}
-	return c
-}
-
-// pools collects several pools' statistics as one collector.
-type pools []prometheus.Collector
-
-func (p pools) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range p {
-		c.Describe(ch)
-	}
-}
-
-func (p pools) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range p {
-		c.Collect(ch)
-	}
+	return out
 }
 
 // Gorm exposes the GORM handle to tests, which inspect and stage rows

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fieldsync/fieldsync/auth"
 	"github.com/fieldsync/fieldsync/models"
@@ -636,39 +635,22 @@ func TestParseURL(t *testing.T) {
 	})
 }
 
-// TestStatsCollector checks the pools' statistics reach Prometheus,
-// labelled with the database's name, as /metrics serves them: the pool
-// that writes as the name, SQLite's pool of reads as name_read.
-func TestStatsCollector(t *testing.T) {
+// TestPoolStats: every pool is reported by name, as the metrics read
+// them: the pool that writes and the readiness probe, and SQLite's pool
+// of reads.
+func TestPoolStats(t *testing.T) {
 	db := storetest.MustOpenDB(t)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(db.StatsCollector("fieldsync"))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]map[string]bool{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "db_name" {
-					if got[mf.GetName()] == nil {
-						got[mf.GetName()] = map[string]bool{}
-					}
-					got[mf.GetName()][l.GetValue()] = true
-				}
-			}
-		}
-	}
-	want := []string{"fieldsync"}
+	got := db.PoolStats()
+	want := []string{store.PoolMain, store.PoolProbe}
 	if db.Dialect() == store.SQLite {
-		want = append(want, "fieldsync_read")
+		want = append(want, store.PoolRead)
 	}
-	for _, name := range []string{"go_sql_max_open_connections", "go_sql_open_connections", "go_sql_wait_count_total"} {
-		for _, pool := range want {
-			if !got[name][pool] {
-				t.Errorf("no %s{db_name=%q} (all: %v)", name, pool, got)
-			}
+	if len(got) != len(want) {
+		t.Errorf("got pools %v, want %v", got, want)
+	}
+	for _, name := range want {
+		if st, ok := got[name]; !ok || st.MaxOpenConnections < 1 {
+			t.Errorf("pool %q: got %+v (present %v), want a pool of at least one connection", name, st, ok)
 		}
 	}
 }

@@ -31,7 +31,10 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // a push waiting there keeps no pull from the pool.
 func (db *Feed) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
 	if db.pushes != nil {
-		if err := db.pushes.Acquire(ctx, 1); err != nil {
+		start := time.Now()
+		err := db.pushes.Acquire(ctx, 1)
+		db.pushWait(time.Since(start))
+		if err != nil {
 			return fmt.Errorf("wait for a connection: %w", err)
 		}
 		defer db.pushes.Release(1)

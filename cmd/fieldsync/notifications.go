@@ -18,7 +18,8 @@ import (
 // startNotifications picks the push sender from the configuration, logs
 // which it is, and runs the dispatcher and the follow-up reminder job until
 // ctx ends. stop waits for them to finish (a batch being sent completes).
-func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, eng *engine.Engine, log *slog.Logger) (stop func(), err error) {
+// report is told what each dispatch batch did (metrics).
+func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, eng *engine.Engine, log *slog.Logger, report func(notifications.Stats)) (stop func(), err error) {
 	sender, describe, err := notifications.NewSender(ctx, notifications.Settings{
 		CredentialsFile: cfg.FirebaseCredentialsFile, ProjectID: cfg.FirebaseProjectID, Endpoint: cfg.FCMEndpoint,
 	}, log)
@@ -26,7 +27,7 @@ func startNotifications(ctx context.Context, cfg config.Config, db *store.DB, en
 		return nil, err
 	}
 	log.Info("push notifications", describe...)
-	d := notifications.NewDispatcher(db.Outbox(), sender, notifications.Options{Logger: log})
+	d := notifications.NewDispatcher(db.Outbox(), sender, notifications.Options{Logger: log, Report: report})
 	followUps := &notifications.FollowUps{
 		Orgs: db.People().OrgIDs,
 		Notify: func(ctx context.Context, org uuid.UUID, from, to time.Time) (int, error) {

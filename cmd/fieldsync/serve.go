@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fieldsync/fieldsync"
 	"github.com/fieldsync/fieldsync/api"
@@ -29,6 +27,7 @@ import (
 	"github.com/fieldsync/fieldsync/sales"
 	"github.com/fieldsync/fieldsync/store"
 	"github.com/fieldsync/fieldsync/sync/engine"
+	"github.com/fieldsync/fieldsync/telemetry"
 )
 
 func newLogger(format, level string, w io.Writer) *slog.Logger {
@@ -58,7 +57,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
 	warnOfSharedSecrets(cfg, getenv, log)
 
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log})
+	metrics := telemetry.New(telemetry.Options{Entities: sales.Entities()})
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log, PushWait: metrics.PushWait})
 	if err != nil {
 		return err
 	}
@@ -109,9 +109,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		printDemo(stdout, seeded)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		db.StatsCollector("fieldsync"))
+	metrics.WatchPools(db.PoolStats)
+	metrics.WatchOutbox(db.Outbox().OutboxBacklog)
 	stopScheduler := startScheduler(ctx, scheduled{
 		orgs: db.People().OrgIDs,
 		tick: func(ctx context.Context, org uuid.UUID) error {
@@ -121,19 +120,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		expire: db.Idempotency().Purge,
 	}, log, time.Minute, cfg.TombstoneRetention)
 	defer stopScheduler()
-	stopNotifications, err := startNotifications(ctx, cfg, db, eng, log)
+	stopNotifications, err := startNotifications(ctx, cfg, db, eng, log, metrics.Dispatched)
 	if err != nil {
 		return err
 	}
 	defer stopNotifications()
 	srv := api.New(api.Deps{
-		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Registry: reg,
+		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Metrics: metrics,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins: cfg.CORSOrigins, HSTSMaxAge: cfg.HSTSMaxAge,
 		Version: moduleVersion(), Ready: db.Ready, PushTimeout: cfg.PushTimeout, RequestTimeout: cfg.RequestTimeout,
 	})
 	if cfg.MetricsAddr != "" {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddr, api.MetricsHandler(reg), log)
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics.Handler(), log)
 		if err != nil {
 			return err
 		}

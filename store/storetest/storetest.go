@@ -41,6 +41,8 @@ type Options struct {
 	// BusyTimeout is SQLite's wait for another process's write lock; 0
 	// keeps the store's default.
 	BusyTimeout time.Duration
+	// PushWait is store.Options.PushWait.
+	PushWait func(time.Duration)
 }
 
 // MustOpenDB returns a migrated database that exists only for this test.
@@ -53,7 +55,7 @@ func MustOpenDBWith(t testing.TB, opt Options) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := MigratedURL(t)
-	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout})
+	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait})
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}

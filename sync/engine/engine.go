@@ -83,6 +83,31 @@ type Result struct {
 	key *Key // the record whose version, after the batch, the result reports
 }
 
+// Outcome is what happened to one pushed mutation (or WatermelonDB
+// record), reduced to what is counted: its entity as pushed, its status
+// (StatusApplied, StatusMerged, StatusDuplicate, StatusRejected), the
+// rejection code and the fields of its conflicts. Entity, Code and the
+// fields may name things no declaration does (an unknown table pushed by
+// a newer app): whoever turns them into labels must bound them.
+type Outcome struct {
+	Entity    string
+	Status    string
+	Code      string
+	Conflicts []string
+}
+
+// OutcomeOf is the outcome of a native push's mutation on entity.
+func OutcomeOf(entity string, r Result) Outcome {
+	o := Outcome{Entity: entity, Status: r.Status}
+	if r.Error != nil {
+		o.Code = r.Error.Code
+	}
+	for _, c := range r.Conflicts {
+		o.Conflicts = append(o.Conflicts, c.Field)
+	}
+	return o
+}
+
 // Rejection is a rejected mutation (or WatermelonDB record) as remembered
 // for the device's pulls and GET /v1/sync/rejections.
 type Rejection struct {

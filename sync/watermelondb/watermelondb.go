@@ -502,6 +502,11 @@ type PushResult struct {
 	// Rejected lists the records the rules refused, left out of the push
 	// (the client's experimentalRejectedIds).
 	Rejected []Rejection
+	// Outcomes has one entry per pushed record, for metrics: written
+	// records are applied (or merged, when the rules resolved a
+	// conflict), unchanged ones duplicates (the server held them as
+	// pushed, as after a retry), refused ones rejected with their code.
+	Outcomes []engine.Outcome
 }
 
 // ConflictError refuses a push some of whose records changed on
@@ -678,7 +683,17 @@ func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest
 			return err
 		}
 		refused := map[engine.Key]bool{}
+		unchanged := func(table string, n int) {
+			out.Unchanged += n
+			for range n {
+				out.Outcomes = append(out.Outcomes, engine.Outcome{Entity: table, Status: engine.StatusDuplicate})
+			}
+		}
+		rejected := func(table, code string) {
+			out.Outcomes = append(out.Outcomes, engine.Outcome{Entity: table, Status: engine.StatusRejected, Code: code})
+		}
 		reject := func(table string, id uuid.UUID, rej *engine.RejectError) {
+			rejected(table, rej.Code)
 			out.Rejected = append(out.Rejected, Rejection{Table: table, ID: id, Code: rej.Code, Field: rej.Field, Message: rej.Message})
 			refused[engine.Key{Entity: table, ID: id}] = true
 			b.Reject(engine.Rejection{Entity: table, RecordID: id, Code: rej.Code, Field: rej.Field, Message: rej.Message})
@@ -692,7 +707,7 @@ func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest
 			}
 			// Deleting what the server never had is a no-op, as for any
 			// missing record.
-			out.Unchanged += len(t.Deleted)
+			unchanged(name, len(t.Deleted))
 		}
 		for _, name := range slices.Sorted(maps.Keys(req.Changes)) {
 			t := req.Changes[name]
@@ -701,10 +716,11 @@ func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest
 			}
 			for _, raw := range t.Unparsed {
 				msg := fmt.Sprintf("id %q is not a UUID: this server keeps only records with UUID ids (install a UUID id generator, and create the record anew)", raw)
+				rejected(name, engine.CodeInvalidValue)
 				out.Rejected = append(out.Rejected, Rejection{Table: name, RawID: raw, Code: engine.CodeInvalidValue, Field: "id", Message: msg})
 				b.Reject(engine.Rejection{Entity: name, Code: engine.CodeInvalidValue, Field: "id", Message: msg})
 			}
-			out.Unchanged += t.UnparsedDeleted
+			unchanged(name, t.UnparsedDeleted)
 		}
 		for i, o := range ops {
 			k := engine.Key{Entity: o.e.Name, ID: o.id}
@@ -714,17 +730,18 @@ func (w *Protocol) Push(ctx context.Context, p models.Principal, req PushRequest
 			}
 			p, ok := pos[k]
 			seen := ok && !since.Before(p) // the client pulled the stored version
-			written, rej, err := apply(b, muts[i], o, seen)
+			res, rej, err := apply(b, muts[i], o, seen)
 			if err != nil {
 				return err
 			}
 			switch {
 			case rej != nil:
 				reject(o.e.Name, o.id, rej)
-			case written:
+			case res != nil:
 				out.Written++
+				out.Outcomes = append(out.Outcomes, engine.OutcomeOf(o.e.Name, *res))
 			default:
-				out.Unchanged++
+				unchanged(o.e.Name, 1)
 			}
 		}
 		return nil
@@ -809,10 +826,11 @@ func conflicts(b *engine.Batch, ops []wmOp, since engine.Position) (map[engine.K
 	return pos, nil
 }
 
-// apply applies one record of a push. It reports whether a
-// record was written, or why the rules refused it; errors are storage
-// failures. seen says the client's last pull delivered the stored version.
-func apply(b *engine.Batch, m engine.Mutation, o wmOp, seen bool) (bool, *engine.RejectError, error) {
+// apply applies one record of a push. It returns the engine's result
+// when the record was written (nil when the server held it already), or
+// why the rules refused it; errors are storage failures. seen says the
+// client's last pull delivered the stored version.
+func apply(b *engine.Batch, m engine.Mutation, o wmOp, seen bool) (*engine.Result, *engine.RejectError, error) {
 	key := engine.Key{Entity: o.e.Name, ID: o.id}
 	cur := b.Current(key)
 	visible := cur != nil && o.e.Scope(cur).Visible(b.Principal())
@@ -820,12 +838,12 @@ func apply(b *engine.Batch, m engine.Mutation, o wmOp, seen bool) (bool, *engine
 		if !visible || cur.Deleted {
 			// Deleting what is missing, deleted, or out of sight (which is
 			// missing to this user) is a no-op: retried deletes succeed.
-			return false, nil, nil
+			return nil, nil, nil
 		}
 	} else {
 		fields, rej := columnFields(o, cur, visible, b.Now())
 		if rej != nil {
-			return false, rej, nil
+			return nil, rej, nil
 		}
 		if visible && !cur.Deleted && len(fields) == 0 {
 			// The server holds this already. When the client has pulled
@@ -836,17 +854,17 @@ func apply(b *engine.Batch, m engine.Mutation, o wmOp, seen bool) (bool, *engine
 			if seen && wmAuditDiffers(o.row, cur) {
 				b.Touch(key)
 			}
-			return false, nil, nil
+			return nil, nil, nil
 		}
 		m.Fields = fields
 	}
 	m.HLC = wmStamp(cur, b.Now())
 	r, err := b.Apply(m)
 	if err != nil {
-		return false, nil, err
+		return nil, nil, err
 	}
 	if r.Status == engine.StatusRejected {
-		return false, r.Error, nil
+		return nil, r.Error, nil
 	}
 	if cur != nil && cur.Deleted {
 		// The update lost to a delete the client has not seen: write the
@@ -854,7 +872,7 @@ func apply(b *engine.Batch, m engine.Mutation, o wmOp, seen bool) (bool, *engine
 		// deletes the copy it still holds.
 		b.Touch(key)
 	}
-	return true, nil, nil
+	return &r, nil, nil
 }
 
 // wmStamp is the clock of a WatermelonDB write: the receipt time, or just
