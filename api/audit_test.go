@@ -518,6 +518,7 @@ func TestAuditOrgIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	theirs := env.Login("admin@other.test").Access
+	env.Clock.Advance(time.Second) // newest first: the team after the org
 	res := env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/teams", Token: theirs, Body: map[string]any{"name": "North"}})
 	apitest.Expect(t, res, http.StatusCreated)
 	var team struct {
