@@ -300,6 +300,22 @@ func TestAuditRecordsChanges(t *testing.T) {
 		})
 	})
 
+	t.Run("rules of a draft contest changed", func(t *testing.T) {
+		draft := o.createContest(t, "m1", contestBody("Next month", now.Add(30*24*time.Hour), now.Add(40*24*time.Hour), nil))
+		got := expectNewAudit(t, env, admin, func() {
+			res := o.do("m1", http.MethodPatch, "/v1/contests/"+draft.ID.String(), map[string]any{"targets": map[string]float64{o.user("rep2").String(): 50}})
+			apitest.Expect(t, res, http.StatusOK)
+		}, wantAudit(models.ActionContestRules, models.AuditContest, draft.ID, m1))
+		if len(got) == 1 {
+			if v := field[int64](t, got[0].After, "rules_version"); v != 1 {
+				t.Errorf("a draft's after.rules_version %d, want 1", v)
+			}
+			if tg := got[0].Before["targets"]; string(tg) != "null" {
+				t.Errorf("before.targets %s, want null", tg)
+			}
+		}
+	})
+
 	// The contest's start made an assessment of rep1 due, a draft of
 	// manager1's.
 	assessment := engine.NameID(o.org, fmt.Sprintf("assessment:%s:%s:%s", models.PhaseContestStart, contest.ID, o.user("rep1")))
