@@ -163,8 +163,7 @@ func TestAuditRecordsChanges(t *testing.T) {
 
 	var newRep uuid.UUID
 	t.Run("user created", func(t *testing.T) {
-		var got []wireAudit
-		got = expectNewAudit(t, env, admin, func() {
+		got := expectNewAudit(t, env, admin, func() {
 			res := o.do("admin", http.MethodPost, "/v1/users", map[string]any{
 				"email": "audited@demo.test", "name": "Audited Rep", "role": "rep", "team_id": north.String(), "password": "a long passphrase 1",
 			})
@@ -372,7 +371,7 @@ func TestAuditAdminOnly(t *testing.T) {
 // names; pages follow each other newest first without gaps or repeats.
 func TestAuditFiltersAndPaging(t *testing.T) {
 	o := newFieldOrg(t)
-	env, admin := o.env, o.dev["admin"].Access
+	env := o.env
 	north := o.teams["North"]
 	start := env.Clock.Now()
 
@@ -389,8 +388,8 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 		apitest.Expect(t, o.do("m1", http.MethodPatch, "/v1/contests/"+contests[i%2].ID.String(), map[string]any{"rules": rules}), http.StatusOK)
 		env.Clock.Advance(time.Minute)
 	}
-	o.relogin()
-	admin = o.dev["admin"].Access
+	o.relogin() // the clock moved: fresh tokens
+	admin := o.dev["admin"].Access
 
 	all := auditLog(t, env, admin, nil)
 	mine := all[:0:0]
@@ -439,7 +438,9 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 		{"to (exclusive)", url.Values{"to": {start.Add(3 * time.Minute).Format(time.RFC3339)}},
 			func(e wireAudit) bool { return e.At.Before(start.Add(3 * time.Minute)) }, -1},
 		{"from and to", url.Values{"from": {start.Add(time.Minute).Format(time.RFC3339)}, "to": {start.Add(4 * time.Minute).Format(time.RFC3339)}},
-			func(e wireAudit) bool { return !e.At.Before(start.Add(time.Minute)) && e.At.Before(start.Add(4*time.Minute)) }, 3},
+			func(e wireAudit) bool {
+				return !e.At.Before(start.Add(time.Minute)) && e.At.Before(start.Add(4*time.Minute))
+			}, 3},
 		{"bare dates: the day of the entries, whole", url.Values{"from": {all[len(all)-1].At.Format(time.DateOnly)}, "to": {all[0].At.Format(time.DateOnly)}},
 			func(wireAudit) bool { return true }, -1},
 		{"bare date: the day before", url.Values{"to": {all[len(all)-1].At.AddDate(0, 0, -1).Format(time.DateOnly)}}, func(wireAudit) bool { return false }, 0},

@@ -35,14 +35,14 @@ type caller string
 
 const (
 	asAdmin        caller = "admin"
-	asManagerSame  caller = "manager of North"       // manager1
-	asManagerOther caller = "manager of South"       // manager2
-	asRepSame      caller = "rep of North"           // rep1, rep2's teammate
-	asRepOther     caller = "rep of South"           // rep4
-	asOtherOrg     caller = "admin of another org"   // every power, wrong organisation
-	asDeactivated  caller = "deactivated rep"        // rep3, logged in before
-	asNoToken      caller = "no token"               // anonymous
-	asNone         caller = ""                       // (unused)
+	asManagerSame  caller = "manager of North"     // manager1
+	asManagerOther caller = "manager of South"     // manager2
+	asRepSame      caller = "rep of North"         // rep1, rep2's teammate
+	asRepOther     caller = "rep of South"         // rep4
+	asOtherOrg     caller = "admin of another org" // every power, wrong organisation
+	asDeactivated  caller = "deactivated rep"      // rep3, logged in before
+	asNoToken      caller = "no token"             // anonymous
+	asNone         caller = ""                     // (unused)
 )
 
 var callers = []caller{asAdmin, asManagerSame, asManagerOther, asRepSame, asRepOther, asOtherOrg, asDeactivated, asNoToken}
@@ -54,8 +54,8 @@ type authzFixture struct {
 	// main is each caller's session; spare and rotate are two more, for
 	// the calls that end one (logout) or rotate it (refresh).
 	main, spare, rotate map[caller]apitest.Session
-	email       map[caller]string
-	seq         map[caller]int64
+	email               map[caller]string
+	seq                 map[caller]int64
 
 	org, otherOrg                          uuid.UUID
 	north, south                           uuid.UUID
@@ -447,8 +447,8 @@ const (
 	// elsewhere is another organisation's upsert of one of our ids: to
 	// them it is a create, in their own organisation, which lacks the
 	// fields a create needs. Ours is untouched (checked after the pushes).
-	elsewhere = "rejected:missing_required_field"
-	refused401   = "401"
+	elsewhere  = "rejected:missing_required_field"
+	refused401 = "401"
 )
 
 // pushes is the outcome of a push for callers with a live session, and
