@@ -182,6 +182,9 @@ func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxPrincipal, p)
+		// The store stamps the audit rows it writes for this request
+		// with the caller (models.ActorFrom).
+		c.SetRequest(c.Request().WithContext(models.WithActor(c.Request().Context(), p.UserID)))
 		return next(c)
 	}
 }

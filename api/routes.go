@@ -54,6 +54,7 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.GET("/contests/:id/standings", s.contestStandings, authed)
 	v1.GET("/contests/:id/score-entries", s.contestScoreEntries, authed)
 	v1.GET("/reports/productivity", s.productivity, authed)
+	v1.GET("/audit", s.listAudit, authed)
 
 	v1.PUT("/devices/current/push-token", s.putPushToken, authed)
 	v1.DELETE("/devices/current/push-token", s.deletePushToken, authed)

@@ -71,6 +71,13 @@ func (noMetrics) Request(string, string, int, time.Duration) {}
 func (noMetrics) Pushed(string, []engine.Outcome)            {}
 func (noMetrics) Pulled(string, int, time.Time)              {}
 
+// AuditStore reads the audit log (store.AuditLog).
+type AuditStore interface {
+	// Entries lists an organisation's entries matching f, newest first,
+	// at most limit of them.
+	Entries(ctx context.Context, orgID uuid.UUID, f models.AuditFilter, limit int) ([]models.AuditEntry, error)
+}
+
 // Deps are the server's collaborators. Store, Tokens and Passwords are
 // required; the rest have defaults.
 type Deps struct {
@@ -88,6 +95,9 @@ type Deps struct {
 	// Notifications stores push tokens, preferences and the inbox; the
 	// notification routes need it (there is no default).
 	Notifications NotificationStore
+	// Audit reads the organisation's audit log for GET /v1/audit (there
+	// is no default: without it the route answers 503).
+	Audit AuditStore
 	// Idempotency keeps answers to POSTs sent with an Idempotency-Key; nil
 	// ignores the header.
 	Idempotency IdempotencyStore
@@ -127,6 +137,7 @@ type Server struct {
 	wm        *watermelondb.Protocol
 	reports   Reports
 	notif     NotificationStore
+	audit     AuditStore
 	idem      IdempotencyStore
 	tokens    *auth.Tokens
 	passwords *auth.Passwords
@@ -172,7 +183,7 @@ func New(d Deps) *Server {
 		d.RequestTimeout = 10 * time.Second
 	}
 	s := &Server{
-		store: d.Store, sync: d.Sync, wm: d.Watermelon, reports: d.Reports, notif: d.Notifications, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
+		store: d.Store, sync: d.Sync, wm: d.Watermelon, reports: d.Reports, notif: d.Notifications, audit: d.Audit, tokens: d.Tokens, passwords: d.Passwords, log: d.Logger, now: d.Now,
 		idem: d.Idempotency, ready: d.Ready, spec: d.Spec, bodyLimit: d.BodyLimit, version: d.Version,
 		pushTimeout: d.PushTimeout, requestTimeout: d.RequestTimeout,
 		logins:  auth.NewLoginGuard(d.LoginPolicy, d.Now),

@@ -99,6 +99,10 @@ func CreateContest(c *engine.Context, in ContestInput) (*engine.Record, error) {
 	if err := c.Put(entContests, r); err != nil {
 		return nil, err
 	}
+	after := contestAudit(r)
+	after[fName], after[fTeamID] = r.Values[fName], r.Values[fTeamID]
+	Audit(c, models.AuditEntry{Action: models.ActionContestCreate, ObjectType: models.AuditContest, ObjectID: r.ID,
+		After: models.AuditJSON(after)})
 	return r, AdvanceContest(c, r.ID)
 }
 
@@ -228,6 +232,10 @@ func UpdateContest(c *engine.Context, id uuid.UUID, in ContestInput) (*engine.Re
 	}
 	if err := c.Put(entContests, next); err != nil {
 		return nil, err
+	}
+	if rulesChanged {
+		Audit(c, models.AuditEntry{Action: models.ActionContestRules, ObjectType: models.AuditContest, ObjectID: id,
+			Before: models.AuditJSON(contestAudit(cur)), After: models.AuditJSON(contestAudit(next))})
 	}
 	c.Forget("scoring-contests")
 	if started && (rulesChanged || !engine.Equal(cur.Values[fEndsAt], next.Values[fEndsAt])) {

@@ -26,6 +26,7 @@ func Entities() []*engine.Entity {
 	registerDomainRules(es)
 	registerDomainNotifications(es)
 	registerNotifyTriggers(es)
+	registerAudit(es) // last: see registerAudit
 	return es
 }
 

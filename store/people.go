@@ -102,7 +102,10 @@ func (db *People) CreateOrg(ctx context.Context, org models.Org, admin models.Us
 		if err := tx.Create(&orgRow{ID: org.ID, Name: org.Name, CreatedAt: org.CreatedAt.UTC()}).Error; err != nil {
 			return fmt.Errorf("insert org: %w", err)
 		}
-		return insertUser(tx, admin)
+		if err := insertUser(tx, admin); err != nil {
+			return err
+		}
+		return insertAudit(tx, userCreated(ctx, admin, db.now()))
 	})
 }
 
@@ -240,7 +243,27 @@ func (db *People) CreateTeam(ctx context.Context, t models.Team) error {
 		if err := tx.Create(&row).Error; err != nil {
 			return fmt.Errorf("insert team: %w", err)
 		}
+		now := db.now().UTC()
+		err := insertAudit(tx, models.AuditEntry{OrgID: t.OrgID, ActorID: models.ActorFrom(ctx), Action: models.ActionTeamCreate,
+			ObjectType: models.AuditTeam, ObjectID: t.ID, After: models.AuditJSON(map[string]any{"name": t.Name, "manager_id": t.ManagerID}), At: now})
+		if err != nil {
+			return err
+		}
 		if t.ManagerID != nil {
+			// The manager's move to the new team is a team change of
+			// theirs, audited as such.
+			var m userRow
+			if err := tx.Take(&m, "org_id = ? AND id = ?", t.OrgID, *t.ManagerID).Error; err != nil {
+				return fmt.Errorf("get manager: %w", err)
+			}
+			if !sameTeam(m.TeamID, &t.ID) {
+				err := insertAudit(tx, models.AuditEntry{OrgID: t.OrgID, ActorID: models.ActorFrom(ctx), Action: models.ActionUserUpdate,
+					ObjectType: models.AuditUser, ObjectID: m.ID, Before: models.AuditJSON(map[string]any{"team_id": m.TeamID}),
+					After: models.AuditJSON(map[string]any{"team_id": t.ID}), At: now})
+				if err != nil {
+					return err
+				}
+			}
 			// The manager moves to the new team; their old team is left
 			// without a manager rather than pointing at someone elsewhere.
 			err := tx.Model(&teamRow{}).Where("org_id = ? AND manager_id = ? AND id <> ?", t.OrgID, *t.ManagerID, t.ID).
@@ -295,7 +318,10 @@ func (db *People) CreateUser(ctx context.Context, u models.User) error {
 		if err := checkTeam(tx, u.OrgID, u.TeamID); err != nil {
 			return err
 		}
-		return insertUser(tx, u)
+		if err := insertUser(tx, u); err != nil {
+			return err
+		}
+		return insertAudit(tx, userCreated(ctx, u, db.now()))
 	})
 }
 
@@ -419,9 +445,49 @@ func (db *People) UpdateUser(ctx context.Context, orgID, id uuid.UUID, p models.
 			return fmt.Errorf("reload user: %w", err)
 		}
 		out = fresh.model()
+		if before, after := accessChanges(r, fresh); after != nil {
+			err := insertAudit(tx, models.AuditEntry{OrgID: orgID, ActorID: models.ActorFrom(ctx), Action: models.ActionUserUpdate,
+				ObjectType: models.AuditUser, ObjectID: id, Before: models.AuditJSON(before), After: models.AuditJSON(after), At: now})
+			if err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	return out, err
+}
+
+// accessChanges returns the audited fields of a user — those that decide
+// what they may do and see: role, team, active — that differ between a
+// and b, as they were and as they are; nil, nil when none does.
+func accessChanges(a, b userRow) (before, after map[string]any) {
+	set := func(k string, x, y any) {
+		if before == nil {
+			before, after = map[string]any{}, map[string]any{}
+		}
+		before[k], after[k] = x, y
+	}
+	if a.Role != b.Role {
+		set("role", a.Role, b.Role)
+	}
+	if !sameTeam(a.TeamID, b.TeamID) {
+		set("team_id", a.TeamID, b.TeamID)
+	}
+	if a.Active != b.Active {
+		set("active", a.Active, b.Active)
+	}
+	return before, after
+}
+
+func sameTeam(a, b *uuid.UUID) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+// userCreated is the audit entry of a new user, made by ctx's actor.
+func userCreated(ctx context.Context, u models.User, now time.Time) models.AuditEntry {
+	return models.AuditEntry{OrgID: u.OrgID, ActorID: models.ActorFrom(ctx), Action: models.ActionUserCreate,
+		ObjectType: models.AuditUser, ObjectID: u.ID, At: now.UTC(),
+		After: models.AuditJSON(map[string]any{"email": u.Email, "role": string(u.Role), "team_id": u.TeamID, "active": u.Active})}
 }
 
 // SetPassword replaces a user's password hash and, in the same
@@ -454,13 +520,19 @@ func (db *People) SetTeamManager(ctx context.Context, orgID, teamID, managerID u
 		if m.Role != string(models.RoleManager) {
 			return models.FieldInvalid("manager_id", "must name a manager")
 		}
+		var team teamRow
+		if err := tx.Take(&team, "org_id = ? AND id = ?", orgID, teamID).Error; err != nil {
+			return fmt.Errorf("get team: %w", err)
+		}
+		if sameTeam(team.ManagerID, &managerID) {
+			return nil
+		}
 		res := tx.Model(&teamRow{}).Where("org_id = ? AND id = ?", orgID, teamID).Update("manager_id", managerID)
 		if res.Error != nil {
 			return fmt.Errorf("set team manager: %w", res.Error)
 		}
-		if res.RowsAffected == 0 {
-			return models.ErrNotFound
-		}
-		return nil
+		return insertAudit(tx, models.AuditEntry{OrgID: orgID, ActorID: models.ActorFrom(ctx), Action: models.ActionTeamManager,
+			ObjectType: models.AuditTeam, ObjectID: teamID, Before: models.AuditJSON(map[string]any{"manager_id": team.ManagerID}),
+			After: models.AuditJSON(map[string]any{"manager_id": managerID}), At: db.now().UTC()})
 	})
 }

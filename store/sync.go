@@ -734,15 +734,26 @@ func newFieldScanner(t engine.FieldType) fieldScanner {
 }
 
 // SaveJournal stores the rules' audit rows: the versions of a contest's
-// scoring rules.
+// scoring rules, and audit log entries (models.AuditEntry, see AuditLog).
 func (t *syncTx) SaveJournal(ctx context.Context, entries []any) error {
 	for _, e := range entries {
-		v, ok := e.(models.RuleVersion)
-		if !ok {
+		switch v := e.(type) {
+		case models.RuleVersion:
+			if err := t.saveRuleVersion(ctx, v); err != nil {
+				return err
+			}
+		case models.AuditEntry:
+			// The transaction's organisation, whatever the entry says:
+			// no hook writes into another organisation's log.
+			v.OrgID = t.p.OrgID
+			if v.At.IsZero() {
+				v.At = t.now
+			}
+			if err := insertAudit(t.tx, v); err != nil {
+				return err
+			}
+		default:
 			return fmt.Errorf("journal: no table keeps a %T", e)
-		}
-		if err := t.saveRuleVersion(ctx, v); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -126,7 +126,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer stopNotifications()
 	srv := api.New(api.Deps{
-		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Metrics: metrics,
+		Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Audit: db.AuditLog(), Reports: db.Reports(), Tokens: tokens, Passwords: passwords, Logger: log, Metrics: metrics,
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins: cfg.CORSOrigins, HSTSMaxAge: cfg.HSTSMaxAge,
 		Version: moduleVersion(), Ready: db.Ready, PushTimeout: cfg.PushTimeout, RequestTimeout: cfg.RequestTimeout,

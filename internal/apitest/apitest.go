@@ -97,7 +97,7 @@ func New(t testing.TB, opt Options) *Env {
 	}
 	d := api.Deps{
 		Store: db.People(), Sync: engine.New(db.Feed(), sales.Entities(), clock.Now, nil), WatermelonStore: db.Feed(),
-		Notifications: db.Outbox(), Idempotency: db.Idempotency(), Reports: db.Reports(), Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t),
+		Notifications: db.Outbox(), Idempotency: db.Idempotency(), Audit: db.AuditLog(), Reports: db.Reports(), Tokens: tokens, Passwords: pw, Now: clock.Now, Spec: specBytes(t),
 		Ready: db.Ready,
 	}
 	if opt.Deps != nil {
