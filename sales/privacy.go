@@ -52,6 +52,20 @@ var located = []locatedEntity{
 		present: []string{fManagerCheckInLat}, at: []string{fCompletedAt}},
 }
 
+func (l locatedEntity) query(before time.Time, limit int) engine.DueQuery {
+	return engine.DueQuery{Mark: fLocationRedactedAt, NotNull: l.present, At: l.at, Before: before, Limit: limit}
+}
+
+// LocationQueries are the queries by which RedactLocations finds its work,
+// by entity: the store's indexes are held to them.
+func LocationQueries(before time.Time, limit int) map[string]engine.DueQuery {
+	out := make(map[string]engine.DueQuery, len(located))
+	for _, l := range located {
+		out[l.entity] = l.query(before, limit)
+	}
+	return out
+}
+
 // Coarsen rounds a coordinate to LocationDecimals places.
 func Coarsen(deg float64) float64 {
 	const scale = 100 // 10^LocationDecimals
@@ -70,7 +84,7 @@ func RedactLocations(c *engine.Context, before time.Time, limit int) (int, error
 		if n >= limit {
 			break
 		}
-		recs, err := c.Due(l.entity, engine.DueQuery{Mark: fLocationRedactedAt, NotNull: l.present, At: l.at, Before: before, Limit: limit - n})
+		recs, err := c.Due(l.entity, l.query(before, limit-n))
 		if err != nil {
 			return n, err
 		}
