@@ -295,6 +295,9 @@ func eraseRecord(pe personalEntity, r *engine.Record, userID uuid.UUID) (*engine
 			var v any
 			switch f {
 			case fMessage:
+				if r.StringValue(fKind) == "badge" {
+					continue // the server's own words, not the person's
+				}
 				v = ErasedText
 			case fBehaviours:
 				v = eraseBehaviourNotes(r.StringValue(f))

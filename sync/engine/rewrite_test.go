@@ -80,8 +80,9 @@ func TestDueAndRewrite(t *testing.T) {
 			return err
 		}
 		next := recs[0].Clone()
-		next.Values["check_in_lat"] = lat + 0.5 // 55 km away: out of range, were it judged
-		next.Values["location_redacted_at"] = c.Now
+		// 55 km away: out of range, were it judged. Unmarked, so that the
+		// rules would judge it, had its hooks run.
+		next.Values["check_in_lat"] = lat + 0.5
 		return c.Rewrite("visits", next)
 	})
 	if err != nil {
@@ -98,8 +99,22 @@ func TestDueAndRewrite(t *testing.T) {
 	if v := got.StringValue("verification"); v != models.CheckInVerified {
 		t.Errorf("verification after the rewrite = %q, want verified (no hook runs)", v)
 	}
+
+	// Marked, it is never due again.
+	err = f.En.Server(ctx, models.Principal{OrgID: admin.OrgID}, func(c *engine.Context) error {
+		cur, err := c.Get("visits", ids[0])
+		if err != nil {
+			return err
+		}
+		next := cur.Clone()
+		next.Values["location_redacted_at"] = c.Now
+		return c.Rewrite("visits", next)
+	})
+	if err != nil {
+		t.Fatalf("mark: %v", err)
+	}
 	if got := due(f.Now(), 10); len(got) != 2 || got[0] != ids[1] {
-		t.Errorf("due after the rewrite: %v, want the two unmarked visits with a position, from %v", got, ids[1])
+		t.Errorf("due after marking: %v, want the two unmarked visits with a position, from %v", got, ids[1])
 	}
 
 	err = f.En.Server(ctx, models.Principal{OrgID: admin.OrgID}, func(c *engine.Context) error {
