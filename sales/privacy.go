@@ -330,12 +330,12 @@ func eraseBehaviourNotes(behaviours string) any {
 	if behaviours == "" {
 		return ""
 	}
-	var items []map[string]any
+	var items []models.BehaviourScore
 	if err := json.Unmarshal([]byte(behaviours), &items); err != nil {
 		return "" // not the shape the rules write: drop it whole
 	}
-	for _, it := range items {
-		delete(it, "note")
+	for i := range items {
+		items[i].Note = ""
 	}
 	b, err := json.Marshal(items)
 	if err != nil {
