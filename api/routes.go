@@ -35,6 +35,8 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.POST("/users", s.createUser, authed, s.idempotent)
 	v1.GET("/users/:id", s.getUser, authed)
 	v1.PATCH("/users/:id", s.patchUser, authed)
+	v1.GET("/users/:id/export", s.exportUser, authed)
+	v1.DELETE("/users/:id/personal-data", s.erasePersonalData, authed)
 	v1.GET("/teams", s.listTeams, authed)
 	v1.POST("/teams", s.createTeam, authed, s.idempotent)
 

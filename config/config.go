@@ -37,6 +37,9 @@ type Config struct {
 	// to learn of the delete; a device that last pulled before a purged
 	// tombstone resyncs from scratch.
 	TombstoneRetention time.Duration
+	// LocationRetention is how long positions are kept as recorded; past
+	// it they are coarsened to about 1 km (sales.RedactLocations).
+	LocationRetention time.Duration
 	// Firebase Cloud Messaging (see package notifications): with neither
 	// credentials nor an endpoint, pushes are only logged.
 	FirebaseCredentialsFile string
@@ -86,6 +89,7 @@ var Options = []Option{
 	{Flag: "hsts-max-age", Env: "FIELDSYNC_HSTS_MAX_AGE", Default: "0s", Usage: "send Strict-Transport-Security with this max-age, such as 8760h; only when clients reach the server over HTTPS alone (0: not sent)"},
 	{Flag: "body-limit", Env: "FIELDSYNC_BODY_LIMIT", Default: "4194304", Usage: "largest request body accepted, in bytes"},
 	{Flag: "tombstone-retention", Env: "FIELDSYNC_TOMBSTONE_RETENTION", Default: "2160h", Usage: "how long deleted records are kept for offline devices to learn of them (at least 24h); a device that last synced earlier resyncs from scratch"},
+	{Flag: "location-retention", Env: "FIELDSYNC_LOCATION_RETENTION", Default: "4320h", Usage: "how long visit and ride-along positions are kept as recorded (at least 24h); older ones are coarsened hourly to about 1 km"},
 	{Flag: "push-timeout", Env: "FIELDSYNC_PUSH_TIMEOUT", Default: "15s", Usage: "deadline of a push, database waits included; past it the push rolls back and answers 503 (1s to 55s)"},
 	{Flag: "request-timeout", Env: "FIELDSYNC_REQUEST_TIMEOUT", Default: "10s", Usage: "deadline of every other request; past it the request answers 503 (1s to 55s)"},
 	{Flag: "firebase-credentials-file", Env: "FIELDSYNC_FIREBASE_CREDENTIALS_FILE", Usage: "Firebase service-account JSON key for push notifications (else GOOGLE_APPLICATION_CREDENTIALS)"},
@@ -195,6 +199,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		return Config{}, fmt.Errorf("tombstone-retention: want a duration of at least 24h, such as 2160h, got %q", get("tombstone-retention"))
 	}
 	c.TombstoneRetention = retention
+	locations, err := time.ParseDuration(get("location-retention"))
+	if err != nil || locations < 24*time.Hour {
+		return Config{}, fmt.Errorf("location-retention: want a duration of at least 24h, such as 4320h, got %q", get("location-retention"))
+	}
+	c.LocationRetention = locations
 	if c.PushTimeout, err = timeout("push-timeout", get("push-timeout")); err != nil {
 		return Config{}, err
 	}

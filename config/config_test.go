@@ -52,6 +52,8 @@ func TestLoadDefaults(t *testing.T) {
 		BodyLimitBytes: 4 << 20,
 		// Ninety days: longer than any phone stays offline in practice.
 		TombstoneRetention: 90 * 24 * time.Hour,
+		// About six months of precise positions.
+		LocationRetention: 180 * 24 * time.Hour,
 		// Below a phone's own timeouts, and well below the write timeout.
 		PushTimeout:    15 * time.Second,
 		RequestTimeout: 10 * time.Second,
@@ -123,6 +125,12 @@ func TestLoadPrecedence(t *testing.T) {
 			args: []string{"--no-migrate"},
 			get:  func(c config.Config) any { return c.NoMigrate },
 			want: true,
+		},
+		{
+			name: "location retention from env",
+			vars: map[string]string{"FIELDSYNC_LOCATION_RETENTION": "720h"},
+			get:  func(c config.Config) any { return c.LocationRetention },
+			want: 30 * 24 * time.Hour,
 		},
 		{
 			name: "push timeout from env",
@@ -306,6 +314,17 @@ func TestLoadRefuses(t *testing.T) {
 			args:    []string{"--tombstone-retention", "2h"},
 			vars:    withSecret(nil),
 			wantErr: "tombstone-retention",
+		},
+		{
+			name:    "location retention under a day",
+			args:    []string{"--location-retention", "2h"},
+			vars:    withSecret(nil),
+			wantErr: "location-retention",
+		},
+		{
+			name:    "location retention not a duration",
+			vars:    withSecret(map[string]string{"FIELDSYNC_LOCATION_RETENTION": "180 days"}),
+			wantErr: "location-retention",
 		},
 		{
 			name:    "tombstone retention not a duration",

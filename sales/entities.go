@@ -236,6 +236,9 @@ func Visits() *engine.Entity {
 			{Name: "team_id", Type: engine.UUID, Access: engine.ServerOwned},
 			{Name: "verification", Type: engine.Enum, Enum: []string{models.CheckInVerified, models.CheckInOutOfRange, models.CheckInUnverifiable, models.CheckInSuspicious}, Access: engine.ServerOwned},
 			{Name: "check_in_distance_m", Type: engine.Float, Min: 0, Max: 1e8, Access: engine.ServerOwned},
+			// location_redacted_at is when the location privacy job
+			// coarsened the coordinates (privacy.go).
+			{Name: "location_redacted_at", Type: engine.Time, Hidden: true},
 		},
 		Scope:   repScope,
 		Prepare: prepareRepRecord,
@@ -246,6 +249,7 @@ func Visits() *engine.Entity {
 			if old == nil {
 				r.Values[fVerification] = models.CheckInUnverifiable // until verifyRep runs, before commit
 			}
+			unmarkIfRelocated(c, old, r, fCheckInLat, fCheckInLng, fCheckOutLat, fCheckOutLng)
 			// Cross-field rules, resolved under concurrent edits
 			// (concurrent.go).
 			for _, pair := range [][2]string{{fCheckInLat, fCheckInLng}, {fCheckOutLat, fCheckOutLng}} {

@@ -52,6 +52,7 @@ const (
 	fKind                = "kind"                  // visits, score_entries, recognitions
 	fLat                 = "lat"                   // accounts
 	fLng                 = "lng"                   // accounts
+	fLocationRedactedAt  = "location_redacted_at"  // visits, ride_alongs
 	fManagerCheckInLat   = "manager_check_in_lat"  // ride_alongs
 	fManagerCheckInLng   = "manager_check_in_lng"  // ride_alongs
 	fManagerID           = "manager_id"            // ride_alongs

@@ -36,6 +36,7 @@ func RideAlongs() *engine.Entity {
 			{Name: "completed_at", Type: engine.Time, Access: engine.ServerOwned},
 			{Name: "team_id", Type: engine.UUID, Access: engine.ServerOwned},
 			{Name: "prev_status", Type: engine.String, Hidden: true},
+			{Name: "location_redacted_at", Type: engine.Time, Hidden: true}, // see privacy.go
 		},
 		Scope:    repScope,
 		Prepare:  prepareRideAlong,
@@ -216,6 +217,13 @@ func validateRideAlong(c *engine.Context, old, r *engine.Record) error {
 		if visit == nil || visit.StringValue(fStatus) != "completed" {
 			return invalidTransition("a ride-along is completed only once its visit is completed")
 		}
+	}
+	unmarkIfRelocated(c, old, r, fManagerCheckInLat, fManagerCheckInLng)
+	if old != nil && (redacted(r) || redacted(visit)) {
+		// Coarsened positions (privacy.go) cannot be judged again: the
+		// verdict made on the precise ones stands.
+		r.Values[fJointVerified] = old.Values[fJointVerified]
+		return nil
 	}
 	r.Values[fJointVerified] = jointVerified(r, visit)
 	return nil

@@ -102,6 +102,11 @@ func verifyRep(c *engine.Context, rep uuid.UUID, ids []uuid.UUID) error {
 		sort.Slice(around, func(i, j int) bool { return around[i].at.Before(around[j].at) })
 	}
 	for _, v := range todo {
+		if redacted(v) {
+			// Its check-in was coarsened (privacy.go): the verdict made
+			// on the precise position stands.
+			continue
+		}
 		verdict, dist, err := verifyVisit(c, v, around)
 		if err != nil {
 			return err

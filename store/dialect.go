@@ -57,6 +57,10 @@ type dialect interface {
 	load(t *syncTx, e *engine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*engine.Record, error)
 	// save upserts records and their feed rows (see syncTx.Save).
 	save(ctx context.Context, t *syncTx, e *engine.Entity, recs []*engine.Record) error
+	// tryLockRecords takes, without waiting, the locks a push takes on the
+	// records of e with these ids, and returns the ids it locked (see
+	// syncTx.Due).
+	tryLockRecords(t *syncTx, e *engine.Entity, ids []uuid.UUID) ([]uuid.UUID, error)
 	// excludeIDs returns a condition on column id that excludes ids, and
 	// its one argument.
 	excludeIDs(ids []uuid.UUID) (string, any)

@@ -185,11 +185,7 @@ func (pgDialect) lockDevice(t *syncTx) (int64, error) {
 func (t *syncTx) lockArray(keys []engine.Key) string {
 	ids := make([]int64, len(keys))
 	for i, k := range keys {
-		h := fnv.New64a()
-		h.Write(t.p.OrgID[:])
-		h.Write([]byte(k.Entity))
-		h.Write(k.ID[:])
-		ids[i] = int64(h.Sum64())
+		ids[i] = t.recordLock(k)
 	}
 	slices.Sort(ids)
 	var b strings.Builder
@@ -202,6 +198,38 @@ func (t *syncTx) lockArray(keys []engine.Key) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// recordLock is the advisory lock key of a record of the organisation.
+func (t *syncTx) recordLock(k engine.Key) int64 {
+	h := fnv.New64a()
+	h.Write(t.p.OrgID[:])
+	h.Write([]byte(k.Entity))
+	h.Write(k.ID[:])
+	return int64(h.Sum64())
+}
+
+// tryLockRecords takes the records' push locks (see lockArray) with
+// pg_try_advisory_xact_lock: a record a push holds is skipped, not waited
+// for, so a server job never deadlocks with pushes nor stalls behind them;
+// it takes the record on a later run.
+func (pgDialect) tryLockRecords(t *syncTx, e *engine.Entity, ids []uuid.UUID) ([]uuid.UUID, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	strs := make([]string, len(ids))
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = id.String()
+		keys[i] = strconv.FormatInt(t.recordLock(engine.Key{Entity: e.Name, ID: id}), 10)
+	}
+	var locked []uuid.UUID
+	err := t.tx.Raw(`SELECT id FROM unnest(?::uuid[], ?::bigint[]) AS r(id, k) WHERE pg_try_advisory_xact_lock(k)`,
+		"{"+strings.Join(strs, ",")+"}", "{"+strings.Join(keys, ",")+"}").Scan(&locked).Error
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", e.Name, err)
+	}
+	return locked, nil
 }
 
 // nextVersions draws from the sync_version sequence.

@@ -142,6 +142,12 @@ func (sqliteDialect) load(t *syncTx, e *engine.Entity, ids []uuid.UUID, clocks b
 	return out, nil
 }
 
+// tryLockRecords locks nothing: SQLite writers are serial, so no push
+// runs beside the transaction.
+func (sqliteDialect) tryLockRecords(_ *syncTx, _ *engine.Entity, ids []uuid.UUID) ([]uuid.UUID, error) {
+	return ids, nil
+}
+
 // save writes with multi-row statements (saveRows).
 func (sqliteDialect) save(ctx context.Context, t *syncTx, e *engine.Entity, recs []*engine.Record) error {
 	return t.saveRows(ctx, e, recs)

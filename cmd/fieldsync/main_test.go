@@ -342,13 +342,20 @@ func TestMigrateCommand(t *testing.T) {
 		}
 	}
 	latest := fmt.Sprint(store.SchemaVersion())
+	// Migrations are numbered by branch and may leave gaps until every
+	// branch is merged: a fresh database applies as many as there are.
+	files, err := filepath.Glob("../../store/migrations/sqlite/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("list migrations: %v", err)
+	}
+	count := fmt.Sprint(len(files))
 	steps := []struct {
 		args   []string
 		want   []string
 		status int
 	}{
 		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version 0 of " + latest + " (behind)"}, 3},
-		{[]string{"migrate", "--database-url", dbURL}, []string{"applied " + latest + " migration(s)", "(current)"}, 0},
+		{[]string{"migrate", "--database-url", dbURL}, []string{"applied " + count + " migration(s)", "(current)"}, 0},
 		{[]string{"migrate", "up", "--database-url", dbURL}, []string{"applied 0 migration(s)", "(current)"}, 0},
 		{[]string{"migrate", "status", "--database-url", dbURL}, []string{"schema version " + latest + " of " + latest + " (current)"}, 0},
 	}

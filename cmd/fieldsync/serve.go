@@ -118,6 +118,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		},
 		purge:  eng.PurgeTombstones,
 		expire: db.Idempotency().Purge,
+		redact: func(ctx context.Context, org uuid.UUID, before time.Time) (int, error) {
+			return sales.RedactAllLocations(ctx, eng, org, before, sales.RedactBatch)
+		},
+		locationRetention: cfg.LocationRetention,
 	}, log, time.Minute, cfg.TombstoneRetention)
 	defer stopScheduler()
 	stopNotifications, err := startNotifications(ctx, cfg, db, eng, log, metrics.Dispatched)
@@ -180,6 +184,10 @@ type scheduled struct {
 	purge func(ctx context.Context, org uuid.UUID, before time.Time) (int, error)
 	// expire drops kept Idempotency-Key answers past their 24 hours.
 	expire func(ctx context.Context) (int64, error)
+	// redact coarsens an organisation's positions dated before before
+	// (location privacy), when set, hourly with the purge.
+	redact            func(ctx context.Context, org uuid.UUID, before time.Time) (int, error)
+	locationRetention time.Duration
 }
 
 // startScheduler runs schedule in a goroutine. stop cancels it and waits
@@ -199,7 +207,8 @@ func startScheduler(ctx context.Context, jobs scheduled, log *slog.Logger, every
 // ends: contests start, end and finalize, stale ride-along requests
 // expire. Each organisation's tick is one transaction and idempotent, so
 // several replicas may run it at once. Hourly, it purges tombstones older
-// than retention.
+// than retention and coarsens positions older than the location retention
+// (in transactions of sales.RedactBatch records, each idempotent too).
 func schedule(ctx context.Context, jobs scheduled, log *slog.Logger, every, retention time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -231,6 +240,16 @@ func schedule(ctx context.Context, jobs scheduled, log *slog.Logger, every, rete
 			}
 			if n > 0 {
 				log.Info("purged tombstones", "org", org, "count", n, "retention", retention)
+			}
+			if jobs.redact == nil {
+				continue
+			}
+			n, err = jobs.redact(ctx, org, time.Now().Add(-jobs.locationRetention))
+			if err != nil && ctx.Err() == nil {
+				log.Warn("scheduler: coarsen locations", "org", org, "err", err)
+			}
+			if n > 0 {
+				log.Info("coarsened locations", "org", org, "records", n, "retention", jobs.locationRetention)
 			}
 		}
 		select {

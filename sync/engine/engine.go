@@ -219,6 +219,9 @@ type Tx interface {
 	// rows of the rules' own that are not synced records. It refuses an
 	// entry of a type it does not keep.
 	SaveJournal(ctx context.Context, entries []any) error
+	// Due returns the records q selects (see DueQuery), oldest first, at
+	// most q.Limit.
+	Due(ctx context.Context, e *Entity, q DueQuery) ([]*Record, error)
 	// FeedPositions returns the change-feed position of each record that
 	// has one, as committed (the records are locked).
 	FeedPositions(ctx context.Context, keys []Key) (map[Key]Position, error)
@@ -714,14 +717,7 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 // put records next as the new state of a record and runs the entity's
 // AfterWrite hook. A hook's own puts run theirs in turn.
 func (b *batch) put(c *Context, e *Entity, cur, next *Record) error {
-	key := Key{e.Name, next.ID}
-	next.UpdatedAt = b.now
-	b.state[key] = next
-	if !b.dirty[key] {
-		b.dirty[key] = true
-		b.order = append(b.order, key)
-	}
-	b.written.add(e, key, next)
+	b.record(e, next)
 	if len(e.AfterWrite) == 0 {
 		return nil
 	}
@@ -738,6 +734,18 @@ func (b *batch) put(c *Context, e *Entity, cur, next *Record) error {
 		}
 	}
 	return nil
+}
+
+// record notes next as the new state of a record, to be written at flush.
+func (b *batch) record(e *Entity, next *Record) {
+	key := Key{e.Name, next.ID}
+	next.UpdatedAt = b.now
+	b.state[key] = next
+	if !b.dirty[key] {
+		b.dirty[key] = true
+		b.order = append(b.order, key)
+	}
+	b.written.add(e, key, next)
 }
 
 // newRecord is a record about to be created: defaults applied, stamped h.
