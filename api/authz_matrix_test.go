@@ -289,6 +289,23 @@ func authzRoutes() map[string]routeRow {
 		"PATCH /v1/users/:id": {on(http.MethodPatch, userPath, func(*authzFixture, caller) any {
 			return map[string]any{"name": "Rep Two"}
 		}), authed(ok, forbidden, notFound, forbidden, notFound, notFound)},
+		// Personal data: an admin of the organisation only; a manager or
+		// rep who can see the user is refused, others do not find them.
+		"GET /v1/users/:id/export": {on(http.MethodGet, func(f *authzFixture) string { return userPath(f) + "/export" }, nil),
+			authed(ok, forbidden, notFound, forbidden, notFound, notFound)},
+		// Each caller erases a rep of North made for the call, so the
+		// fixture's users stay as they are.
+		"DELETE /v1/users/:id/personal-data": {func(t *testing.T, f *authzFixture, c caller) *apitest.Response {
+			res := f.env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/users", Token: f.main[asAdmin].Access, Body: map[string]any{
+				"email": "erase-" + uuid.NewString() + "@new.test", "name": "To Erase", "role": "rep",
+				"team_id": f.north.String(), "password": "a long passphrase 3"}})
+			apitest.Expect(t, res, http.StatusCreated)
+			var u struct {
+				ID uuid.UUID `json:"id"`
+			}
+			res.JSON(t, &u)
+			return f.do(t, c, apitest.Request{Method: http.MethodDelete, Path: "/v1/users/" + u.ID.String() + "/personal-data"})
+		}, authed(ok, forbidden, notFound, forbidden, notFound, notFound)},
 		"GET /v1/teams": {get("/v1/teams"), authed(ok, ok, ok, ok, ok, ok)},
 		// Another organisation's admin creates teams in their own.
 		"POST /v1/teams": {on(http.MethodPost, fixed("/v1/teams"), func(f *authzFixture, c caller) any {
