@@ -235,6 +235,8 @@ func Visits() *engine.Entity {
 			{Name: "team_id", Type: engine.UUID, Access: engine.ServerOwned},
 			{Name: "verification", Type: engine.Enum, Enum: []string{models.CheckInVerified, models.CheckInOutOfRange, models.CheckInUnverifiable, models.CheckInSuspicious}, Access: engine.ServerOwned},
 			{Name: "check_in_distance_m", Type: engine.Float, Min: 0, Max: 1e8, Access: engine.ServerOwned},
+			{Name: "suspicious_reason", Type: engine.Enum, Enum: []string{models.SuspiciousOrderValue}, Access: engine.ServerOwned},
+			{Name: "order_value_review", Type: engine.Enum, Enum: []string{models.OrderValuePending, models.OrderValueApproved, models.OrderValueRejected}, Access: engine.ServerOwned},
 		},
 		Scope:   repScope,
 		Prepare: prepareRepRecord,
@@ -255,7 +257,10 @@ func Visits() *engine.Entity {
 			if err := checkVisitTimes(c, r); err != nil {
 				return err
 			}
-			return checkOrderValue(c, r)
+			if err := checkOrderValue(c, r); err != nil {
+				return err
+			}
+			return flagOrderValue(c, old, r)
 		},
 	}
 }

@@ -241,6 +241,14 @@ func (t *syncTx) Team(ctx context.Context, id uuid.UUID) (models.Team, error) {
 	return r.model(), nil
 }
 
+func (t *syncTx) Org(ctx context.Context) (models.Org, error) {
+	var r orgRow
+	if err := t.tx.Take(&r, "id = ?", t.p.OrgID).Error; err != nil {
+		return models.Org{}, fmt.Errorf("get org: %w", translate(err))
+	}
+	return r.model(), nil
+}
+
 func (t *syncTx) Users(ctx context.Context, teamID *uuid.UUID) ([]models.User, error) {
 	q := t.tx.Where("org_id = ? AND active", t.p.OrgID)
 	if teamID != nil {

@@ -182,6 +182,8 @@ type Tx interface {
 	User(ctx context.Context, id uuid.UUID) (models.User, error)
 	// Team returns a team of the organisation. Errors: not_found.
 	Team(ctx context.Context, id uuid.UUID) (models.Team, error)
+	// Org returns the organisation, with its settings.
+	Org(ctx context.Context) (models.Org, error)
 	// Users lists the organisation's active users, or one team's.
 	Users(ctx context.Context, teamID *uuid.UUID) ([]models.User, error)
 	// NextVersions returns n new versions, increasing in commit order.
@@ -933,6 +935,15 @@ func (c *Context) Team(id uuid.UUID) (models.Team, error) {
 		return models.Team{}, err
 	}
 	return v.(models.Team), nil
+}
+
+// Org returns the organisation and its settings, read once per batch.
+func (c *Context) Org() (models.Org, error) {
+	v, err := c.Cached("org", func() (any, error) { return c.batch.tx.Org(c) })
+	if err != nil {
+		return models.Org{}, err
+	}
+	return v.(models.Org), nil
 }
 
 // Users lists the organisation's active users, or one team's.
