@@ -83,10 +83,10 @@ func ReviewOrderValue(c *engine.Context, visitID uuid.UUID, decision, reason str
 	}
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
-		return nil, models.FieldInvalid("reason", "is required")
+		return nil, models.FieldInvalid(fReason, "is required")
 	}
 	if n := utf8.RuneCountInString(reason); n > MaxReviewReasonLen {
-		return nil, models.FieldInvalid("reason", "must be at most %d characters (got %d)", MaxReviewReasonLen, n)
+		return nil, models.FieldInvalid(fReason, "must be at most %d characters (got %d)", MaxReviewReasonLen, n)
 	}
 	switch v.StringValue(fOrderValueReview) {
 	case "":
