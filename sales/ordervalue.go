@@ -44,17 +44,22 @@ func flagOrderValue(c *engine.Context, old, r *engine.Record) error {
 			return nil
 		}
 	}
-	org, err := c.Org()
-	if err != nil {
-		return err
+	if cents > 0 { // most visits carry none: no need to read the ceiling
+		org, err := c.Org()
+		if err != nil {
+			return err
+		}
+		if cents > org.OrderValueCeilingCents {
+			r.Values[fSuspiciousReason] = models.SuspiciousOrderValue
+			r.Values[fOrderValueReview] = models.OrderValuePending
+			return nil
+		}
 	}
-	if cents > org.OrderValueCeilingCents {
-		r.Values[fSuspiciousReason] = models.SuspiciousOrderValue
-		r.Values[fOrderValueReview] = models.OrderValuePending
-		return nil
+	for _, f := range []string{fSuspiciousReason, fOrderValueReview} {
+		if r.Values[f] != nil {
+			r.Values[f] = nil
+		}
 	}
-	r.Values[fSuspiciousReason] = nil
-	r.Values[fOrderValueReview] = nil
 	return nil
 }
 
