@@ -129,6 +129,27 @@ func TestOrderValueReview(t *testing.T) {
 		}
 	})
 
+	t.Run("the manager is told", func(t *testing.T) {
+		res := o.do("m1", http.MethodGet, "/v1/notifications", nil)
+		apitest.Expect(t, res, http.StatusOK)
+		var inbox wireNotificationList
+		res.JSON(t, &inbox)
+		var got []string
+		for _, n := range inbox.Notifications {
+			if n.Type == models.NotificationOrderValueReview {
+				got = append(got, n.Data["visit_id"]+" "+n.Body)
+			}
+		}
+		rep1, err := o.env.DB.People().User(context.Background(), o.org, o.user("rep1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%s %s logged an order of 10000000000.00 at %s, above your organisation's ceiling. It scores nothing until you approve it.", big, rep1.Name, name)
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("m1's order value notifications %q, want [%q]", got, want)
+		}
+	})
+
 	t.Run("who may decide", func(t *testing.T) {
 		tests := []struct {
 			name   string

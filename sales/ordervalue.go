@@ -76,6 +76,11 @@ func ReviewOrderValue(c *engine.Context, visitID uuid.UUID, decision, reason str
 	if decision != models.OrderValueApproved && decision != models.OrderValueRejected {
 		return nil, fmt.Errorf("review order value: unknown decision %q", decision)
 	}
+	// The review writes the visit back: lock it first, so that a push of
+	// the same visit committing meanwhile is not overwritten.
+	if err := c.Lock(entVisits, visitID); err != nil {
+		return nil, err
+	}
 	v, err := c.Lookup(entVisits, visitID)
 	if err != nil {
 		return nil, err
@@ -188,4 +193,34 @@ func ledgerOrderValueReview(c *engine.Context, v *engine.Record, decision, reaso
 		}
 	}
 	return nil
+}
+
+// orderValueReviewHook tells the manager of the rep's team when a visit's
+// order value awaits their review: when it is flagged, and again when the
+// rep changes it to another value above the ceiling.
+func orderValueReviewHook(c *engine.Context, old, v *engine.Record) error {
+	if v.Deleted || v.StringValue(fOrderValueReview) != models.OrderValuePending {
+		return nil
+	}
+	if old != nil && old.StringValue(fOrderValueReview) == models.OrderValuePending && engine.Equal(old.Values[fOrderValue], v.Values[fOrderValue]) {
+		return nil
+	}
+	rep := v.UUIDValue(fRepID)
+	if rep == nil {
+		return nil
+	}
+	u, err := c.User(*rep)
+	if err != nil || u.TeamID == nil {
+		return ignoreNotFound(err)
+	}
+	team, err := c.Team(*u.TeamID)
+	if err != nil || team.ManagerID == nil || *team.ManagerID == *rep {
+		return ignoreNotFound(err)
+	}
+	account, err := accountName(c, v.UUIDValue(fAccountID))
+	if err != nil {
+		return err
+	}
+	cents, _ := v.Values[fOrderValue].(int64)
+	return Notify(c, models.OrderValueReviewNotification(v.ID, *rep, u.Name, account, cents).To(*team.ManagerID))
 }
