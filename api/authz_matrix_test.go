@@ -306,6 +306,22 @@ func authzRoutes() map[string]routeRow {
 			res.JSON(t, &u)
 			return f.do(t, c, apitest.Request{Method: http.MethodDelete, Path: "/v1/users/" + u.ID.String() + "/personal-data"})
 		}, authed(ok, forbidden, notFound, forbidden, notFound, notFound)},
+		// Everyone reads their own organisation's settings; its admin
+		// alone changes them (another organisation's admin changes theirs).
+		"GET /v1/org": {get("/v1/org"), authed(ok, ok, ok, ok, ok, ok)},
+		"PATCH /v1/org": {on(http.MethodPatch, fixed("/v1/org"), func(*authzFixture, caller) any {
+			return map[string]any{"order_value_ceiling": 100_000_000}
+		}), authed(ok, forbidden, forbidden, forbidden, forbidden, ok)},
+		// rep2's visit awaits no review: whoever may review it hears 409,
+		// whoever may not see it 404.
+		"POST /v1/visits/:id/order-value/approve": {on(http.MethodPost, func(f *authzFixture) string {
+			return "/v1/visits/" + f.visit.String() + "/order-value/approve"
+		}, func(*authzFixture, caller) any { return map[string]any{"reason": "checked"} }),
+			authed(http.StatusConflict, http.StatusConflict, notFound, notFound, notFound, notFound)},
+		"POST /v1/visits/:id/order-value/reject": {on(http.MethodPost, func(f *authzFixture) string {
+			return "/v1/visits/" + f.visit.String() + "/order-value/reject"
+		}, func(*authzFixture, caller) any { return map[string]any{"reason": "checked"} }),
+			authed(http.StatusConflict, http.StatusConflict, notFound, notFound, notFound, notFound)},
 		"GET /v1/teams": {get("/v1/teams"), authed(ok, ok, ok, ok, ok, ok)},
 		// Another organisation's admin creates teams in their own.
 		"POST /v1/teams": {on(http.MethodPost, fixed("/v1/teams"), func(f *authzFixture, c caller) any {

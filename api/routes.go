@@ -39,6 +39,8 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.DELETE("/users/:id/personal-data", s.erasePersonalData, authed)
 	v1.GET("/teams", s.listTeams, authed)
 	v1.POST("/teams", s.createTeam, authed, s.idempotent)
+	v1.GET("/org", s.getOrg, authed)
+	v1.PATCH("/org", s.patchOrg, authed)
 
 	// The push routes are listed in pushRoutes: their deadline is
 	// pushTimeout.
@@ -57,6 +59,8 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.GET("/contests/:id/score-entries", s.contestScoreEntries, authed)
 	v1.GET("/reports/productivity", s.productivity, authed)
 	v1.GET("/audit", s.listAudit, authed)
+	v1.POST("/visits/:id/order-value/approve", s.approveOrderValue, authed, s.idempotent)
+	v1.POST("/visits/:id/order-value/reject", s.rejectOrderValue, authed, s.idempotent)
 
 	v1.PUT("/devices/current/push-token", s.putPushToken, authed)
 	v1.DELETE("/devices/current/push-token", s.deletePushToken, authed)

@@ -23,6 +23,7 @@ import (
 // Methods return *models.Error codes as documented on the store.
 type Store interface {
 	Org(ctx context.Context, id uuid.UUID) (models.Org, error)
+	UpdateOrgSettings(ctx context.Context, orgID, actor uuid.UUID, s models.OrgSettings) (models.Org, error)
 	UserByEmail(ctx context.Context, email string) (models.User, error)
 	User(ctx context.Context, orgID, id uuid.UUID) (models.User, error)
 	Users(ctx context.Context, orgID uuid.UUID, teamID *uuid.UUID) ([]models.User, error)

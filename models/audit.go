@@ -35,13 +35,17 @@ const (
 	ActionTeamCreate     = "team.create"
 	ActionTeamManager    = "team.set_manager"
 	ActionContestCreate  = "contest.create"
-	ActionContestRules   = "contest.rules_update" // rules or targets changed
-	ActionAssessmentEdit = "assessment.update"    // a change after sharing
+	ActionContestRules   = "contest.rules_update"     // rules or targets changed
+	ActionAssessmentEdit = "assessment.update"        // a change after sharing
+	ActionOrderValue     = "visit.order_value_review" // an order value above the ceiling approved or rejected
+	ActionOrgSettings    = "org.settings_update"
 
 	AuditUser       = "user"
 	AuditTeam       = "team"
 	AuditContest    = "contest"
 	AuditAssessment = "assessment"
+	AuditVisit      = "visit"
+	AuditOrg        = "org"
 )
 
 // AuditFilter selects audit entries; zero fields select everything. From

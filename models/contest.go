@@ -120,6 +120,23 @@ const (
 	RuleActivityPrefix  = "activity:"
 )
 
+// RuleOrderValueReview is the rule of the ledger entries that record a
+// manager's decision on an order value above the organisation's ceiling:
+// zero points, with the decision and its reason.
+const RuleOrderValueReview = "order_value_review"
+
+// Review of an order value above the organisation's ceiling
+// (Org.OrderValueCeilingCents). Such a visit is flagged suspicious with
+// reason SuspiciousOrderValue and its review is pending; it scores nothing
+// until a manager of the rep's team or an admin approves it. A rejected
+// one keeps scoring nothing, until the rep changes the order value.
+const (
+	SuspiciousOrderValue = "order_value"
+	OrderValuePending    = "pending"
+	OrderValueApproved   = "approved"
+	OrderValueRejected   = "rejected"
+)
+
 // Entry kinds: one eye on outcomes, one on activities.
 const (
 	KindOutcome  = "outcome"
@@ -136,6 +153,7 @@ type ScoreSource struct {
 	Status       string // visit status
 	Outcome      string
 	OrderCents   int64
+	OrderReview  string // a visit's order value review (OrderValuePending…), "" when none is needed
 	CostCents    int64
 	Verification string  // visit check-in verification
 	DistanceM    float64 // visit check-in to account, when known
@@ -204,6 +222,17 @@ func ScoreDay(rules ScoringRules, sources []ScoreSource) ([]Entry, []Unscored) {
 		switch s.Entity {
 		case "visits":
 			if s.Status != "completed" {
+				continue
+			}
+			// An order value above the ceiling holds the whole visit
+			// back: its call, outcome and value score only once a
+			// manager approved it.
+			switch s.OrderReview {
+			case OrderValuePending:
+				unscored = append(unscored, Unscored{s.ID, fmt.Sprintf("order value%s awaits a manager's review", where)})
+				continue
+			case OrderValueRejected:
+				unscored = append(unscored, Unscored{s.ID, fmt.Sprintf("order value%s was rejected by a manager", where)})
 				continue
 			}
 			if s.Kind == "unscheduled" {

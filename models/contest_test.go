@@ -105,6 +105,11 @@ func TestScoreDay(t *testing.T) {
 	noFix := call(11, 19*time.Hour, models.CheckInUnverifiable)
 	farNoName := call(12, 20*time.Hour, models.CheckInOutOfRange)
 	farNoName.AccountName, farNoName.DistanceM = "", 310
+	review := func(n int, state string) models.ScoreSource {
+		s := call(n, 21*time.Hour, models.CheckInVerified)
+		s.Outcome, s.OrderCents, s.OrderReview = "order", 1_000_000_000_000, state
+		return s
+	}
 
 	tests := []struct {
 		name         string
@@ -155,6 +160,22 @@ func TestScoreDay(t *testing.T) {
 			wantEntries: []string{
 				`000000000007 activity:crm_update 1 v0 c1250 "CRM update at Acme Hardware: +1"`,
 				`000000000008 activity:other 0 v0 c500 "Activity: +0"`,
+			},
+		},
+		{
+			name: "an order value awaiting review or rejected holds the whole visit back", rules: rules,
+			sources: []models.ScoreSource{review(13, models.OrderValuePending), review(14, models.OrderValueRejected)},
+			wantUnscored: []string{
+				"000000000013 order value at Acme Hardware awaits a manager's review",
+				"000000000014 order value at Acme Hardware was rejected by a manager",
+			},
+		},
+		{
+			name: "an approved order value scores in full", rules: rules, sources: []models.ScoreSource{review(15, models.OrderValueApproved)},
+			wantEntries: []string{
+				`000000000015 unscheduled_call 5 v0 c0 "Unscheduled call at Acme Hardware, verified: +5"`,
+				`000000000015 outcome:order 10 v0 c0 "Order at Acme Hardware: +10"`,
+				`000000000015 order_value 1e+08 v1000000000000 c0 "Order value 10000000000.00 at Acme Hardware: +100000000"`,
 			},
 		},
 		{

@@ -38,6 +38,7 @@ const (
 	NotificationTargetHalf         = "contest.target_50"
 	NotificationTargetReached      = "contest.target_100"
 	NotificationVisitDidNotScore   = "contest.visit_not_scored"
+	NotificationOrderValueReview   = "visit.order_value_review"
 )
 
 // StreakLength is how many unscheduled calls in a row without an order make
@@ -290,4 +291,19 @@ func VisitDidNotScoreNotification(visitID, contestID uuid.UUID, contestName, rea
 		fmt.Sprintf("Your visit didn't count in %s: %s.", contestName, reason),
 		"visit:"+visitID.String()+":unscored:"+contestID.String(),
 		map[string]string{"visit_id": visitID.String(), "contest_id": contestID.String()})
+}
+
+// OrderValueReviewNotification asks a rep's manager to review an order
+// value above the organisation's ceiling: the visit scores nothing until
+// they approve it. The value is part of the dedupe key: a rep who changes
+// it to another value above the ceiling asks again.
+func OrderValueReviewNotification(visitID, repID uuid.UUID, repName, accountName string, cents int64) Notification {
+	where := ""
+	if accountName != "" {
+		where = " at " + accountName
+	}
+	return newNotification(CategoryContests, NotificationOrderValueReview, repName+": an order value to review",
+		fmt.Sprintf("%s logged an order of %.2f%s, above your organisation's ceiling. It scores nothing until you approve it.", repName, float64(cents)/100, where),
+		fmt.Sprintf("order_value_review:%s:%d", visitID, cents),
+		map[string]string{"visit_id": visitID.String(), "rep_id": repID.String()})
 }

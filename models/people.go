@@ -28,6 +28,33 @@ type Org struct {
 	ID        uuid.UUID
 	Name      string
 	CreatedAt time.Time
+	// OrderValueCeilingCents is the largest order value, in cents of the
+	// organisation's currency, that scores without a manager's review
+	// (see OrderValueReview). It is always positive.
+	OrderValueCeilingCents int64
+}
+
+// Bounds of an organisation's order value ceiling, in cents: by default
+// 1,000,000 in the organisation's currency; at least 1 and at most the
+// largest order value a visit takes (10,000,000,000).
+const (
+	DefaultOrderValueCeilingCents int64 = 1_000_000_00
+	MinOrderValueCeilingCents     int64 = 1_00
+	MaxOrderValueCeilingCents     int64 = 10_000_000_000_00
+)
+
+// OrgSettings is what an admin changes of their organisation. Nil fields
+// are left alone.
+type OrgSettings struct {
+	OrderValueCeilingCents *int64
+}
+
+// Validate checks settings from a client.
+func (s OrgSettings) Validate() error {
+	if c := s.OrderValueCeilingCents; c != nil && (*c < MinOrderValueCeilingCents || *c > MaxOrderValueCeilingCents) {
+		return FieldInvalid("order_value_ceiling", "must be between %d and %d", MinOrderValueCeilingCents/100, MaxOrderValueCeilingCents/100)
+	}
+	return nil
 }
 
 // Team is a manager's group of reps.

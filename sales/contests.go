@@ -265,6 +265,7 @@ func recomputeDay(c *engine.Context, cv *contestView, rep uuid.UUID, from, to ti
 		s := models.ScoreSource{Entity: entVisits, ID: v.ID, At: *v.TimeValue(fStartedAt), Kind: v.StringValue(fKind),
 			Status: v.StringValue(fStatus), Outcome: v.StringValue(fOutcome), Verification: v.StringValue(fVerification), Minutes: -1}
 		s.OrderCents, _ = v.Values[fOrderValue].(int64)
+		s.OrderReview = v.StringValue(fOrderValueReview)
 		if d := v.FloatValue(fCheckInDistanceM); d != nil {
 			s.DistanceM = *d
 		}

@@ -239,6 +239,8 @@ func Visits() *engine.Entity {
 			// location_redacted_at is when the location privacy job
 			// coarsened the coordinates (privacy.go).
 			{Name: "location_redacted_at", Type: engine.Time, Hidden: true},
+			{Name: "suspicious_reason", Type: engine.Enum, Enum: []string{models.SuspiciousOrderValue}, Access: engine.ServerOwned},
+			{Name: "order_value_review", Type: engine.Enum, Enum: []string{models.OrderValuePending, models.OrderValueApproved, models.OrderValueRejected}, Access: engine.ServerOwned},
 		},
 		Scope:   repScope,
 		Prepare: prepareRepRecord,
@@ -260,7 +262,10 @@ func Visits() *engine.Entity {
 			if err := checkVisitTimes(c, r); err != nil {
 				return err
 			}
-			return checkOrderValue(c, r)
+			if err := checkOrderValue(c, r); err != nil {
+				return err
+			}
+			return flagOrderValue(c, old, r)
 		},
 	}
 }

@@ -65,6 +65,7 @@ const (
 	fNotes               = "notes"                 // accounts, visits, activities
 	fOccurredAt          = "occurred_at"           // activities, score_entries
 	fOrderValue          = "order_value"           // visits
+	fOrderValueReview    = "order_value_review"    // visits
 	fOutcome             = "outcome"               // visits
 	fOutcomePoints       = "outcome_points"        // standings
 	fOutcomeValue        = "outcome_value"         // standings
@@ -98,6 +99,7 @@ const (
 	fStartedAt           = "started_at"            // visits
 	fStartsAt            = "starts_at"             // contests
 	fStatus              = "status"                // accounts, visits, ride_alongs, assessments, contests
+	fSuspiciousReason    = "suspicious_reason"     // visits
 	fTarget              = "target"                // standings
 	fTargets             = "targets"               // contests
 	fTeamID              = "team_id"               // accounts, visits, activities, ride_alongs, assessments, contests, score_entries, standings

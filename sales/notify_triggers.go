@@ -33,6 +33,7 @@ const (
 func registerNotifyTriggers(es []*engine.Entity) {
 	engine.OnWrite(es, entVisits, streakHook)
 	engine.OnWrite(es, entVisits, followUpHook)
+	engine.OnWrite(es, entVisits, orderValueReviewHook)
 }
 
 func notifyFieldsChanged(old, r *engine.Record, fields ...string) bool {

@@ -14,12 +14,21 @@ import (
 )
 
 type orgRow struct {
-	ID        uuid.UUID `gorm:"primaryKey"`
-	Name      string
-	CreatedAt time.Time
+	ID                uuid.UUID `gorm:"primaryKey"`
+	Name              string
+	CreatedAt         time.Time
+	OrderValueCeiling int64 // cents
 }
 
 func (orgRow) TableName() string { return "orgs" }
+
+func (r orgRow) model() models.Org {
+	ceiling := r.OrderValueCeiling
+	if ceiling <= 0 {
+		ceiling = models.DefaultOrderValueCeilingCents
+	}
+	return models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC(), OrderValueCeilingCents: ceiling}
+}
 
 type loginRow struct {
 	Email  string `gorm:"primaryKey"`
@@ -99,7 +108,11 @@ func (db *People) CreateOrg(ctx context.Context, org models.Org, admin models.Us
 				Message: fmt.Sprintf("an organisation named %q already exists (%s)", taken[0].Name, taken[0].ID),
 				Fields:  []models.FieldError{{Field: "name", Code: models.CodeConflict, Message: "is already in use"}}}
 		}
-		if err := tx.Create(&orgRow{ID: org.ID, Name: org.Name, CreatedAt: org.CreatedAt.UTC()}).Error; err != nil {
+		ceiling := org.OrderValueCeilingCents
+		if ceiling <= 0 {
+			ceiling = models.DefaultOrderValueCeilingCents
+		}
+		if err := tx.Create(&orgRow{ID: org.ID, Name: org.Name, CreatedAt: org.CreatedAt.UTC(), OrderValueCeiling: ceiling}).Error; err != nil {
 			return fmt.Errorf("insert org: %w", err)
 		}
 		if err := insertUser(tx, admin); err != nil {
@@ -115,7 +128,49 @@ func (db *People) Org(ctx context.Context, id uuid.UUID) (models.Org, error) {
 	if err := db.read.WithContext(ctx).Take(&r, "id = ?", id).Error; err != nil {
 		return models.Org{}, fmt.Errorf("get org: %w", translate(err))
 	}
-	return models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, nil
+	return r.model(), nil
+}
+
+// UpdateOrgSettings changes an organisation's settings on behalf of actor
+// (an admin: the caller checks) and returns the organisation as changed.
+// Errors: not_found, invalid.
+func (db *People) UpdateOrgSettings(ctx context.Context, orgID, actor uuid.UUID, s models.OrgSettings) (models.Org, error) {
+	if err := s.Validate(); err != nil {
+		return models.Org{}, err
+	}
+	var out models.Org
+	err := db.transaction(ctx, func(tx *gorm.DB) error {
+		var r orgRow
+		if err := tx.Take(&r, "id = ?", orgID).Error; err != nil {
+			return fmt.Errorf("get org: %w", err)
+		}
+		before := r.model()
+		if s.OrderValueCeilingCents != nil {
+			if err := tx.Model(&orgRow{}).Where("id = ?", orgID).Update("order_value_ceiling", *s.OrderValueCeilingCents).Error; err != nil {
+				return fmt.Errorf("update org: %w", err)
+			}
+			r.OrderValueCeiling = *s.OrderValueCeilingCents
+		}
+		out = r.model()
+		return auditOrgSettingsChanged(tx, actor, before, out, db.now())
+	})
+	if err != nil {
+		return models.Org{}, err
+	}
+	return out, nil
+}
+
+// auditOrgSettingsChanged records that actor changed the organisation's
+// settings from before to after, in the same transaction; nothing when
+// nothing changed.
+func auditOrgSettingsChanged(tx *gorm.DB, actor uuid.UUID, before, after models.Org, at time.Time) error {
+	if before.OrderValueCeilingCents == after.OrderValueCeilingCents {
+		return nil
+	}
+	return insertAudit(tx, models.AuditEntry{OrgID: after.ID, ActorID: &actor, Action: models.ActionOrgSettings,
+		ObjectType: models.AuditOrg, ObjectID: after.ID,
+		Before: models.AuditJSON(map[string]any{"order_value_ceiling": before.OrderValueCeilingCents}),
+		After:  models.AuditJSON(map[string]any{"order_value_ceiling": after.OrderValueCeilingCents}), At: at})
 }
 
 // OrgByName returns the organisation with that exact name. Errors: not_found.
@@ -124,7 +179,7 @@ func (db *People) OrgByName(ctx context.Context, name string) (models.Org, error
 	if err := db.read.WithContext(ctx).Take(&r, "name = ?", name).Error; err != nil {
 		return models.Org{}, fmt.Errorf("get org by name: %w", translate(err))
 	}
-	return models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}, nil
+	return r.model(), nil
 }
 
 // OrgsNamed returns the organisations whose name equals name ignoring
@@ -145,7 +200,7 @@ func namedLike(rows []orgRow, name string) []models.Org {
 	var out []models.Org
 	for _, r := range rows {
 		if strings.EqualFold(r.Name, name) {
-			out = append(out, models.Org{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()})
+			out = append(out, r.model())
 		}
 	}
 	return out

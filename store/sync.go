@@ -244,6 +244,27 @@ func (t *syncTx) Team(ctx context.Context, id uuid.UUID) (models.Team, error) {
 	return r.model(), nil
 }
 
+// LockRecords takes the records' push locks (see lockArray); SQLite's
+// writers are serial and need none.
+func (t *syncTx) LockRecords(ctx context.Context, keys []engine.Key) error {
+	if t.db.dialect.name() != Postgres || len(keys) == 0 {
+		return nil
+	}
+	var n int64
+	if err := t.tx.Raw(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k`, t.lockArray(keys)).Row().Scan(&n); err != nil {
+		return fmt.Errorf("lock records: %w", translate(err))
+	}
+	return nil
+}
+
+func (t *syncTx) Org(ctx context.Context) (models.Org, error) {
+	var r orgRow
+	if err := t.tx.Take(&r, "id = ?", t.p.OrgID).Error; err != nil {
+		return models.Org{}, fmt.Errorf("get org: %w", translate(err))
+	}
+	return r.model(), nil
+}
+
 func (t *syncTx) Users(ctx context.Context, teamID *uuid.UUID) ([]models.User, error) {
 	q := t.tx.Where("org_id = ? AND active", t.p.OrgID)
 	if teamID != nil {

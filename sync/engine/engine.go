@@ -207,6 +207,12 @@ type Tx interface {
 	User(ctx context.Context, id uuid.UUID) (models.User, error)
 	// Team returns a team of the organisation. Errors: not_found.
 	Team(ctx context.Context, id uuid.UUID) (models.Team, error)
+	// Org returns the organisation, with its settings.
+	Org(ctx context.Context) (models.Org, error)
+	// LockRecords takes the locks a push takes of the records it writes
+	// (see Store.Push), until commit. Server work calls it (Context.Lock)
+	// before it reads a record it will write back.
+	LockRecords(ctx context.Context, keys []Key) error
 	// Users lists the organisation's active users, or one team's.
 	Users(ctx context.Context, teamID *uuid.UUID) ([]models.User, error)
 	// NextVersions returns n new versions, increasing in commit order.
@@ -413,7 +419,7 @@ func (en *Engine) Push(ctx context.Context, p models.Principal, muts []Mutation)
 // Principal for scheduled jobs).
 func (en *Engine) Server(ctx context.Context, p models.Principal, fn func(c *Context) error) error {
 	return en.store.Server(ctx, p.OrgID, func(tx Tx) error {
-		b := &batch{en: en, tx: tx, ctx: ctx, p: p, now: en.now().UTC(), state: map[Key]*Record{}, dirty: map[Key]bool{}}
+		b := &batch{en: en, tx: tx, ctx: ctx, p: p, now: en.now().UTC(), state: map[Key]*Record{}, dirty: map[Key]bool{}, server: true}
 		if err := fn(&Context{Context: ctx, P: p, Now: b.now, batch: b}); err != nil {
 			return err
 		}
@@ -446,6 +452,7 @@ type batch struct {
 	deferred     []deferredFn
 	deferredKeys map[string]bool
 	cache        map[string]any
+	server       bool // Engine.Server's work, not a push
 }
 
 type deferredFn struct {
@@ -966,6 +973,33 @@ func (c *Context) Team(id uuid.UUID) (models.Team, error) {
 		return models.Team{}, err
 	}
 	return v.(models.Team), nil
+}
+
+// Lock takes a record's lock until the server's work commits, the lock a
+// push holds on each record it writes. Server work that reads a record a
+// phone may be pushing at the same moment, and writes it back, locks it
+// first: otherwise, on PostgreSQL, it could read the record as it was
+// before the push committed and write that back over the push's changes.
+// It must come before the record is first read in the batch, and only in
+// Engine.Server (a push takes its locks up front, in one order).
+func (c *Context) Lock(entity string, id uuid.UUID) error {
+	k := Key{entity, id}
+	if !c.batch.server {
+		return fmt.Errorf("lock %s %s: only server work locks records", entity, id)
+	}
+	if _, read := c.batch.state[k]; read {
+		return fmt.Errorf("lock %s %s: already read in this batch", entity, id)
+	}
+	return c.batch.tx.LockRecords(c, []Key{k})
+}
+
+// Org returns the organisation and its settings, read once per batch.
+func (c *Context) Org() (models.Org, error) {
+	v, err := c.Cached("org", func() (any, error) { return c.batch.tx.Org(c) })
+	if err != nil {
+		return models.Org{}, err
+	}
+	return v.(models.Org), nil
 }
 
 // Users lists the organisation's active users, or one team's.
