@@ -200,6 +200,11 @@ func (r *Record) FieldClocks() map[string]FieldClock {
 			// the next write of that field simply wins.
 			_ = json.Unmarshal(r.rawClocks, &r.Clocks)
 		}
+		if r.Clocks == nil {
+			// Stored clocks "null" decode to a nil map: callers write
+			// into the map, and a nil one would panic (FuzzHLC found it).
+			r.Clocks = map[string]FieldClock{}
+		}
 		r.rawClocks = nil
 	}
 	return r.Clocks
