@@ -373,6 +373,12 @@ func (f *Field) Parse(raw json.RawMessage, now time.Time) (any, error) {
 		if len(raw) > max || !json.Valid(raw) {
 			return nil, models.FieldInvalid(f.Name, "must be JSON of at most %d bytes", max)
 		}
+		// encoding/json takes any bytes inside a JSON string, and the
+		// value is stored as it came: PostgreSQL's text refuses invalid
+		// UTF-8 (a 500), and SQLite would hand it to every puller.
+		if !utf8.Valid(raw) {
+			return nil, models.FieldInvalid(f.Name, "must be valid UTF-8 text")
+		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, raw); err != nil {
 			return nil, models.FieldInvalid(f.Name, "must be JSON")

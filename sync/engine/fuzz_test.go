@@ -149,8 +149,8 @@ func checkParsed(t *testing.T, fd *engine.Field, raw []byte, v any) {
 		}
 	case engine.JSON:
 		s, ok := v.(string)
-		if !ok || !json.Valid([]byte(s)) {
-			bad("not a JSON text")
+		if !ok || !json.Valid([]byte(s)) || !utf8.ValidString(s) {
+			bad("not a JSON text in valid UTF-8")
 		}
 	}
 }
