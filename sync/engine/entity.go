@@ -30,7 +30,7 @@ const (
 	Int                     // an integer within [Min, Max]
 	Money                   // a non-negative amount with at most two decimals, stored as integer cents
 	Bool                    // true or false
-	JSON                    // any JSON value, stored as text; entities validate its shape
+	JSON                    // any JSON value in valid UTF-8, stored as text; entities validate its shape
 )
 
 // Access says who may write a field.
