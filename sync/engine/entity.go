@@ -30,7 +30,7 @@ const (
 	Int                     // an integer within [Min, Max]
 	Money                   // a non-negative amount with at most two decimals, stored as integer cents
 	Bool                    // true or false
-	JSON                    // any JSON value, stored as text; entities validate its shape
+	JSON                    // any JSON value in valid UTF-8, stored as text; entities validate its shape
 )
 
 // Access says who may write a field.
@@ -200,6 +200,11 @@ func (r *Record) FieldClocks() map[string]FieldClock {
 			// the next write of that field simply wins.
 			_ = json.Unmarshal(r.rawClocks, &r.Clocks)
 		}
+		if r.Clocks == nil {
+			// Stored clocks "null" decode to a nil map: callers write
+			// into the map, and a nil one would panic (FuzzHLC found it).
+			r.Clocks = map[string]FieldClock{}
+		}
 		r.rawClocks = nil
 	}
 	return r.Clocks
@@ -367,6 +372,12 @@ func (f *Field) Parse(raw json.RawMessage, now time.Time) (any, error) {
 		}
 		if len(raw) > max || !json.Valid(raw) {
 			return nil, models.FieldInvalid(f.Name, "must be JSON of at most %d bytes", max)
+		}
+		// encoding/json takes any bytes inside a JSON string, and the
+		// value is stored as it came: PostgreSQL's text refuses invalid
+		// UTF-8 (a 500), and SQLite would hand it to every puller.
+		if !utf8.Valid(raw) {
+			return nil, models.FieldInvalid(f.Name, "must be valid UTF-8 text")
 		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, raw); err != nil {
