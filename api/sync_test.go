@@ -291,7 +291,13 @@ type demoOrg struct {
 
 func newDemo(t *testing.T) *demoOrg {
 	t.Helper()
-	env := apitest.New(t, apitest.Options{})
+	return newDemoWith(t, apitest.Options{})
+}
+
+// newDemoWith is newDemo on a server built with opt.
+func newDemoWith(t *testing.T, opt apitest.Options) *demoOrg {
+	t.Helper()
+	env := apitest.New(t, opt)
 	d := &demoOrg{env: env, users: map[string]uuid.UUID{}, teams: map[string]uuid.UUID{}, names: map[uuid.UUID]string{}, owner: map[uuid.UUID]string{}}
 	admin := env.Login("admin@demo.test")
 
