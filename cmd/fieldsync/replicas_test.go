@@ -346,8 +346,8 @@ func (p *phone) push(accounts []uuid.UUID, callsAt func() time.Time) error {
 	var res struct {
 		LastSeq int64 `json:"last_seq"`
 		Results []struct {
-			Seq    int64           `json:"seq"`
-			Status string          `json:"status"`
+			Seq       int64           `json:"seq"`
+			Status    string          `json:"status"`
 			Error     json.RawMessage `json:"error"`
 			Conflicts json.RawMessage `json:"conflicts"`
 		} `json:"results"`
