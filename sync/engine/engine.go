@@ -98,17 +98,17 @@ type Rejection struct {
 
 // ConflictRecord is a stored conflict, listed for the rep and their manager.
 type ConflictRecord struct {
-	ID        uuid.UUID
-	Entity    string
-	RecordID  uuid.UUID
-	Conflict  Conflict
-	UserID    uuid.UUID // who pushed the mutation
-	DeviceID  uuid.UUID
+	ID       uuid.UUID
+	Entity   string
+	RecordID uuid.UUID
+	Conflict Conflict
+	UserID   uuid.UUID // who pushed the mutation
+	DeviceID uuid.UUID
 	// ServerUserID is whose device last wrote the stored value, when the
 	// store knows (see Conflict.ServerDevice).
 	ServerUserID *uuid.UUID
-	Scope     Scope // the record's scope: who may see the conflict
-	CreatedAt time.Time
+	Scope        Scope // the record's scope: who may see the conflict
+	CreatedAt    time.Time
 }
 
 // ConflictPos is a place in the newest-first list of conflicts. One push's
