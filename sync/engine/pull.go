@@ -32,32 +32,54 @@ type cursor struct {
 	Team *uuid.UUID `json:"t,omitempty"`
 	Txid int64      `json:"x"`
 	Ver  int64      `json:"n"`
+	// PX and PN are the organisation's purge watermark (PurgedThrough)
+	// as read before the page the cursor ends was read; zero when no
+	// tombstone had been purged (or the cursor predates the field). See
+	// Pull for why it is carried.
+	PX int64 `json:"px,omitempty"`
+	PN int64 `json:"pn,omitempty"`
 }
 
 const cursorVersion = 1
 
-// EncodeCursor makes the opaque cursor for p at pos.
+// EncodeCursor makes the opaque cursor for p at pos, carrying no purge
+// watermark: should any tombstone have been purged above pos, a pull from
+// it is reset.
 func EncodeCursor(p models.Principal, pos Position) string {
-	b, _ := json.Marshal(cursor{V: cursorVersion, Org: p.OrgID, User: p.UserID, Role: string(p.Role), Team: p.TeamID, Txid: pos.Txid, Ver: pos.Version})
+	return encodeCursor(p, pos, Position{})
+}
+
+// encodeCursor makes the opaque cursor for p at pos, issued when the
+// organisation's purge watermark was purged.
+func encodeCursor(p models.Principal, pos, purged Position) string {
+	b, _ := json.Marshal(cursor{V: cursorVersion, Org: p.OrgID, User: p.UserID, Role: string(p.Role), Team: p.TeamID, Txid: pos.Txid, Ver: pos.Version,
+		PX: purged.Txid, PN: purged.Version})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // DecodeCursor reads a cursor; ok is false when it is corrupt, of another
 // user or organisation, or from before a change of the user's scope.
 func DecodeCursor(p models.Principal, s string) (pos Position, ok bool) {
+	pos, _, ok = decodeCursor(p, s)
+	return pos, ok
+}
+
+// decodeCursor is DecodeCursor that also returns the purge watermark the
+// cursor was issued under.
+func decodeCursor(p models.Principal, s string) (pos, purged Position, ok bool) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return Position{}, false
+		return Position{}, Position{}, false
 	}
 	var c cursor
 	if err := json.Unmarshal(b, &c); err != nil || c.V != cursorVersion {
-		return Position{}, false
+		return Position{}, Position{}, false
 	}
 	sameTeam := (c.Team == nil && p.TeamID == nil) || (c.Team != nil && p.TeamID != nil && *c.Team == *p.TeamID)
 	if c.Org != p.OrgID || c.User != p.UserID || c.Role != string(p.Role) || !sameTeam || c.Txid < 0 || c.Ver < 0 {
-		return Position{}, false
+		return Position{}, Position{}, false
 	}
-	return Position{Txid: c.Txid, Version: c.Ver}, true
+	return Position{Txid: c.Txid, Version: c.Ver}, Position{Txid: c.PX, Version: c.PN}, true
 }
 
 // PullResult is a page of changes.
@@ -75,6 +97,22 @@ type PullResult struct {
 // issued under another role or team, or older than a purged tombstone (see
 // PurgeTombstones) — answers Reset with no changes: the client drops its
 // replica and pulls from the beginning.
+//
+// "Older than a purged tombstone" means: a tombstone above the cursor's
+// position was purged after the cursor was issued. Only then may the client
+// hold a record whose delete it can no longer be told. A cursor issued
+// after the purge, above or below the purged positions, is whole: the
+// client read the feed as the purge left it. Every resync from scratch
+// after a purge pages through such cursors, below the watermark until its
+// last pages; resetting them would restart the resync forever. So each
+// cursor carries the purge watermark read before its page was read, and a
+// pull resets only when the watermark read after its own page is above the
+// cursor's position and has moved since. (Read before the page, a purge
+// that commits while the page is read shows as a move on the next pull.)
+// The watermark is the highest position purged: a later purge below it
+// would not move it, which needs a tombstone written later than one
+// already purged yet placed before it in the feed; with retentions of days
+// and transactions of seconds, that does not happen.
 func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string, limit int) (PullResult, error) {
 	if limit <= 0 {
 		limit = DefaultPullLimit
@@ -83,9 +121,10 @@ func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string
 		limit = MaxPullLimit
 	}
 	var out PullResult
-	var after Position
+	var after, seen Position
 	if rawCursor != "" {
-		pos, ok := DecodeCursor(p, rawCursor)
+		pos, purged, ok := decodeCursor(p, rawCursor)
+		seen = purged
 		if !ok {
 			out.Reset, out.HasMore, out.Changes = true, true, []Change{}
 		}
@@ -99,6 +138,11 @@ func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string
 	if out.Reset {
 		return out, nil
 	}
+	// The watermark the next cursor carries: read before the page.
+	issued, err := en.store.PurgedThrough(ctx, p.OrgID)
+	if err != nil {
+		return PullResult{}, err
+	}
 	changes, more, err := en.store.Pull(ctx, p, en.entities, after, limit)
 	if err != nil {
 		return PullResult{}, err
@@ -111,7 +155,7 @@ func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string
 		if err != nil {
 			return PullResult{}, err
 		}
-		if after.Before(purged) {
+		if after.Before(purged) && purged != seen {
 			out.Reset, out.HasMore, out.Changes = true, true, []Change{}
 			return out, nil
 		}
@@ -119,7 +163,7 @@ func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string
 	if len(changes) > 0 {
 		after = changes[len(changes)-1].Pos
 	}
-	out.Changes, out.HasMore, out.Cursor = changes, more, EncodeCursor(p, after)
+	out.Changes, out.HasMore, out.Cursor = changes, more, encodeCursor(p, after, issued)
 	return out, nil
 }
 

@@ -110,3 +110,64 @@ func TestPurgedTombstonesResetOlderCursors(t *testing.T) {
 		t.Error("a WatermelonDB client that pulled before the purged delete got an incremental sync, want a replacement")
 	}
 }
+
+// TestResyncAfterPurgePagesThrough: a pull from scratch after a purge
+// pages through cursors below the purged positions without being reset
+// (it read the feed as the purge left it), while a pull from scratch that
+// began before the purge, and whose next page lies below a purged
+// tombstone, is reset: it may hold the record whose delete is gone.
+func TestResyncAfterPurgePagesThrough(t *testing.T) {
+	ctx := context.Background()
+	f := synctest.New(t, storetest.Options{})
+	rep := f.Principal("rep1@demo.test")
+	account := f.AccountsByTeam()[*rep.TeamID][0]
+	const retention = 90 * 24 * time.Hour
+
+	var seq int64
+	push := func(op string, id uuid.UUID) {
+		t.Helper()
+		seq++
+		m := engine.Mutation{Seq: seq, Entity: "visits", ID: id, Op: op, HLC: engine.HLC{MS: f.Now().UnixMilli()}}
+		if op == engine.OpUpsert {
+			m.Fields = synctest.RawFields(t, map[string]any{"account_id": account, "notes": "call"})
+		}
+		if s := f.Push(rep, m).Results[0].Status; s != engine.StatusApplied {
+			t.Fatalf("%s: %s", op, s)
+		}
+	}
+	ids := make([]uuid.UUID, 6)
+	for i := range ids {
+		ids[i] = uuid.New()
+		push(engine.OpUpsert, ids[i])
+	}
+	// Begun before the purge: one page, ending below the delete to come.
+	early, err := f.En.Pull(ctx, rep, "", 1)
+	if err != nil || early.Reset || !early.HasMore {
+		t.Fatalf("first page: %+v, %v", early, err)
+	}
+	push(engine.OpDelete, ids[5])
+	f.Advance(retention + time.Hour)
+	if n, err := f.En.PurgeTombstones(ctx, rep.OrgID, f.Now().Add(-retention)); err != nil || n != 1 {
+		t.Fatalf("purged %d (%v), want 1", n, err)
+	}
+
+	// From scratch, one record a page: every page but the last lies below
+	// the purged delete.
+	all, _ := f.PullAll(rep, "", 1)
+	n := 0
+	for _, c := range all {
+		if c.Entity.Name == "visits" {
+			n++
+		}
+	}
+	if n != 5 {
+		t.Errorf("a resync from scratch after the purge pulled %d visits, want the 5 not deleted", n)
+	}
+	next, err := f.En.Pull(ctx, rep, early.Cursor, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !next.Reset {
+		t.Errorf("a pull begun before the purge continued below the purged delete: %d changes, want a reset", len(next.Changes))
+	}
+}
