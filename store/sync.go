@@ -158,6 +158,10 @@ func (t *syncTx) where(e *engine.Entity, where map[string]any) (string, []any, e
 			q += " AND " + k + " IS NULL"
 			continue
 		}
+		if _, ok := where[k].(engine.NotNull); ok {
+			q += " AND " + k + " IS NOT NULL"
+			continue
+		}
 		if set, ok := where[k].(engine.AnyOf); ok {
 			vals := make([]any, len(set))
 			for i, v := range set {
@@ -215,6 +219,43 @@ func (t *syncTx) Latest(ctx context.Context, e *engine.Entity, where map[string]
 	var out []*engine.Record
 	if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out = append(out, r) }); err != nil {
 		return nil, fmt.Errorf("latest %s: %w", e.Name, err)
+	}
+	return out, nil
+}
+
+// Nearest reads, for each pivot, the nearest limit records on dir's side
+// of it: a keyset condition on (field, id) and ORDER BY field, id LIMIT,
+// which an index on (org_id, <equality columns>, field, id) answers by
+// reading limit entries from the pivot on, however many lie beyond (see
+// migration 00014). The row comparison, unlike the equivalent OR, is an
+// index range on both databases.
+func (t *syncTx) Nearest(ctx context.Context, e *engine.Entity, where map[string]any, field string, dir engine.Direction, pivots []engine.Mark, limit int, skip []uuid.UUID) ([][]*engine.Record, error) {
+	if f := e.Field(field); f == nil || f.Type != engine.Time {
+		return nil, fmt.Errorf("nearest: %s.%s is not a time field", e.Name, field)
+	}
+	q, args, err := t.where(e, where)
+	if err != nil {
+		return nil, fmt.Errorf("nearest: %w", err)
+	}
+	q = `SELECT ` + strings.Join(columns(e), ", ") + q
+	if len(skip) > 0 {
+		cond, arg := t.db.dialect.excludeIDs(skip)
+		q += ` AND ` + cond
+		args = append(args, arg)
+	}
+	cmp, order := " < ", " DESC"
+	if dir == engine.After {
+		cmp, order = " > ", " ASC"
+	}
+	q += ` AND (` + field + `, id)` + cmp + `(?, ?) ORDER BY ` + field + order + `, id` + order + ` LIMIT ?`
+	out := make([][]*engine.Record, len(pivots))
+	n := len(args)
+	for i, p := range pivots {
+		args = append(args[:n], p.At.UTC(), p.ID.String(), limit)
+		err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out[i] = append(out[i], r) })
+		if err != nil {
+			return nil, fmt.Errorf("nearest %s: %w", e.Name, err)
+		}
 	}
 	return out, nil
 }
