@@ -57,6 +57,9 @@ type dialect interface {
 	load(t *syncTx, e *engine.Entity, ids []uuid.UUID, clocks bool) (map[uuid.UUID]*engine.Record, error)
 	// save upserts records and their feed rows (see syncTx.Save).
 	save(ctx context.Context, t *syncTx, e *engine.Entity, recs []*engine.Record) error
+	// nearest answers syncTx.Nearest: filter is the FROM … WHERE clause
+	// of the records to look at, args its arguments.
+	nearest(t *syncTx, e *engine.Entity, filter string, args []any, field string, dir engine.Direction, pivots []engine.Mark, limit int) ([][]*engine.Record, error)
 	// excludeIDs returns a condition on column id that excludes ids, and
 	// its one argument.
 	excludeIDs(ids []uuid.UUID) (string, any)

@@ -237,27 +237,41 @@ func (t *syncTx) Nearest(ctx context.Context, e *engine.Entity, where map[string
 	if err != nil {
 		return nil, fmt.Errorf("nearest: %w", err)
 	}
-	q = `SELECT ` + strings.Join(columns(e), ", ") + q
 	if len(skip) > 0 {
 		cond, arg := t.db.dialect.excludeIDs(skip)
 		q += ` AND ` + cond
 		args = append(args, arg)
 	}
-	cmp, order := " < ", " DESC"
-	if dir == engine.After {
-		cmp, order = " > ", " ASC"
+	out, err := t.db.dialect.nearest(t, e, q, args, field, dir, pivots, limit)
+	if err != nil {
+		return nil, fmt.Errorf("nearest %s: %w", e.Name, err)
 	}
-	q += ` AND (` + field + `, id)` + cmp + `(?, ?) ORDER BY ` + field + order + `, id` + order + ` LIMIT ?`
+	return out, nil
+}
+
+// nearestEach is Nearest one statement per pivot: filter is the FROM …
+// WHERE clause of the records to look at, args its arguments.
+func (t *syncTx) nearestEach(e *engine.Entity, filter string, args []any, field string, dir engine.Direction, pivots []engine.Mark, limit int) ([][]*engine.Record, error) {
+	cmp, order := nearestOrder(dir)
+	q := `SELECT ` + strings.Join(columns(e), ", ") + filter +
+		` AND (` + field + `, id)` + cmp + `(?, ?) ORDER BY ` + field + order + `, id` + order + ` LIMIT ?`
 	out := make([][]*engine.Record, len(pivots))
 	n := len(args)
 	for i, p := range pivots {
 		args = append(args[:n], p.At.UTC(), p.ID.String(), limit)
-		err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out[i] = append(out[i], r) })
-		if err != nil {
-			return nil, fmt.Errorf("nearest %s: %w", e.Name, err)
+		if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out[i] = append(out[i], r) }); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// nearestOrder is the comparison and the sort order of a look-up in dir.
+func nearestOrder(dir engine.Direction) (cmp, order string) {
+	if dir == engine.After {
+		return " > ", " ASC"
+	}
+	return " < ", " DESC"
 }
 
 // span selects the live records matching where whose time field lies in

@@ -111,6 +111,22 @@ func (c *Context) nearest(entity string, where map[string]any, field string, dir
 	if err != nil {
 		return nil, err
 	}
+	// The batch keeps what it read, as Lookup does: a rule that goes on
+	// to Put one of them finds it without reading it again.
+	for i, l := range stored {
+		for j, r := range l {
+			k := Key{entity, r.ID}
+			if cur, ok := c.batch.state[k]; ok {
+				if cur == nil {
+					continue // cannot happen: the store just read it
+				}
+				l[j] = cur
+			} else {
+				c.batch.state[k] = r
+			}
+		}
+		stored[i] = l
+	}
 	if len(mine) == 0 {
 		return stored, nil
 	}
