@@ -26,10 +26,18 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // Push runs fn in one transaction that holds the device's row lock, so two
 // copies of one batch pushed at once apply one after the other and the
 // second finds every seq already processed, and the records' locks (see
-// lockArray). On PostgreSQL it first waits its turn (handle.pushes) and its
-// share of the lock budget (see lockBudget), before it takes a connection:
-// a push waiting there keeps no pull from the pool.
+// lockArray). It first takes one of its user's places (handle.share: at
+// most Options.PushesPerUser of a user's pushes at once, else rate_limited
+// after Options.PushShareWait), then waits its turn (handle.pushes) and,
+// on PostgreSQL, its share of the lock budget (see lockBudget), before it
+// takes a connection: a push waiting there keeps no pull from the pool.
+// Errors: rate_limited, unavailable.
 func (db *Feed) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
+	release, err := db.share.acquire(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if db.pushes != nil {
 		if err := db.pushes.Acquire(ctx, 1); err != nil {
 			return fmt.Errorf("wait for a connection: %w", err)

@@ -41,6 +41,10 @@ type Options struct {
 	// BusyTimeout is SQLite's wait for another process's write lock; 0
 	// keeps the store's default.
 	BusyTimeout time.Duration
+	// PushesPerUser and PushShareWait tune each user's share of the push
+	// slots (store.Options); 0 keeps the store's defaults.
+	PushesPerUser int
+	PushShareWait time.Duration
 }
 
 // MustOpenDB returns a migrated database that exists only for this test.
@@ -53,7 +57,8 @@ func MustOpenDBWith(t testing.TB, opt Options) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := MigratedURL(t)
-	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout})
+	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout,
+		PushesPerUser: opt.PushesPerUser, PushShareWait: opt.PushShareWait})
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}
