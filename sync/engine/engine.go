@@ -98,17 +98,17 @@ type Rejection struct {
 
 // ConflictRecord is a stored conflict, listed for the rep and their manager.
 type ConflictRecord struct {
-	ID        uuid.UUID
-	Entity    string
-	RecordID  uuid.UUID
-	Conflict  Conflict
-	UserID    uuid.UUID // who pushed the mutation
-	DeviceID  uuid.UUID
+	ID       uuid.UUID
+	Entity   string
+	RecordID uuid.UUID
+	Conflict Conflict
+	UserID   uuid.UUID // who pushed the mutation
+	DeviceID uuid.UUID
 	// ServerUserID is whose device last wrote the stored value, when the
 	// store knows (see Conflict.ServerDevice).
 	ServerUserID *uuid.UUID
-	Scope     Scope // the record's scope: who may see the conflict
-	CreatedAt time.Time
+	Scope        Scope // the record's scope: who may see the conflict
+	CreatedAt    time.Time
 }
 
 // ConflictPos is a place in the newest-first list of conflicts. One push's
@@ -412,7 +412,7 @@ type batch struct {
 	// stored marks the dirty keys that existed before the batch: their
 	// stored copies are stale until flush (see Context.Nearest).
 	stored map[Key]bool
-	users map[uuid.UUID]*models.User
+	users  map[uuid.UUID]*models.User
 	// written indexes the dirty keys by entity, and by owner where the
 	// entity has one, for overlay: a server job that writes 100,000 score
 	// entries and reads back one owner-day at a time must not scan them
