@@ -137,46 +137,33 @@ func verifyRep(c *engine.Context, rep uuid.UUID, items []verifyItem) error {
 		}
 	}
 
-	// The neighbours of every visit to judge, in two look-ups per
-	// account.
-	judged := make([]place, 0, len(todo))
-	keep := todo[:0]
-	for _, v := range todo {
+	// The neighbours of every visit to judge that has a start: one
+	// look-up for the rep's check-ins, one per account.
+	var judged []place
+	var at []int // judged[j] is todo[at[j]]
+	for i, v := range todo {
 		if m, ok := engine.MarkOf(v, fStartedAt); ok {
 			judged = append(judged, place{m, v.UUIDValue(fAccountID)})
-			keep = append(keep, v)
-		} else {
-			keep = append(keep, v) // no start: judged without neighbours
-			judged = append(judged, place{})
-		}
-	}
-	todo = keep
-	var withStart []engine.Mark
-	var at []int
-	for i, p := range judged {
-		if !p.at.At.IsZero() {
-			withStart = append(withStart, p.at)
 			at = append(at, i)
 		}
 	}
 	prevCheckIn := make([]*engine.Record, len(todo))
 	prevSame := make([]*engine.Record, len(todo))
-	if len(withStart) > 0 {
-		prev, err := c.NearestEach(entVisits, checkInsOf(rep), fStartedAt, withStart, engine.Before)
+	if len(judged) > 0 {
+		marks := make([]engine.Mark, len(judged))
+		for j, p := range judged {
+			marks[j] = p.at
+		}
+		prev, err := c.NearestEach(entVisits, checkInsOf(rep), fStartedAt, marks, engine.Before)
 		if err != nil {
 			return err
 		}
-		sub := make([]place, len(at))
-		for j, i := range at {
-			prevCheckIn[i] = prev[j]
-			sub[j] = judged[i]
-		}
-		same, err := nearestOfAccount(c, rep, sub, engine.Before)
+		same, err := nearestOfAccount(c, rep, judged, engine.Before)
 		if err != nil {
 			return err
 		}
 		for j, i := range at {
-			prevSame[i] = same[j]
+			prevCheckIn[i], prevSame[i] = prev[j], same[j]
 		}
 	}
 
