@@ -112,7 +112,7 @@ func TestPushWorkIsBoundedByTheBatch(t *testing.T) {
 		counter.reset()
 		f.Push(rep, muts...)
 		rows[p] = counter.rows.Load()
-		t.Logf("push %d: %d records read in %d reads", p+1, rows[p], counter.reads.Load())
+		t.Logf("push %d: %d records read in %d look-ups", p+1, rows[p], counter.reads.Load())
 	}
 	for p, n := range rows {
 		if n > 8*batch {
