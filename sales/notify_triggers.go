@@ -1,9 +1,7 @@
 package sales
 
 import (
-	"bytes"
 	"context"
-	"sort"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +21,13 @@ const (
 	// streakLookback is how long before the batch's earliest call a streak
 	// it completes may have begun.
 	streakLookback = 7 * 24 * time.Hour
+	// streakSlack is how many calls beyond the batch's own a streak check
+	// reads after the last order: a streak is noticed when its fifth call
+	// arrives, so the calls of a streak not written by the batch are
+	// those before it, four in the usual case (more only when a batch
+	// joins two runs by correcting an order). A longer streak is counted
+	// as this many plus the batch's calls.
+	streakSlack = 100
 	// FollowUpLookback is how late a follow-up may still be reminded of:
 	// one set in the past, or missed while the server was down, older than
 	// this is left alone.
@@ -106,8 +111,11 @@ func checkStreak(c *engine.Context, rep uuid.UUID, written map[uuid.UUID]bool) e
 		from = earliest.Add(-streakLookback)
 	}
 	// Only the calls since the last order matter: find that order, then
-	// read from it on. Reps take orders often, so both reads are short
-	// where reading the window would be a month of calls.
+	// read the calls after it, in (started_at, id) order, from an index
+	// (Context.Nearest). Reps take orders often, so both reads are short
+	// where reading the window would be a month of calls; and the second
+	// reads at most the batch's calls and streakSlack more, however many
+	// calls the rep stamped with one time.
 	where := map[string]any{fRepID: rep, fKind: "unscheduled", fStatus: "completed"}
 	to := c.Now.Add(25 * time.Hour)
 	last, err := c.Latest(entVisits, map[string]any{fRepID: rep, fKind: "unscheduled", fStatus: "completed", fOutcome: "order"},
@@ -115,21 +123,20 @@ func checkStreak(c *engine.Context, rep uuid.UUID, written map[uuid.UUID]bool) e
 	if err != nil {
 		return err
 	}
+	pivot := engine.Mark{At: from} // every call from `from` on: uuid.Nil sorts first
 	if len(last) > 0 {
-		from = *last[0].TimeValue(fStartedAt)
+		pivot, _ = engine.MarkOf(last[0], fStartedAt)
 	}
-	calls, err := c.Range(entVisits, where, fStartedAt, from, to)
+	tail, err := c.Nearest(entVisits, where, fStartedAt, pivot, engine.After, len(written)+streakSlack)
 	if err != nil {
 		return err
 	}
-	sort.Slice(calls, func(i, j int) bool {
-		a, b := calls[i].TimeValue(fStartedAt), calls[j].TimeValue(fStartedAt)
-		if !a.Equal(*b) {
-			return a.Before(*b)
+	for i, v := range tail {
+		if !v.TimeValue(fStartedAt).Before(to) {
+			tail = tail[:i]
+			break
 		}
-		return bytes.Compare(calls[i].ID[:], calls[j].ID[:]) < 0
-	})
-	tail := calls[sinceLastOrder(calls):]
+	}
 	if len(tail) < models.StreakLength {
 		return nil
 	}
@@ -150,17 +157,6 @@ func checkStreak(c *engine.Context, rep uuid.UUID, written map[uuid.UUID]bool) e
 	}
 	n := models.UnscheduledStreakNotification(rep, u.Name, len(tail), tail[0].ID, tail[len(tail)-1].ID)
 	return Notify(c, n.To(*team.ManagerID))
-}
-
-// sinceLastOrder returns the index of the first of calls, in time order,
-// after the last one that took an order (0 when none did).
-func sinceLastOrder(calls []*engine.Record) int {
-	for i := len(calls) - 1; i >= 0; i-- {
-		if calls[i].StringValue(fOutcome) == "order" {
-			return i + 1
-		}
-	}
-	return 0
 }
 
 func ignoreNotFound(err error) error {

@@ -2,7 +2,6 @@ package sales
 
 import (
 	"math"
-	"sort"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,8 +11,9 @@ import (
 )
 
 // verifyHook queues a visit whose check-in, start or account changed for
-// verification, once per rep per batch (see verifyRep). A deleted visit is
-// queued too: the verdicts of the rep's later visits may rest on it.
+// verification, once per rep per batch (see verifyRep), with the place it
+// held before the change. A deleted visit is queued too: the verdicts of
+// the rep's later visits may rest on it.
 func verifyHook(c *engine.Context, old, v *engine.Record) error {
 	rep := v.UUIDValue(fRepID)
 	if rep == nil || (v.Deleted && (old == nil || old.Deleted)) {
@@ -23,19 +23,39 @@ func verifyHook(c *engine.Context, old, v *engine.Record) error {
 		return nil
 	}
 	key := "verify:" + rep.String()
-	pending, err := c.Cached(key, func() (any, error) { return &[]uuid.UUID{}, nil })
+	pending, err := c.Cached(key, func() (any, error) { return &[]verifyItem{}, nil })
 	if err != nil {
 		return err
 	}
-	ids := pending.(*[]uuid.UUID)
-	*ids = append(*ids, v.ID)
+	items := pending.(*[]verifyItem)
+	item := verifyItem{id: v.ID}
+	if old != nil && !old.Deleted && sameUUID(old.UUIDValue(fRepID), rep) {
+		if m, ok := engine.MarkOf(old, fStartedAt); ok {
+			item.was = &place{m, old.UUIDValue(fAccountID)}
+		}
+	}
+	*items = append(*items, item)
 	repID := *rep
 	c.Defer(key, func(c *engine.Context) error {
-		todo := *ids
-		*ids = nil
+		todo := *items
+		*items = nil
 		return verifyRep(c, repID, todo)
 	})
 	return nil
+}
+
+// verifyItem is a visit queued for verification, and where it was before
+// the batch changed it.
+type verifyItem struct {
+	id  uuid.UUID
+	was *place
+}
+
+// place is where a visit sits in its rep's day: its start (ties by id)
+// and its account.
+type place struct {
+	at      engine.Mark
+	account *uuid.UUID
 }
 
 func changed(a, b *engine.Record, fields ...string) bool {
@@ -50,64 +70,109 @@ func changed(a, b *engine.Record, fields ...string) bool {
 // verifyRep classifies the check-ins of a rep's visits: within 250 m of the
 // account with accuracy ≤ 100 m is verified; an implausible speed from the
 // rep's previous check-in, or the same account again within the cooldown,
-// is suspicious. One query reads the rep's visits around the batch's.
+// is suspicious.
 //
-// A verdict rests on the visits before it, so the rep's visits up to a
-// cooldown after the batch's (or after a deleted one) are judged again:
-// the verdicts must not depend on the order the phone synced in.
-func verifyRep(c *engine.Context, rep uuid.UUID, ids []uuid.UUID) error {
+// A verdict rests on two neighbours only, in the order of started_at with
+// ties broken by id: the rep's previous check-in (the speed rule) and the
+// rep's previous visit of the same account (the revisit rule), each if it
+// lies within the cooldown. So a changed visit can change the verdicts of
+// two visits at most for each place it held or holds: the rep's next
+// check-in after it and the rep's next visit of its account, when within
+// the cooldown; those are judged again, so that verdicts never depend on
+// the order the phone synced in. Every neighbour is an indexed look-up
+// (Context.NearestEach): a push costs O(its visits × log n), however many
+// visits the rep has around them — a device stamping 500 calls with one
+// minute, push after push, no longer makes each push read all the calls
+// before it.
+func verifyRep(c *engine.Context, rep uuid.UUID, items []verifyItem) error {
 	var todo []*engine.Record
-	var lo, hi time.Time
 	queued := map[uuid.UUID]bool{}
-	for _, id := range ids {
-		v, err := c.Get(entVisits, id)
+	var places []place // where visits changed: their successors are judged again
+	for _, it := range items {
+		v, err := c.Get(entVisits, it.id)
 		if err != nil {
 			return err
 		}
-		if v == nil {
+		if it.was != nil {
+			places = append(places, *it.was)
+		}
+		if v == nil || !sameUUID(v.UUIDValue(fRepID), &rep) {
 			continue
 		}
-		if !v.Deleted && !queued[id] {
-			queued[id] = true
+		if m, ok := engine.MarkOf(v, fStartedAt); ok {
+			places = append(places, place{m, v.UUIDValue(fAccountID)})
+		}
+		if !v.Deleted && !queued[v.ID] {
+			queued[v.ID] = true
 			todo = append(todo, v)
 		}
-		if t := v.TimeValue(fStartedAt); t != nil {
-			if lo.IsZero() || t.Before(lo) {
-				lo = *t
-			}
-			if t.After(hi) {
-				hi = *t
-			}
+	}
+	cooldown := models.RevisitCooldownHours * time.Hour
+	within := func(r *engine.Record, from engine.Mark) bool {
+		t, ok := r.TimeAt(fStartedAt)
+		return ok && !t.After(from.At.Add(cooldown))
+	}
+	marks := make([]engine.Mark, len(places))
+	for i, p := range places {
+		marks[i] = p.at
+	}
+	next, err := c.NearestEach(entVisits, checkInsOf(rep), fStartedAt, marks, engine.After)
+	if err != nil {
+		return err
+	}
+	for i, r := range next {
+		if r != nil && !queued[r.ID] && within(r, marks[i]) {
+			queued[r.ID] = true
+			todo = append(todo, r)
 		}
 	}
-	// Only check-ins within the cooldown before a visit matter: a revisit
-	// is one within it, and no speed over longer gaps is implausible
-	// enough to flag (four hours at 200 km/h is a flight).
-	var around []timedVisit
-	if !lo.IsZero() {
-		cooldown := models.RevisitCooldownHours * time.Hour
-		recs, err := c.Range(entVisits, map[string]any{fRepID: rep}, fStartedAt, lo.Add(-cooldown), hi.Add(cooldown+time.Second))
+	nextSame, err := nearestOfAccount(c, rep, places, engine.After)
+	if err != nil {
+		return err
+	}
+	for i, r := range nextSame {
+		if r != nil && !queued[r.ID] && within(r, marks[i]) {
+			queued[r.ID] = true
+			todo = append(todo, r)
+		}
+	}
+
+	// The neighbours of every visit to judge that has a start: one
+	// look-up for the rep's check-ins, one per account.
+	var judged []place
+	var at []int // judged[j] is todo[at[j]]
+	for i, v := range todo {
+		if m, ok := engine.MarkOf(v, fStartedAt); ok {
+			judged = append(judged, place{m, v.UUIDValue(fAccountID)})
+			at = append(at, i)
+		}
+	}
+	prevCheckIn := make([]*engine.Record, len(todo))
+	prevSame := make([]*engine.Record, len(todo))
+	if len(judged) > 0 {
+		marks := make([]engine.Mark, len(judged))
+		for j, p := range judged {
+			marks[j] = p.at
+		}
+		prev, err := c.NearestEach(entVisits, checkInsOf(rep), fStartedAt, marks, engine.Before)
 		if err != nil {
 			return err
 		}
-		around = make([]timedVisit, 0, len(recs))
-		for _, r := range recs {
-			t, _ := r.TimeAt(fStartedAt)
-			around = append(around, timedVisit{t, r})
-			if t.After(lo) && !queued[r.ID] {
-				queued[r.ID] = true
-				todo = append(todo, r)
-			}
+		same, err := nearestOfAccount(c, rep, judged, engine.Before)
+		if err != nil {
+			return err
 		}
-		sort.Slice(around, func(i, j int) bool { return around[i].at.Before(around[j].at) })
+		for j, i := range at {
+			prevCheckIn[i], prevSame[i] = prev[j], same[j]
+		}
 	}
-	for _, v := range todo {
+	for i, v := range todo {
 		if redacted(v) {
 			// Its check-in was coarsened (privacy.go): the verdict made
 			// on the precise position stands.
 			continue
 		}
-		verdict, dist, err := verifyVisit(c, v, around)
+		verdict, dist, err := verifyVisit(c, v, prevCheckIn[i], prevSame[i])
 		if err != nil {
 			return err
 		}
@@ -131,12 +196,48 @@ func verifyRep(c *engine.Context, rep uuid.UUID, ids []uuid.UUID) error {
 	return nil
 }
 
-type timedVisit struct {
-	at time.Time
-	r  *engine.Record
+// checkInsOf selects a rep's visits with a GPS fix.
+func checkInsOf(rep uuid.UUID) map[string]any {
+	return map[string]any{fRepID: rep, fCheckInLat: engine.NotNull{}, fCheckInLng: engine.NotNull{}}
 }
 
-func verifyVisit(c *engine.Context, v *engine.Record, around []timedVisit) (string, any, error) {
+// nearestOfAccount returns, for each place, the rep's nearest visit of
+// the place's account on dir's side of it (nil for a place without an
+// account): one look-up per account.
+func nearestOfAccount(c *engine.Context, rep uuid.UUID, places []place, dir engine.Direction) ([]*engine.Record, error) {
+	out := make([]*engine.Record, len(places))
+	byAccount := map[uuid.UUID][]int{}
+	var accounts []uuid.UUID
+	for i, p := range places {
+		if p.account == nil {
+			continue
+		}
+		if byAccount[*p.account] == nil {
+			accounts = append(accounts, *p.account)
+		}
+		byAccount[*p.account] = append(byAccount[*p.account], i)
+	}
+	for _, a := range accounts {
+		idx := byAccount[a]
+		marks := make([]engine.Mark, len(idx))
+		for j, i := range idx {
+			marks[j] = places[i].at
+		}
+		recs, err := c.NearestEach(entVisits, map[string]any{fRepID: rep, fAccountID: a}, fStartedAt, marks, dir)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range idx {
+			out[i] = recs[j]
+		}
+	}
+	return out, nil
+}
+
+// verifyVisit judges one visit from its check-in, its account and its two
+// neighbours: the rep's previous check-in and previous visit of the same
+// account (nil when there is none).
+func verifyVisit(c *engine.Context, v, prevCheckIn, prevSame *engine.Record) (string, any, error) {
 	ci := models.CheckIn{Lat: v.FloatValue(fCheckInLat), Lng: v.FloatValue(fCheckInLng), AccuracyM: v.FloatValue(fCheckInAccuracyM)}
 	var dist *float64
 	var distVal any
@@ -154,18 +255,18 @@ func verifyVisit(c *engine.Context, v *engine.Record, around []timedVisit) (stri
 	var speed *float64
 	revisit := false
 	if hasStart && ci.Lat != nil && ci.Lng != nil {
+		// Only neighbours within the cooldown matter: a revisit is one
+		// within it, and no speed over longer gaps is implausible enough
+		// to flag (four hours at 200 km/h is a flight).
 		cooldown := start.Add(-models.RevisitCooldownHours * time.Hour)
-		first := sort.Search(len(around), func(i int) bool { return !around[i].at.Before(start) })
-		for i := first - 1; i >= 0 && !around[i].at.Before(cooldown); i-- {
-			p, pt := around[i].r, around[i].at
-			if p.ID == v.ID {
-				continue
-			}
-			if sameUUID(p.UUIDValue(fAccountID), v.UUIDValue(fAccountID)) {
-				revisit = true
-			}
+		if p := prevSame; p != nil && p.ID != v.ID && !p.TimeValue(fStartedAt).Before(cooldown) &&
+			sameUUID(p.UUIDValue(fAccountID), v.UUIDValue(fAccountID)) {
+			revisit = true
+		}
+		if p := prevCheckIn; p != nil && p.ID != v.ID {
+			pt, _ := p.TimeAt(fStartedAt)
 			plat, plng := p.FloatValue(fCheckInLat), p.FloatValue(fCheckInLng)
-			if speed == nil && plat != nil && plng != nil {
+			if !pt.Before(cooldown) && plat != nil && plng != nil {
 				km := DistanceM(*plat, *plng, *ci.Lat, *ci.Lng) / 1000
 				h := start.Sub(pt).Hours()
 				s := math.Inf(1)

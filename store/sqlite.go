@@ -153,6 +153,12 @@ func (sqliteDialect) save(ctx context.Context, t *syncTx, e *engine.Entity, recs
 	return t.saveRows(ctx, e, recs)
 }
 
+// nearest runs a statement per pivot: in process, a statement costs no
+// round trip.
+func (sqliteDialect) nearest(t *syncTx, e *engine.Entity, filter string, args []any, field string, dir engine.Direction, pivots []engine.Mark, limit int) ([][]*engine.Record, error) {
+	return t.nearestEach(e, filter, args, field, dir, pivots, limit)
+}
+
 // excludeIDs passes the ids as one JSON array.
 func (sqliteDialect) excludeIDs(ids []uuid.UUID) (string, any) {
 	strs := make([]string, len(ids))

@@ -92,6 +92,9 @@ type handle struct {
 	pushes *semaphore.Weighted
 	// pushWait is Options.PushWait, never nil.
 	pushWait func(time.Duration)
+	// share admits each user's pushes to pushes: at most
+	// Options.PushesPerUser of one user's at a time (see userShare).
+	share *userShare
 }
 
 // Feed is the sync change feed: the sync engine's and the WatermelonDB
@@ -136,6 +139,13 @@ type Options struct {
 	// (SQLITE_BUSY); 0 means 5 s. Writers of this process never meet it:
 	// they queue for the one writer connection.
 	BusyTimeout time.Duration
+	// PushesPerUser is how many of one user's pushes may hold or queue
+	// for the push slots at once; 0 means DefaultPushesPerUser (2).
+	PushesPerUser int
+	// PushShareWait is how long a push beyond its user's share waits for
+	// a place before it is refused rate_limited; 0 means
+	// DefaultPushShareWait (2 s).
+	PushShareWait time.Duration
 }
 
 // ParseURL splits a database URL into its dialect and the driver's DSN.
@@ -183,7 +193,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	if opt.PushWait == nil {
 		opt.PushWait = func(time.Duration) {}
 	}
-	h := &handle{dialect: dialect, now: opt.Now, pushWait: opt.PushWait}
+	h := &handle{dialect: dialect, now: opt.Now, pushWait: opt.PushWait, share: newUserShare(opt.PushesPerUser, opt.PushShareWait)}
 	db := &DB{handle: h, feed: &Feed{h}, outbox: &Outbox{h}, people: &People{h}, reports: &Reports{h}}
 	writer, reader, probe, path := dialect.open(dsn, opt.BusyTimeout)
 	db.Path = path

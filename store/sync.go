@@ -26,10 +26,18 @@ var baseColumns = []string{"org_id", "id", "version", "deleted", "clocks", "crea
 // Push runs fn in one transaction that holds the device's row lock, so two
 // copies of one batch pushed at once apply one after the other and the
 // second finds every seq already processed, and the records' locks (see
-// lockArray). On PostgreSQL it first waits its turn (handle.pushes) and its
-// share of the lock budget (see lockBudget), before it takes a connection:
-// a push waiting there keeps no pull from the pool.
+// lockArray). It first takes one of its user's places (handle.share: at
+// most Options.PushesPerUser of a user's pushes at once, else rate_limited
+// after Options.PushShareWait), then waits its turn (handle.pushes) and,
+// on PostgreSQL, its share of the lock budget (see lockBudget), before it
+// takes a connection: a push waiting there keeps no pull from the pool.
+// Errors: rate_limited, unavailable.
 func (db *Feed) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
+	release, err := db.share.acquire(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if db.pushes != nil {
 		start := time.Now()
 		err := db.pushes.Acquire(ctx, 1)
@@ -161,6 +169,10 @@ func (t *syncTx) where(e *engine.Entity, where map[string]any) (string, []any, e
 			q += " AND " + k + " IS NULL"
 			continue
 		}
+		if _, ok := where[k].(engine.NotNull); ok {
+			q += " AND " + k + " IS NOT NULL"
+			continue
+		}
 		if set, ok := where[k].(engine.AnyOf); ok {
 			vals := make([]any, len(set))
 			for i, v := range set {
@@ -220,6 +232,57 @@ func (t *syncTx) Latest(ctx context.Context, e *engine.Entity, where map[string]
 		return nil, fmt.Errorf("latest %s: %w", e.Name, err)
 	}
 	return out, nil
+}
+
+// Nearest reads, for each pivot, the nearest limit records on dir's side
+// of it: a keyset condition on (field, id) and ORDER BY field, id LIMIT,
+// which an index on (org_id, <equality columns>, field, id) answers by
+// reading limit entries from the pivot on, however many lie beyond (see
+// migration 00014). The row comparison, unlike the equivalent OR, is an
+// index range on both databases.
+func (t *syncTx) Nearest(ctx context.Context, e *engine.Entity, where map[string]any, field string, dir engine.Direction, pivots []engine.Mark, limit int, skip []uuid.UUID) ([][]*engine.Record, error) {
+	if f := e.Field(field); f == nil || f.Type != engine.Time {
+		return nil, fmt.Errorf("nearest: %s.%s is not a time field", e.Name, field)
+	}
+	q, args, err := t.where(e, where)
+	if err != nil {
+		return nil, fmt.Errorf("nearest: %w", err)
+	}
+	if len(skip) > 0 {
+		cond, arg := t.db.dialect.excludeIDs(skip)
+		q += ` AND ` + cond
+		args = append(args, arg)
+	}
+	out, err := t.db.dialect.nearest(t, e, q, args, field, dir, pivots, limit)
+	if err != nil {
+		return nil, fmt.Errorf("nearest %s: %w", e.Name, err)
+	}
+	return out, nil
+}
+
+// nearestEach is Nearest one statement per pivot: filter is the FROM …
+// WHERE clause of the records to look at, args its arguments.
+func (t *syncTx) nearestEach(e *engine.Entity, filter string, args []any, field string, dir engine.Direction, pivots []engine.Mark, limit int) ([][]*engine.Record, error) {
+	cmp, order := nearestOrder(dir)
+	q := `SELECT ` + strings.Join(columns(e), ", ") + filter +
+		` AND (` + field + `, id)` + cmp + `(?, ?) ORDER BY ` + field + order + `, id` + order + ` LIMIT ?`
+	out := make([][]*engine.Record, len(pivots))
+	n := len(args)
+	for i, p := range pivots {
+		args = append(args[:n], p.At.UTC(), p.ID.String(), limit)
+		if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out[i] = append(out[i], r) }); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// nearestOrder is the comparison and the sort order of a look-up in dir.
+func nearestOrder(dir engine.Direction) (cmp, order string) {
+	if dir == engine.After {
+		return " > ", " ASC"
+	}
+	return " < ", " DESC"
 }
 
 // span selects the live records matching where whose time field lies in

@@ -16,7 +16,7 @@ func TestBenchSmall(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "bench.db")
 	got := invoke(t, context.Background(), env{}, "", "bench", "--database-url", url, "--devices", "2", "--batches", "2",
 		"--batch-size", "20", "--rounds", "2", "--latency-devices", "3", "--latency-every", "20ms", "--incremental", "50,200", "--history", "20",
-		"--team-devices", "2", "--team-batches", "1")
+		"--team-devices", "2", "--team-batches", "1", "--same-minute")
 	if got.err != nil {
 		t.Fatalf("bench: %v\n%s", got.err, got.stderr)
 	}
@@ -29,6 +29,7 @@ func TestBenchSmall(t *testing.T) {
 		regexp.MustCompile(`team push p50 / p99\s+\S+ / \S+\s+\(2 pushes, \d+ failed\)`),
 		regexp.MustCompile(`GET /v1/me p50 / p99 during pushes\s+\S+ / \S+`),
 		regexp.MustCompile(`/readyz p50 / p99 during pushes\s+\S+ / \S+\s+\(\d+ probes, \d+ not ready\)`),
+		regexp.MustCompile(`push latency, last two \(median\)\s+\S+\s+\(\d+\.\d+× the first two; target ≤ 2×\)`),
 		regexp.MustCompile(`peak RSS\s+\d+\.\d MB`),
 	} {
 		if !want.MatchString(got.stdout) {

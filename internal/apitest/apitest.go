@@ -67,6 +67,9 @@ type Options struct {
 	BusyTimeout time.Duration
 	// PushWait is the store's push slot hook (store.Options.PushWait).
 	PushWait func(time.Duration)
+	// PushShareWait is how long a push beyond its user's share of the
+	// push slots waits before it is refused; 0 keeps the store's default.
+	PushShareWait time.Duration
 }
 
 // Env is a running test server.
@@ -84,7 +87,7 @@ type Env struct {
 func New(t testing.TB, opt Options) *Env {
 	t.Helper()
 	clock := NewClock(time.Now().UTC().Truncate(time.Second))
-	db := storetest.MustOpenDBWith(t, storetest.Options{Now: clock.Now, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait})
+	db := storetest.MustOpenDBWith(t, storetest.Options{Now: clock.Now, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait, PushShareWait: opt.PushShareWait})
 	pw := auth.NewPasswords(auth.TestArgon2)
 	tokens, err := auth.NewTokens(Secret, nil, clock.Now)
 	if err != nil {

@@ -57,6 +57,9 @@ type Config struct {
 	// at once, while a reader measures GET /v1/me, pulls and /readyz; 0
 	// skips the phase.
 	TeamDevices, TeamBatches int
+	// SameMinute adds the same-minute phase: one device pushes 20
+	// batches of 500 calls all stamped with the same minute.
+	SameMinute bool
 }
 
 // round is one round of the throughput phase.
@@ -80,7 +83,8 @@ type Result struct {
 	PeakRSSBytes               int64
 	Dialect                    store.Dialect
 	Rows                       int
-	Team                       teamResult // the team phase, when it ran
+	Team                       teamResult       // the team phase, when it ran
+	SameMinute                 sameMinuteResult // the same-minute phase, when it ran
 }
 
 const benchPassword = "bench-password-1234"
@@ -102,7 +106,11 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 	}
 	res.Dialect = db.Dialect()
 	w := newWorld(ctx, db)
-	if err := w.setup(cfg.Devices + cfg.LatencyDevs + cfg.TeamDevices); err != nil {
+	extra := 0
+	if cfg.SameMinute {
+		extra = 1 // the same-minute device's rep, after all the others
+	}
+	if err := w.setup(cfg.Devices + cfg.LatencyDevs + cfg.TeamDevices + extra); err != nil {
 		return res, err
 	}
 	// What each rep pushes in the run, so its calls end just before now:
@@ -215,7 +223,16 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 
 	if cfg.TeamDevices > 0 {
 		bar := newBar(progress, "team", cfg.TeamDevices*cfg.TeamBatches)
-		res.Team, err = w.teamPhase(base, w.reps[cfg.Devices+cfg.LatencyDevs:], cfg.TeamBatches, bar)
+		res.Team, err = w.teamPhase(base, w.reps[cfg.Devices+cfg.LatencyDevs:cfg.Devices+cfg.LatencyDevs+cfg.TeamDevices], cfg.TeamBatches, bar)
+		bar.done()
+		if err != nil {
+			return res, err
+		}
+	}
+
+	if cfg.SameMinute {
+		bar := newBar(progress, "same minute", sameMinuteBatches)
+		res.SameMinute, err = w.sameMinutePhase(base, w.reps[len(w.reps)-1], bar)
 		bar.done()
 		if err != nil {
 			return res, err
@@ -717,6 +734,9 @@ func report(out io.Writer, cfg Config, r Result) {
 	}
 	if cfg.TeamDevices > 0 {
 		reportTeam(out, cfg, r.Team)
+	}
+	if cfg.SameMinute {
+		reportSameMinute(out, r.SameMinute)
 	}
 	fmt.Fprintf(out, "%-42s %12.1f MB\n", "peak RSS", float64(r.PeakRSSBytes)/(1<<20))
 }

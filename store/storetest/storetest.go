@@ -43,6 +43,10 @@ type Options struct {
 	BusyTimeout time.Duration
 	// PushWait is store.Options.PushWait.
 	PushWait func(time.Duration)
+	// PushesPerUser and PushShareWait tune each user's share of the push
+	// slots (store.Options); 0 keeps the store's defaults.
+	PushesPerUser int
+	PushShareWait time.Duration
 }
 
 // MustOpenDB returns a migrated database that exists only for this test.
@@ -55,7 +59,8 @@ func MustOpenDBWith(t testing.TB, opt Options) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := MigratedURL(t)
-	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait})
+	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait,
+		PushesPerUser: opt.PushesPerUser, PushShareWait: opt.PushShareWait})
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}

@@ -203,6 +203,12 @@ type Tx interface {
 	// Latest is Range's newest limit records, newest first (equal times
 	// by id, descending), leaving out the records whose ids are in skip.
 	Latest(ctx context.Context, e *Entity, where map[string]any, field string, from, to time.Time, skip []uuid.UUID, limit int) ([]*Record, error)
+	// Nearest returns, for each pivot, up to limit live records matching
+	// where that lie strictly on dir's side of it in the order of the Time
+	// field (ties by id), nearest first, leaving out the records whose ids
+	// are in skip. Each list is read from an index with ORDER BY … LIMIT,
+	// whatever the number of records beyond it.
+	Nearest(ctx context.Context, e *Entity, where map[string]any, field string, dir Direction, pivots []Mark, limit int, skip []uuid.UUID) ([][]*Record, error)
 	// User returns a user of the organisation. Errors: not_found.
 	User(ctx context.Context, id uuid.UUID) (models.User, error)
 	// Team returns a team of the organisation. Errors: not_found.
@@ -437,7 +443,10 @@ type batch struct {
 	state map[Key]*Record // records read or written by the batch, as they now stand
 	dirty map[Key]bool
 	order []Key // dirty keys in first-write order
-	users map[uuid.UUID]*models.User
+	// stored marks the dirty keys that existed before the batch: their
+	// stored copies are stale until flush (see Context.Nearest).
+	stored map[Key]bool
+	users  map[uuid.UUID]*models.User
 	// written indexes the dirty keys by entity, and by owner where the
 	// entity has one, for overlay: a server job that writes 100,000 score
 	// entries and reads back one owner-day at a time must not scan them
@@ -724,6 +733,15 @@ func (b *batch) applyOne(m Mutation) (Result, error) {
 // put records next as the new state of a record and runs the entity's
 // AfterWrite hook. A hook's own puts run theirs in turn.
 func (b *batch) put(c *Context, e *Entity, cur, next *Record) error {
+	if key := (Key{e.Name, next.ID}); !b.dirty[key] && cur != nil {
+		// Listed under its stored owner too: look-ups by that owner must
+		// leave out its stale stored copy.
+		if b.stored == nil {
+			b.stored = map[Key]bool{}
+		}
+		b.stored[key] = true
+		b.written.add(e, key, cur)
+	}
 	b.record(e, next)
 	if len(e.AfterWrite) == 0 {
 		return nil
@@ -1127,7 +1145,11 @@ func matches(r *Record, where map[string]any, keep func(*Record) bool) bool {
 		return false
 	}
 	for k, v := range where {
-		if set, ok := v.(AnyOf); ok {
+		if _, ok := v.(NotNull); ok {
+			if r.Values[k] == nil {
+				return false
+			}
+		} else if set, ok := v.(AnyOf); ok {
 			if !slices.ContainsFunc(set, func(v any) bool { return Equal(r.Values[k], v) }) {
 				return false
 			}
