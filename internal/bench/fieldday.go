@@ -443,18 +443,21 @@ func (f *fieldDay) startReplicas(n int) ([]*replica, func(), error) {
 
 // schedule sets every phone's day before the clock starts. A phone starts
 // at a random moment early in the day (log in, GET /v1/me, a first pull)
-// and pulls every PullEvery from then. A rep's calls come every
-// Duration/Calls: check-in, an activity a quarter of a call later, the
-// check-out another quarter on. A manager reads the standings every
+// and then pulls every PullEvery, from a random phase. A rep's calls come every
+// Duration/Calls: check-in, an activity a fifth of a call later, the
+// check-out a quarter after that; the last check-out falls within the
+// day. A manager reads the standings every
 // StandingsEvery, from a random phase.
 func (f *fieldDay) schedule(p *phone, manager bool, rng *rand.Rand) {
 	d := f.cfg.Duration
 	gap := d / time.Duration(f.cfg.Calls)
-	startSpan := min(gap*3/10, f.cfg.PullEvery)
+	startSpan := min(gap*4/10, f.cfg.PullEvery)
 	s := time.Duration(rng.Int64N(int64(max(startSpan, 1))))
 	eps := min(100*time.Millisecond, gap/100)
 	p.events = append(p.events, event{at: s, kind: evLogin}, event{at: s + eps, kind: evMe}, event{at: s + 2*eps, kind: evPull})
-	for t := s + f.cfg.PullEvery; t < d; t += f.cfg.PullEvery {
+	// Pulls on a phase of their own, so the phones' pulls spread over
+	// every interval rather than coming in a wave after each day's start.
+	for t := s + 3*eps + time.Duration(rng.Int64N(int64(f.cfg.PullEvery))); t < d; t += f.cfg.PullEvery {
 		p.events = append(p.events, event{at: t, kind: evPull})
 	}
 	if manager {
@@ -463,8 +466,8 @@ func (f *fieldDay) schedule(p *phone, manager bool, rng *rand.Rand) {
 		}
 	} else {
 		for k := 0; k < f.cfg.Calls; k++ {
-			c := s + 3*eps + time.Duration(k)*gap + gap/10
-			p.events = append(p.events, event{at: c, kind: evCheckIn, call: k}, event{at: c + gap/4, kind: evActivity, call: k}, event{at: c + gap/2, kind: evCheckOut, call: k})
+			c := s + 3*eps + time.Duration(k)*gap + gap/20
+			p.events = append(p.events, event{at: c, kind: evCheckIn, call: k}, event{at: c + gap/5, kind: evActivity, call: k}, event{at: c + gap*9/20, kind: evCheckOut, call: k})
 		}
 	}
 	sort.SliceStable(p.events, func(i, j int) bool { return p.events[i].at < p.events[j].at })
