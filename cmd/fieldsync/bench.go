@@ -40,8 +40,32 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write the heap profile taken when the live heap was largest to this file")
 	incremental := fs.String("incremental", "10000,1000000", "visit-table sizes at which to time an incremental pull of 100 changes")
+	scenario := fs.String("scenario", "", "\"field-day\" runs the field-day scenario instead of the phases above: phones of reps and managers through a compressed working day, open-loop")
+	dayDevices := fs.Int("day-devices", 1000, "field day: phones, reps in teams of --team-size with a manager each")
+	teamSize := fs.Int("team-size", 10, "field day: reps per team")
+	duration := fs.Duration("duration", 5*time.Minute, "field day: the length of the compressed day (8 hours of visit times)")
+	calls := fs.Int("calls", 6, "field day: calls each rep makes in the day, each a check-in, an activity and a check-out push")
+	pullEvery := fs.Duration("pull-every", time.Minute, "field day: how often every phone pulls from its cursor")
+	standingsEvery := fs.Duration("standings-every", 30*time.Second, "field day: how often a manager reads the contest standings")
+	replicas := fs.String("replicas", "1", "field day: comma-separated replica counts to run in turn (e.g. 1,2,3), each replica a server with its own pool (PostgreSQL only beyond 1)")
+	reportJSON := fs.String("report-json", "", "field day: write the report as JSON to this file")
+	reportSVG := fs.String("report-svg", "", "field day: write a chart of p99 latency per endpoint per 10 s window to this SVG file")
 	if err := c.parse(args, stdout); err != nil {
 		return ignoreHelp(err)
+	}
+	if *scenario != "" && *scenario != "field-day" {
+		return c.usageErr("--scenario: want field-day")
+	}
+	var replicaCounts []int
+	for _, s := range strings.Split(*replicas, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return c.usageErr("--replicas: want comma-separated counts of at least 1")
+		}
+		replicaCounts = append(replicaCounts, n)
+	}
+	if *dayDevices < 2 || *teamSize < 1 || *duration <= 0 || *calls < 1 || *pullEvery <= 0 || *standingsEvery <= 0 {
+		return c.usageErr("field day: --day-devices at least 2, sizes and durations positive")
 	}
 	var sizes []int
 	for _, s := range strings.Split(*incremental, ",") {
@@ -85,12 +109,44 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			}
 		}()
 	}
+	if *scenario == "field-day" {
+		return fieldDay(ctx, bench.FieldDayConfig{DatabaseURL: url, Server: benchServer, Devices: *dayDevices, TeamSize: *teamSize, Duration: *duration,
+			Calls: *calls, PullEvery: *pullEvery, StandingsEvery: *standingsEvery, Replicas: replicaCounts, MaxConns: *maxConns}, *reportJSON, *reportSVG, stdout, stderr)
+	}
 	_, err := bench.Run(ctx, bench.Config{
 		DatabaseURL: url, Server: benchServer, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
 		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes, MaxConns: *maxConns, History: *history,
 		TeamDevices: *teamDevs, TeamBatches: *teamBatches, SameMinute: *sameMinute,
 	}, stdout, stderr)
 	return err
+}
+
+// fieldDay runs the field-day scenario and writes its reports.
+func fieldDay(ctx context.Context, cfg bench.FieldDayConfig, jsonPath, svgPath string, stdout, stderr io.Writer) error {
+	rep, err := bench.FieldDay(ctx, cfg, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{{jsonPath, rep.WriteJSON}, {svgPath, rep.WriteSVG}} {
+		if f.path == "" {
+			continue
+		}
+		out, err := os.Create(f.path)
+		if err != nil {
+			return err
+		}
+		if err := f.write(out); err != nil {
+			out.Close()
+			return err
+		}
+		if err := out.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // benchServer wires the real API for a bench run, as serve does but with

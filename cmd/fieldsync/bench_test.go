@@ -1,11 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/fieldsync/fieldsync/internal/bench"
 )
 
 // TestBenchSmall runs `fieldsync bench` end to end at a tiny size on
@@ -38,5 +45,74 @@ func TestBenchSmall(t *testing.T) {
 	}
 	if bad := invoke(t, context.Background(), env{}, "", "bench", "--rounds", "0"); bad.err == nil || !strings.Contains(bad.err.Error(), "positive") {
 		t.Errorf("--rounds 0: %v, want a usage error", bad.err)
+	}
+}
+
+// TestBenchFieldDay runs the field-day scenario at a tiny size on SQLite:
+// the JSON report parses and names every endpoint with requests and no
+// errors, no mutation was rejected, and the SVG chart is well-formed XML.
+// No timings are checked.
+func TestBenchFieldDay(t *testing.T) {
+	dir := t.TempDir()
+	jsonPath, svgPath := filepath.Join(dir, "day.json"), filepath.Join(dir, "day.svg")
+	got := invoke(t, context.Background(), env{}, "", "bench", "--scenario", "field-day", "--database-url", "sqlite:"+filepath.Join(dir, "bench.db"),
+		"--day-devices", "5", "--team-size", "2", "--duration", "2s", "--calls", "2", "--pull-every", "500ms", "--standings-every", "500ms",
+		"--report-json", jsonPath, "--report-svg", svgPath)
+	if got.err != nil {
+		t.Fatalf("bench: %v\n%s", got.err, got.stderr)
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.FieldDayReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	if len(rep.Runs) != 1 || rep.Devices != 5 || rep.Scenario != "field-day" {
+		t.Fatalf("report: %d runs of %d devices (%q), want 1 of 5 (field-day)", len(rep.Runs), rep.Devices, rep.Scenario)
+	}
+	run := rep.Runs[0]
+	seen := map[string]bool{}
+	for _, e := range run.Endpoints {
+		seen[e.Name] = true
+		if e.Count == 0 || e.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors (first: %q); want some and none", e.Name, e.Count, e.Errors, e.FirstError)
+		}
+	}
+	for _, name := range []string{"login", "me", "push", "pull", "standings"} {
+		if !seen[name] {
+			t.Errorf("report lacks endpoint %s", name)
+		}
+	}
+	if run.Errors != 0 || run.RejectedMutations != 0 || len(run.Windows) == 0 || run.PeakRSSBytes <= 0 {
+		t.Errorf("run: %d errors, %d rejected, %d windows, RSS %d; want 0, 0, some, some", run.Errors, run.RejectedMutations, len(run.Windows), run.PeakRSSBytes)
+	}
+	svg, err := os.ReadFile(svgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	polylines := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("svg is not well-formed: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			polylines++
+		}
+	}
+	if polylines != 5 {
+		t.Errorf("svg has %d polylines, want one per endpoint (5)", polylines)
+	}
+	if !regexp.MustCompile(`push\s+\d+\s+0\s`).MatchString(got.stdout) {
+		t.Errorf("table lacks the push line:\n%s", got.stdout)
+	}
+	if bad := invoke(t, context.Background(), env{}, "", "bench", "--scenario", "field-day", "--replicas", "2", "--duration", "1s"); bad.err == nil || !strings.Contains(bad.err.Error(), "PostgreSQL") {
+		t.Errorf("--replicas 2 on SQLite: %v, want an error naming PostgreSQL", bad.err)
 	}
 }

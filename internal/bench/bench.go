@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -692,19 +691,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 // peakRSS reads the process's high-water resident set from /proc.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
+func peakRSS() int64 { return procStatus("VmHWM:") }
 
 func report(out io.Writer, cfg Config, r Result) {
 	fmt.Fprintf(out, "\nfieldsync bench on %s: %d devices × %d batches × %d visits (%d rows)\n\n", r.Dialect, cfg.Devices, cfg.Batches, cfg.BatchSize, r.Rows)

@@ -56,3 +56,34 @@ func TestRunNeedsAServer(t *testing.T) {
 		t.Errorf("got %v, want an error naming Config.Server", err)
 	}
 }
+
+func TestFieldShape(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		devices, teamSize     int
+		teams, reps, managers int
+	}{
+		// 1,000 phones in teams of 10 reps and a manager: 90 full teams
+		// and one of 9 reps.
+		{"the issue's thousand", 1000, 10, 91, 909, 91},
+		{"exact teams", 22, 10, 2, 20, 2},
+		// Fewer phones than a team: one manager, the rest reps.
+		{"one small team", 5, 10, 1, 4, 1},
+		{"teams of one", 6, 1, 3, 3, 3},
+	} {
+		teams, reps, managers := fieldShape(tc.devices, tc.teamSize)
+		if teams != tc.teams || reps != tc.reps || managers != tc.managers {
+			t.Errorf("%s: got %d teams, %d reps, %d managers; want %d, %d, %d", tc.name, teams, reps, managers, tc.teams, tc.reps, tc.managers)
+		}
+	}
+}
+
+func TestNiceCeil(t *testing.T) {
+	for _, tc := range []struct{ in, want float64 }{
+		{1, 1}, {1.2, 2}, {3, 5}, {7, 10}, {120, 200}, {0.3, 0.5}, {500, 500},
+	} {
+		if got := niceCeil(tc.in); got != tc.want {
+			t.Errorf("niceCeil(%g): got %g, want %g", tc.in, got, tc.want)
+		}
+	}
+}
