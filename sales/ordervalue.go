@@ -123,7 +123,7 @@ func ReviewOrderValue(c *engine.Context, visitID uuid.UUID, decision, reason str
 // visit, the decision and its reason) in the review's transaction.
 func auditOrderValueReview(c *engine.Context, visit *engine.Record, decision, reason string) {
 	Audit(c, models.AuditEntry{Action: models.ActionOrderValue, ObjectType: models.AuditVisit, ObjectID: visit.ID,
-		After: models.AuditJSON(map[string]any{"order_value_review": decision, "reason": reason})})
+		After: models.AuditJSON(map[string]any{fOrderValueReview: decision, fReason: reason})})
 }
 
 // canReviewOrderValue: admins review any visit, managers those of the team
