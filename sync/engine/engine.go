@@ -922,7 +922,14 @@ func (b *batch) flush() error {
 			}
 			byEntity[k.Entity] = append(byEntity[k.Entity], r)
 		}
+		// Rows are written in one order whatever the batch did first —
+		// entities by name, records by id — so that two pushes updating
+		// the same rows (a team's standings) lock them in the same order
+		// and never deadlock.
+		sort.Strings(names)
 		for _, name := range names {
+			recs := byEntity[name]
+			sort.Slice(recs, func(i, j int) bool { return bytes.Compare(recs[i].ID[:], recs[j].ID[:]) < 0 })
 			b.dropNonFinite(b.en.entities[name], byEntity[name])
 			if err := b.tx.Save(b.ctx, b.en.entities[name], byEntity[name]); err != nil {
 				return err
