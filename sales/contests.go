@@ -174,30 +174,48 @@ func (v *contestView) day(t time.Time) (from, to time.Time, ok bool) {
 	return from, to, true
 }
 
-// scoringContests returns the organisation's contests that take changes
-// now, cached for the batch.
-func scoringContests(c *engine.Context) ([]*contestView, error) {
-	v, err := c.Cached("scoring-contests", func() (any, error) {
-		var out []*contestView
-		recs, err := c.Find(entContests, map[string]any{fStatus: engine.AnyOf{models.ContestStatusActive, models.ContestStatusEnded}})
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			cv, err := viewContest(r)
-			if err != nil {
-				return nil, err
-			}
-			if cv.scoring(c.Now) {
-				out = append(out, cv)
-			}
-		}
-		return out, nil
-	})
+// scoringContests returns the contests that take changes now and score
+// records of team (nil: records of no team): the organisation-wide ones
+// and the team's own. Only those are read and decoded — not every team's
+// contest on every push. They are cached per team for the batch, under
+// one key that contest changes forget.
+func scoringContests(c *engine.Context, team *uuid.UUID) ([]*contestView, error) {
+	v, err := c.Cached("scoring-contests", func() (any, error) { return map[uuid.UUID][]*contestView{}, nil })
 	if err != nil {
 		return nil, err
 	}
-	return v.([]*contestView), nil
+	byTeam := v.(map[uuid.UUID][]*contestView)
+	key := uuid.Nil
+	if team != nil {
+		key = *team
+	}
+	if out, ok := byTeam[key]; ok {
+		return out, nil
+	}
+	scoring := engine.AnyOf{models.ContestStatusActive, models.ContestStatusEnded}
+	recs, err := c.Find(entContests, map[string]any{fStatus: scoring, fTeamID: nil})
+	if err != nil {
+		return nil, err
+	}
+	if team != nil {
+		own, err := c.Find(entContests, map[string]any{fStatus: scoring, fTeamID: *team})
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, own...)
+	}
+	out := []*contestView{}
+	for _, r := range recs {
+		cv, err := viewContest(r)
+		if err != nil {
+			return nil, err
+		}
+		if cv.scoring(c.Now) && cv.includes(team) {
+			out = append(out, cv)
+		}
+	}
+	byTeam[key] = out
+	return out, nil
 }
 
 // scoreHook schedules the recomputation of the score buckets — one rep's
@@ -206,10 +224,6 @@ func scoringContests(c *engine.Context) ([]*contestView, error) {
 // few rep-days, never the contest.
 func scoreHook(timeField string) engine.Hook {
 	return func(c *engine.Context, old, r *engine.Record) error {
-		contests, err := scoringContests(c)
-		if err != nil || len(contests) == 0 {
-			return err
-		}
 		for _, rec := range []*engine.Record{old, r} {
 			if rec == nil {
 				continue
@@ -218,10 +232,11 @@ func scoreHook(timeField string) engine.Hook {
 			if rep == nil || at == nil {
 				continue
 			}
+			contests, err := scoringContests(c, rec.UUIDValue(fTeamID))
+			if err != nil {
+				return err
+			}
 			for _, cv := range contests {
-				if !cv.includes(rec.UUIDValue(fTeamID)) {
-					continue
-				}
 				from, to, ok := cv.day(*at)
 				if !ok {
 					continue

@@ -156,7 +156,7 @@ func ledgerOrderValueReview(c *engine.Context, v *engine.Record, decision, reaso
 	if rep == nil || at == nil {
 		return nil
 	}
-	contests, err := scoringContests(c)
+	contests, err := scoringContests(c, v.UUIDValue(fTeamID))
 	if err != nil || len(contests) == 0 {
 		return err
 	}

@@ -21,13 +21,14 @@ import (
 type countingStore struct {
 	engine.Store
 	rows, reads atomic.Int64
+	contests    atomic.Int64 // contest records read by Find
 }
 
 func (s *countingStore) Push(ctx context.Context, p models.Principal, keys []engine.Key, fn func(engine.Tx) error) error {
 	return s.Store.Push(ctx, p, keys, func(tx engine.Tx) error { return fn(&countingTx{Tx: tx, s: s}) })
 }
 
-func (s *countingStore) reset() { s.rows.Store(0); s.reads.Store(0) }
+func (s *countingStore) reset() { s.rows.Store(0); s.reads.Store(0); s.contests.Store(0) }
 
 type countingTx struct {
 	engine.Tx
@@ -45,6 +46,9 @@ func (t *countingTx) Load(ctx context.Context, e *engine.Entity, ids []uuid.UUID
 func (t *countingTx) Find(ctx context.Context, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {
 	out, err := t.Tx.Find(ctx, e, where)
 	t.count(len(out))
+	if e.Name == "contests" {
+		t.s.contests.Add(int64(len(out)))
+	}
 	return out, err
 }
 
@@ -122,5 +126,34 @@ func TestPushWorkIsBoundedByTheBatch(t *testing.T) {
 	// The first push meets no stored call; the second meets 500.
 	if rows[pushes-1] > 2*rows[1] {
 		t.Errorf("the last push read %d records, the second %d: the work grows with the calls stored (%v)", rows[pushes-1], rows[1], rows)
+	}
+}
+
+// TestPushReadsOnlyItsTeamsContests: a rep's visit is scored by the
+// organisation-wide contests and their team's, so a push reads only those
+// — not every team's contest (the field-day bench, 91 teams with a contest
+// each, spent 17 % of a push's CPU decoding all of them).
+func TestPushReadsOnlyItsTeamsContests(t *testing.T) {
+	d := newDom(t)
+	south, north := d.teams["South"], d.teams["North"]
+	start, end := d.Now().Add(-24*time.Hour), d.Now().Add(7*24*time.Hour)
+	for i := range 10 {
+		in := contestIn(fmt.Sprintf("South %d", i), start, end, nil)
+		in.TeamID = &south
+		d.mustContest("admin", in)
+	}
+	in := contestIn("North", start, end, nil)
+	in.TeamID = &north
+	northContest := d.mustContest("admin", in)
+	d.tick()
+
+	counter := &countingStore{Store: d.DB.Feed()}
+	d.En = engine.New(counter, sales.Entities(), d.Now, nil)
+	d.create("rep1", "visits", visitFields(d.north[0], d.Now().Add(-time.Hour), map[string]any{"outcome": "meeting"}))
+	if n := counter.contests.Load(); n != 1 {
+		t.Errorf("a North rep's push read %d contest records, want 1 (North's own; none is organisation-wide)", n)
+	}
+	if got := d.standings(northContest)["rep1"]; got == nil || got.FloatValue("total_points") == nil || *got.FloatValue("total_points") == 0 {
+		t.Errorf("rep1's North standing %v, want the visit scored", got)
 	}
 }
