@@ -35,7 +35,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	history := fs.Int("history", 10000, "visits the organisation holds before the run")
 	teamDevs := fs.Int("team-devices", 0, "devices of the team phase, which push batches of 200–1,000 visits all at once while GET /v1/me, pulls and /readyz are timed (0 skips it; the issue's team is 20)")
 	teamBatches := fs.Int("team-batches", 3, "batches each device of the team phase pushes")
-	sameMinute := fs.Bool("same-minute", false, "add the same-minute phase: one device pushes 20 batches of 500 calls all stamped with the same minute; reports the median latency of the last two pushes against the first two (target: within 2×)")
+	sameMinute := fs.Bool("same-minute", false, "add the same-minute phase: one device pushes 20 batches of --batch-size calls all stamped with the same minute; reports the median latency of the last two pushes against the first two (target: within 2×)")
 	maxConns := fs.Int("max-conns", 0, "PostgreSQL connections the server may open (default: the server's own default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write the heap profile taken when the live heap was largest to this file")

@@ -58,7 +58,7 @@ type Config struct {
 	// skips the phase.
 	TeamDevices, TeamBatches int
 	// SameMinute adds the same-minute phase: one device pushes 20
-	// batches of 500 calls all stamped with the same minute.
+	// batches of BatchSize calls all stamped with the same minute.
 	SameMinute bool
 }
 
@@ -232,7 +232,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 
 	if cfg.SameMinute {
 		bar := newBar(progress, "same minute", sameMinuteBatches)
-		res.SameMinute, err = w.sameMinutePhase(base, w.reps[len(w.reps)-1], bar)
+		res.SameMinute, err = w.sameMinutePhase(base, w.reps[len(w.reps)-1], cfg.BatchSize, bar)
 		bar.done()
 		if err != nil {
 			return res, err

@@ -16,15 +16,16 @@ import (
 
 // Same-minute phase: one device that stamps every call with the same
 // minute (a phone whose clock stuck, or an app bug) pushes
-// sameMinuteBatches batches of sameMinuteSize calls, one after another.
+// sameMinuteBatches batches of --batch-size (500) calls, one after another.
 // Each push meets all the calls of that minute pushed before it: a push
 // whose work grew with them (verification read every call of the rep
 // within the cooldown) took 21× longer by the eighth push. The figure is
 // the median latency of the last two pushes over that of the first two.
-const sameMinuteBatches, sameMinuteSize = 20, 500
+const sameMinuteBatches = 20
 
 // sameMinuteResult holds the figures of the same-minute phase.
 type sameMinuteResult struct {
+	Size              int // calls a push
 	Latencies         []time.Duration
 	FirstTwo, LastTwo time.Duration
 }
@@ -37,8 +38,8 @@ func (r sameMinuteResult) Ratio() float64 {
 	return float64(r.LastTwo) / float64(r.FirstTwo)
 }
 
-func (w *world) sameMinutePhase(base string, rep models.User, bar *bar) (sameMinuteResult, error) {
-	var res sameMinuteResult
+func (w *world) sameMinutePhase(base string, rep models.User, size int, bar *bar) (sameMinuteResult, error) {
+	res := sameMinuteResult{Size: size}
 	d := &device{user: rep}
 	if err := w.login(base, d); err != nil {
 		return res, err
@@ -46,7 +47,7 @@ func (w *world) sameMinutePhase(base string, rep models.User, bar *bar) (sameMin
 	minute := w.start.Add(-time.Hour).Truncate(time.Minute)
 	bodies := make([][]byte, sameMinuteBatches)
 	for i := range bodies {
-		bodies[i] = w.sameMinuteBatch(d, minute, sameMinuteSize)
+		bodies[i] = w.sameMinuteBatch(d, minute, size)
 	}
 	for _, body := range bodies {
 		var pr struct {
@@ -100,7 +101,7 @@ func (w *world) sameMinuteBatch(d *device, minute time.Time, n int) []byte {
 // reportSameMinute writes the same-minute phase's lines of the summary.
 func reportSameMinute(out io.Writer, r sameMinuteResult) {
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
-	fmt.Fprintf(out, "\nsame minute: 1 device × %d pushes of %d calls stamped with one minute\n", sameMinuteBatches, sameMinuteSize)
+	fmt.Fprintf(out, "\nsame minute: 1 device × %d pushes of %d calls stamped with one minute\n", sameMinuteBatches, r.Size)
 	fmt.Fprintf(out, "%-42s %14s\n", "push latency, first two (median)", ms(r.FirstTwo))
 	fmt.Fprintf(out, "%-42s %14s   (%.2f× the first two; target ≤ 2×)\n", "push latency, last two (median)", ms(r.LastTwo), r.Ratio())
 	var all []string
