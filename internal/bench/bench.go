@@ -357,7 +357,13 @@ func (w *world) login(base string, d *device) error {
 }
 
 func (w *world) call(base, method, path, token string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(w.ctx, method, base+path, bytes.NewReader(body))
+	return call(w.ctx, w.client, base, method, path, token, body, out)
+}
+
+// call sends a JSON request and decodes the answer into out (when not
+// nil); any answer but 2xx is an error quoting the start of its body.
+func call(ctx context.Context, client *http.Client, base, method, path, token string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -365,7 +371,7 @@ func (w *world) call(base, method, path, token string, body []byte, out any) err
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := w.client.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -374,8 +380,11 @@ func (w *world) call(base, method, path, token string, body []byte, out any) err
 	if err != nil {
 		return err
 	}
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, b)
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		if len(b) > 300 {
+			b = b[:300]
+		}
+		return fmt.Errorf("%s %s: %d %s", method, strings.SplitN(path, "?", 2)[0], res.StatusCode, b)
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)

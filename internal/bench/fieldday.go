@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -372,33 +371,7 @@ func (f *fieldDay) login(base string, p *phone) error {
 
 // do sends a request; any answer but 2xx is an error.
 func (f *fieldDay) do(base, method, path, token string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(f.ctx, method, base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := f.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode < 200 || res.StatusCode > 299 {
-		if len(b) > 300 {
-			b = b[:300]
-		}
-		return fmt.Errorf("%s %s: %d %s", method, strings.SplitN(path, "?", 2)[0], res.StatusCode, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return call(f.ctx, f.client, base, method, path, token, body, out)
 }
 
 // replica is one in-process server on a pool of its own.
