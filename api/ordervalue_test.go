@@ -421,8 +421,16 @@ func TestOrderValueCeiling(t *testing.T) {
 		}
 	})
 
-	res := o.do("admin", http.MethodPatch, "/v1/org", map[string]any{"order_value_ceiling": 500.5})
+	var res *apitest.Response
+	entries := expectNewAudit(t, o.env, o.dev["admin"].Access, func() {
+		res = o.do("admin", http.MethodPatch, "/v1/org", map[string]any{"order_value_ceiling": 500.5})
+	}, wantAudit(models.ActionOrgSettings, models.AuditOrg, o.org, o.user("admin")))
 	apitest.Expect(t, res, http.StatusOK)
+	if len(entries) == 1 {
+		if b, a := string(entries[0].Before["order_value_ceiling"]), string(entries[0].After["order_value_ceiling"]); b != "1000000" || a != "500.5" {
+			t.Errorf("audited ceiling change %s → %s, want 1000000 → 500.5", b, a)
+		}
+	}
 	if got := ceiling(t, "m1"); got != 500.5 {
 		t.Errorf("ceiling after the change %v, want 500.5", got)
 	}

@@ -169,8 +169,9 @@ func auditOrgSettingsChanged(tx *gorm.DB, actor uuid.UUID, before, after models.
 	}
 	return insertAudit(tx, models.AuditEntry{OrgID: after.ID, ActorID: &actor, Action: models.ActionOrgSettings,
 		ObjectType: models.AuditOrg, ObjectID: after.ID,
-		Before: models.AuditJSON(map[string]any{"order_value_ceiling": before.OrderValueCeilingCents}),
-		After:  models.AuditJSON(map[string]any{"order_value_ceiling": after.OrderValueCeilingCents}), At: at})
+		// In money, as the API reads and sets it.
+		Before: models.AuditJSON(map[string]any{"order_value_ceiling": float64(before.OrderValueCeilingCents) / 100}),
+		After:  models.AuditJSON(map[string]any{"order_value_ceiling": float64(after.OrderValueCeilingCents) / 100}), At: at})
 }
 
 // OrgByName returns the organisation with that exact name. Errors: not_found.
