@@ -75,6 +75,18 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 			t.Errorf("models.%s (%q) has no status in statusOf: add one to api/errors.go", name, code)
 		}
 	}
+	listed := map[string]bool{}
+	for _, code := range models.Codes {
+		listed[code] = true
+		if _, ok := codes[code]; !ok {
+			t.Errorf("models.Codes lists %q, which models does not declare", code)
+		}
+	}
+	for code, name := range codes {
+		if !listed[code] {
+			t.Errorf("models.%s (%q) is missing from models.Codes", name, code)
+		}
+	}
 	for code := range statusOf {
 		if _, ok := codes[code]; !ok {
 			t.Errorf("statusOf maps %q, which models does not declare", code)

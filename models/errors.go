@@ -115,3 +115,15 @@ var ErrNotFound = &Error{Code: CodeNotFound, Message: "not found"}
 
 // ErrUnavailable marks a transient storage failure: the caller may retry.
 var ErrUnavailable = &Error{Code: CodeUnavailable, Message: "the database is unavailable; retry later"}
+
+// Codes are every code above, for whoever must bound a set by them (metric
+// labels). api's TestEveryCodeHasAStatus keeps the list equal to the
+// constants declared here.
+var Codes = []string{
+	CodeInvalid, CodeMalformed, CodeNotFound, CodeConflict, CodeUnauthorized,
+	CodeForbidden, CodeRateLimited, CodeTooLarge, CodeUnsupportedSchema,
+	CodeUnavailable, CodeInternal, CodeUnsupportedMedia, CodeMethodNotAllowed,
+	CodeInvalidValue, CodeUnknownField, CodeServerOwned, CodeReadOnly,
+	CodeMissingRequired, CodeInvalidTransition, CodeLocked, CodeLimitReached,
+	CodeSeqReused, CodeUnknownEntity, CodeDependencyRefused,
+}

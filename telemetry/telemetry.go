@@ -97,7 +97,7 @@ func New(opt Options) *Metrics {
 		}
 		m.fields[e.Name] = fs
 	}
-	for _, c := range Codes {
+	for _, c := range models.Codes {
 		m.codes[c] = true
 	}
 
@@ -331,17 +331,6 @@ func (m *Metrics) code(c string) string {
 		return c
 	}
 	return Other
-}
-
-// Codes are the code label values of rejected mutations: the codes
-// models declares. TestCodesAreDeclared keeps the list equal to models'.
-var Codes = []string{
-	models.CodeInvalid, models.CodeMalformed, models.CodeNotFound, models.CodeConflict, models.CodeUnauthorized,
-	models.CodeForbidden, models.CodeRateLimited, models.CodeTooLarge, models.CodeUnsupportedSchema,
-	models.CodeUnavailable, models.CodeInternal, models.CodeUnsupportedMedia, models.CodeMethodNotAllowed,
-	models.CodeInvalidValue, models.CodeUnknownField, models.CodeServerOwned, models.CodeReadOnly,
-	models.CodeMissingRequired, models.CodeInvalidTransition, models.CodeLocked, models.CodeLimitReached,
-	models.CodeSeqReused, models.CodeUnknownEntity, models.CodeDependencyRefused,
 }
 
 // outboxCollector reads the outbox backlog at scrape time.

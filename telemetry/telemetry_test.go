@@ -4,14 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,53 +172,5 @@ func TestLabelsAreBounded(t *testing.T) {
 				t.Errorf("%s carries the client's %q", s, bad)
 			}
 		}
-	}
-}
-
-// TestCodesAreDeclared: Codes is the set of codes models declares, so a
-// new rejection code is counted by name, not as "other".
-func TestCodesAreDeclared(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "models", "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var declared []string
-	fset := token.NewFileSet()
-	for _, path := range files {
-		if strings.HasSuffix(path, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, decl := range f.Decls {
-			gd, ok := decl.(*ast.GenDecl)
-			if !ok || gd.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range gd.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, name := range vs.Names {
-					if !strings.HasPrefix(name.Name, "Code") || i >= len(vs.Values) {
-						continue
-					}
-					lit, ok := vs.Values[i].(*ast.BasicLit)
-					if !ok || lit.Kind != token.STRING {
-						continue
-					}
-					code, err := strconv.Unquote(lit.Value)
-					if err != nil {
-						t.Fatal(err)
-					}
-					declared = append(declared, code)
-				}
-			}
-		}
-	}
-	slices.Sort(declared)
-	codes := slices.Sorted(slices.Values(telemetry.Codes))
-	if got, want := strings.Join(codes, " "), strings.Join(declared, " "); got != want {
-		t.Errorf("telemetry.Codes:\n%s\nmodels declares:\n%s", got, want)
 	}
 }
