@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/fieldsync/fieldsync/demo"
 	"github.com/fieldsync/fieldsync/internal/apitest"
 	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/sync/engine"
@@ -522,19 +520,8 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 func TestAuditOrgIsolation(t *testing.T) {
 	o := newFieldOrg(t)
 	env := o.env
-	ctx := context.Background()
-	hash, err := env.Passwords.Hash(demo.Password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := env.Clock.Now()
-	other := models.Org{ID: uuid.New(), Name: "Other Co", CreatedAt: now}
-	otherAdmin := models.User{OrgID: other.ID, ID: uuid.New(), Email: "admin@other.test", Name: "Other Admin", Role: models.RoleAdmin,
-		Active: true, TimeZone: "UTC", PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	if err := env.DB.People().CreateOrg(ctx, other, otherAdmin); err != nil {
-		t.Fatal(err)
-	}
-	theirs := env.Login("admin@other.test").Access
+	otherAdmin := o.addOtherOrg(t)
+	theirs := o.dev["other"].Access
 	env.Clock.Advance(time.Second) // newest first: the team after the org
 	res := env.Do(apitest.Request{Method: http.MethodPost, Path: "/v1/teams", Token: theirs, Body: map[string]any{"name": "North"}})
 	apitest.Expect(t, res, http.StatusCreated)

@@ -75,7 +75,7 @@ func (o *fieldOrg) addUser(t *testing.T, name, email string, role models.Role, t
 
 // addOtherOrg creates another organisation with an admin, logged in as
 // "other".
-func (o *fieldOrg) addOtherOrg(t *testing.T) {
+func (o *fieldOrg) addOtherOrg(t *testing.T) models.User {
 	t.Helper()
 	hash, err := o.env.Passwords.Hash(demo.Password)
 	if err != nil {
@@ -89,6 +89,7 @@ func (o *fieldOrg) addOtherOrg(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.dev["other"] = newDevice(o.env, "admin@other.test")
+	return admin
 }
 
 // TestOrderValueReview: a visit whose order value is above the ceiling is
