@@ -29,8 +29,9 @@ type dialect interface {
 	// pool of reads (nil when reads share the writers' pool), readiness's
 	// probe; and the database file behind them (empty when there is
 	// none). busy is how long an SQLite writer waits for another
-	// process's write lock.
-	open(dsn string, busy time.Duration) (writer, reader, probe gorm.Dialector, path string)
+	// process's write lock; onStatement, if set, hears each statement the
+	// writers' pool sends (see countingPool).
+	open(dsn string, busy time.Duration, onStatement func(string)) (writer, reader, probe gorm.Dialector, path string, err error)
 	// configure sizes the pools of a database that answers and sets up
 	// the admission of pushes (handle.pushes, handle.locks).
 	configure(ctx context.Context, db *handle, maxOpenConns int) error
@@ -43,12 +44,17 @@ type dialect interface {
 	goose() (goose.Dialect, []goose.ProviderOption, error)
 
 	// announceFeedWriter marks tx as a writer of the organisation's change
-	// feed, as its first statement; it reports whether it did (Save on
+	// feed, as its first statement, which also does limitWaits' work (see
+	// handle.feedWriterTransaction); it reports whether it did (Save on
 	// PostgreSQL refuses to write the feed of an unannounced transaction).
 	announceFeedWriter(tx *gorm.DB, orgID uuid.UUID) (bool, error)
-	// lockDevice is syncTx.LastSeq: it registers and locks the pushing
-	// device and locks the records of the push.
+	// lockDevice is syncTx.LastSeq, a push's first statement: it does
+	// limitWaits' work, registers and locks the pushing device and locks
+	// the records of the push.
 	lockDevice(t *syncTx) (int64, error)
+	// setLastSeq logs the push's processed mutations (sync_mutations) and
+	// moves the device's last seq (syncTx.SetLastSeq).
+	setLastSeq(ctx context.Context, t *syncTx, seq int64, log []engine.LoggedMutation) error
 	// nextVersions hands out n new versions, ascending.
 	nextVersions(tx *gorm.DB, n int) ([]int64, error)
 	// txid is the SQL expression of the writing transaction's feed id.

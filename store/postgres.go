@@ -32,8 +32,16 @@ func (pgDialect) name() Dialect { return Postgres }
 
 // open gives reads the writers' pool: PostgreSQL readers never wait for
 // writers. The probe is a pool of its own.
-func (pgDialect) open(dsn string, _ time.Duration) (writer, reader, probe gorm.Dialector, path string) {
-	return postgres.Open(dsn), nil, postgres.Open(dsn), ""
+func (pgDialect) open(dsn string, _ time.Duration, onStatement func(string)) (writer, reader, probe gorm.Dialector, path string, err error) {
+	writer = postgres.Open(dsn)
+	if onStatement != nil {
+		pool, err := countingPool("pgx", dsn, onStatement)
+		if err != nil {
+			return nil, nil, nil, "", err
+		}
+		writer = postgres.New(postgres.Config{Conn: pool})
+	}
+	return writer, nil, postgres.Open(dsn), "", nil
 }
 
 func (pgDialect) configure(ctx context.Context, db *handle, maxOpenConns int) error {
@@ -76,16 +84,34 @@ func lockBudget(ctx context.Context, db *sql.DB) (int64, error) {
 // waiting for a lock does not notice: without these it would wait on,
 // holding the locks it has, until the lock came free.
 func (pgDialect) limitWaits(tx *gorm.DB) error {
-	dl, ok := tx.Statement.Context.Deadline()
-	if !ok {
+	ms := waitLimit(tx)
+	if ms == nil {
 		return nil
 	}
-	ms := strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)
 	if err := tx.Exec(`SELECT set_config('statement_timeout', ?, true), set_config('lock_timeout', ?, true)`, ms, ms).Error; err != nil {
 		return fmt.Errorf("limit waits: %w", err)
 	}
 	return nil
 }
+
+// waitLimit is the time left before tx's deadline, in milliseconds, as
+// statement_timeout and lock_timeout take it; nil without a deadline.
+func waitLimit(tx *gorm.DB) any {
+	dl, ok := tx.Statement.Context.Deadline()
+	if !ok {
+		return nil
+	}
+	return strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)
+}
+
+// limitsCTE is limitWaits as the first query of a feed writer's first
+// statement (see handle.feedWriterTransaction); its one parameter is
+// waitLimit's, and a null keeps the settings as they are. Later queries of
+// the statement select from it, so the limits are set before they wait
+// for a lock: lock_timeout bounds those waits at once, statement_timeout
+// the statements that follow.
+const limitsCTE = `limits AS (SELECT set_config('statement_timeout', coalesce(?::text, current_setting('statement_timeout')), true),
+		set_config('lock_timeout', coalesce(?::text, current_setting('lock_timeout')), true))`
 
 func (pgDialect) goose() (goose.Dialect, []goose.ProviderOption, error) {
 	// Replicas starting together each migrate on start; an advisory
@@ -98,9 +124,11 @@ func (pgDialect) goose() (goose.Dialect, []goose.ProviderOption, error) {
 }
 
 // announceFeedWriter takes the organisation's feed lock, shared, before
-// anything gives tx a transaction id (see feedHorizon).
+// anything gives tx a transaction id (see feedHorizon), once it limited
+// the transaction's waits.
 func (pgDialect) announceFeedWriter(tx *gorm.DB, orgID uuid.UUID) (bool, error) {
-	if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(?, ?)`, feedLockClass, feedLockKey(orgID)).Error; err != nil {
+	ms := waitLimit(tx)
+	if err := tx.Exec(`WITH `+limitsCTE+` SELECT pg_advisory_xact_lock_shared(?, ?) FROM limits`, ms, ms, feedLockClass, feedLockKey(orgID)).Error; err != nil {
 		return false, fmt.Errorf("announce feed writer: %w", err)
 	}
 	return true, nil
@@ -156,18 +184,20 @@ func feedHorizon(g *gorm.DB, orgID uuid.UUID) (int64, error) {
 	return h, nil
 }
 
-// lockDevice is one statement that announces the transaction as a feed
-// writer (see feedHorizon): the announcement precedes the insert, which is
-// what gives the transaction its id, and the record locks follow the
-// device's, being evaluated per device row.
+// lockDevice is one statement, a push's first, that limits its waits
+// (limitsCTE) and announces the transaction as a feed writer (see
+// feedHorizon): the announcement precedes the insert, which is what gives
+// the transaction its id, and the record locks follow the device's, being
+// evaluated per device row.
 func (pgDialect) lockDevice(t *syncTx) (int64, error) {
 	var seq, locked int64
-	err := t.tx.Raw(`WITH feed AS (SELECT pg_advisory_xact_lock_shared(?, ?)),
+	ms := waitLimit(t.tx)
+	err := t.tx.Raw(`WITH `+limitsCTE+`, feed AS (SELECT pg_advisory_xact_lock_shared(?, ?) FROM limits),
 		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed
 			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
 			RETURNING last_seq)
 		SELECT d.last_seq, (SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k WHERE d.last_seq IS NOT NULL) FROM device AS d`,
-		feedLockClass, feedLockKey(t.p.OrgID), t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now,
+		ms, ms, feedLockClass, feedLockKey(t.p.OrgID), t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now,
 		t.lockArray(t.keys)).Row().Scan(&seq, &locked)
 	if err != nil {
 		return 0, fmt.Errorf("lock device: %w", err)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -44,9 +46,9 @@ func (t *syncTx) SeqLog(ctx context.Context, seqs []int64) (map[int64]engine.Log
 	return out, from, nil
 }
 
-// LogMutations records processed mutations of the pushing device, in the
-// push's transaction.
-func (t *syncTx) LogMutations(ctx context.Context, ms []engine.LoggedMutation) error {
+// logMutations records processed mutations of the pushing device, in the
+// push's transaction, with multi-row statements.
+func (t *syncTx) logMutations(ms []engine.LoggedMutation) error {
 	for start := 0; start < len(ms); start += 500 {
 		part := ms[start:min(start+500, len(ms))]
 		var sb strings.Builder
@@ -62,6 +64,45 @@ func (t *syncTx) LogMutations(ctx context.Context, ms []engine.LoggedMutation) e
 		if err := t.tx.Exec(sb.String(), args...).Error; err != nil {
 			return fmt.Errorf("log mutations: %w", err)
 		}
+	}
+	return nil
+}
+
+// setLastSeqSQL moves the pushing device's last seq.
+const setLastSeqSQL = `UPDATE sync_devices SET last_seq = ?, updated_at = ? WHERE org_id = ? AND user_id = ? AND device_id = ?`
+
+// setLastSeq on SQLite: two statements, which in process cost no round
+// trip (SQLite has no data-modifying WITH).
+func (sqliteDialect) setLastSeq(_ context.Context, t *syncTx, seq int64, log []engine.LoggedMutation) error {
+	if err := t.logMutations(log); err != nil {
+		return err
+	}
+	err := t.tx.Exec(setLastSeqSQL, seq, t.now, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String()).Error
+	if err != nil {
+		return fmt.Errorf("set last seq: %w", err)
+	}
+	return nil
+}
+
+// setLastSeq on PostgreSQL is one statement, the push's last before
+// COMMIT: the log travels as arrays, one per column, whatever its length.
+func (pgDialect) setLastSeq(ctx context.Context, t *syncTx, seq int64, log []engine.LoggedMutation) error {
+	seqs := make([]int64, len(log))
+	entities := make([]string, len(log))
+	ids := make([]pgtype.UUID, len(log))
+	ms := make([]int64, len(log))
+	counters := make([]int64, len(log))
+	for i, m := range log {
+		seqs[i], entities[i], ids[i] = m.Seq, m.Entity, pgtype.UUID{Bytes: m.ID, Valid: true}
+		ms[i], counters[i] = m.HLC.MS, m.HLC.Counter
+	}
+	_, err := t.tx.Statement.ConnPool.ExecContext(ctx, `WITH log AS (
+			INSERT INTO sync_mutations (org_id, user_id, device_id, seq, entity, record_id, hlc_ms, hlc_counter)
+			SELECT $1::uuid, $2::uuid, $3::uuid, u.* FROM unnest($4::int8[], $5::text[], $6::uuid[], $7::int8[], $8::int8[]) AS u)
+		UPDATE sync_devices SET last_seq = $9, updated_at = $10 WHERE org_id = $1 AND user_id = $2 AND device_id = $3`,
+		t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), seqs, entities, ids, ms, counters, seq, t.now)
+	if err != nil {
+		return fmt.Errorf("set last seq: %w", err)
 	}
 	return nil
 }

@@ -31,9 +31,17 @@ func (sqliteDialect) name() Dialect { return SQLite }
 // them, so pulls and every request's session check run beside the pushes
 // instead of queuing behind them for a pooled connection (with four
 // shared connections, 20 devices pushing made GET /v1/me wait 6–28 s).
-func (sqliteDialect) open(dsn string, busy time.Duration) (writer, reader, probe gorm.Dialector, path string) {
+func (sqliteDialect) open(dsn string, busy time.Duration, onStatement func(string)) (writer, reader, probe gorm.Dialector, path string, err error) {
 	ro := sqliteReaderDSN(dsn, busy)
-	return sqlite.Open(sqliteDSN(dsn, busy)), sqlite.Open(ro), sqlite.Open(ro), dsn
+	writer = sqlite.Open(sqliteDSN(dsn, busy))
+	if onStatement != nil {
+		pool, err := countingPool(sqlite.DriverName, sqliteDSN(dsn, busy), onStatement)
+		if err != nil {
+			return nil, nil, nil, "", err
+		}
+		writer = sqlite.Dialector{Conn: pool}
+	}
+	return writer, sqlite.Open(ro), sqlite.Open(ro), dsn, nil
 }
 
 // sqliteDSN adds the pragmas fieldsync relies on. _txlock=immediate takes

@@ -146,6 +146,10 @@ type Options struct {
 	// a place before it is refused rate_limited; 0 means
 	// DefaultPushShareWait (2 s).
 	PushShareWait time.Duration
+	// OnStatement, if set, is told each statement the writers' pool sends
+	// (BEGIN and COMMIT included), from the goroutine that sends it: a
+	// test holds the round trips of a unit of work down with it.
+	OnStatement func(query string)
 }
 
 // ParseURL splits a database URL into its dialect and the driver's DSN.
@@ -195,7 +199,10 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	}
 	h := &handle{dialect: dialect, now: opt.Now, pushWait: opt.PushWait, share: newUserShare(opt.PushesPerUser, opt.PushShareWait)}
 	db := &DB{handle: h, feed: &Feed{h}, outbox: &Outbox{h}, people: &People{h}, reports: &Reports{h}}
-	writer, reader, probe, path := dialect.open(dsn, opt.BusyTimeout)
+	writer, reader, probe, path, err := dialect.open(dsn, opt.BusyTimeout, opt.OnStatement)
+	if err != nil {
+		return nil, err
+	}
 	db.Path = path
 	if path != "" { // a file: SQLite
 		if err := prepareSQLiteFile(path, opt.Logger); err != nil {
@@ -294,12 +301,21 @@ func (db *DB) Close() error {
 // transaction whose context has ended is rolled back, never committed:
 // database/sql refuses the commit and GORM returns its error.
 func (db *handle) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return translate(db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return db.feedWriterTransaction(ctx, func(tx *gorm.DB) error {
 		if err := db.dialect.limitWaits(tx); err != nil {
 			return err
 		}
 		return fn(tx)
-	}))
+	})
+}
+
+// feedWriterTransaction is transaction for a writer of the change feed,
+// whose first statement — dialect.lockDevice for a push, else
+// dialect.announceFeedWriter — limits the waits itself: a round trip
+// fewer for each push, which holds its transaction (and on PostgreSQL a
+// connection) open for every round trip it makes.
+func (db *handle) feedWriterTransaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return translate(db.gorm.WithContext(ctx).Transaction(fn))
 }
 
 // translate maps driver errors onto models codes at the adapter's edge.

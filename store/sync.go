@@ -54,9 +54,9 @@ func (db *Feed) Push(ctx context.Context, p models.Principal, keys []engine.Key,
 		}
 		defer db.locks.Release(n)
 	}
-	return db.transaction(ctx, func(tx *gorm.DB) error {
-		// LastSeq, a push's first statement, announces the feed writer
-		// and takes the record locks.
+	return db.feedWriterTransaction(ctx, func(tx *gorm.DB) error {
+		// LastSeq, a push's first statement, limits its waits, announces
+		// the feed writer and takes the record locks.
 		return fn(&syncTx{db: db, tx: tx, p: p, now: db.now().UTC(), keys: keys, push: true})
 	})
 }
@@ -87,7 +87,7 @@ func (db *Feed) SeedRecords(ctx context.Context, orgID uuid.UUID, e *engine.Enti
 // feed writer of the organisation (see feedHorizon), before anything gives
 // it a transaction id.
 func (db *Feed) feedTransaction(ctx context.Context, p models.Principal, fn func(engine.Tx) error) error {
-	return db.transaction(ctx, func(tx *gorm.DB) error {
+	return db.feedWriterTransaction(ctx, func(tx *gorm.DB) error {
 		st := &syncTx{db: db, tx: tx, p: p, now: db.now().UTC()}
 		announced, err := db.dialect.announceFeedWriter(tx, p.OrgID)
 		if err != nil {
@@ -123,13 +123,10 @@ func (t *syncTx) LastSeq(ctx context.Context) (int64, error) {
 	return t.db.dialect.lockDevice(t)
 }
 
-func (t *syncTx) SetLastSeq(ctx context.Context, seq int64) error {
-	err := t.tx.Exec(`UPDATE sync_devices SET last_seq = ?, updated_at = ? WHERE org_id = ? AND user_id = ? AND device_id = ?`,
-		seq, t.now, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String()).Error
-	if err != nil {
-		return fmt.Errorf("set last seq: %w", err)
-	}
-	return nil
+// SetLastSeq logs the processed mutations and moves the device's last seq
+// (see dialect.setLastSeq).
+func (t *syncTx) SetLastSeq(ctx context.Context, seq int64, log []engine.LoggedMutation) error {
+	return t.db.dialect.setLastSeq(ctx, t, seq, log)
 }
 
 func columns(e *engine.Entity) []string {
@@ -174,12 +171,25 @@ func (t *syncTx) where(e *engine.Entity, where map[string]any) (string, []any, e
 			continue
 		}
 		if set, ok := where[k].(engine.AnyOf); ok {
-			vals := make([]any, len(set))
-			for i, v := range set {
-				vals[i] = dbValue(v)
+			vals := make([]any, 0, len(set))
+			null := false
+			for _, v := range set {
+				if v == nil {
+					null = true
+				} else {
+					vals = append(vals, dbValue(v))
+				}
 			}
-			q += " AND " + k + " IN ?"
-			args = append(args, vals)
+			switch {
+			case len(vals) == 0 && null:
+				q += " AND " + k + " IS NULL"
+			case null:
+				q += " AND (" + k + " IN ? OR " + k + " IS NULL)"
+				args = append(args, vals)
+			default:
+				q += " AND " + k + " IN ?"
+				args = append(args, vals)
+			}
 			continue
 		}
 		q += " AND " + k + " = ?"

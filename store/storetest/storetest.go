@@ -47,6 +47,8 @@ type Options struct {
 	// slots (store.Options); 0 keeps the store's defaults.
 	PushesPerUser int
 	PushShareWait time.Duration
+	// OnStatement is store.Options.OnStatement.
+	OnStatement func(query string)
 }
 
 // MustOpenDB returns a migrated database that exists only for this test.
@@ -60,7 +62,7 @@ func MustOpenDBWith(t testing.TB, opt Options) *store.DB {
 	ctx := context.Background()
 	dbURL := MigratedURL(t)
 	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait,
-		PushesPerUser: opt.PushesPerUser, PushShareWait: opt.PushShareWait})
+		PushesPerUser: opt.PushesPerUser, PushShareWait: opt.PushShareWait, OnStatement: opt.OnStatement})
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}

@@ -75,11 +75,11 @@ func (t *faultyTx) SaveRejections(ctx context.Context, rs []engine.Rejection) er
 	return t.Tx.SaveRejections(ctx, rs)
 }
 
-func (t *faultyTx) SetLastSeq(ctx context.Context, seq int64) error {
+func (t *faultyTx) SetLastSeq(ctx context.Context, seq int64, log []engine.LoggedMutation) error {
 	if err := t.fault("SetLastSeq"); err != nil {
 		return err
 	}
-	return t.Tx.SetLastSeq(ctx, seq)
+	return t.Tx.SetLastSeq(ctx, seq, log)
 }
 
 func (t *faultyTx) Find(ctx context.Context, e *engine.Entity, where map[string]any) ([]*engine.Record, error) {

@@ -184,14 +184,13 @@ type Tx interface {
 	// records are serialised — and returns the device's last processed
 	// seq. A push calls it first.
 	LastSeq(ctx context.Context) (int64, error)
-	// SetLastSeq records the device's last processed seq.
-	SetLastSeq(ctx context.Context, seq int64) error
+	// SetLastSeq records the device's last processed seq, and logs the
+	// mutations processed up to it (see SeqLog).
+	SetLastSeq(ctx context.Context, seq int64, log []LoggedMutation) error
 	// SeqLog returns what the log holds of the device's processed
 	// mutations with these seqs, and the first seq the log covers for the
 	// device (seqs below it were processed before the log existed).
 	SeqLog(ctx context.Context, seqs []int64) (map[int64]LoggedMutation, int64, error)
-	// LogMutations records processed mutations of the device.
-	LogMutations(ctx context.Context, ms []LoggedMutation) error
 	// Load returns the stored records with these ids (tombstones too).
 	Load(ctx context.Context, e *Entity, ids []uuid.UUID) (map[uuid.UUID]*Record, error)
 	// Find returns live records whose fields equal the given values (nil
@@ -532,10 +531,7 @@ func (b *batch) run(muts []Mutation) ([]Result, int64, error) {
 	for i, j := range todo {
 		log[i] = logged(muts[j])
 	}
-	if err := b.tx.LogMutations(b.ctx, log); err != nil {
-		return nil, 0, err
-	}
-	if err := b.tx.SetLastSeq(b.ctx, last); err != nil {
+	if err := b.tx.SetLastSeq(b.ctx, last, log); err != nil {
 		return nil, 0, err
 	}
 	return results, last, nil
@@ -1168,7 +1164,7 @@ func matches(r *Record, where map[string]any, keep func(*Record) bool) bool {
 }
 
 // AnyOf, as a value of a where map, matches a field equal to any of its
-// values (none of them nil).
+// values; a nil among them matches a field that is null.
 type AnyOf []any
 
 // overlay replaces stored records by the batch's state of them and adds
