@@ -188,23 +188,46 @@ func feedHorizon(g *gorm.DB, orgID uuid.UUID) (int64, error) {
 // (limitsCTE) and announces the transaction as a feed writer (see
 // feedHorizon): the announcement precedes the insert, which is what gives
 // the transaction its id, and the record locks follow the device's, being
-// evaluated per device row.
+// evaluated per device row. It also draws the versions the push will
+// most likely need (see syncTx.versions) — after the record locks, which
+// it waits for: a push that writes a record after another gives it a
+// later version.
 func (pgDialect) lockDevice(t *syncTx) (int64, error) {
-	var seq, locked int64
+	var (
+		seq, locked int64
+		versions    string
+	)
 	ms := waitLimit(t.tx)
 	err := t.tx.Raw(`WITH `+limitsCTE+`, feed AS (SELECT pg_advisory_xact_lock_shared(?, ?) FROM limits),
 		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed
 			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
-			RETURNING last_seq)
-		SELECT d.last_seq, (SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k WHERE d.last_seq IS NOT NULL) FROM device AS d`,
+			RETURNING last_seq, seq_log_from)
+		SELECT d.last_seq, d.seq_log_from, l.n, coalesce(v.versions, '') FROM device AS d
+			CROSS JOIN LATERAL (SELECT count(pg_advisory_xact_lock(k)) AS n FROM unnest(?::bigint[]) AS k) AS l
+			CROSS JOIN LATERAL (SELECT string_agg(nextval('sync_version')::text, ',') AS versions
+				FROM generate_series(1, ?) WHERE l.n >= 0) AS v`,
 		ms, ms, feedLockClass, feedLockKey(t.p.OrgID), t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now,
-		t.lockArray(t.keys)).Row().Scan(&seq, &locked)
+		t.lockArray(t.keys), len(t.keys)+versionSlack).Row().Scan(&seq, &t.seqLogFrom, &locked, &versions)
 	if err != nil {
 		return 0, fmt.Errorf("lock device: %w", err)
 	}
-	t.feedWriter = true
+	t.feedWriter, t.seqLogKnown = true, true
+	for v := range strings.SplitSeq(versions, ",") {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("lock device: version %q: %w", v, err)
+		}
+		t.versions = append(t.versions, n)
+	}
+	slices.Sort(t.versions)
 	return seq, nil
 }
+
+// versionSlack is how many versions a push draws beyond one per record it
+// was sent, for the records its rules write (a badge, a notification, a
+// standing); one that needs more draws them at flush. A version drawn and
+// not used is a gap in the feed, which pulls never rely on.
+const versionSlack = 4
 
 // lockArray returns the advisory lock keys of records, sorted — one order,
 // so two pushes never deadlock — as an array literal. A push holds a

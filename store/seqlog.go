@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
@@ -12,13 +11,11 @@ import (
 )
 
 // SeqLog returns the logged mutations of the pushing device with these
-// seqs, and the device's first logged seq (sync_devices.seq_log_from).
+// seqs, and the device's first logged seq (sync_devices.seq_log_from, which
+// LastSeq read with the device's lock).
 func (t *syncTx) SeqLog(ctx context.Context, seqs []int64) (map[int64]engine.LoggedMutation, int64, error) {
-	var from int64
-	err := t.tx.Raw(`SELECT seq_log_from FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`,
-		t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String()).Row().Scan(&from)
-	if err != nil && err != sql.ErrNoRows {
-		return nil, 0, fmt.Errorf("seq log: %w", translate(err))
+	if !t.seqLogKnown {
+		return nil, 0, fmt.Errorf("seq log: the device is not locked (LastSeq first)")
 	}
 	out := make(map[int64]engine.LoggedMutation, len(seqs))
 	for start := 0; start < len(seqs); start += 500 {
@@ -43,7 +40,7 @@ func (t *syncTx) SeqLog(ctx context.Context, seqs []int64) (map[int64]engine.Log
 			return nil, 0, fmt.Errorf("seq log: %w", err)
 		}
 	}
-	return out, from, nil
+	return out, t.seqLogFrom, nil
 }
 
 // logMutations records processed mutations of the pushing device, in the

@@ -109,10 +109,11 @@ func (sqliteDialect) lockDevice(t *syncTx) (int64, error) {
 	var seq int64
 	err := t.tx.Raw(`INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) VALUES (?, ?, ?, 0, ?)
 			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
-			RETURNING last_seq`, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now).Row().Scan(&seq)
+			RETURNING last_seq, seq_log_from`, t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now).Row().Scan(&seq, &t.seqLogFrom)
 	if err != nil {
 		return 0, fmt.Errorf("lock device: %w", err)
 	}
+	t.seqLogKnown = true
 	return seq, nil
 }
 

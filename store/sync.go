@@ -109,6 +109,14 @@ type syncTx struct {
 	// push is set on a push's transaction, whose LastSeq locks keys.
 	push bool
 	keys []engine.Key
+	// seqLogFrom is the device's sync_devices.seq_log_from, which LastSeq
+	// read when seqLogKnown.
+	seqLogFrom  int64
+	seqLogKnown bool
+	// versions are drawn ahead, ascending, by LastSeq on PostgreSQL, so
+	// that a push's flush need not draw them (a round trip); NextVersions
+	// hands them out first.
+	versions []int64
 }
 
 // LastSeq registers the device if it is new, locks its row until the push
@@ -363,7 +371,18 @@ func (t *syncTx) User(ctx context.Context, id uuid.UUID) (models.User, error) {
 }
 
 func (t *syncTx) NextVersions(ctx context.Context, n int) ([]int64, error) {
-	return t.db.dialect.nextVersions(t.tx, n)
+	take := min(n, len(t.versions))
+	out := append(make([]int64, 0, n), t.versions[:take]...)
+	t.versions = t.versions[take:]
+	if take == n {
+		return out, nil
+	}
+	// Drawn after those drawn ahead, so larger: the list stays ascending.
+	more, err := t.db.dialect.nextVersions(t.tx, n-take)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
 }
 
 // txidExpr is the writing transaction's feed id: its transaction id on
