@@ -64,14 +64,18 @@ func (t *countingTx) Latest(ctx context.Context, e *engine.Entity, where map[str
 	return out, err
 }
 
-func (t *countingTx) Nearest(ctx context.Context, e *engine.Entity, where map[string]any, field string, dir engine.Direction, pivots []engine.Mark, limit int, skip []uuid.UUID) ([][]*engine.Record, error) {
-	out, err := t.Tx.Nearest(ctx, e, where, field, dir, pivots, limit, skip)
+func (t *countingTx) Nearest(ctx context.Context, looks []engine.StoreLook) ([][][]*engine.Record, error) {
+	out, err := t.Tx.Nearest(ctx, looks)
 	n := 0
 	for _, l := range out {
-		n += len(l)
+		for _, p := range l {
+			n += len(p)
+		}
 	}
 	t.s.rows.Add(int64(n))
-	t.s.reads.Add(int64(len(pivots))) // a statement per pivot
+	for _, l := range looks {
+		t.s.reads.Add(int64(len(l.Pivots))) // a look-up per pivot
+	}
 	return out, err
 }
 

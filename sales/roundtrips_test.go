@@ -136,7 +136,7 @@ func TestPushRoundTrips(t *testing.T) {
 	// neighbour look-ups are a statement per call (see
 	// sqliteDialect.nearest).
 	want := map[store.Dialect]struct{ batch, in, out int }{
-		store.Postgres: {batch: 29, in: 14, out: 10},
+		store.Postgres: {batch: 22, in: 11, out: 10},
 		store.SQLite:   {batch: 1 << 30, in: 16, out: 12},
 	}[f.DB.Dialect()]
 	for _, c := range []struct {

@@ -80,10 +80,10 @@ func changed(a, b *engine.Record, fields ...string) bool {
 // check-in after it and the rep's next visit of its account, when within
 // the cooldown; those are judged again, so that verdicts never depend on
 // the order the phone synced in. Every neighbour is an indexed look-up
-// (Context.NearestEach): a push costs O(its visits × log n), however many
-// visits the rep has around them — a device stamping 500 calls with one
-// minute, push after push, no longer makes each push read all the calls
-// before it.
+// (Context.NearestAll, a batch's all in one or two calls): a push costs
+// O(its visits × log n), however many visits the rep has around them — a
+// device stamping 500 calls with one minute, push after push, no longer
+// makes each push read all the calls before it.
 func verifyRep(c *engine.Context, rep uuid.UUID, items []verifyItem) error {
 	var todo []*engine.Record
 	queued := map[uuid.UUID]bool{}
@@ -112,56 +112,39 @@ func verifyRep(c *engine.Context, rep uuid.UUID, items []verifyItem) error {
 		t, ok := r.TimeAt(fStartedAt)
 		return ok && !t.After(from.At.Add(cooldown))
 	}
-	marks := make([]engine.Mark, len(places))
-	for i, p := range places {
-		marks[i] = p.at
-	}
-	next, err := c.NearestEach(entVisits, checkInsOf(rep), fStartedAt, marks, engine.After)
+	// One round trip asks for the successors of every place and the
+	// predecessors of the visits queued so far; a second, only when a
+	// successor is to be judged again, for its predecessors.
+	queuedFirst := len(todo)
+	judged, at := judgedOf(todo, 0)
+	afterLooks, readAfter := neighbourLooks(rep, places, engine.After)
+	beforeLooks, readBefore := neighbourLooks(rep, judged, engine.Before)
+	answers, err := c.NearestAll(append(afterLooks, beforeLooks...))
 	if err != nil {
 		return err
 	}
-	for i, r := range next {
-		if r != nil && !queued[r.ID] && within(r, marks[i]) {
-			queued[r.ID] = true
-			todo = append(todo, r)
-		}
-	}
-	nextSame, err := nearestOfAccount(c, rep, places, engine.After)
-	if err != nil {
-		return err
-	}
-	for i, r := range nextSame {
-		if r != nil && !queued[r.ID] && within(r, marks[i]) {
-			queued[r.ID] = true
-			todo = append(todo, r)
-		}
-	}
-
-	// The neighbours of every visit to judge that has a start: one
-	// look-up for the rep's check-ins, one per account.
-	var judged []place
-	var at []int // judged[j] is todo[at[j]]
-	for i, v := range todo {
-		if m, ok := engine.MarkOf(v, fStartedAt); ok {
-			judged = append(judged, place{m, v.UUIDValue(fAccountID)})
-			at = append(at, i)
+	next, nextSame := readAfter(answers[:len(afterLooks)])
+	for _, found := range [][]*engine.Record{next, nextSame} {
+		for i, r := range found {
+			if r != nil && !queued[r.ID] && within(r, places[i].at) {
+				queued[r.ID] = true
+				todo = append(todo, r)
+			}
 		}
 	}
 	prevCheckIn := make([]*engine.Record, len(todo))
 	prevSame := make([]*engine.Record, len(todo))
-	if len(judged) > 0 {
-		marks := make([]engine.Mark, len(judged))
-		for j, p := range judged {
-			marks[j] = p.at
-		}
-		prev, err := c.NearestEach(entVisits, checkInsOf(rep), fStartedAt, marks, engine.Before)
+	prev, same := readBefore(answers[len(afterLooks):])
+	for j, i := range at {
+		prevCheckIn[i], prevSame[i] = prev[j], same[j]
+	}
+	if judged, at := judgedOf(todo[queuedFirst:], queuedFirst); len(judged) > 0 {
+		looks, read := neighbourLooks(rep, judged, engine.Before)
+		answers, err := c.NearestAll(looks)
 		if err != nil {
 			return err
 		}
-		same, err := nearestOfAccount(c, rep, judged, engine.Before)
-		if err != nil {
-			return err
-		}
+		prev, same := read(answers)
 		for j, i := range at {
 			prevCheckIn[i], prevSame[i] = prev[j], same[j]
 		}
@@ -201,14 +184,32 @@ func checkInsOf(rep uuid.UUID) map[string]any {
 	return map[string]any{fRepID: rep, fCheckInLat: engine.NotNull{}, fCheckInLng: engine.NotNull{}}
 }
 
-// nearestOfAccount returns, for each place, the rep's nearest visit of
-// the place's account on dir's side of it (nil for a place without an
-// account): one look-up per account.
-func nearestOfAccount(c *engine.Context, rep uuid.UUID, places []place, dir engine.Direction) ([]*engine.Record, error) {
-	out := make([]*engine.Record, len(places))
+// judgedOf returns the places of the visits that have a start, and where
+// each visit is: judged[j] is visits[at[j]-offset].
+func judgedOf(visits []*engine.Record, offset int) (judged []place, at []int) {
+	for i, v := range visits {
+		if m, ok := engine.MarkOf(v, fStartedAt); ok {
+			judged = append(judged, place{m, v.UUIDValue(fAccountID)})
+			at = append(at, offset+i)
+		}
+	}
+	return judged, at
+}
+
+// neighbourLooks returns the look-ups of the rep's visits nearest to
+// places on dir's side — one over the rep's check-ins, one per account
+// over the rep's visits of it — for Context.NearestAll, and a reader of
+// their answers: for each place, its nearest check-in and its nearest
+// visit of the place's account (nil for a place without one).
+func neighbourLooks(rep uuid.UUID, places []place, dir engine.Direction) ([]engine.Look, func([][][]*engine.Record) (checkIns, same []*engine.Record)) {
+	if len(places) == 0 {
+		return nil, func([][][]*engine.Record) ([]*engine.Record, []*engine.Record) { return nil, nil }
+	}
+	marks := make([]engine.Mark, len(places))
 	byAccount := map[uuid.UUID][]int{}
 	var accounts []uuid.UUID
 	for i, p := range places {
+		marks[i] = p.at
 		if p.account == nil {
 			continue
 		}
@@ -217,21 +218,24 @@ func nearestOfAccount(c *engine.Context, rep uuid.UUID, places []place, dir engi
 		}
 		byAccount[*p.account] = append(byAccount[*p.account], i)
 	}
+	looks := []engine.Look{{Entity: entVisits, Where: checkInsOf(rep), Field: fStartedAt, Dir: dir, Pivots: marks, Limit: 1}}
 	for _, a := range accounts {
 		idx := byAccount[a]
-		marks := make([]engine.Mark, len(idx))
+		pivots := make([]engine.Mark, len(idx))
 		for j, i := range idx {
-			marks[j] = places[i].at
+			pivots[j] = places[i].at
 		}
-		recs, err := c.NearestEach(entVisits, map[string]any{fRepID: rep, fAccountID: a}, fStartedAt, marks, dir)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range idx {
-			out[i] = recs[j]
-		}
+		looks = append(looks, engine.Look{Entity: entVisits, Where: map[string]any{fRepID: rep, fAccountID: a}, Field: fStartedAt, Dir: dir, Pivots: pivots, Limit: 1})
 	}
-	return out, nil
+	return looks, func(answers [][][]*engine.Record) ([]*engine.Record, []*engine.Record) {
+		same := make([]*engine.Record, len(places))
+		for k, a := range accounts {
+			for j, r := range engine.First(answers[1+k]) {
+				same[byAccount[a][j]] = r
+			}
+		}
+		return engine.First(answers[0]), same
+	}
 }
 
 // verifyVisit judges one visit from its check-in, its account and its two

@@ -67,9 +67,8 @@ type dialect interface {
 	// records of e with these ids, and returns the ids it locked (see
 	// syncTx.Due).
 	tryLockRecords(t *syncTx, e *engine.Entity, ids []uuid.UUID) ([]uuid.UUID, error)
-	// nearest answers syncTx.Nearest: filter is the FROM … WHERE clause
-	// of the records to look at, args its arguments.
-	nearest(t *syncTx, e *engine.Entity, filter string, args []any, field string, dir engine.Direction, pivots []engine.Mark, limit int) ([][]*engine.Record, error)
+	// nearest answers syncTx.Nearest's look-ups.
+	nearest(t *syncTx, looks []nearestLook) ([][][]*engine.Record, error)
 	// excludeIDs returns a condition on column id that excludes ids, and
 	// its one argument.
 	excludeIDs(ids []uuid.UUID) (string, any)

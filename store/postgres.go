@@ -338,78 +338,104 @@ func (pgDialect) save(ctx context.Context, t *syncTx, e *engine.Entity, recs []*
 	return t.savePostgres(ctx, e, recs)
 }
 
-// nearest answers all the pivots in one round trip: the pivots travel as
-// two arrays, and a LATERAL subquery per pivot reads its nearest ids from
-// the index (ORDER BY … LIMIT); the records are then loaded by id. A push
-// of 500 calls makes a few of these, where a statement per pivot made
-// thousands of round trips.
-func (pgDialect) nearest(t *syncTx, e *engine.Entity, filter string, args []any, field string, dir engine.Direction, pivots []engine.Mark, limit int) ([][]*engine.Record, error) {
-	if len(pivots) == 1 {
-		return t.nearestEach(e, filter, args, field, dir, pivots, limit)
+// nearest answers the look-ups of each entity in one round trip, the
+// records with them: the pivots of each look-up travel as two arrays, and
+// a LATERAL subquery per pivot reads its nearest ids from the index
+// (ORDER BY … LIMIT); each record found is returned once, with the
+// look-ups and pivots (q:i,…) that found it. A check-in's verification
+// (four look-ups) is one statement where it was four, and a push of 500
+// calls' a few where a statement per pivot made thousands.
+func (pgDialect) nearest(t *syncTx, looks []nearestLook) ([][][]*engine.Record, error) {
+	out := make([][][]*engine.Record, len(looks))
+	byEntity := map[string][]int{}
+	var names []string
+	for i, l := range looks {
+		out[i] = make([][]*engine.Record, len(l.Pivots))
+		if byEntity[l.Entity.Name] == nil {
+			names = append(names, l.Entity.Name)
+		}
+		byEntity[l.Entity.Name] = append(byEntity[l.Entity.Name], i)
 	}
-	cmp, order := nearestOrder(dir)
-	ats := make([]string, len(pivots))
-	ids := make([]string, len(pivots))
-	for i, p := range pivots {
-		// pgx sends a time as whole microseconds, truncated: the same here.
-		ats[i] = `"` + p.At.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.999999Z07:00") + `"`
-		ids[i] = p.ID.String()
-	}
-	q := `SELECT p.i, n.id FROM unnest(?::timestamptz[], ?::uuid[]) WITH ORDINALITY AS p(pivot_at, pivot_id, i)
-		CROSS JOIN LATERAL (SELECT id, ` + field + filter + ` AND (` + field + `, id)` + cmp + `(p.pivot_at, p.pivot_id)
-			ORDER BY ` + field + order + `, id` + order + ` LIMIT ?) n`
-	all := append([]any{"{" + strings.Join(ats, ",") + "}", "{" + strings.Join(ids, ",") + "}"}, args...)
-	all = append(all, limit)
-	rows, err := t.tx.Raw(q, all...).Rows()
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	type hit struct {
-		pivot int
-		id    uuid.UUID
-	}
-	var hits []hit
-	var want []uuid.UUID
-	seen := map[uuid.UUID]bool{}
-	for rows.Next() {
-		var h hit
-		if err := rows.Scan(&h.pivot, &h.id); err != nil {
+	for _, name := range names {
+		if err := pgNearest(t, looks, byEntity[name], out); err != nil {
 			return nil, err
 		}
-		h.pivot--
-		hits = append(hits, h)
-		if !seen[h.id] {
-			seen[h.id] = true
-			want = append(want, h.id)
-		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	recs, err := t.load(e, want, true)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]*engine.Record, len(pivots))
-	for _, h := range hits {
-		if r := recs[h.id]; r != nil {
-			out[h.pivot] = append(out[h.pivot], r)
-		}
-	}
-	for _, l := range out {
-		if len(l) > 1 {
-			sort.Slice(l, func(i, j int) bool {
-				a, _ := engine.MarkOf(l[i], field)
-				b, _ := engine.MarkOf(l[j], field)
-				if dir == engine.After {
-					return a.Less(b)
-				}
-				return b.Less(a)
-			})
+	for i, l := range looks {
+		for _, list := range out[i] {
+			if len(list) > 1 {
+				sort.Slice(list, func(a, b int) bool {
+					ma, _ := engine.MarkOf(list[a], l.Field)
+					mb, _ := engine.MarkOf(list[b], l.Field)
+					if l.Dir == engine.After {
+						return ma.Less(mb)
+					}
+					return mb.Less(ma)
+				})
+			}
 		}
 	}
 	return out, nil
+}
+
+// pgNearest answers looks[which], all of one entity, into out.
+func pgNearest(t *syncTx, looks []nearestLook, which []int, out [][][]*engine.Record) error {
+	e := looks[which[0]].Entity
+	var sb strings.Builder
+	var args []any
+	sb.WriteString(`WITH hits AS (`)
+	for j, i := range which {
+		l := looks[i]
+		cmp, order := nearestOrder(l.Dir)
+		ats := make([]string, len(l.Pivots))
+		ids := make([]string, len(l.Pivots))
+		for k, p := range l.Pivots {
+			// pgx sends a time as whole microseconds, truncated: the
+			// same here.
+			ats[k] = `"` + p.At.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.999999Z07:00") + `"`
+			ids[k] = p.ID.String()
+		}
+		if j > 0 {
+			sb.WriteString(` UNION ALL `)
+		}
+		sb.WriteString(`(SELECT ` + strconv.Itoa(i) + ` AS q, p.i, n.id FROM unnest(?::timestamptz[], ?::uuid[]) WITH ORDINALITY AS p(pivot_at, pivot_id, i)
+			CROSS JOIN LATERAL (SELECT id` + l.filter + ` AND (` + l.Field + `, id)` + cmp + `(p.pivot_at, p.pivot_id)
+				ORDER BY ` + l.Field + order + `, id` + order + ` LIMIT ?) n)`)
+		args = append(args, "{"+strings.Join(ats, ",")+"}", "{"+strings.Join(ids, ",")+"}")
+		args = append(args, l.args...)
+		args = append(args, l.Limit)
+	}
+	cols := columns(e)
+	for k, c := range cols {
+		cols[k] = "v." + c
+	}
+	sb.WriteString(`) SELECT string_agg(h.q || ':' || h.i, ','), ` + strings.Join(cols, ", ") + ` FROM hits AS h
+		JOIN ` + e.Name + ` AS v ON v.org_id = ? AND v.id = h.id GROUP BY v.org_id, v.id`)
+	args = append(args, t.p.OrgID.String())
+	rows, err := t.tx.Raw(sb.String(), args...).Rows()
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.Name, err)
+	}
+	var (
+		found string
+		bad   error
+	)
+	err = scanRowsAfter(rows, []any{&found}, e, true, func(r *engine.Record) {
+		for hit := range strings.SplitSeq(found, ",") {
+			q, pivot, _ := strings.Cut(hit, ":")
+			i, err1 := strconv.Atoi(q)
+			k, err2 := strconv.Atoi(pivot)
+			if err1 != nil || err2 != nil || i < 0 || i >= len(out) || k < 1 || k > len(out[i]) {
+				bad = fmt.Errorf("%s: a hit %q of no look-up", e.Name, hit)
+				continue
+			}
+			out[i][k-1] = append(out[i][k-1], r)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.Name, err)
+	}
+	return bad
 }
 
 // excludeIDs passes the ids as one array parameter.

@@ -164,32 +164,46 @@ func (sqliteDialect) save(ctx context.Context, t *syncTx, e *engine.Entity, recs
 
 // nearest runs a statement per pivot: in process, a statement costs no
 // round trip. A push asks for a neighbour of each of its calls, so the
-// statement is prepared once rather than built by GORM per pivot (that
-// doubled what a push of 1,000 allocated); GORM still builds it when an
-// argument is a list to expand (AnyOf's IN ?).
-func (sqliteDialect) nearest(t *syncTx, e *engine.Entity, filter string, args []any, field string, dir engine.Direction, pivots []engine.Mark, limit int) ([][]*engine.Record, error) {
-	if !plainArgs(args) {
-		return t.nearestEach(e, filter, args, field, dir, pivots, limit)
-	}
-	cmp, order := nearestOrder(dir)
-	q := `SELECT ` + strings.Join(columns(e), ", ") + filter +
-		` AND (` + field + `, id)` + cmp + `(?, ?) ORDER BY ` + field + order + `, id` + order + ` LIMIT ?`
-	ctx := t.tx.Statement.Context
-	stmt, err := t.tx.Statement.ConnPool.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer stmt.Close()
-	out := make([][]*engine.Record, len(pivots))
-	n := len(args)
-	for i, p := range pivots {
-		args = append(args[:n], p.At.UTC(), p.ID.String(), limit)
-		rows, err := stmt.QueryContext(ctx, args...)
+// statement is prepared once per look-up rather than built by GORM per
+// pivot (that doubled what a push of 1,000 allocated); GORM still builds
+// it when an argument is a list to expand (AnyOf's IN ?).
+func (sqliteDialect) nearest(t *syncTx, looks []nearestLook) ([][][]*engine.Record, error) {
+	out := make([][][]*engine.Record, len(looks))
+	for i, l := range looks {
+		var err error
+		if !plainArgs(l.args) {
+			out[i], err = t.nearestEach(l)
+		} else {
+			out[i], err = sqliteNearest(t, l)
+		}
 		if err != nil {
 			return nil, err
 		}
-		if err := scanRows(rows, e, true, func(r *engine.Record) { out[i] = append(out[i], r) }); err != nil {
-			return nil, err
+	}
+	return out, nil
+}
+
+func sqliteNearest(t *syncTx, l nearestLook) ([][]*engine.Record, error) {
+	cmp, order := nearestOrder(l.Dir)
+	q := `SELECT ` + strings.Join(columns(l.Entity), ", ") + l.filter +
+		` AND (` + l.Field + `, id)` + cmp + `(?, ?) ORDER BY ` + l.Field + order + `, id` + order + ` LIMIT ?`
+	ctx := t.tx.Statement.Context
+	stmt, err := t.tx.Statement.ConnPool.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l.Entity.Name, err)
+	}
+	defer stmt.Close()
+	out := make([][]*engine.Record, len(l.Pivots))
+	args := l.args
+	n := len(args)
+	for i, p := range l.Pivots {
+		args = append(args[:n], p.At.UTC(), p.ID.String(), l.Limit)
+		rows, err := stmt.QueryContext(ctx, args...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.Entity.Name, err)
+		}
+		if err := scanRows(rows, l.Entity, true, func(r *engine.Record) { out[i] = append(out[i], r) }); err != nil {
+			return nil, fmt.Errorf("%s: %w", l.Entity.Name, err)
 		}
 	}
 	return out, nil

@@ -252,44 +252,56 @@ func (t *syncTx) Latest(ctx context.Context, e *engine.Entity, where map[string]
 	return out, nil
 }
 
-// Nearest reads, for each pivot, the nearest limit records on dir's side
-// of it: a keyset condition on (field, id) and ORDER BY field, id LIMIT,
-// which an index on (org_id, <equality columns>, field, id) answers by
-// reading limit entries from the pivot on, however many lie beyond (see
-// migration 00014). The row comparison, unlike the equivalent OR, is an
-// index range on both databases.
-func (t *syncTx) Nearest(ctx context.Context, e *engine.Entity, where map[string]any, field string, dir engine.Direction, pivots []engine.Mark, limit int, skip []uuid.UUID) ([][]*engine.Record, error) {
-	if f := e.Field(field); f == nil || f.Type != engine.Time {
-		return nil, fmt.Errorf("nearest: %s.%s is not a time field", e.Name, field)
+// Nearest reads, for each look-up and each of its pivots, the nearest
+// Limit records on Dir's side of it: a keyset condition on (field, id) and
+// ORDER BY field, id LIMIT, which an index on (org_id, <equality columns>,
+// field, id) answers by reading Limit entries from the pivot on, however
+// many lie beyond (see migration 00014). The row comparison, unlike the
+// equivalent OR, is an index range on both databases.
+func (t *syncTx) Nearest(ctx context.Context, looks []engine.StoreLook) ([][][]*engine.Record, error) {
+	built := make([]nearestLook, len(looks))
+	for i, l := range looks {
+		if f := l.Entity.Field(l.Field); f == nil || f.Type != engine.Time {
+			return nil, fmt.Errorf("nearest: %s.%s is not a time field", l.Entity.Name, l.Field)
+		}
+		q, args, err := t.where(l.Entity, l.Where)
+		if err != nil {
+			return nil, fmt.Errorf("nearest: %w", err)
+		}
+		if len(l.Skip) > 0 {
+			cond, arg := t.db.dialect.excludeIDs(l.Skip)
+			q += ` AND ` + cond
+			args = append(args, arg)
+		}
+		built[i] = nearestLook{StoreLook: l, filter: q, args: args}
 	}
-	q, args, err := t.where(e, where)
+	out, err := t.db.dialect.nearest(t, built)
 	if err != nil {
 		return nil, fmt.Errorf("nearest: %w", err)
-	}
-	if len(skip) > 0 {
-		cond, arg := t.db.dialect.excludeIDs(skip)
-		q += ` AND ` + cond
-		args = append(args, arg)
-	}
-	out, err := t.db.dialect.nearest(t, e, q, args, field, dir, pivots, limit)
-	if err != nil {
-		return nil, fmt.Errorf("nearest %s: %w", e.Name, err)
 	}
 	return out, nil
 }
 
-// nearestEach is Nearest one statement per pivot: filter is the FROM …
-// WHERE clause of the records to look at, args its arguments.
-func (t *syncTx) nearestEach(e *engine.Entity, filter string, args []any, field string, dir engine.Direction, pivots []engine.Mark, limit int) ([][]*engine.Record, error) {
-	cmp, order := nearestOrder(dir)
-	q := `SELECT ` + strings.Join(columns(e), ", ") + filter +
-		` AND (` + field + `, id)` + cmp + `(?, ?) ORDER BY ` + field + order + `, id` + order + ` LIMIT ?`
-	out := make([][]*engine.Record, len(pivots))
+// nearestLook is a look-up of Nearest with the FROM … WHERE clause of the
+// records it looks at, and the clause's arguments.
+type nearestLook struct {
+	engine.StoreLook
+	filter string
+	args   []any
+}
+
+// nearestEach answers a look-up with one statement per pivot.
+func (t *syncTx) nearestEach(l nearestLook) ([][]*engine.Record, error) {
+	cmp, order := nearestOrder(l.Dir)
+	q := `SELECT ` + strings.Join(columns(l.Entity), ", ") + l.filter +
+		` AND (` + l.Field + `, id)` + cmp + `(?, ?) ORDER BY ` + l.Field + order + `, id` + order + ` LIMIT ?`
+	out := make([][]*engine.Record, len(l.Pivots))
+	args := l.args
 	n := len(args)
-	for i, p := range pivots {
-		args = append(args[:n], p.At.UTC(), p.ID.String(), limit)
-		if err := scanRecords(t.tx.Raw(q, args...), e, true, func(r *engine.Record) { out[i] = append(out[i], r) }); err != nil {
-			return nil, err
+	for i, p := range l.Pivots {
+		args = append(args[:n], p.At.UTC(), p.ID.String(), l.Limit)
+		if err := scanRecords(t.tx.Raw(q, args...), l.Entity, true, func(r *engine.Record) { out[i] = append(out[i], r) }); err != nil {
+			return nil, fmt.Errorf("%s: %w", l.Entity.Name, err)
 		}
 	}
 	return out, nil
@@ -766,9 +778,16 @@ func scanRecords(q *gorm.DB, e *engine.Entity, withClocks bool, each func(*engin
 
 // scanRows decodes each row of rows into a record of e, and closes rows.
 func scanRows(rows *sql.Rows, e *engine.Entity, withClocks bool, each func(*engine.Record)) error {
+	return scanRowsAfter(rows, nil, e, withClocks, each)
+}
+
+// scanRowsAfter is scanRows for rows whose first columns, before the
+// record's, are scanned into extra.
+func scanRowsAfter(rows *sql.Rows, extra []any, e *engine.Entity, withClocks bool, each func(*engine.Record)) error {
 	defer rows.Close()
-	nbase := len(baseColumns)
+	nbase := len(extra) + len(baseColumns)
 	dest := make([]any, nbase+len(e.Fields))
+	copy(dest, extra)
 	var (
 		org       uuid.UUID
 		createdBy sql.Null[uuid.UUID]
@@ -783,8 +802,9 @@ func scanRows(rows *sql.Rows, e *engine.Entity, withClocks bool, each func(*engi
 	}
 	for rows.Next() {
 		r := &engine.Record{Values: make(map[string]any, len(e.Fields))}
-		dest[0], dest[1], dest[2], dest[3] = &org, &r.ID, &r.Version, &r.Deleted
-		dest[4], dest[5], dest[6], dest[7] = &clocks, &createdBy, &r.CreatedAt, &r.UpdatedAt
+		b := dest[len(extra):]
+		b[0], b[1], b[2], b[3] = &org, &r.ID, &r.Version, &r.Deleted
+		b[4], b[5], b[6], b[7] = &clocks, &createdBy, &r.CreatedAt, &r.UpdatedAt
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}

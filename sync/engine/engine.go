@@ -202,12 +202,13 @@ type Tx interface {
 	// Latest is Range's newest limit records, newest first (equal times
 	// by id, descending), leaving out the records whose ids are in skip.
 	Latest(ctx context.Context, e *Entity, where map[string]any, field string, from, to time.Time, skip []uuid.UUID, limit int) ([]*Record, error)
-	// Nearest returns, for each pivot, up to limit live records matching
-	// where that lie strictly on dir's side of it in the order of the Time
-	// field (ties by id), nearest first, leaving out the records whose ids
-	// are in skip. Each list is read from an index with ORDER BY … LIMIT,
+	// Nearest answers look-ups, all at once: for each look-up and each of
+	// its pivots, up to Limit live records matching Where that lie
+	// strictly on Dir's side of the pivot in the order of the Time field
+	// Field (ties by id), nearest first, leaving out the records whose ids
+	// are in Skip. Each list is read from an index with ORDER BY … LIMIT,
 	// whatever the number of records beyond it.
-	Nearest(ctx context.Context, e *Entity, where map[string]any, field string, dir Direction, pivots []Mark, limit int, skip []uuid.UUID) ([][]*Record, error)
+	Nearest(ctx context.Context, looks []StoreLook) ([][][]*Record, error)
 	// User returns a user of the organisation. Errors: not_found.
 	User(ctx context.Context, id uuid.UUID) (models.User, error)
 	// Team returns a team of the organisation. Errors: not_found.

@@ -48,6 +48,30 @@ const (
 // NotNull, as a value of a where map, matches a field that is set.
 type NotNull struct{}
 
+// Look is one neighbour look-up of Context.NearestAll: the nearest Limit
+// live records of Entity matching Where on Dir's side of each pivot, in
+// the order of the Time field Field (ties by id).
+type Look struct {
+	Entity string
+	Where  map[string]any
+	Field  string
+	Dir    Direction
+	Pivots []Mark
+	Limit  int
+}
+
+// StoreLook is a Look as the store answers it (Tx.Nearest): the records
+// whose ids are in Skip are left out.
+type StoreLook struct {
+	Entity *Entity
+	Where  map[string]any
+	Field  string
+	Dir    Direction
+	Pivots []Mark
+	Limit  int
+	Skip   []uuid.UUID
+}
+
 // Nearest returns up to limit live records of an entity matching where
 // that lie strictly on dir's side of pivot in the order of the Time field
 // (ties by id), nearest first, as the batch now sees them. The store
@@ -56,107 +80,139 @@ type NotNull struct{}
 // record's neighbours costs a push O(log n) per look-up, not O(the
 // records in a window).
 func (c *Context) Nearest(entity string, where map[string]any, field string, pivot Mark, dir Direction, limit int) ([]*Record, error) {
-	out, err := c.nearest(entity, where, field, dir, []Mark{pivot}, limit)
+	out, err := c.NearestAll([]Look{{Entity: entity, Where: where, Field: field, Dir: dir, Pivots: []Mark{pivot}, Limit: limit}})
 	if err != nil {
 		return nil, err
 	}
-	return out[0], nil
+	return out[0][0], nil
 }
 
 // NearestEach returns, for each pivot, the nearest record Nearest would
 // return first, or nil where there is none: one call for a batch's worth
 // of look-ups.
 func (c *Context) NearestEach(entity string, where map[string]any, field string, pivots []Mark, dir Direction) ([]*Record, error) {
-	lists, err := c.nearest(entity, where, field, dir, pivots, 1)
+	lists, err := c.NearestAll([]Look{{Entity: entity, Where: where, Field: field, Dir: dir, Pivots: pivots, Limit: 1}})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Record, len(pivots))
+	return First(lists[0]), nil
+}
+
+// First is the nearest record of each list, or nil where a list is empty.
+func First(lists [][]*Record) []*Record {
+	out := make([]*Record, len(lists))
 	for i, l := range lists {
 		if len(l) > 0 {
 			out[i] = l[0]
 		}
 	}
-	return out, nil
+	return out
 }
 
-func (c *Context) nearest(entity string, where map[string]any, field string, dir Direction, pivots []Mark, limit int) ([][]*Record, error) {
-	e := c.batch.en.entities[entity]
-	if e == nil {
-		return nil, fmt.Errorf("nearest: unknown entity %q", entity)
-	}
-	if f := e.Field(field); f == nil || f.Type != Time {
-		return nil, fmt.Errorf("nearest: %s.%s is not a time field", entity, field)
-	}
-	if limit < 1 || len(pivots) == 0 {
-		return make([][]*Record, len(pivots)), nil
-	}
-	// The stored copies of the records the batch wrote are stale: the
-	// store leaves out those that existed before the batch (records it
-	// creates are not stored yet), and the batch's own state of every
-	// record it wrote that matches is merged in. Only the owner's dirty
-	// records are looked at when where names the owner.
-	keep := func(r *Record) bool { _, ok := r.TimeAt(field); return ok }
-	var skip []uuid.UUID
-	var mine []*Record
-	for _, k := range c.batch.written.keys(e, where) {
-		if c.batch.stored[k] {
-			skip = append(skip, k.ID)
+// NearestAll answers several look-ups as Nearest does each, in one call
+// to the store: on PostgreSQL one round trip for all of them, which a
+// push makes while it holds its transaction open. It returns, for each
+// look-up, a list per pivot.
+func (c *Context) NearestAll(looks []Look) ([][][]*Record, error) {
+	out := make([][][]*Record, len(looks))
+	var (
+		ask  []StoreLook
+		asks []int // ask[j] answers looks[asks[j]]
+		mine = make([][]*Record, len(looks))
+	)
+	for i, l := range looks {
+		e := c.batch.en.entities[l.Entity]
+		if e == nil {
+			return nil, fmt.Errorf("nearest: unknown entity %q", l.Entity)
 		}
-		if r := c.batch.state[k]; matches(r, where, keep) {
-			mine = append(mine, r)
+		if f := e.Field(l.Field); f == nil || f.Type != Time {
+			return nil, fmt.Errorf("nearest: %s.%s is not a time field", l.Entity, l.Field)
 		}
+		out[i] = make([][]*Record, len(l.Pivots))
+		if l.Limit < 1 || len(l.Pivots) == 0 {
+			continue
+		}
+		// The stored copies of the records the batch wrote are stale:
+		// the store leaves out those that existed before the batch
+		// (records it creates are not stored yet), and the batch's own
+		// state of every record it wrote that matches is merged in. Only
+		// the owner's dirty records are looked at when where names the
+		// owner.
+		keep := func(r *Record) bool { _, ok := r.TimeAt(l.Field); return ok }
+		var skip []uuid.UUID
+		for _, k := range c.batch.written.keys(e, l.Where) {
+			if c.batch.stored[k] {
+				skip = append(skip, k.ID)
+			}
+			if r := c.batch.state[k]; matches(r, l.Where, keep) {
+				mine[i] = append(mine[i], r)
+			}
+		}
+		ask = append(ask, StoreLook{Entity: e, Where: l.Where, Field: l.Field, Dir: l.Dir, Pivots: l.Pivots, Limit: l.Limit, Skip: skip})
+		asks = append(asks, i)
 	}
-	stored, err := c.batch.tx.Nearest(c, e, where, field, dir, pivots, limit, skip)
+	if len(ask) == 0 {
+		return out, nil
+	}
+	stored, err := c.batch.tx.Nearest(c, ask)
 	if err != nil {
 		return nil, err
 	}
+	for j, i := range asks {
+		out[i] = c.mergeOwn(looks[i], stored[j], mine[i])
+	}
+	return out, nil
+}
+
+// mergeOwn keeps what the store read for look-up l in the batch, and
+// merges the batch's own matching records, mine, into each pivot's list.
+func (c *Context) mergeOwn(l Look, stored [][]*Record, mine []*Record) [][]*Record {
 	// The batch keeps what it read, as Lookup does: a rule that goes on
 	// to Put one of them finds it without reading it again.
-	for i, l := range stored {
-		for j, r := range l {
-			k := Key{entity, r.ID}
+	for i, list := range stored {
+		for j, r := range list {
+			k := Key{l.Entity, r.ID}
 			if cur, ok := c.batch.state[k]; ok {
 				if cur == nil {
 					continue // cannot happen: the store just read it
 				}
-				l[j] = cur
+				list[j] = cur
 			} else {
 				c.batch.state[k] = r
 			}
 		}
-		stored[i] = l
+		stored[i] = list
 	}
 	if len(mine) == 0 {
-		return stored, nil
+		return stored
 	}
 	marks := make([]Mark, len(mine))
 	for i, r := range mine {
-		marks[i], _ = MarkOf(r, field)
+		marks[i], _ = MarkOf(r, l.Field)
 	}
 	idx := make([]int, len(mine))
 	for i := range idx {
 		idx[i] = i
 	}
 	sort.Slice(idx, func(a, b int) bool { return marks[idx[a]].Less(marks[idx[b]]) })
-	out := make([][]*Record, len(pivots))
-	for i, p := range pivots {
+	out := make([][]*Record, len(l.Pivots))
+	for i, p := range l.Pivots {
 		// The batch's records on dir's side of p, nearest first.
 		var own []*Record
-		if dir == Before {
+		if l.Dir == Before {
 			n := sort.Search(len(idx), func(j int) bool { return !marks[idx[j]].Less(p) })
-			for j := n - 1; j >= 0 && len(own) < limit; j-- {
+			for j := n - 1; j >= 0 && len(own) < l.Limit; j-- {
 				own = append(own, mine[idx[j]])
 			}
 		} else {
 			n := sort.Search(len(idx), func(j int) bool { return p.Less(marks[idx[j]]) })
-			for j := n; j < len(idx) && len(own) < limit; j++ {
+			for j := n; j < len(idx) && len(own) < l.Limit; j++ {
 				own = append(own, mine[idx[j]])
 			}
 		}
-		out[i] = mergeNearest(stored[i], own, field, dir, limit)
+		out[i] = mergeNearest(stored[i], own, l.Field, l.Dir, l.Limit)
 	}
-	return out, nil
+	return out
 }
 
 // mergeNearest merges two lists ordered nearest first into the nearest
