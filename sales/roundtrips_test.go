@@ -56,8 +56,9 @@ func brief(q string) string {
 
 // TestPushRoundTrips holds down the statements — round trips to the
 // database, each made while the push holds its transaction open — of a
-// rep's three kinds of push: a check-in (one new visit), its check-out
-// (one update) and a batch of 500 visits logged offline. A thousand phones
+// rep's kinds of push: a check-in (one new visit), its check-out (one
+// update), the check-out again (its answer was lost on the way back) and a
+// batch of 500 visits logged offline. A thousand phones
 // checking in at once left PostgreSQL connections idle in transaction,
 // waiting on the server between the dozen-odd statements a check-in made.
 func TestPushRoundTrips(t *testing.T) {
@@ -128,16 +129,18 @@ func TestPushRoundTrips(t *testing.T) {
 
 	f.Advance(20 * time.Minute)
 	seq++
-	nOut := push("check-out", visitMut(seq, id, f.Now(), map[string]any{"status": "completed", "outcome": "meeting",
-		"ended_at": f.Now().Format(time.RFC3339)}))
+	checkOut := visitMut(seq, id, f.Now(), map[string]any{"status": "completed", "outcome": "meeting",
+		"ended_at": f.Now().Format(time.RFC3339)})
+	nOut := push("check-out", checkOut)
+	nRetry := push("check-out retried", checkOut)
 
 	// Each statement is a round trip on PostgreSQL. In process, SQLite's
 	// cost little; only the small pushes' are held there, and a batch's
 	// neighbour look-ups are a statement per call (see
 	// sqliteDialect.nearest).
-	want := map[store.Dialect]struct{ batch, in, out int }{
-		store.Postgres: {batch: 22, in: 11, out: 10},
-		store.SQLite:   {batch: 1 << 30, in: 16, out: 12},
+	want := map[store.Dialect]struct{ batch, in, out, retry int }{
+		store.Postgres: {batch: 22, in: 11, out: 10, retry: 4},
+		store.SQLite:   {batch: 1 << 30, in: 16, out: 12, retry: 4},
 	}[f.DB.Dialect()]
 	for _, c := range []struct {
 		name      string
@@ -146,6 +149,7 @@ func TestPushRoundTrips(t *testing.T) {
 		{"batch of 500", nBatch, want.batch},
 		{"check-in", nIn, want.in},
 		{"check-out", nOut, want.out},
+		{"check-out retried", nRetry, want.retry},
 	} {
 		if c.got > c.want {
 			t.Errorf("%s: %d statements, want at most %d", c.name, c.got, c.want)
