@@ -36,6 +36,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	teamDevs := fs.Int("team-devices", 0, "devices of the team phase, which push batches of 200–1,000 visits all at once while GET /v1/me, pulls and /readyz are timed (0 skips it; the issue's team is 20)")
 	teamBatches := fs.Int("team-batches", 3, "batches each device of the team phase pushes")
 	sameMinute := fs.Bool("same-minute", false, "add the same-minute phase: one device pushes 20 batches of --batch-size calls all stamped with the same minute; reports the median latency of the last two pushes against the first two (target: within 2×)")
+	hostile := fs.Bool("hostile", false, "add the hostile phase after the latency phase: all latency devices but one, paced, alone and then while one more device pushes batches of --batch-size back to back (retrying after Retry-After on 429); reports both p99s and their ratio (target: within 1.25×)")
 	maxConns := fs.Int("max-conns", 0, "PostgreSQL connections the server may open (default: the server's own default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write the heap profile taken when the live heap was largest to this file")
@@ -78,6 +79,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		sizes = append(sizes, n)
 	}
+	if *hostile && *latencyDevs < 2 {
+		return c.usageErr("--hostile needs --latency-devices of at least 2")
+	}
 	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 || *teamDevs < 0 || *teamBatches < 1 {
 		return c.usageErr("sizes must be positive; --batch-size and --pull-limit at most 1000")
 	}
@@ -116,7 +120,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	_, err := bench.Run(ctx, bench.Config{
 		DatabaseURL: url, Server: benchServer, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
 		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes, MaxConns: *maxConns, History: *history,
-		TeamDevices: *teamDevs, TeamBatches: *teamBatches, SameMinute: *sameMinute,
+		TeamDevices: *teamDevs, TeamBatches: *teamBatches, SameMinute: *sameMinute, Hostile: *hostile,
 	}, stdout, stderr)
 	return err
 }
