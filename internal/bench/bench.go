@@ -143,7 +143,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		case i >= cfg.Devices+cfg.LatencyDevs:
 			w.budget[u.ID] = int64(cfg.TeamBatches * teamBatchMax)
 		case i >= cfg.Devices && cfg.Hostile:
-			w.budget[u.ID] = (16 + 2*hostileRounds) * 10
+			w.budget[u.ID] = (16 + 5*hostileRounds) * 10
 		case i >= cfg.Devices:
 			w.budget[u.ID] = 16 * 10
 		case i == 0:
@@ -264,7 +264,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 				}
 				defer hstop()
 			}
-			bar = newBar(progress, "hostile", 2*(cfg.LatencyDevs-1)*hostileRounds)
+			bar = newBar(progress, "hostile", 5*(cfg.LatencyDevs-1)*hostileRounds)
 			res.Hostile, err = w.hostilePhase(hbase, latencyReps[:cfg.LatencyDevs-1], w.reps[hostileRep], cfg.BatchSize, cfg.LatencyEvery, bar)
 			bar.done()
 			if err != nil {
