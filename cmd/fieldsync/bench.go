@@ -37,6 +37,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	teamBatches := fs.Int("team-batches", 3, "batches each device of the team phase pushes")
 	sameMinute := fs.Bool("same-minute", false, "add the same-minute phase: one device pushes 20 batches of --batch-size calls all stamped with the same minute; reports the median latency of the last two pushes against the first two (target: within 2×)")
 	hostile := fs.Bool("hostile", false, "add the hostile phase after the latency phase: all latency devices but one, paced, alone and then while one more device pushes batches of --batch-size back to back (retrying after Retry-After on 429); reports both p99s and their ratio (target: within 1.25×)")
+	hostilePushes := fs.Int("hostile-pushes", bench.DefaultHostilePushes, "hostile phase: pushes of each paced device in each of the phase's five runs")
 	mutationRate := fs.Float64("user-mutation-rate", api.DefaultPushBudget.Rate, "hostile phase: the server's --user-mutation-rate, mutations a second per user (0: no budget); the other phases push back to back on purpose and run without a budget")
 	mutationBurst := fs.Int("user-mutation-burst", api.DefaultPushBudget.Burst, "hostile phase: the server's --user-mutation-burst")
 	maxConns := fs.Int("max-conns", 0, "PostgreSQL connections the server may open (default: the server's own default)")
@@ -87,7 +88,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if *mutationRate < 0 || *mutationBurst < engine.MaxBatch {
 		return c.usageErr("--user-mutation-rate at least 0, --user-mutation-burst at least %d", engine.MaxBatch)
 	}
-	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 || *teamDevs < 0 || *teamBatches < 1 {
+	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 || *teamDevs < 0 || *teamBatches < 1 || *hostilePushes < 1 {
 		return c.usageErr("sizes must be positive; --batch-size and --pull-limit at most 1000")
 	}
 	url := *dbURL
@@ -125,7 +126,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	_, err := bench.Run(ctx, bench.Config{
 		DatabaseURL: url, Server: benchServer(api.PushBudget{}), HostileServer: benchServer(api.PushBudget{Rate: *mutationRate, Burst: *mutationBurst}), Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
 		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes, MaxConns: *maxConns, History: *history,
-		TeamDevices: *teamDevs, TeamBatches: *teamBatches, SameMinute: *sameMinute, Hostile: *hostile,
+		TeamDevices: *teamDevs, TeamBatches: *teamBatches, SameMinute: *sameMinute, Hostile: *hostile, HostilePushes: *hostilePushes,
 	}, stdout, stderr)
 	return err
 }

@@ -23,7 +23,7 @@ func TestBenchSmall(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "bench.db")
 	got := invoke(t, context.Background(), env{}, "", "bench", "--database-url", url, "--devices", "2", "--batches", "4",
 		"--batch-size", "20", "--rounds", "2", "--latency-devices", "3", "--latency-every", "20ms", "--incremental", "50,200", "--history", "20",
-		"--team-devices", "2", "--team-batches", "1", "--same-minute", "--hostile")
+		"--team-devices", "2", "--team-batches", "1", "--same-minute", "--hostile", "--hostile-pushes", "2")
 	if got.err != nil {
 		t.Fatalf("bench: %v\n%s", got.err, got.stderr)
 	}

@@ -70,6 +70,10 @@ type Config struct {
 	// budget of mutations). The other phases push back to back on
 	// purpose, to measure capacity, and run on Server. Nil uses Server.
 	HostileServer func(db *store.DB) (http.Handler, error)
+	// HostilePushes is how many times each paced device of the hostile
+	// phase pushes in each of its five runs; 0 means
+	// DefaultHostilePushes (10).
+	HostilePushes int
 }
 
 // round is one round of the throughput phase.
@@ -122,6 +126,9 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		return res, err
 	}
 	res.Dialect = db.Dialect()
+	if cfg.HostilePushes <= 0 {
+		cfg.HostilePushes = DefaultHostilePushes
+	}
 	w := newWorld(ctx, db)
 	// Reps of their own, after all the others: the hostile device's,
 	// then the same-minute device's.
@@ -143,7 +150,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		case i >= cfg.Devices+cfg.LatencyDevs:
 			w.budget[u.ID] = int64(cfg.TeamBatches * teamBatchMax)
 		case i >= cfg.Devices && cfg.Hostile:
-			w.budget[u.ID] = (16 + 5*hostileRounds) * 10
+			w.budget[u.ID] = int64(16+5*cfg.HostilePushes) * 10
 		case i >= cfg.Devices:
 			w.budget[u.ID] = 16 * 10
 		case i == 0:
@@ -264,8 +271,8 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 				}
 				defer hstop()
 			}
-			bar = newBar(progress, "hostile", 5*(cfg.LatencyDevs-1)*hostileRounds)
-			res.Hostile, err = w.hostilePhase(hbase, latencyReps[:cfg.LatencyDevs-1], w.reps[hostileRep], cfg.BatchSize, cfg.LatencyEvery, bar)
+			bar = newBar(progress, "hostile", 5*(cfg.LatencyDevs-1)*cfg.HostilePushes)
+			res.Hostile, err = w.hostilePhase(hbase, latencyReps[:cfg.LatencyDevs-1], w.reps[hostileRep], cfg.HostilePushes, cfg.BatchSize, cfg.LatencyEvery, bar)
 			bar.done()
 			if err != nil {
 				return res, err

@@ -17,7 +17,8 @@ import (
 )
 
 // Hostile phase: the latency phase's paced devices but one (199 of 200)
-// push 10 visits every --latency-every, hostileRounds times, in four runs:
+// push 10 visits every --latency-every, --hostile-pushes times (10), in
+// four runs:
 // alone, twice while one more device, its own rep's, pushes batches of
 // --batch-size visits back to back as fast as the server lets it (on a
 // 429 it waits Retry-After and sends the same batch again, as a phone
@@ -35,9 +36,11 @@ import (
 // a burst is the allowance of a phone back from weeks offline, spent
 // once, and its cost is the long-offline guarantee's, not this one's.
 const (
-	hostileRounds    = 10
-	hostileTarget    = 1.25
-	hostileHeadStart = 10 // paced intervals at most before the measure starts
+	// DefaultHostilePushes is how many times each paced device pushes in
+	// each run, unless Config.HostilePushes says otherwise.
+	DefaultHostilePushes = 10
+	hostileTarget        = 1.25
+	hostileHeadStart     = 10 // paced intervals at most before the measure starts
 	// hostileMaxBatches bounds what the hostile device pushes in a run,
 	// so its calls, a minute apart, all lie in the past.
 	hostileMaxBatches = 2000
@@ -46,6 +49,7 @@ const (
 // hostileResult holds the figures of the hostile phase.
 type hostileResult struct {
 	Paced              int           // paced devices
+	PushesPerRun       int           // pushes of each paced device in a run
 	Size               int           // visits a hostile push
 	AloneP50, AloneP99 time.Duration // over both runs alone
 	WithP50, WithP99   time.Duration // over both runs with the hostile device
@@ -91,15 +95,15 @@ type hostileDevice struct {
 	capped          atomic.Bool
 }
 
-func (w *world) hostilePhase(base string, paced []models.User, hostile models.User, size int, every time.Duration, bar *bar) (hostileResult, error) {
-	res := hostileResult{Paced: len(paced), Size: size}
+func (w *world) hostilePhase(base string, paced []models.User, hostile models.User, pushes, size int, every time.Duration, bar *bar) (hostileResult, error) {
+	res := hostileResult{Paced: len(paced), Size: size, PushesPerRun: pushes}
 	// A first run, unmeasured: right after the saturation phase the
 	// database is still digesting its writes (the first run alone had a
 	// p99 ten times the last's), which no hostile device caused.
-	if _, _, err := w.pushPhase(base, paced, hostileRounds, 10, every, bar); err != nil {
+	if _, _, err := w.pushPhase(base, paced, pushes, 10, every, bar); err != nil {
 		return res, fmt.Errorf("paced devices warming up: %w", err)
 	}
-	alone, _, err := w.pushPhase(base, paced, hostileRounds, 10, every, bar)
+	alone, _, err := w.pushPhase(base, paced, pushes, 10, every, bar)
 	if err != nil {
 		return res, fmt.Errorf("paced devices alone: %w", err)
 	}
@@ -128,7 +132,7 @@ func (w *world) hostilePhase(base string, paced []models.User, hostile models.Us
 	var with []time.Duration
 	for i := range 2 {
 		var lat []time.Duration
-		if lat, _, err = w.pushPhase(base, paced, hostileRounds, 10, every, bar); err != nil {
+		if lat, _, err = w.pushPhase(base, paced, pushes, 10, every, bar); err != nil {
 			break
 		}
 		res.RunP99s[1+i] = percentile(lat, 99)
@@ -144,7 +148,7 @@ func (w *world) hostilePhase(base string, paced []models.User, hostile models.Us
 		return res, fmt.Errorf("paced devices with a hostile one: %w", err)
 	}
 	res.Capped = h.capped.Load()
-	lat, _, err := w.pushPhase(base, paced, hostileRounds, 10, every, bar)
+	lat, _, err := w.pushPhase(base, paced, pushes, 10, every, bar)
 	if err != nil {
 		return res, fmt.Errorf("paced devices alone again: %w", err)
 	}
@@ -261,7 +265,7 @@ func reportHostile(out io.Writer, cfg Config, r hostileResult) {
 		return a.Round(time.Millisecond).String() + " / " + b.Round(time.Millisecond).String()
 	}
 	fmt.Fprintf(out, "\nhostile: %d paced devices × %d pushes of 10, each every %s: alone, twice beside 1 device pushing %d visits back to back, alone\n",
-		r.Paced, hostileRounds, cfg.LatencyEvery, r.Size)
+		r.Paced, r.PushesPerRun, cfg.LatencyEvery, r.Size)
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	fmt.Fprintf(out, "%-42s %14s   (p99 of each run: %s, %s)\n", "paced p50 / p99, alone", d(r.AloneP50, r.AloneP99), ms(r.RunP99s[0]), ms(r.RunP99s[3]))
 	fmt.Fprintf(out, "%-42s %14s   (p99 %.2f× alone; target ≤ %.2f×; each run: %s, %s)\n", "paced p50 / p99, with the hostile device", d(r.WithP50, r.WithP99),
