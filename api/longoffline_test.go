@@ -141,7 +141,13 @@ func sameReplica(t *testing.T, what string, got, want replica) {
 func TestLongOffline(t *testing.T) {
 	// The largest push deadline: a batch of 1,000 under the race detector
 	// on a busy machine takes a while, and a 503 here would say nothing.
-	d := newDemoWith(t, apitest.Options{Deps: func(deps *api.Deps) { deps.PushTimeout = 55 * time.Second }})
+	// The default budget of mutations per user: the phone's backlog goes
+	// through at once, in pushes one after another, the clock standing
+	// still meanwhile.
+	d := newDemoWith(t, apitest.Options{Deps: func(deps *api.Deps) {
+		deps.PushTimeout = 55 * time.Second
+		deps.PushBudget = api.DefaultPushBudget
+	}})
 	env := d.env
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(60, 1))

@@ -129,6 +129,10 @@ type Deps struct {
 	// request's context ends with errDeadline as its cause: the store
 	// rolls back and the request answers 503.
 	PushTimeout, RequestTimeout time.Duration
+	// PushBudget bounds the mutations each user's pushes carry (see
+	// PushBudget); the zero value sets no budget. Refused pushes answer
+	// 429 rate_limited with Retry-After.
+	PushBudget PushBudget
 }
 
 // Server holds the HTTP layer's state; Handler returns its router.
@@ -154,7 +158,9 @@ type Server struct {
 	// pushTimeout and requestTimeout are the deadlines (see deadline).
 	pushTimeout, requestTimeout time.Duration
 	metrics                     Metrics
-	echo                        *echo.Echo
+	// budget is each user's budget of pushed mutations; nil is none.
+	budget *pushBudgets
+	echo   *echo.Echo
 }
 
 // New builds the server and its router.
@@ -189,6 +195,7 @@ func New(d Deps) *Server {
 		pushTimeout: d.PushTimeout, requestTimeout: d.RequestTimeout,
 		logins:  auth.NewLoginGuard(d.LoginPolicy, d.Now),
 		metrics: d.Metrics,
+		budget:  newPushBudgets(d.PushBudget, d.Now),
 	}
 	if d.HSTSMaxAge > 0 {
 		s.hsts = "max-age=" + strconv.Itoa(int(d.HSTSMaxAge/time.Second))

@@ -143,8 +143,15 @@ func mutations(req pushRequest) ([]engine.Mutation, error) {
 }
 
 func (s *Server) push(c echo.Context) error {
+	p := principal(c)
+	if err := s.admitPush(c, p); err != nil {
+		return err
+	}
 	var req pushRequest
-	if err := decodeJSON(c, &req); err != nil {
+	err := decodeJSON(c, &req)
+	// What was read counts, whether or not it makes a valid push.
+	s.budget.spend(p, len(req.Mutations))
+	if err != nil {
 		return err
 	}
 	if req.SchemaVersion == nil {
@@ -157,7 +164,7 @@ func (s *Server) push(c echo.Context) error {
 	if err := s.sync.CheckBatch(*req.SchemaVersion, muts); err != nil {
 		return err
 	}
-	res, err := s.sync.Push(c.Request().Context(), principal(c), muts)
+	res, err := s.sync.Push(c.Request().Context(), p, muts)
 	if err != nil {
 		return err
 	}

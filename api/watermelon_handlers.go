@@ -171,6 +171,21 @@ func (s *Server) watermelonPush(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	p := principal(c)
+	if err := s.admitPush(c, p); err != nil {
+		return err
+	}
+	// The records read count against the budget as soon as the tables
+	// are parsed, whether or not they make a valid push; a body that does
+	// not parse counts what was parsed of it, at least an empty push.
+	records, spent := 0, false
+	spend := func() {
+		if !spent {
+			spent = true
+			s.budget.spend(p, records)
+		}
+	}
+	defer spend()
 	var body map[string]json.RawMessage
 	if err := decodeFetchJSON(c, &body); err != nil {
 		return err
@@ -202,11 +217,13 @@ func (s *Server) watermelonPush(c echo.Context) error {
 			return err
 		}
 		req.Changes[name] = t
+		records += len(t.Created) + len(t.Updated) + len(t.Deleted) + len(t.Unparsed) + t.UnparsedDeleted
 	}
+	spend()
 	if err := s.wm.CheckPush(req); err != nil {
 		return err
 	}
-	res, err := s.wm.Push(c.Request().Context(), principal(c), req)
+	res, err := s.wm.Push(c.Request().Context(), p, req)
 	var ce *watermelondb.ConflictError
 	switch {
 	case errors.As(err, &ce):

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,7 +53,17 @@ type Config struct {
 	// at least 5 s below WriteTimeout, so the answer can still be sent.
 	PushTimeout    time.Duration
 	RequestTimeout time.Duration
+	// UserMutationRate is the mutations a second each user's pushes may
+	// carry on average, UserMutationBurst the mutations they may push at
+	// once after a quiet spell (api.PushBudget); a rate of 0 sets no
+	// budget.
+	UserMutationRate  float64
+	UserMutationBurst int
 }
+
+// minMutationBurst is the smallest --user-mutation-burst: the largest
+// push (engine.MaxBatch), so that any one push fits in a full budget.
+const minMutationBurst = 1000
 
 // WriteTimeout is the server's http.Server.WriteTimeout: an answer not
 // written by then is lost, the client seeing only a closed connection.
@@ -92,6 +104,8 @@ var Options = []Option{
 	{Flag: "location-retention", Env: "FIELDSYNC_LOCATION_RETENTION", Default: "4320h", Usage: "how long visit and ride-along positions are kept as recorded (at least 24h); older ones are coarsened hourly to about 1 km"},
 	{Flag: "push-timeout", Env: "FIELDSYNC_PUSH_TIMEOUT", Default: "15s", Usage: "deadline of a push, database waits included; past it the push rolls back and answers 503 (1s to 55s)"},
 	{Flag: "request-timeout", Env: "FIELDSYNC_REQUEST_TIMEOUT", Default: "10s", Usage: "deadline of every other request; past it the request answers 503 (1s to 55s)"},
+	{Flag: "user-mutation-rate", Env: "FIELDSYNC_USER_MUTATION_RATE", Default: "100", Usage: "mutations a second each user's pushes (all their devices, both protocols) may carry on average; past the budget a push answers 429 rate_limited with Retry-After (0: no budget)"},
+	{Flag: "user-mutation-burst", Env: "FIELDSYNC_USER_MUTATION_BURST", Default: "10000", Usage: "mutations a user may push at once before --user-mutation-rate holds them back, e.g. a phone back from weeks offline (at least 1000)"},
 	{Flag: "firebase-credentials-file", Env: "FIELDSYNC_FIREBASE_CREDENTIALS_FILE", Usage: "Firebase service-account JSON key for push notifications (else GOOGLE_APPLICATION_CREDENTIALS)"},
 	{Flag: "firebase-project-id", Env: "FIELDSYNC_FIREBASE_PROJECT_ID", Usage: "Firebase project id (default: the key's project_id)"},
 	{Flag: "fcm-endpoint", Env: "FIELDSYNC_FCM_ENDPOINT", Usage: "FCM v1 base URL to send to instead of Google's, e.g. a local fake or an emulator"},
@@ -209,6 +223,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	}
 	if c.RequestTimeout, err = timeout("request-timeout", get("request-timeout")); err != nil {
 		return Config{}, err
+	}
+	if c.UserMutationRate, err = strconv.ParseFloat(get("user-mutation-rate"), 64); err != nil || c.UserMutationRate < 0 || math.IsInf(c.UserMutationRate, 0) || math.IsNaN(c.UserMutationRate) {
+		return Config{}, fmt.Errorf("user-mutation-rate: want mutations a second, such as 100, or 0 for no budget, got %q", get("user-mutation-rate"))
+	}
+	if c.UserMutationBurst, err = strconv.Atoi(get("user-mutation-burst")); err != nil || c.UserMutationBurst < minMutationBurst {
+		return Config{}, fmt.Errorf("user-mutation-burst: want a number of mutations ≥ %d (the largest push), got %q", minMutationBurst, get("user-mutation-burst"))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return Config{}, fmt.Errorf("log-format: want json or text, got %q", c.LogFormat)

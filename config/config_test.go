@@ -57,6 +57,10 @@ func TestLoadDefaults(t *testing.T) {
 		// Below a phone's own timeouts, and well below the write timeout.
 		PushTimeout:    15 * time.Second,
 		RequestTimeout: 10 * time.Second,
+		// A rep logs a few hundred mutations a day; two phones back from
+		// 60 days offline push their backlogs at once.
+		UserMutationRate:  100,
+		UserMutationBurst: 10000,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Load with no flags:\n got %+v\nwant %+v", c, want)
@@ -137,6 +141,25 @@ func TestLoadPrecedence(t *testing.T) {
 			vars: map[string]string{"FIELDSYNC_PUSH_TIMEOUT": "30s"},
 			get:  func(c config.Config) any { return c.PushTimeout },
 			want: 30 * time.Second,
+		},
+		{
+			name: "user mutation rate from env, fractional",
+			vars: map[string]string{"FIELDSYNC_USER_MUTATION_RATE": "2.5"},
+			get:  func(c config.Config) any { return c.UserMutationRate },
+			want: 2.5,
+		},
+		{
+			name: "user mutation rate 0: no budget",
+			args: []string{"--user-mutation-rate", "0"},
+			get:  func(c config.Config) any { return c.UserMutationRate },
+			want: 0.0,
+		},
+		{
+			name: "user mutation burst flag beats env",
+			args: []string{"--user-mutation-burst", "5000"},
+			vars: map[string]string{"FIELDSYNC_USER_MUTATION_BURST": "20000"},
+			get:  func(c config.Config) any { return c.UserMutationBurst },
+			want: 5000,
 		},
 		{
 			name: "request timeout flag beats env",
@@ -338,6 +361,24 @@ func TestLoadRefuses(t *testing.T) {
 			args:    []string{"--push-timeout", "60s"},
 			vars:    withSecret(nil),
 			wantErr: "push-timeout",
+		},
+		{
+			name:    "user mutation rate negative",
+			args:    []string{"--user-mutation-rate", "-1"},
+			vars:    withSecret(nil),
+			wantErr: "user-mutation-rate",
+		},
+		{
+			name:    "user mutation rate not a number",
+			vars:    withSecret(map[string]string{"FIELDSYNC_USER_MUTATION_RATE": "100/s"}),
+			wantErr: "user-mutation-rate",
+		},
+		{
+			// A push of 1,000 would never fit in the budget.
+			name:    "user mutation burst below the largest push",
+			args:    []string{"--user-mutation-burst", "999"},
+			vars:    withSecret(nil),
+			wantErr: "user-mutation-burst",
 		},
 		{
 			name:    "request timeout not a duration",

@@ -36,6 +36,10 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	teamDevs := fs.Int("team-devices", 0, "devices of the team phase, which push batches of 200–1,000 visits all at once while GET /v1/me, pulls and /readyz are timed (0 skips it; the issue's team is 20)")
 	teamBatches := fs.Int("team-batches", 3, "batches each device of the team phase pushes")
 	sameMinute := fs.Bool("same-minute", false, "add the same-minute phase: one device pushes 20 batches of --batch-size calls all stamped with the same minute; reports the median latency of the last two pushes against the first two (target: within 2×)")
+	hostile := fs.Bool("hostile", false, "add the hostile phase after the latency phase: all latency devices but one, paced, alone and then while one more device pushes batches of --batch-size back to back (retrying after Retry-After on 429); reports both p99s and their ratio (target: within 1.25×)")
+	hostilePushes := fs.Int("hostile-pushes", bench.DefaultHostilePushes, "hostile phase: pushes of each paced device in each of the phase's five runs")
+	mutationRate := fs.Float64("user-mutation-rate", api.DefaultPushBudget.Rate, "hostile phase: the server's --user-mutation-rate, mutations a second per user (0: no budget); the other phases push back to back on purpose and run without a budget")
+	mutationBurst := fs.Int("user-mutation-burst", api.DefaultPushBudget.Burst, "hostile phase: the server's --user-mutation-burst")
 	maxConns := fs.Int("max-conns", 0, "PostgreSQL connections the server may open (default: the server's own default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write the heap profile taken when the live heap was largest to this file")
@@ -78,7 +82,13 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		sizes = append(sizes, n)
 	}
-	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 || *teamDevs < 0 || *teamBatches < 1 {
+	if *hostile && *latencyDevs < 2 {
+		return c.usageErr("--hostile needs --latency-devices of at least 2")
+	}
+	if *mutationRate < 0 || *mutationBurst < engine.MaxBatch {
+		return c.usageErr("--user-mutation-rate at least 0, --user-mutation-burst at least %d", engine.MaxBatch)
+	}
+	if *devices < 1 || *batches < 1 || *rounds < 1 || *size < 1 || *size > 1000 || *pullLimit < 1 || *pullLimit > 1000 || *latencyDevs < 0 || *latencyEvery <= 0 || *maxConns < 0 || *history < 0 || *teamDevs < 0 || *teamBatches < 1 || *hostilePushes < 1 {
 		return c.usageErr("sizes must be positive; --batch-size and --pull-limit at most 1000")
 	}
 	url := *dbURL
@@ -110,13 +120,13 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}()
 	}
 	if *scenario == "field-day" {
-		return fieldDay(ctx, bench.FieldDayConfig{DatabaseURL: url, Server: benchServer, Devices: *dayDevices, TeamSize: *teamSize, Duration: *duration,
+		return fieldDay(ctx, bench.FieldDayConfig{DatabaseURL: url, Server: benchServer(api.PushBudget{}), Devices: *dayDevices, TeamSize: *teamSize, Duration: *duration,
 			Calls: *calls, PullEvery: *pullEvery, StandingsEvery: *standingsEvery, Replicas: replicaCounts, MaxConns: *maxConns}, *reportJSON, *reportSVG, stdout, stderr)
 	}
 	_, err := bench.Run(ctx, bench.Config{
-		DatabaseURL: url, Server: benchServer, Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
+		DatabaseURL: url, Server: benchServer(api.PushBudget{}), HostileServer: benchServer(api.PushBudget{Rate: *mutationRate, Burst: *mutationBurst}), Devices: *devices, Batches: *batches, BatchSize: *size, PullLimit: *pullLimit,
 		Rounds: *rounds, LatencyDevs: *latencyDevs, LatencyEvery: *latencyEvery, Incremental: sizes, MaxConns: *maxConns, History: *history,
-		TeamDevices: *teamDevs, TeamBatches: *teamBatches, SameMinute: *sameMinute,
+		TeamDevices: *teamDevs, TeamBatches: *teamBatches, SameMinute: *sameMinute, Hostile: *hostile, HostilePushes: *hostilePushes,
 	}, stdout, stderr)
 	return err
 }
@@ -150,9 +160,15 @@ func fieldDay(ctx context.Context, cfg bench.FieldDayConfig, jsonPath, svgPath s
 }
 
 // benchServer wires the real API for a bench run, as serve does but with
-// cheap password hashes, no login rate limit and a body limit that takes
-// the largest batches.
-func benchServer(db *store.DB) (http.Handler, error) {
+// cheap password hashes, no login rate limit, a body limit that takes the
+// largest batches, and budget as each user's budget of mutations: none
+// for the phases that measure capacity by pushing back to back, serve's
+// for the hostile phase, which measures what the budget protects.
+func benchServer(budget api.PushBudget) func(db *store.DB) (http.Handler, error) {
+	return func(db *store.DB) (http.Handler, error) { return benchHandler(db, budget) }
+}
+
+func benchHandler(db *store.DB, budget api.PushBudget) (http.Handler, error) {
 	tokens, err := auth.NewTokens(strings.Repeat("b", 40), nil, time.Now)
 	if err != nil {
 		return nil, err
@@ -160,6 +176,7 @@ func benchServer(db *store.DB) (http.Handler, error) {
 	eng := engine.New(db.Feed(), sales.Entities(), time.Now, nil)
 	srv := api.New(api.Deps{Store: db.People(), Sync: eng, WatermelonStore: db.Feed(), Notifications: db.Outbox(), Idempotency: db.Idempotency(), Tokens: tokens, Passwords: auth.NewPasswords(auth.TestArgon2),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), BodyLimit: 64 << 20, Ready: db.Ready,
-		LoginPolicy: auth.LoginPolicy{PairFree: 1 << 20, EmailFree: 1 << 20, BaseDelay: time.Second, MaxDelay: time.Second, Forget: time.Minute}})
+		LoginPolicy: auth.LoginPolicy{PairFree: 1 << 20, EmailFree: 1 << 20, BaseDelay: time.Second, MaxDelay: time.Second, Forget: time.Minute},
+		PushBudget:  budget})
 	return srv.Handler(), nil
 }

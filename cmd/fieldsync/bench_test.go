@@ -21,15 +21,16 @@ import (
 // tests never time anything.)
 func TestBenchSmall(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "bench.db")
-	got := invoke(t, context.Background(), env{}, "", "bench", "--database-url", url, "--devices", "2", "--batches", "2",
+	got := invoke(t, context.Background(), env{}, "", "bench", "--database-url", url, "--devices", "2", "--batches", "4",
 		"--batch-size", "20", "--rounds", "2", "--latency-devices", "3", "--latency-every", "20ms", "--incremental", "50,200", "--history", "20",
-		"--team-devices", "2", "--team-batches", "1", "--same-minute")
+		"--team-devices", "2", "--team-batches", "1", "--same-minute", "--hostile", "--hostile-pushes", "2")
 	if got.err != nil {
 		t.Fatalf("bench: %v\n%s", got.err, got.stderr)
 	}
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`push mutations/s \(batches of 20\)\s+\d+\s+\d+\s+\d+%\s+\(rounds: \d+–\d+%\)`),
 		regexp.MustCompile(`pull records/s \(pages of 1000\)\s+\d+\s+\d+\s+\d+%`),
+		regexp.MustCompile(`push growth, batches 3–4 vs 1–2\s+\d+\.\d+×\s+\(median of 4 devices × rounds, \d+\.\d+–\d+\.\d+×; target ≤ 1\.5×\)`),
 		regexp.MustCompile(`push p50 / p99, 3 devices × 10, each every 20ms\s+\S+ / \S+\s+\(\d+ pushes/s\)`),
 		regexp.MustCompile(`push p50 / p99, 3 devices × 10, back to back`),
 		regexp.MustCompile(`incremental pull of 100, 200 visits\s+\S+\s+\d+\.\d+×`),
@@ -37,6 +38,9 @@ func TestBenchSmall(t *testing.T) {
 		regexp.MustCompile(`GET /v1/me p50 / p99 during pushes\s+\S+ / \S+`),
 		regexp.MustCompile(`/readyz p50 / p99 during pushes\s+\S+ / \S+\s+\(\d+ probes, \d+ not ready\)`),
 		regexp.MustCompile(`push latency, last two \(median\)\s+\S+\s+\(\d+\.\d+× the first two; target ≤ 2×\)`),
+		regexp.MustCompile(`paced p50 / p99, alone\s+\S+ / \S+\s+\(p99 of each run: \S+, \S+\)`),
+		regexp.MustCompile(`paced p50 / p99, with the hostile device\s+\S+ / \S+\s+\(p99 \d+\.\d+× alone; target ≤ 1\.25×; each run: \S+, \S+\)`),
+		regexp.MustCompile(`hostile device pushes/s\s+\d+\.\d\s+\(\d+ mutations/s; \d+ × 429, \d+ × 503 in \d+\.\d s\)`),
 		regexp.MustCompile(`peak RSS\s+\d+\.\d MB`),
 	} {
 		if !want.MatchString(got.stdout) {
@@ -45,6 +49,9 @@ func TestBenchSmall(t *testing.T) {
 	}
 	if bad := invoke(t, context.Background(), env{}, "", "bench", "--rounds", "0"); bad.err == nil || !strings.Contains(bad.err.Error(), "positive") {
 		t.Errorf("--rounds 0: %v, want a usage error", bad.err)
+	}
+	if bad := invoke(t, context.Background(), env{}, "", "bench", "--hostile", "--latency-devices", "1"); bad.err == nil || !strings.Contains(bad.err.Error(), "--latency-devices") {
+		t.Errorf("--hostile with one latency device: %v, want a usage error", bad.err)
 	}
 }
 

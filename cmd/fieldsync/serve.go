@@ -134,6 +134,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Spec: fieldsync.OpenAPI, BodyLimit: cfg.BodyLimitBytes, TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins: cfg.CORSOrigins, HSTSMaxAge: cfg.HSTSMaxAge,
 		Version: moduleVersion(), Ready: db.Ready, PushTimeout: cfg.PushTimeout, RequestTimeout: cfg.RequestTimeout,
+		PushBudget: api.PushBudget{Rate: cfg.UserMutationRate, Burst: cfg.UserMutationBurst},
 	})
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics.Handler(), log)

@@ -60,6 +60,20 @@ type Config struct {
 	// SameMinute adds the same-minute phase: one device pushes 20
 	// batches of BatchSize calls all stamped with the same minute.
 	SameMinute bool
+	// Hostile adds the hostile phase after the latency phase: all the
+	// latency phase's devices but one, paced, alone and then while one
+	// more device pushes batches of BatchSize back to back (hostile.go).
+	// It needs LatencyDevs of at least 2.
+	Hostile bool
+	// HostileServer builds the handler the hostile phase measures: the
+	// server with the push admission it is deployed with (a per-user
+	// budget of mutations). The other phases push back to back on
+	// purpose, to measure capacity, and run on Server. Nil uses Server.
+	HostileServer func(db *store.DB) (http.Handler, error)
+	// HostilePushes is how many times each paced device of the hostile
+	// phase pushes in each of its five runs; 0 means
+	// DefaultHostilePushes (10).
+	HostilePushes int
 }
 
 // round is one round of the throughput phase.
@@ -75,6 +89,9 @@ type Result struct {
 	PushRatioMin, PushRatioMax float64 // push / raw upsert over the rounds
 	PullRatioMin, PullRatioMax float64 // pull / raw read over the rounds
 	PushP50, PushP99           time.Duration
+	// Growth is how the throughput phase's pushes slowed over each
+	// device's batches (see growthResult).
+	Growth                     growthResult
 	LatencyP50, LatencyP99     time.Duration         // paced devices, from when each push was due
 	LatencyRate                float64               // pushes/s the paced devices achieved
 	SaturatedP50, SaturatedP99 time.Duration         // the same devices pushing back to back
@@ -85,6 +102,7 @@ type Result struct {
 	Rows                       int
 	Team                       teamResult       // the team phase, when it ran
 	SameMinute                 sameMinuteResult // the same-minute phase, when it ran
+	Hostile                    hostileResult    // the hostile phase, when it ran
 }
 
 const benchPassword = "bench-password-1234"
@@ -96,6 +114,9 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 	if cfg.Server == nil {
 		return res, errors.New("bench: no server to measure (Config.Server is nil)")
 	}
+	if cfg.Hostile && cfg.LatencyDevs < 2 {
+		return res, errors.New("bench: the hostile phase needs at least 2 latency devices")
+	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{MaxOpenConns: cfg.MaxConns})
 	if err != nil {
 		return res, err
@@ -105,10 +126,18 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		return res, err
 	}
 	res.Dialect = db.Dialect()
+	if cfg.HostilePushes <= 0 {
+		cfg.HostilePushes = DefaultHostilePushes
+	}
 	w := newWorld(ctx, db)
-	extra := 0
+	// Reps of their own, after all the others: the hostile device's,
+	// then the same-minute device's.
+	extra, hostileRep := 0, cfg.Devices+cfg.LatencyDevs+cfg.TeamDevices
+	if cfg.Hostile {
+		extra++
+	}
 	if cfg.SameMinute {
-		extra = 1 // the same-minute device's rep, after all the others
+		extra++
 	}
 	if err := w.setup(cfg.Devices + cfg.LatencyDevs + cfg.TeamDevices + extra); err != nil {
 		return res, err
@@ -120,6 +149,8 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		switch {
 		case i >= cfg.Devices+cfg.LatencyDevs:
 			w.budget[u.ID] = int64(cfg.TeamBatches * teamBatchMax)
+		case i >= cfg.Devices && cfg.Hostile:
+			w.budget[u.ID] = int64(16+5*cfg.HostilePushes) * 10
 		case i >= cfg.Devices:
 			w.budget[u.ID] = 16 * 10
 		case i == 0:
@@ -147,15 +178,25 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 	// compare figures taken moments apart. The median round is reported
 	// with the spread, since these machines are noisy.
 	res.Rows = cfg.Devices * cfg.Batches * cfg.BatchSize
-	var rounds []round
+	var (
+		rounds  []round
+		growths []float64 // each device's growth over its batches, every round
+	)
 	for i := 0; i < cfg.Rounds; i++ {
 		label := func(s string) string { return fmt.Sprintf("%s %d/%d", s, i+1, cfg.Rounds) }
 		var r round
 		bar := newBar(progress, label("push"), cfg.Devices*cfg.Batches)
-		lat, dur, err := w.pushPhase(base, w.reps[:cfg.Devices], cfg.Batches, cfg.BatchSize, 0, bar)
+		perDev, dur, err := w.pushPhaseByDevice(base, w.reps[:cfg.Devices], cfg.Batches, cfg.BatchSize, 0, bar)
 		bar.done()
 		if err != nil {
 			return res, err
+		}
+		var lat []time.Duration
+		for _, l := range perDev {
+			lat = append(lat, l...)
+			if g, ok := growth(l); ok {
+				growths = append(growths, g)
+			}
 		}
 		r.push = float64(res.Rows) / dur.Seconds()
 		r.p50, r.p99 = percentile(lat, 50), percentile(lat, 99)
@@ -178,6 +219,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		}
 		rounds = append(rounds, r)
 	}
+	res.Growth = summarizeGrowth(growths)
 	sort.Slice(rounds, func(i, j int) bool { return rounds[i].push/rounds[i].rawUpsert < rounds[j].push/rounds[j].rawUpsert })
 	mid := rounds[len(rounds)/2]
 	res.PushRate, res.RawUpsertRate, res.PushP50, res.PushP99 = mid.push, mid.rawUpsert, mid.p50, mid.p99
@@ -219,6 +261,23 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		}
 		res.SaturatedP50, res.SaturatedP99 = percentile(lat, 50), percentile(lat, 99)
 		res.SaturatedRate = float64(len(lat)) / dur.Seconds()
+
+		if cfg.Hostile {
+			hbase := base
+			if cfg.HostileServer != nil {
+				var hstop func()
+				if hbase, hstop, err = w.serve(cfg.HostileServer); err != nil {
+					return res, err
+				}
+				defer hstop()
+			}
+			bar = newBar(progress, "hostile", 5*(cfg.LatencyDevs-1)*cfg.HostilePushes)
+			res.Hostile, err = w.hostilePhase(hbase, latencyReps[:cfg.LatencyDevs-1], w.reps[hostileRep], cfg.HostilePushes, cfg.BatchSize, cfg.LatencyEvery, bar)
+			bar.done()
+			if err != nil {
+				return res, err
+			}
+		}
 	}
 
 	if cfg.TeamDevices > 0 {
@@ -429,6 +488,17 @@ func (w *world) visitBatch(d *device, n int) []byte {
 // starting at a random phase. A push's latency counts from when it was
 // due, so a server that falls behind is charged for the wait.
 func (w *world) pushPhase(base string, reps []models.User, batches, size int, every time.Duration, bar *bar) ([]time.Duration, time.Duration, error) {
+	perDev, dur, err := w.pushPhaseByDevice(base, reps, batches, size, every, bar)
+	var lats []time.Duration
+	for _, l := range perDev {
+		lats = append(lats, l...)
+	}
+	return lats, dur, err
+}
+
+// pushPhaseByDevice is pushPhase with each device's latencies apart, in
+// the order of its batches.
+func (w *world) pushPhaseByDevice(base string, reps []models.User, batches, size int, every time.Duration, bar *bar) ([][]time.Duration, time.Duration, error) {
 	devices := len(reps)
 	devs := make([]*device, devices)
 	for i := range devs {
@@ -446,7 +516,7 @@ func (w *world) pushPhase(base string, reps []models.User, batches, size int, ev
 	}
 	var (
 		mu    sync.Mutex
-		lats  []time.Duration
+		lats  = make([][]time.Duration, devices)
 		first error
 		wg    sync.WaitGroup
 	)
@@ -479,7 +549,7 @@ func (w *world) pushPhase(base string, reps []models.User, batches, size int, ev
 					}
 				}
 				mu.Lock()
-				lats = append(lats, took)
+				lats[i] = append(lats[i], took)
 				if err != nil && first == nil {
 					first = err
 				}
@@ -732,6 +802,7 @@ func report(out io.Writer, cfg Config, r Result) {
 		r.PullRate, r.RawReadRate, 100*r.PullRate/r.RawReadRate, 100*r.PullRatioMin, 100*r.PullRatioMax)
 	fmt.Fprintf(out, "(%s)\n", RawCeiling)
 	fmt.Fprintf(out, "%-42s %14s\n", "push latency p50 / p99", r.PushP50.Round(time.Millisecond).String()+" / "+r.PushP99.Round(time.Millisecond).String())
+	reportGrowth(out, cfg, r.Growth)
 	if cfg.LatencyDevs > 0 {
 		fmt.Fprintf(out, "%-42s %14s   (%.0f pushes/s)\n", fmt.Sprintf("push p50 / p99, %d devices × 10, each every %s", cfg.LatencyDevs, cfg.LatencyEvery),
 			r.LatencyP50.Round(time.Millisecond).String()+" / "+r.LatencyP99.Round(time.Millisecond).String(), r.LatencyRate)
@@ -752,6 +823,9 @@ func report(out io.Writer, cfg Config, r Result) {
 	}
 	if cfg.TeamDevices > 0 {
 		reportTeam(out, cfg, r.Team)
+	}
+	if cfg.Hostile && cfg.LatencyDevs >= 2 {
+		reportHostile(out, cfg, r.Hostile)
 	}
 	if cfg.SameMinute {
 		reportSameMinute(out, r.SameMinute)

@@ -87,3 +87,38 @@ func TestNiceCeil(t *testing.T) {
 		}
 	}
 }
+
+func TestGrowth(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var ds []time.Duration
+		for _, n := range ns {
+			ds = append(ds, time.Duration(n)*time.Millisecond)
+		}
+		return ds
+	}
+	for _, tc := range []struct {
+		name string
+		lats []time.Duration
+		want float64
+		ok   bool
+	}{
+		// The last two's mean over the first two's.
+		{"flat", ms(10, 10, 10, 10, 10), 1, true},
+		{"doubling", ms(10, 30, 20, 40, 40), 2, true},
+		// Fewer than four batches: the pairs would overlap.
+		{"three batches", ms(10, 20, 30), 0, false},
+		{"no time at all", ms(0, 0, 5, 5), 0, false},
+	} {
+		got, ok := growth(tc.lats)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: got %v, %v; want %v, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+	// The median over devices and rounds, with the range.
+	if got, want := summarizeGrowth([]float64{1.4, 0.9, 1.1, 3}), (growthResult{Median: 1.1, Min: 0.9, Max: 3, N: 4}); got != want {
+		t.Errorf("summarizeGrowth: got %+v, want %+v", got, want)
+	}
+	if got := summarizeGrowth(nil); got.N != 0 {
+		t.Errorf("summarizeGrowth(nil): got %+v, want N 0", got)
+	}
+}
