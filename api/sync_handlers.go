@@ -207,7 +207,7 @@ func (s *Server) pull(c echo.Context) error {
 		return err
 	}
 	p := principal(c)
-	res, err := s.sync.Pull(c.Request().Context(), p, c.QueryParam("cursor"), limit)
+	res, err := s.sync.PullDocs(c.Request().Context(), p, c.QueryParam("cursor"), limit)
 	if err != nil {
 		return err
 	}
@@ -218,8 +218,10 @@ func (s *Server) pull(c echo.Context) error {
 		}
 	}
 	s.metrics.Pulled(protocolNative, len(res.Changes), oldest)
-	// The changes are written by hand: records are encoded once, straight
-	// from storage, without a map or a second pass through encoding/json.
+	// The changes are written by hand: a record's data is the encoding
+	// kept with the feed (Change.Doc), appended as it is, or else encoded
+	// once, straight from storage, without a map or a second pass through
+	// encoding/json.
 	b := make([]byte, 0, 256+len(res.Changes)*512)
 	b = append(b, `{"changes":[`...)
 	for i, ch := range res.Changes {
@@ -237,7 +239,11 @@ func (s *Server) pull(c echo.Context) error {
 			continue
 		}
 		b = append(b, `,"op":"upsert","data":`...)
-		b = ch.Entity.MarshalRecord(b, ch.Record)
+		if ch.Doc != nil {
+			b = append(b, ch.Doc...)
+		} else {
+			b = ch.Entity.MarshalRecord(b, ch.Record)
+		}
 		b = append(b, '}')
 	}
 	rejections := make([]rejectionDTO, len(res.Rejections))

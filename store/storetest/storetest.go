@@ -47,6 +47,8 @@ type Options struct {
 	// slots (store.Options); 0 keeps the store's defaults.
 	PushesPerUser int
 	PushShareWait time.Duration
+	// URL, if set, rewrites the URL the store opens (Wire.URL).
+	URL func(string) string
 }
 
 // MustOpenDB returns a migrated database that exists only for this test.
@@ -59,6 +61,9 @@ func MustOpenDBWith(t testing.TB, opt Options) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := MigratedURL(t)
+	if opt.URL != nil {
+		dbURL = opt.URL(dbURL)
+	}
 	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait,
 		PushesPerUser: opt.PushesPerUser, PushShareWait: opt.PushShareWait})
 	if err != nil {

@@ -1,0 +1,50 @@
+package store
+
+import (
+	"maps"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fieldsync/fieldsync/sync/engine"
+)
+
+// pullDoc is the pull encoding of r as it will be stored (the doc column
+// of its feed row, migration 00015). A tombstone has one too, though a
+// pull sends it without data: the page reads its updated_at there. It
+// must be byte for byte what a pull that loads the
+// stored row would send: so times are cut to the precision the database
+// keeps (PostgreSQL keeps microseconds, and pgx truncates to them) and
+// values are taken in the types a load returns. TestPullDocsMatchRecords
+// holds the two to it on both databases.
+func pullDoc(e *engine.Entity, r *engine.Record, precision time.Duration) *string {
+	v := *r
+	v.CreatedAt, v.UpdatedAt = r.CreatedAt.Truncate(precision), r.UpdatedAt.Truncate(precision)
+	cloned := false
+	set := func(name string, val any) {
+		if !cloned {
+			v.Values, cloned = maps.Clone(r.Values), true
+		}
+		v.Values[name] = val
+	}
+	for i := range e.Fields {
+		f := &e.Fields[i]
+		if f.Hidden {
+			continue
+		}
+		switch x := r.Values[f.Name].(type) {
+		case time.Time:
+			if t := x.Truncate(precision); !t.Equal(x) {
+				set(f.Name, t)
+			}
+		case *uuid.UUID:
+			if x == nil {
+				set(f.Name, nil)
+			} else {
+				set(f.Name, *x)
+			}
+		}
+	}
+	s := string(e.MarshalRecord(make([]byte, 0, 512), &v))
+	return &s
+}
