@@ -212,9 +212,14 @@ func (s *Server) pull(c echo.Context) error {
 		return err
 	}
 	var oldest time.Time
+	size := 256 + len(res.Changes)*128 // the envelope and each change's members
 	for _, ch := range res.Changes {
 		if oldest.IsZero() || ch.Record.UpdatedAt.Before(oldest) {
 			oldest = ch.Record.UpdatedAt
+		}
+		size += len(ch.Doc)
+		if ch.Doc == nil {
+			size += 512
 		}
 	}
 	s.metrics.Pulled(protocolNative, len(res.Changes), oldest)
@@ -222,7 +227,7 @@ func (s *Server) pull(c echo.Context) error {
 	// kept with the feed (Change.Doc), appended as it is, or else encoded
 	// once, straight from storage, without a map or a second pass through
 	// encoding/json.
-	b := make([]byte, 0, 256+len(res.Changes)*512)
+	b := make([]byte, 0, size)
 	b = append(b, `{"changes":[`...)
 	for i, ch := range res.Changes {
 		if i > 0 {
