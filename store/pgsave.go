@@ -183,11 +183,9 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 	// The feed rows, one per record, stamped with this transaction's id.
 	scopes := make([]engine.Scope, n)
 	vis := make([]int32, n)
-	docs := make([]*string, n)
 	for i, r := range recs {
 		scopes[i] = e.Scope(r)
 		vis[i] = int32(scopes[i].Visibility)
-		docs[i] = pullDoc(e, r, time.Microsecond)
 	}
 	teamCol, err := uuidColumn("team_id", n, func(i int) any { return scopes[i].TeamID })
 	if err != nil {
@@ -200,7 +198,7 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 	feed := []pgColumn{{name: "record_id", array: "uuid[]", vals: ids.vals}, {name: "version", array: "int8[]", vals: versions},
 		teamCol, userCol, {name: "visibility", array: "int4[]", vals: vis}, {name: "deleted", array: "bool[]", vals: deleted},
 		{name: "created_by", array: "uuid[]", vals: createdBy.vals}, {name: "created_version", array: "int8[]", vals: versions},
-		{name: "doc", array: "text[]", vals: docs}}
+		{name: "doc", array: "text[]", vals: pullDocs(e, recs, time.Microsecond)}}
 	q = unnestInsert("sync_changes", []string{"org_id", "entity", "txid"}, []string{"$1::uuid", "$2::text", "x.txid"}, 2,
 		"(SELECT pg_current_xact_id()::text::bigint AS txid) AS x, ", feed,
 		`ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,

@@ -408,6 +408,7 @@ func (t *syncTx) saveRows(ctx context.Context, e *engine.Entity, recs []*engine.
 		sb.Reset()
 		sb.WriteString(`INSERT INTO sync_changes (org_id, entity, record_id, txid, version, team_id, user_id, visibility, deleted, created_by, created_version, doc) VALUES `)
 		args = args[:0]
+		docs := pullDocs(e, part, sqliteTimePrecision)
 		for i, r := range part {
 			if i > 0 {
 				sb.WriteString(", ")
@@ -415,7 +416,7 @@ func (t *syncTx) saveRows(ctx context.Context, e *engine.Entity, recs []*engine.
 			sb.WriteString("(?, ?, ?, " + t.txidExpr() + ", ?, ?, ?, ?, ?, ?, ?, ?)")
 			s := e.Scope(r)
 			args = append(args, t.p.OrgID.String(), e.Name, r.ID.String(), r.Version, dbValue(s.TeamID), dbValue(s.UserID), int(s.Visibility), r.Deleted, nullUUID(r.CreatedBy), r.Version,
-				pullDoc(e, r, sqliteTimePrecision))
+				docs[i])
 		}
 		sb.WriteString(` ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
 			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted,
