@@ -266,25 +266,16 @@ func deviceState(g *gorm.DB, p models.Principal, limit int) (int64, []engine.Rej
 	if err != nil {
 		return 0, nil, fmt.Errorf("device rejections: %w", translate(err))
 	}
-	rs, err := scanRejections(rows)
-	return seq, rs, err
-}
-
-// scanRejections reads rows of (seq, entity, record_id, code, message,
-// field, created_at), and closes rows.
-func scanRejections(rows rowScanner) ([]engine.Rejection, error) {
-	if c, ok := rows.(interface{ Close() error }); ok {
-		defer c.Close()
-	}
+	defer rows.Close()
 	var out []engine.Rejection
 	for rows.Next() {
 		var r engine.Rejection
 		var field sql.NullString
 		if err := rows.Scan(&r.Seq, &r.Entity, &r.RecordID, &r.Code, &r.Message, &field, &r.CreatedAt); err != nil {
-			return nil, fmt.Errorf("device rejections: %w", err)
+			return 0, nil, fmt.Errorf("device rejections: %w", err)
 		}
 		r.Field, r.CreatedAt = field.String, r.CreatedAt.UTC()
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	return seq, out, rows.Err()
 }
