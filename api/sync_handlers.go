@@ -214,20 +214,27 @@ func (s *Server) pull(c echo.Context) error {
 		return err
 	}
 	p := principal(c)
-	res, err := s.sync.Pull(c.Request().Context(), p, c.QueryParam("cursor"), limit)
+	res, err := s.sync.PullDocs(c.Request().Context(), p, c.QueryParam("cursor"), limit)
 	if err != nil {
 		return err
 	}
 	var oldest time.Time
+	size := 256 + len(res.Changes)*128 // the envelope and each change's members
 	for _, ch := range res.Changes {
 		if oldest.IsZero() || ch.Record.UpdatedAt.Before(oldest) {
 			oldest = ch.Record.UpdatedAt
 		}
+		size += len(ch.Doc)
+		if ch.Doc == nil {
+			size += 512
+		}
 	}
 	s.metrics.Pulled(protocolNative, len(res.Changes), oldest)
-	// The changes are written by hand: records are encoded once, straight
-	// from storage, without a map or a second pass through encoding/json.
-	b := make([]byte, 0, 256+len(res.Changes)*512)
+	// The changes are written by hand: a record's data is the encoding
+	// kept with the feed (Change.Doc), appended as it is, or else encoded
+	// once, straight from storage, without a map or a second pass through
+	// encoding/json.
+	b := make([]byte, 0, size)
 	b = append(b, `{"changes":[`...)
 	for i, ch := range res.Changes {
 		if i > 0 {
@@ -244,7 +251,11 @@ func (s *Server) pull(c echo.Context) error {
 			continue
 		}
 		b = append(b, `,"op":"upsert","data":`...)
-		b = ch.Entity.MarshalRecord(b, ch.Record)
+		if ch.Doc != nil {
+			b = append(b, ch.Doc...)
+		} else {
+			b = ch.Entity.MarshalRecord(b, ch.Record)
+		}
 		b = append(b, '}')
 	}
 	rejections := make([]rejectionDTO, len(res.Rejections))

@@ -8,6 +8,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"gorm.io/gorm"
 
+	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/notifications"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -73,12 +74,18 @@ type dialect interface {
 	// its one argument.
 	excludeIDs(ids []uuid.UUID) (string, any)
 
-	// readFeed runs read over a view of the organisation's feed in which
-	// no row can later appear below the rows it returns: on PostgreSQL in
-	// one read-only REPEATABLE READ transaction, with the feed horizon
-	// read just before (read must skip rows with a txid at or above it);
-	// on SQLite directly on g, with horizon nil.
-	readFeed(g *gorm.DB, orgID uuid.UUID, read func(tx *gorm.DB, horizon *int64) error) error
+	// pullState reads what a pull reads before its page's snapshot: the
+	// feed horizon (PostgreSQL; the page must skip rows with a txid at or
+	// above it) and, when rejections >= 0, the device's last seq, its
+	// latest rejections and the organisation's purge watermark.
+	pullState(ctx context.Context, db *Feed, p models.Principal, rejections int) (pullState, error)
+	// readPage runs the page's statement q (? placeholders) on the pool
+	// of reads, with the waits limitWaits sets, and passes its rows to
+	// scan.
+	readPage(ctx context.Context, db *Feed, q string, args []any, scan func(rowScanner) error) error
+	// readRecords runs load, the loads of a page's rows without a doc, on
+	// g, with the waits limitWaits sets.
+	readRecords(g *gorm.DB, load func(tx *gorm.DB) error) error
 	// feedPosition is Feed.FeedHorizon.
 	feedPosition(g *gorm.DB, orgID uuid.UUID) (engine.Position, error)
 

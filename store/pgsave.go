@@ -197,11 +197,13 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 	}
 	feed := []pgColumn{{name: "record_id", array: "uuid[]", vals: ids.vals}, {name: "version", array: "int8[]", vals: versions},
 		teamCol, userCol, {name: "visibility", array: "int4[]", vals: vis}, {name: "deleted", array: "bool[]", vals: deleted},
-		{name: "created_by", array: "uuid[]", vals: createdBy.vals}, {name: "created_version", array: "int8[]", vals: versions}}
+		{name: "created_by", array: "uuid[]", vals: createdBy.vals}, {name: "created_version", array: "int8[]", vals: versions},
+		{name: "doc", array: "text[]", vals: pullDocs(e, recs, time.Microsecond)}}
 	q = unnestInsert("sync_changes", []string{"org_id", "entity", "txid"}, []string{"$1::uuid", "$2::text", "x.txid"}, 2,
 		"(SELECT pg_current_xact_id()::text::bigint AS txid) AS x, ", feed,
 		`ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
-			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted`)
+			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted,
+			doc = excluded.doc`)
 	args = []any{t.p.OrgID.String(), e.Name}
 	for _, c := range feed {
 		args = append(args, c.vals)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -13,12 +14,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"golang.org/x/sync/semaphore"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
+	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/notifications"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -84,8 +88,8 @@ func lockBudget(ctx context.Context, db *sql.DB) (int64, error) {
 // waiting for a lock does not notice: without these it would wait on,
 // holding the locks it has, until the lock came free.
 func (pgDialect) limitWaits(tx *gorm.DB) error {
-	ms := waitLimit(tx)
-	if ms == nil {
+	ms, ok := waitLimit(tx.Statement.Context)
+	if !ok {
 		return nil
 	}
 	if err := tx.Exec(`SELECT set_config('statement_timeout', ?, true), set_config('lock_timeout', ?, true)`, ms, ms).Error; err != nil {
@@ -94,14 +98,24 @@ func (pgDialect) limitWaits(tx *gorm.DB) error {
 	return nil
 }
 
-// waitLimit is the time left before tx's deadline, in milliseconds, as
-// statement_timeout and lock_timeout take it; nil without a deadline.
-func waitLimit(tx *gorm.DB) any {
-	dl, ok := tx.Statement.Context.Deadline()
+// waitLimit is the time left before ctx's deadline, in milliseconds (at
+// least 1), as statement_timeout and lock_timeout take it; ok is false
+// when ctx has no deadline.
+func waitLimit(ctx context.Context) (ms string, ok bool) {
+	dl, ok := ctx.Deadline()
 	if !ok {
-		return nil
+		return "", false
 	}
-	return strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10)
+	return strconv.FormatInt(max(time.Until(dl).Milliseconds(), 1), 10), true
+}
+
+// waitLimitArg is waitLimit as limitsCTE's parameter: nil without a
+// deadline.
+func waitLimitArg(ctx context.Context) any {
+	if ms, ok := waitLimit(ctx); ok {
+		return ms
+	}
+	return nil
 }
 
 // limitsCTE is limitWaits as the first query of a feed writer's first
@@ -127,7 +141,7 @@ func (pgDialect) goose() (goose.Dialect, []goose.ProviderOption, error) {
 // anything gives tx a transaction id (see feedHorizon), once it limited
 // the transaction's waits.
 func (pgDialect) announceFeedWriter(tx *gorm.DB, orgID uuid.UUID) (bool, error) {
-	ms := waitLimit(tx)
+	ms := waitLimitArg(tx.Statement.Context)
 	if err := tx.Exec(`WITH `+limitsCTE+` SELECT pg_advisory_xact_lock_shared(?, ?) FROM limits`, ms, ms, feedLockClass, feedLockKey(orgID)).Error; err != nil {
 		return false, fmt.Errorf("announce feed writer: %w", err)
 	}
@@ -163,25 +177,157 @@ func feedLockKey(orgID uuid.UUID) int32 {
 // transactions that cannot write this feed: another organisation's
 // contest recompute, a report, a migration or a test in another schema.
 func feedHorizon(g *gorm.DB, orgID uuid.UUID) (int64, error) {
-	// pg_locks shows 32-bit xids; they are widened to the 64-bit ids of
-	// pg_current_xact_id against the next id, n. An xid assigned after
-	// the statement's snapshot (d = 0 or d past half the ring) is at or
-	// above n and cannot lower the horizon.
 	var h int64
-	err := g.Raw(`WITH n AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n),
+	if err := g.Raw(horizonCTE+` SELECT `+horizonExpr, feedLockClass, uint32(feedLockKey(orgID))).Row().Scan(&h); err != nil {
+		return 0, fmt.Errorf("feed horizon: %w", err)
+	}
+	return h, nil
+}
+
+// horizonCTE and horizonExpr compute feedHorizon; the CTE takes the
+// feed lock's two keys as its parameters.
+//
+// pg_locks shows 32-bit xids; they are widened to the 64-bit ids of
+// pg_current_xact_id against the next id, n. An xid assigned after the
+// statement's snapshot (d = 0 or d past half the ring) is at or above n
+// and cannot lower the horizon.
+const (
+	horizonCTE = `WITH n AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS n),
 		locks AS (SELECT * FROM pg_locks),
 		writers AS (
 			SELECT ((SELECT n FROM n) % 4294967296 - x.transactionid::text::bigint + 4294967296) % 4294967296 AS d
 			FROM locks a JOIN locks x ON x.virtualtransaction = a.virtualtransaction
 			WHERE a.locktype = 'advisory' AND a.classid = ?::oid AND a.objid = ?::oid AND a.objsubid = 2
 				AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-				AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted)
-		SELECT (SELECT n FROM n) - coalesce((SELECT max(d) FROM writers WHERE d > 0 AND d < 2147483648), 0)`,
-		feedLockClass, uint32(feedLockKey(orgID))).Row().Scan(&h)
-	if err != nil {
-		return 0, fmt.Errorf("feed horizon: %w", err)
+				AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted)`
+	horizonExpr = `(SELECT n FROM n) - coalesce((SELECT max(d) FROM writers WHERE d > 0 AND d < 2147483648), 0)`
+)
+
+// pullState reads the feed horizon and, for a native pull (rejections
+// >= 0), the device's last seq, its latest rejections and the purge
+// watermark, in the one statement that reads the horizon. That statement
+// precedes the page's (readPage), so its snapshot does too: the horizon
+// is read before the page's snapshot, as feedHorizon requires, and so is
+// the watermark the next cursor carries, as engine.Pull requires.
+func (pgDialect) pullState(ctx context.Context, db *Feed, p models.Principal, rejections int) (pullState, error) {
+	g := db.read.WithContext(ctx)
+	if rejections < 0 {
+		h, err := feedHorizon(g, p.OrgID)
+		return pullState{horizon: &h}, err
 	}
-	return h, nil
+	org, user, device := p.OrgID.String(), p.UserID.String(), p.DeviceID.String()
+	rows, err := g.Raw(horizonCTE+`
+		SELECT 0, `+horizonExpr+`, coalesce((SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?), 0),
+			coalesce((SELECT txid FROM sync_purges WHERE org_id = ?), 0), coalesce((SELECT version FROM sync_purges WHERE org_id = ?), 0),
+			'', NULL::uuid, '', '', NULL::text, NULL::timestamptz
+		UNION ALL
+		SELECT * FROM (SELECT 1, seq, 0::bigint, 0::bigint, 0::bigint, entity, record_id, code, message, field, created_at FROM sync_rejections
+			WHERE org_id = ? AND user_id = ? AND device_id = ? ORDER BY seq DESC LIMIT ?) AS r`,
+		feedLockClass, uint32(feedLockKey(p.OrgID)), org, user, device, org, org, org, user, device, rejections).Rows()
+	if err != nil {
+		return pullState{}, fmt.Errorf("pull state: %w", err)
+	}
+	defer rows.Close()
+	var st pullState
+	for rows.Next() {
+		var (
+			kind       int
+			a, b, c, d int64
+			r          engine.Rejection
+			field      sql.NullString
+			at         sql.NullTime
+		)
+		if err := rows.Scan(&kind, &a, &b, &c, &d, &r.Entity, &r.RecordID, &r.Code, &r.Message, &field, &at); err != nil {
+			return pullState{}, fmt.Errorf("pull state: %w", err)
+		}
+		if kind == 0 {
+			st.horizon, st.lastSeq, st.issued = &a, b, engine.Position{Txid: c, Version: d}
+			continue
+		}
+		r.Seq, r.Field, r.CreatedAt = a, field.String, at.Time.UTC()
+		st.rejections = append(st.rejections, r)
+	}
+	if err := rows.Err(); err != nil {
+		return pullState{}, fmt.Errorf("pull state: %w", err)
+	}
+	if st.horizon == nil {
+		return pullState{}, fmt.Errorf("pull state: no horizon")
+	}
+	// UNION ALL promises no order.
+	slices.SortFunc(st.rejections, func(x, y engine.Rejection) int { return cmp.Compare(y.Seq, x.Seq) })
+	return st, nil
+}
+
+// readPage runs the page's statement in one round trip with the waits
+// limitWaits sets: the two statements are sent together as one pipeline
+// (pgx's batch, one Sync), which PostgreSQL runs as one implicit
+// transaction, so set_config(…, true) holds for the page's statement and
+// ends with it. statement_timeout starts afresh for each statement of a
+// pipeline (PostgreSQL 13 and later), with the value set before it. A
+// BEGIN … COMMIT around the two would cost two more round trips, and the
+// page needs no transaction: it is one statement, one snapshot.
+func (pgDialect) readPage(ctx context.Context, db *Feed, q string, args []any, scan func(rowScanner) error) error {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		// A counting pool (Options.OnStatement) wraps the driver's
+		// connection: the batch goes to the connection within, and is
+		// told to the counter as the statements it sends.
+		var on func(string)
+		if cc, ok := dc.(*countingConn); ok {
+			dc, on = cc.Conn, cc.on
+		}
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("read page: driver connection is a %T, not pgx's", dc)
+		}
+		b := &pgx.Batch{}
+		ms, limited := waitLimit(ctx)
+		if limited {
+			b.Queue(`SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)`, ms)
+		}
+		b.Queue(numbered(q), args...)
+		if on != nil {
+			for _, qq := range b.QueuedQueries {
+				on(qq.SQL)
+			}
+		}
+		br := sc.Conn().SendBatch(ctx, b)
+		if limited {
+			if _, err := br.Exec(); err != nil {
+				_ = br.Close()
+				return fmt.Errorf("limit waits: %w", err)
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			_ = br.Close()
+			return err
+		}
+		err = scan(rows)
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// readRecords loads the records of a page's rows that have no doc, in a
+// transaction whose waits end with the request (limitWaits).
+func (d pgDialect) readRecords(g *gorm.DB, load func(tx *gorm.DB) error) error {
+	return g.Transaction(func(tx *gorm.DB) error {
+		if err := d.limitWaits(tx); err != nil {
+			return err
+		}
+		return load(tx)
+	}, &sql.TxOptions{ReadOnly: true})
 }
 
 // lockDevice is one statement, a push's first, that limits its waits
@@ -197,7 +343,7 @@ func (pgDialect) lockDevice(t *syncTx) (int64, error) {
 		seq, locked int64
 		versions    string
 	)
-	ms := waitLimit(t.tx)
+	ms := waitLimitArg(t.tx.Statement.Context)
 	err := t.tx.Raw(`WITH `+limitsCTE+`, feed AS (SELECT pg_advisory_xact_lock_shared(?, ?) FROM limits),
 		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed
 			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
@@ -445,22 +591,6 @@ func (pgDialect) excludeIDs(ids []uuid.UUID) (string, any) {
 		strs[i] = id.String()
 	}
 	return `id <> ALL(?::uuid[])`, "{" + strings.Join(strs, ",") + "}"
-}
-
-// readFeed reads the feed horizon, then runs read in one REPEATABLE READ
-// snapshot, so that each record is returned as of the version the feed
-// says.
-func (pgDialect) readFeed(g *gorm.DB, orgID uuid.UUID, read func(tx *gorm.DB, horizon *int64) error) error {
-	horizon, err := feedHorizon(g, orgID)
-	if err != nil {
-		return err
-	}
-	return g.Transaction(func(tx *gorm.DB) error {
-		if err := (pgDialect{}).limitWaits(tx); err != nil {
-			return err
-		}
-		return read(tx, &horizon)
-	}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 }
 
 // feedPosition is (feedHorizon - 1, max): every feed writer of the

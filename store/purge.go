@@ -86,8 +86,12 @@ func (db *Feed) PurgeTombstones(ctx context.Context, orgID uuid.UUID, entities m
 // PurgedThrough returns the highest feed position of the organisation
 // whose tombstone was purged (the zero Position when none was).
 func (db *Feed) PurgedThrough(ctx context.Context, orgID uuid.UUID) (engine.Position, error) {
+	return purgedThrough(db.read.WithContext(ctx), orgID)
+}
+
+func purgedThrough(g *gorm.DB, orgID uuid.UUID) (engine.Position, error) {
 	var p engine.Position
-	err := db.read.WithContext(ctx).Raw(`SELECT txid, version FROM sync_purges WHERE org_id = ?`, orgID.String()).Row().Scan(&p.Txid, &p.Version)
+	err := g.Raw(`SELECT txid, version FROM sync_purges WHERE org_id = ?`, orgID.String()).Row().Scan(&p.Txid, &p.Version)
 	if err == sql.ErrNoRows {
 		return engine.Position{}, nil
 	}

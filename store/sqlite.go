@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/semaphore"
 	"gorm.io/gorm"
 
+	"github.com/fieldsync/fieldsync/models"
 	"github.com/fieldsync/fieldsync/notifications"
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
@@ -232,11 +233,43 @@ func (sqliteDialect) excludeIDs(ids []uuid.UUID) (string, any) {
 	return `id NOT IN (SELECT value FROM json_each(?))`, string(b)
 }
 
-// readFeed reads directly: writers are serial and take versions in commit
-// order, so no row can appear below one already committed.
-func (sqliteDialect) readFeed(g *gorm.DB, _ uuid.UUID, read func(tx *gorm.DB, horizon *int64) error) error {
-	return read(g, nil)
+// sqliteTimePrecision is how much of a time SQLite keeps: the driver
+// stores it as text to the nanosecond.
+const sqliteTimePrecision = time.Nanosecond
+
+// pullState needs no horizon: writers are serial and take versions in
+// commit order, so no row can appear below one already committed. A
+// native pull's device state and purge watermark are read by their own
+// statements, which cost no round trip in process; before the page's, as
+// engine.Pull requires of the watermark.
+func (sqliteDialect) pullState(ctx context.Context, db *Feed, p models.Principal, rejections int) (pullState, error) {
+	var st pullState
+	if rejections < 0 {
+		return st, nil
+	}
+	g := db.read.WithContext(ctx)
+	var err error
+	if st.lastSeq, st.rejections, err = deviceState(g, p, rejections); err != nil {
+		return pullState{}, err
+	}
+	if st.issued, err = purgedThrough(g, p.OrgID); err != nil {
+		return pullState{}, err
+	}
+	return st, nil
 }
+
+// readPage runs the page's statement on the pool of reads.
+func (sqliteDialect) readPage(ctx context.Context, db *Feed, q string, args []any, scan func(rowScanner) error) error {
+	rows, err := db.readSQL.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	return scan(rows)
+}
+
+// readRecords loads directly: a read waits for no writer.
+func (sqliteDialect) readRecords(g *gorm.DB, load func(tx *gorm.DB) error) error { return load(g) }
 
 // feedPosition is the counter as committed: the last version any pull can
 // see, the next writer taking a larger one.

@@ -447,18 +447,21 @@ func (t *syncTx) saveRows(ctx context.Context, e *engine.Entity, recs []*engine.
 		}
 
 		sb.Reset()
-		sb.WriteString(`INSERT INTO sync_changes (org_id, entity, record_id, txid, version, team_id, user_id, visibility, deleted, created_by, created_version) VALUES `)
+		sb.WriteString(`INSERT INTO sync_changes (org_id, entity, record_id, txid, version, team_id, user_id, visibility, deleted, created_by, created_version, doc) VALUES `)
 		args = args[:0]
+		docs := pullDocs(e, part, sqliteTimePrecision)
 		for i, r := range part {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteString("(?, ?, ?, " + t.txidExpr() + ", ?, ?, ?, ?, ?, ?, ?)")
+			sb.WriteString("(?, ?, ?, " + t.txidExpr() + ", ?, ?, ?, ?, ?, ?, ?, ?)")
 			s := e.Scope(r)
-			args = append(args, t.p.OrgID.String(), e.Name, r.ID.String(), r.Version, dbValue(s.TeamID), dbValue(s.UserID), int(s.Visibility), r.Deleted, nullUUID(r.CreatedBy), r.Version)
+			args = append(args, t.p.OrgID.String(), e.Name, r.ID.String(), r.Version, dbValue(s.TeamID), dbValue(s.UserID), int(s.Visibility), r.Deleted, nullUUID(r.CreatedBy), r.Version,
+				docs[i])
 		}
 		sb.WriteString(` ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
-			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted`)
+			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted,
+			doc = excluded.doc`)
 		if err := t.tx.Exec(sb.String(), args...).Error; err != nil {
 			return fmt.Errorf("save %s changes: %w", e.Name, err)
 		}
@@ -568,130 +571,10 @@ func visibleTo(p models.Principal, userCol string) (string, []any) {
 	return "(visibility = 0 OR " + userCol + " = ? OR (visibility = 1 AND team_id = ?))", []any{p.UserID.String(), team}
 }
 
-// Pull reads the change feed after a position.
-//
-// Why not a plain sequence cursor: on PostgreSQL, transaction A can take
-// version 10 and transaction B version 11, and B can commit first. A pull
-// between the two commits sees 11, moves its cursor past it, and never
-// sees 10. So every feed row records its writer's transaction id, and a
-// pull returns only rows written by transactions older than the oldest
-// feed writer of the organisation still running (feedHorizon, read just
-// before the pull's snapshot): those have all finished, so no row can
-// later appear before the cursor. Rows are ordered by (txid, version) and
-// the cursor is that pair. A long feed write of the organisation delays
-// its pulls while it runs; it never makes them skip.
-//
-// On SQLite writers are serial (BEGIN IMMEDIATE), versions are handed out
-// in commit order, and txid is always 0.
-//
-// The feed rows and the records are read in one REPEATABLE READ snapshot
-// on PostgreSQL, so each record is returned as of the version the feed
-// says.
-func (db *Feed) Pull(ctx context.Context, p models.Principal, entities map[string]*engine.Entity, after engine.Position, limit int) ([]engine.Change, bool, error) {
-	var (
-		out  []engine.Change
-		more bool
-	)
-	read := func(tx *gorm.DB, horizon *int64) error {
-		vis, vargs := visibleTo(p, "user_id")
-		q := `SELECT entity, record_id, txid, version FROM sync_changes
-			WHERE org_id = ? AND (txid, version) > (?, ?) AND ` + vis
-		// The row comparison, unlike the equivalent OR, is an index range
-		// on (org_id, txid, version): an incremental pull reads the changes
-		// after its cursor, not the organisation's whole feed.
-		args := append([]any{p.OrgID.String(), after.Txid, after.Version}, vargs...)
-		if horizon != nil {
-			q += ` AND txid < ?`
-			args = append(args, *horizon)
-		}
-		q += ` ORDER BY txid, version LIMIT ?`
-		args = append(args, limit+1)
-		rows, err := tx.Raw(q, args...).Rows()
-		if err != nil {
-			return fmt.Errorf("read change feed: %w", err)
-		}
-		type ref struct {
-			entity string
-			id     uuid.UUID
-			pos    engine.Position
-		}
-		var refs []ref
-		for rows.Next() {
-			var r ref
-			if err := rows.Scan(&r.entity, &r.id, &r.pos.Txid, &r.pos.Version); err != nil {
-				rows.Close()
-				return fmt.Errorf("read change feed: %w", err)
-			}
-			refs = append(refs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read change feed: %w", err)
-		}
-		if len(refs) > limit {
-			refs, more = refs[:limit], true
-		}
-		byEntity := map[string][]uuid.UUID{}
-		for _, r := range refs {
-			byEntity[r.entity] = append(byEntity[r.entity], r.id)
-		}
-		st := &syncTx{db: db, tx: tx, p: p}
-		loaded := map[string]map[uuid.UUID]*engine.Record{}
-		for name, ids := range byEntity {
-			e := entities[name]
-			if e == nil {
-				continue // an entity this build no longer serves
-			}
-			recs, err := st.load(e, ids, false)
-			if err != nil {
-				return err
-			}
-			loaded[name] = recs
-		}
-		out = make([]engine.Change, 0, len(refs))
-		for _, r := range refs {
-			rec := loaded[r.entity][r.id]
-			if rec == nil {
-				continue
-			}
-			out = append(out, engine.Change{Entity: entities[r.entity], Record: rec, Pos: r.pos})
-		}
-		return nil
-	}
-	if err := db.dialect.readFeed(db.read.WithContext(ctx), p.OrgID, read); err != nil {
-		return nil, false, translate(err)
-	}
-	return out, more, nil
-}
-
 // DeviceState returns the device's last processed seq and its latest
 // rejections, newest first.
 func (db *Feed) DeviceState(ctx context.Context, p models.Principal, limit int) (int64, []engine.Rejection, error) {
-	g := db.read.WithContext(ctx)
-	var seq int64
-	err := g.Raw(`SELECT last_seq FROM sync_devices WHERE org_id = ? AND user_id = ? AND device_id = ?`,
-		p.OrgID, p.UserID, p.DeviceID).Row().Scan(&seq)
-	if err != nil && err != sql.ErrNoRows {
-		return 0, nil, fmt.Errorf("device state: %w", translate(err))
-	}
-	rows, err := g.Raw(`SELECT seq, entity, record_id, code, message, field, created_at FROM sync_rejections
-		WHERE org_id = ? AND user_id = ? AND device_id = ? ORDER BY seq DESC LIMIT ?`,
-		p.OrgID, p.UserID, p.DeviceID, limit).Rows()
-	if err != nil {
-		return 0, nil, fmt.Errorf("device rejections: %w", translate(err))
-	}
-	defer rows.Close()
-	var out []engine.Rejection
-	for rows.Next() {
-		var r engine.Rejection
-		var field sql.NullString
-		if err := rows.Scan(&r.Seq, &r.Entity, &r.RecordID, &r.Code, &r.Message, &field, &r.CreatedAt); err != nil {
-			return 0, nil, fmt.Errorf("device rejections: %w", err)
-		}
-		r.Field, r.CreatedAt = field.String, r.CreatedAt.UTC()
-		out = append(out, r)
-	}
-	return seq, out, rows.Err()
+	return deviceState(db.read.WithContext(ctx), p, limit)
 }
 
 // Conflicts lists the conflicts on records p may see, newest first.

@@ -70,6 +70,9 @@ type Options struct {
 	// PushShareWait is how long a push beyond its user's share of the
 	// push slots waits before it is refused; 0 keeps the store's default.
 	PushShareWait time.Duration
+	// DatabaseURL, if set, rewrites the URL the store opens
+	// (storetest.Wire.URL).
+	DatabaseURL func(string) string
 }
 
 // Env is a running test server.
@@ -87,7 +90,8 @@ type Env struct {
 func New(t testing.TB, opt Options) *Env {
 	t.Helper()
 	clock := NewClock(time.Now().UTC().Truncate(time.Second))
-	db := storetest.MustOpenDBWith(t, storetest.Options{Now: clock.Now, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait, PushShareWait: opt.PushShareWait})
+	db := storetest.MustOpenDBWith(t, storetest.Options{Now: clock.Now, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait, PushShareWait: opt.PushShareWait,
+		URL: opt.DatabaseURL})
 	pw := auth.NewPasswords(auth.TestArgon2)
 	tokens, err := auth.NewTokens(Secret, nil, clock.Now)
 	if err != nil {

@@ -445,6 +445,10 @@ func call(ctx context.Context, client *http.Client, base, method, path, token st
 		}
 		return fmt.Errorf("%s %s: %d %s", method, strings.SplitN(path, "?", 2)[0], res.StatusCode, b)
 	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
+	}
 	if out != nil {
 		return json.Unmarshal(b, out)
 	}
@@ -569,17 +573,17 @@ func (w *world) pushPhaseByDevice(base string, reps []models.User, batches, size
 func (w *world) pullAll(base string, d *device, cursor string, limit int, bar *bar) (int, time.Duration, error) {
 	n := 0
 	start := time.Now()
+	var body []byte
 	for {
-		var pr struct {
-			Changes []json.RawMessage `json:"changes"`
-			Cursor  string            `json:"cursor"`
-			HasMore bool              `json:"has_more"`
-		}
 		path := fmt.Sprintf("/v1/sync/pull?limit=%d&cursor=%s", limit, cursor)
-		if err := w.call(base, http.MethodGet, path, d.token, nil, &pr); err != nil {
+		if err := w.call(base, http.MethodGet, path, d.token, nil, &body); err != nil {
 			return n, 0, err
 		}
-		n += len(pr.Changes)
+		pr, err := readPull(body)
+		if err != nil {
+			return n, 0, err
+		}
+		n += pr.changes
 		cursor = pr.Cursor
 		if bar != nil {
 			bar.step()
@@ -726,6 +730,254 @@ func (w *world) fill(size int, bar *bar) error {
 		return w.db.Gorm().WithContext(w.ctx).Exec("VACUUM ANALYZE sync_changes, visits").Error
 	}
 	return w.db.Gorm().WithContext(w.ctx).Exec("ANALYZE").Error
+}
+
+// pullPage is what the bench reads of a pull response.
+type pullPage struct {
+	changes int
+	Cursor  string `json:"cursor"`
+	HasMore bool   `json:"has_more"`
+}
+
+// readPull reads a pull response as a phone must at least: in one pass it
+// checks that the whole body is JSON (what json.Valid accepts) and that
+// each change is an object, and counts them; the envelope after the
+// changes is then decoded. Decoding into []json.RawMessage made two
+// passes over every change (json.Unmarshal validates the body, then
+// skips through each value to copy it) and a copy of each: the bench's
+// client cost as much as the server it measures.
+func readPull(b []byte) (pullPage, error) {
+	var pr pullPage
+	const head = `{"changes":[`
+	if !bytes.HasPrefix(b, []byte(head)) {
+		return pr, fmt.Errorf("pull: not a pull response: %.200s", b)
+	}
+	s := jsonScan{b: b, i: len(head)}
+	s.space()
+	for s.more() && b[s.i] != ']' {
+		if b[s.i] != '{' || !s.value() {
+			return pr, fmt.Errorf("pull: change %d is not a JSON object", pr.changes)
+		}
+		pr.changes++
+		s.space()
+		if s.more() && b[s.i] == ',' {
+			s.i++
+			s.space()
+			if !s.more() || b[s.i] == ']' {
+				return pr, fmt.Errorf("pull: changes end with a comma")
+			}
+		}
+	}
+	if !s.more() {
+		return pr, fmt.Errorf("pull: the changes do not end")
+	}
+	end := s.i
+	// The rest of the envelope, {"changes":[…] ⟶ ,"cursor":…}: more
+	// members, or none.
+	s.i++
+	s.space()
+	ok := s.more() && b[s.i] == '}'
+	if ok {
+		s.i++
+	} else if s.more() && b[s.i] == ',' {
+		s.i++
+		s.space()
+		ok = s.more() && b[s.i] == '"' && s.members()
+	}
+	if s.space(); !ok || s.more() {
+		return pr, fmt.Errorf("pull: not JSON after the changes: %.200s", b[end:])
+	}
+	rest := append([]byte{'{'}, bytes.TrimLeft(b[end+1:], " \t\r\n,")...)
+	if err := json.Unmarshal(rest, &pr); err != nil {
+		return pr, fmt.Errorf("pull: %w", err)
+	}
+	return pr, nil
+}
+
+// jsonScan checks JSON (RFC 8259, as json.Valid: strings are not checked
+// for valid UTF-8) in one pass from b[i].
+type jsonScan struct {
+	b []byte
+	i int
+}
+
+func (s *jsonScan) more() bool { return s.i < len(s.b) }
+
+func (s *jsonScan) space() {
+	for s.more() {
+		switch s.b[s.i] {
+		case ' ', '\t', '\r', '\n':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// value checks one value and moves past it.
+func (s *jsonScan) value() bool {
+	s.space()
+	if !s.more() {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		s.i++
+		return s.members()
+	case c == '[':
+		s.i++
+		s.space()
+		if s.more() && s.b[s.i] == ']' {
+			s.i++
+			return true
+		}
+		for {
+			if !s.value() {
+				return false
+			}
+			s.space()
+			if !s.more() {
+				return false
+			}
+			switch s.b[s.i] {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '"':
+		return s.str()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.num()
+	case c == 't':
+		return s.word("true")
+	case c == 'f':
+		return s.word("false")
+	case c == 'n':
+		return s.word("null")
+	}
+	return false
+}
+
+// members checks an object's members and its closing brace, the opening
+// one read.
+func (s *jsonScan) members() bool {
+	s.space()
+	if s.more() && s.b[s.i] == '}' {
+		s.i++
+		return true
+	}
+	for {
+		s.space()
+		if !s.more() || s.b[s.i] != '"' || !s.str() {
+			return false
+		}
+		s.space()
+		if !s.more() || s.b[s.i] != ':' {
+			return false
+		}
+		s.i++
+		if !s.value() {
+			return false
+		}
+		s.space()
+		if !s.more() {
+			return false
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (s *jsonScan) str() bool {
+	for s.i++; s.more(); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			s.i++
+			if !s.more() {
+				return false
+			}
+			switch s.b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if s.i+4 >= len(s.b) {
+					return false
+				}
+				for _, h := range s.b[s.i+1 : s.i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return false
+					}
+				}
+				s.i += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func (s *jsonScan) digits() int {
+	n := 0
+	for s.more() && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+		n++
+	}
+	return n
+}
+
+func (s *jsonScan) num() bool {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	if !s.more() {
+		return false
+	}
+	if s.b[s.i] == '0' {
+		s.i++
+	} else if s.digits() == 0 {
+		return false
+	}
+	if s.more() && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	if s.more() && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.more() && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *jsonScan) word(w string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(w)) {
+		return false
+	}
+	s.i += len(w)
+	return true
 }
 
 // incremental times a pull of 100 fresh changes by a rep whose cursor is

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,57 @@ func TestGrowth(t *testing.T) {
 	}
 	if got := summarizeGrowth(nil); got.N != 0 {
 		t.Errorf("summarizeGrowth(nil): got %+v, want N 0", got)
+	}
+}
+
+// TestReadPull: the bench's reading of a pull response counts every change
+// and finds the envelope, whatever the changes' strings hold, and refuses
+// a body that is not JSON.
+func TestReadPull(t *testing.T) {
+	body := `{"changes":[{"entity":"visits","id":"a","op":"upsert","data":{"notes":"]}\"{[,\\"}},` +
+		`{"entity":"visits","id":"b","op":"delete"}],"cursor":"c1","has_more":true,"reset":false,"last_seq":3,"rejections":[]}`
+	got, err := readPull([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.changes != 2 || got.Cursor != "c1" || !got.HasMore {
+		t.Errorf("got %d changes, cursor %q, has_more %v; want 2, c1, true", got.changes, got.Cursor, got.HasMore)
+	}
+	empty, err := readPull([]byte(`{"changes":[],"cursor":"c2","has_more":false,"reset":false,"last_seq":0,"rejections":[]}`))
+	if err != nil || empty.changes != 0 || empty.Cursor != "c2" {
+		t.Errorf("empty page: %+v, %v", empty, err)
+	}
+	if _, err := readPull([]byte(`{"changes":[{"entity":"visits"},],"cursor":"c"}`)); err == nil {
+		t.Error("a body that is not JSON was read")
+	}
+}
+
+// TestJSONScan holds the bench's one-pass check to json.Valid: on chosen
+// documents, and on every one-byte change of a pull response.
+func TestJSONScan(t *testing.T) {
+	valid := func(b []byte) bool {
+		s := jsonScan{b: b}
+		ok := s.value()
+		s.space()
+		return ok && !s.more()
+	}
+	docs := []string{`{}`, `[]`, `{"a":[1,-0.5e+3,true,false,null,"x\u00e9\n\"\\"]}`, ` [ 1 , 2 ] `, `"\ud800"`, `0`, `-0`,
+		`01`, `1.`, `.5`, `1e`, `-`, `[1,]`, `{"a":1,}`, `{"a"}`, `{a:1}`, `"\x"`, `"\u12g4"`, "\"\t\"", `tru`, `nul`, `[`, `{"a":1}x`, ``}
+	sample := `{"changes":[{"entity":"visits","id":"a","version":12,"op":"upsert","data":{"notes":"]}\"{[,\\","lat":-48.5e-3,"ok":true,"n":null}}],"cursor":"c","has_more":false,"reset":false,"last_seq":0,"rejections":[]}`
+	docs = append(docs, sample)
+	for i := range len(sample) {
+		for _, c := range []byte{'"', '\\', '{', '}', '[', ']', ',', ':', '-', '0', 'e', '.', 'x', ' ', 0x01} {
+			b := []byte(sample)
+			b[i] = c
+			docs = append(docs, string(b))
+		}
+	}
+	for _, d := range docs {
+		if got, want := valid([]byte(d)), json.Valid([]byte(d)); got != want {
+			t.Errorf("%q: jsonScan says %v, json.Valid %v", d, got, want)
+		}
+		if _, err := readPull([]byte(d)); err == nil && !json.Valid([]byte(d)) {
+			t.Errorf("%q: readPull read a body that is not JSON", d)
+		}
 	}
 }

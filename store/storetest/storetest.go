@@ -49,6 +49,8 @@ type Options struct {
 	PushShareWait time.Duration
 	// OnStatement is store.Options.OnStatement.
 	OnStatement func(query string)
+	// URL, if set, rewrites the URL the store opens (Wire.URL).
+	URL func(string) string
 }
 
 // MustOpenDB returns a migrated database that exists only for this test.
@@ -61,6 +63,9 @@ func MustOpenDBWith(t testing.TB, opt Options) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := MigratedURL(t)
+	if opt.URL != nil {
+		dbURL = opt.URL(dbURL)
+	}
 	db, err := store.Open(ctx, dbURL, store.Options{Now: opt.Now, MaxOpenConns: opt.MaxOpenConns, BusyTimeout: opt.BusyTimeout, PushWait: opt.PushWait,
 		PushesPerUser: opt.PushesPerUser, PushShareWait: opt.PushShareWait, OnStatement: opt.OnStatement})
 	if err != nil {

@@ -165,6 +165,23 @@ type Change struct {
 	Entity *Entity
 	Record *Record
 	Pos    Position
+	// Doc, when set (Engine.PullDocs), is the record's pull encoding as
+	// the store kept it with the feed — Entity.MarshalRecord's bytes —
+	// and Record holds only its ID, Version, Deleted and UpdatedAt.
+	Doc []byte
+}
+
+// Page is a native pull's page as the store reads it (Store.PullPage).
+type Page struct {
+	Changes []Change
+	More    bool
+	// LastSeq and Rejections are the device's last processed seq and its
+	// latest rejections, newest first.
+	LastSeq    int64
+	Rejections []Rejection
+	// Issued is the organisation's purge watermark (PurgedThrough) read
+	// before the page's snapshot; Purged, read in it.
+	Issued, Purged Position
 }
 
 // MaxFind bounds Tx.Find: it serves lookups by keys that match few rows.
@@ -253,6 +270,11 @@ type Store interface {
 	// more follow. It never returns a change of a transaction that might
 	// still commit before an earlier one (see the store's comment).
 	Pull(ctx context.Context, p models.Principal, entities map[string]*Entity, after Position, limit int) ([]Change, bool, error)
+	// PullPage is Pull for a native pull, with the device's last seq and
+	// up to rejections of its latest rejections, and the organisation's
+	// purge watermark read before the page's snapshot and in it. With
+	// docs, a change whose encoding the store kept carries it (Change.Doc).
+	PullPage(ctx context.Context, p models.Principal, entities map[string]*Entity, after Position, limit, rejections int, docs bool) (Page, error)
 	// Records returns every live record of an entity matching where,
 	// outside a push, without their clocks.
 	Records(ctx context.Context, orgID uuid.UUID, e *Entity, where map[string]any) ([]*Record, error)

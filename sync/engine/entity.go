@@ -567,6 +567,24 @@ func (e *Entity) MarshalRecord(b []byte, r *Record) []byte {
 	return append(b, '}')
 }
 
+// DocUpdatedAt reads updated_at from a record's pull encoding
+// (MarshalRecord), where it is the first member of that name: before it
+// come only the id, the version and created_at, none of which can hold it.
+func DocUpdatedAt(doc []byte) (time.Time, bool) {
+	const key = `,"updated_at":"`
+	i := bytes.Index(doc, []byte(key))
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := doc[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t, err == nil
+}
+
 // ValueJSON encodes one value of a field, for conflict reports.
 func (f *Field) ValueJSON(v any) json.RawMessage {
 	return json.RawMessage(f.AppendValue(nil, v))

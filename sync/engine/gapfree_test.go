@@ -105,7 +105,13 @@ func TestPullNeverSkipsUnderConcurrentPushes(t *testing.T) {
 				waitEnd time.Time
 			)
 			for {
-				res, err := f.En.Pull(ctx, p, cursor, limit)
+				// Half the pullers read as the native endpoint does (docs),
+				// half with full records (WatermelonDB).
+				pull := f.En.Pull
+				if i%2 == 0 {
+					pull = f.En.PullDocs
+				}
+				res, err := pull(ctx, p, cursor, limit)
 				if err != nil {
 					t.Errorf("puller %d: %v", i, err)
 					return

@@ -93,10 +93,10 @@ type PullResult struct {
 }
 
 // Pull returns the changes p may see after the cursor (from the beginning
-// when it is empty). A cursor that cannot be continued — not this user's,
-// issued under another role or team, or older than a purged tombstone (see
-// PurgeTombstones) — answers Reset with no changes: the client drops its
-// replica and pulls from the beginning.
+// when it is empty), each with its full record. A cursor that cannot be
+// continued — not this user's, issued under another role or team, or
+// older than a purged tombstone (see PurgeTombstones) — answers Reset with
+// no changes: the client drops its replica and pulls from the beginning.
 //
 // "Older than a purged tombstone" means: a tombstone above the cursor's
 // position was purged after the cursor was issued. Only then may the client
@@ -106,14 +106,35 @@ type PullResult struct {
 // after a purge pages through such cursors, below the watermark until its
 // last pages; resetting them would restart the resync forever. So each
 // cursor carries the purge watermark read before its page was read, and a
-// pull resets only when the watermark read after its own page is above the
-// cursor's position and has moved since. (Read before the page, a purge
-// that commits while the page is read shows as a move on the next pull.)
+// pull resets only when the watermark as its own page saw it is above the
+// cursor's position and has moved since.
+//
+// The page's watermark is read in the page's own snapshot (Page.Purged),
+// which is what the check needs: a purge writes the watermark in the
+// transaction that removes the tombstones, so a purge that took a
+// tombstone from this page committed before the page's snapshot and shows
+// in it; one that commits later left the page whole, and shows as a move
+// on the next pull, since the cursor carries the watermark read before
+// this page (Page.Issued). A read after the page, as a separate statement,
+// would only add resets of whole pages.
+//
 // The watermark is the highest position purged: a later purge below it
 // would not move it, which needs a tombstone written later than one
 // already purged yet placed before it in the feed; with retentions of days
 // and transactions of seconds, that does not happen.
 func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string, limit int) (PullResult, error) {
+	return en.pull(ctx, p, rawCursor, limit, false)
+}
+
+// PullDocs is Pull for callers that send the changes as JSON (the native
+// endpoint): a change whose pull encoding the store kept with the feed
+// carries it in Doc, and its Record holds only ID, Version, Deleted and
+// UpdatedAt; the others carry their full records.
+func (en *Engine) PullDocs(ctx context.Context, p models.Principal, rawCursor string, limit int) (PullResult, error) {
+	return en.pull(ctx, p, rawCursor, limit, true)
+}
+
+func (en *Engine) pull(ctx context.Context, p models.Principal, rawCursor string, limit int, docs bool) (PullResult, error) {
 	if limit <= 0 {
 		limit = DefaultPullLimit
 	}
@@ -124,46 +145,28 @@ func (en *Engine) Pull(ctx context.Context, p models.Principal, rawCursor string
 	var after, seen Position
 	if rawCursor != "" {
 		pos, purged, ok := decodeCursor(p, rawCursor)
-		seen = purged
 		if !ok {
-			out.Reset, out.HasMore, out.Changes = true, true, []Change{}
+			seq, rejections, err := en.store.DeviceState(ctx, p, RecentRejections)
+			if err != nil {
+				return PullResult{}, err
+			}
+			return PullResult{Reset: true, HasMore: true, Changes: []Change{}, LastSeq: seq, Rejections: rejections}, nil
 		}
-		after = pos
+		after, seen = pos, purged
 	}
-	seq, rejections, err := en.store.DeviceState(ctx, p, RecentRejections)
+	page, err := en.store.PullPage(ctx, p, en.entities, after, limit, RecentRejections, docs)
 	if err != nil {
 		return PullResult{}, err
 	}
-	out.LastSeq, out.Rejections = seq, rejections
-	if out.Reset {
+	out.LastSeq, out.Rejections = page.LastSeq, page.Rejections
+	if after != (Position{}) && after.Before(page.Purged) && page.Purged != seen {
+		out.Reset, out.HasMore, out.Changes = true, true, []Change{}
 		return out, nil
 	}
-	// The watermark the next cursor carries: read before the page.
-	issued, err := en.store.PurgedThrough(ctx, p.OrgID)
-	if err != nil {
-		return PullResult{}, err
+	if len(page.Changes) > 0 {
+		after = page.Changes[len(page.Changes)-1].Pos
 	}
-	changes, more, err := en.store.Pull(ctx, p, en.entities, after, limit)
-	if err != nil {
-		return PullResult{}, err
-	}
-	// Read after the page: a purge that removed a tombstone this page
-	// would have returned committed before the page was read, so it shows
-	// here; one that commits later left the page whole.
-	if after != (Position{}) {
-		purged, err := en.store.PurgedThrough(ctx, p.OrgID)
-		if err != nil {
-			return PullResult{}, err
-		}
-		if after.Before(purged) && purged != seen {
-			out.Reset, out.HasMore, out.Changes = true, true, []Change{}
-			return out, nil
-		}
-	}
-	if len(changes) > 0 {
-		after = changes[len(changes)-1].Pos
-	}
-	out.Changes, out.HasMore, out.Cursor = changes, more, encodeCursor(p, after, issued)
+	out.Changes, out.HasMore, out.Cursor = page.Changes, page.More, encodeCursor(p, after, page.Issued)
 	return out, nil
 }
 
