@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/fieldsync/fieldsync/models"
 )
@@ -53,17 +54,17 @@ const pushMinCost = 10
 // budgetSweep is how often buckets that have filled up again are dropped.
 const budgetSweep = time.Minute
 
-// pushBudgets holds the buckets of the users who pushed lately. A bucket
-// that has filled up is the same as none, so it is dropped: the map holds
-// only the users who pushed within the last Burst/Rate seconds (100 s by
-// default) and one sweep period.
+// pushBudgets holds the token buckets (x/time/rate limiters) of the
+// users who pushed lately. A bucket that has filled up is the same as
+// none, so it is dropped: the map holds only the users who pushed within
+// the last Burst/Rate seconds (100 s by default) and one sweep period.
 type pushBudgets struct {
-	rate  float64
-	burst float64
+	rate  rate.Limit
+	burst int
 	now   func() time.Time
 
 	mu        sync.Mutex
-	buckets   map[budgetKey]*bucket
+	buckets   map[budgetKey]*rate.Limiter
 	lastSweep time.Time
 }
 
@@ -71,46 +72,30 @@ type pushBudgets struct {
 // organisations, and the organisation is part of the key all the same.
 type budgetKey struct{ org, user uuid.UUID }
 
-// bucket holds tokens (mutations) as of at; tokens may be negative, a
-// debt the user pays back by waiting.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
 // newPushBudgets returns nil, no budget, when b.Rate is 0 or less.
 func newPushBudgets(b PushBudget, now func() time.Time) *pushBudgets {
 	if b.Rate <= 0 {
 		return nil
 	}
-	return &pushBudgets{rate: b.Rate, burst: float64(max(b.Burst, 1)), now: now, buckets: map[budgetKey]*bucket{}}
+	return &pushBudgets{rate: rate.Limit(b.Rate), burst: max(b.Burst, 1), now: now, buckets: map[budgetKey]*rate.Limiter{}}
 }
 
-// level brings k's bucket up to now and returns it, creating a full one.
-// The caller holds mu.
-func (b *pushBudgets) level(k budgetKey, now time.Time) *bucket {
+// bucket returns k's bucket, creating a full one. The caller holds mu.
+func (b *pushBudgets) bucket(k budgetKey, now time.Time) *rate.Limiter {
 	if now.Sub(b.lastSweep) >= budgetSweep {
-		for key, bk := range b.buckets {
-			if b.refill(bk, now) >= b.burst {
+		for key, l := range b.buckets {
+			if l.TokensAt(now) >= float64(b.burst) {
 				delete(b.buckets, key)
 			}
 		}
 		b.lastSweep = now
 	}
-	bk := b.buckets[k]
-	if bk == nil {
-		bk = &bucket{tokens: b.burst, at: now}
-		b.buckets[k] = bk
+	l := b.buckets[k]
+	if l == nil {
+		l = rate.NewLimiter(b.rate, b.burst)
+		b.buckets[k] = l
 	}
-	bk.tokens, bk.at = b.refill(bk, now), now
-	return bk
-}
-
-func (b *pushBudgets) refill(bk *bucket, now time.Time) float64 {
-	if el := now.Sub(bk.at).Seconds(); el > 0 {
-		return math.Min(b.burst, bk.tokens+el*b.rate)
-	}
-	return bk.tokens
+	return l
 }
 
 // admit lets a push of p's in unless p's budget is in debt: then it is
@@ -121,17 +106,17 @@ func (b *pushBudgets) admit(p models.Principal) error {
 	if b == nil {
 		return nil
 	}
+	now := b.now()
 	b.mu.Lock()
-	bk := b.level(budgetKey{p.OrgID, p.UserID}, b.now())
-	tokens := bk.tokens
+	tokens := b.bucket(budgetKey{p.OrgID, p.UserID}, now).TokensAt(now)
 	b.mu.Unlock()
 	// Let in while not in debt, even by a hair: the push may then take
 	// the budget below zero, and Retry-After is when it is back to zero.
 	if tokens >= 0 {
 		return nil
 	}
-	wait := max(1, int(math.Ceil(-tokens/b.rate)))
-	e := models.Errorf(models.CodeRateLimited, "your pushes have used up your budget of %s mutations a second; push again in %d s", formatRate(b.rate), wait)
+	wait := max(1, int(math.Ceil(-tokens/float64(b.rate))))
+	e := models.Errorf(models.CodeRateLimited, "your pushes have used up your budget of %s mutations a second; push again in %d s", formatRate(float64(b.rate)), wait)
 	e.RetryAfterSeconds = wait
 	return e
 }
@@ -157,9 +142,12 @@ func (b *pushBudgets) spend(p models.Principal, n int) {
 	if b == nil {
 		return
 	}
-	cost := math.Min(float64(max(n, pushMinCost)), b.burst)
+	now := b.now()
 	b.mu.Lock()
-	b.level(budgetKey{p.OrgID, p.UserID}, b.now()).tokens -= cost
+	// A reservation of at most Burst always succeeds: it takes the tokens
+	// now, into debt if need be, which is the debt admit refuses on. Its
+	// delay is not waited for.
+	b.bucket(budgetKey{p.OrgID, p.UserID}, now).ReserveN(now, min(max(n, pushMinCost), b.burst))
 	b.mu.Unlock()
 }
 
