@@ -33,15 +33,7 @@ func TestTransactionWaitsEndWithItsDeadline(t *testing.T) {
 		}
 		return lock, stmt
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	lock, stmt := settings(ctx)
-	for name, v := range map[string]string{"lock_timeout": lock, "statement_timeout": stmt} {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 || d > 5*time.Second {
-			t.Errorf("%s = %q in a transaction with 5 s left, want a positive duration of at most 5s", name, v)
-		}
-	}
+	checkLimited(t, "a transaction", settings)
 	if lock, stmt := settings(context.Background()); lock != "0" || stmt != "0" {
 		t.Errorf("without a deadline: lock_timeout %q, statement_timeout %q, want 0 and 0", lock, stmt)
 	}
@@ -79,15 +71,7 @@ func TestPullPageWaitsEndWithItsDeadline(t *testing.T) {
 		}
 		return lock, stmt
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	lock, stmt := settings(ctx)
-	for name, v := range map[string]string{"lock_timeout": lock, "statement_timeout": stmt} {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 || d > 5*time.Second {
-			t.Errorf("%s = %q in a page read with 5 s left, want a positive duration of at most 5s", name, v)
-		}
-	}
+	checkLimited(t, "a page read", settings)
 	var after string
 	if err := db.sql.QueryRow(`SELECT current_setting('statement_timeout')`).Scan(&after); err != nil {
 		t.Fatal(err)
@@ -97,5 +81,20 @@ func TestPullPageWaitsEndWithItsDeadline(t *testing.T) {
 	}
 	if lock, stmt := settings(context.Background()); lock != "0" || stmt != "0" {
 		t.Errorf("without a deadline: lock_timeout %q, statement_timeout %q, want 0 and 0", lock, stmt)
+	}
+}
+
+// checkLimited checks that what settings reads with 5 s left has both
+// waits limited to at most that.
+func checkLimited(t *testing.T, what string, settings func(context.Context) (lock, stmt string)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lock, stmt := settings(ctx)
+	for name, v := range map[string]string{"lock_timeout": lock, "statement_timeout": stmt} {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > 5*time.Second {
+			t.Errorf("%s = %q in %s with 5 s left, want a positive duration of at most 5s", name, v, what)
+		}
 	}
 }
