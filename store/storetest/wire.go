@@ -21,8 +21,11 @@ type Wire struct {
 	// A Sync after a Parse alone (pgx preparing a statement the first
 	// time a connection sees it) is not counted.
 	Statements, RoundTrips atomic.Int64
-	// target is the proxy's address, upstream the server's.
-	target, upstream string
+	// target is the proxy's address; upstream the server's, set by URL
+	// while the proxy may be accepting, so read and written under mu.
+	target   string
+	mu       sync.Mutex
+	upstream string
 }
 
 // NewWire starts a proxy to the server of PostgreSQL URLs, closed when
@@ -35,15 +38,14 @@ func NewWire(t testing.TB) *Wire {
 	}
 	w := &Wire{}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	var conns []net.Conn
 	t.Cleanup(func() {
 		_ = ln.Close()
-		mu.Lock()
+		w.mu.Lock()
 		for _, c := range conns {
 			_ = c.Close()
 		}
-		mu.Unlock()
+		w.mu.Unlock()
 		wg.Wait()
 	})
 	w.target = ln.Addr().String()
@@ -53,15 +55,15 @@ func NewWire(t testing.TB) *Wire {
 			if err != nil {
 				return
 			}
-			mu.Lock()
+			w.mu.Lock()
 			server, err := net.Dial("tcp", w.upstream)
 			if err != nil {
-				mu.Unlock()
+				w.mu.Unlock()
 				_ = c.Close()
 				continue
 			}
 			conns = append(conns, c, server)
-			mu.Unlock()
+			w.mu.Unlock()
 			wg.Add(2)
 			go func() { defer wg.Done(); _, _ = io.Copy(c, server); _ = c.Close() }()
 			go func() { defer wg.Done(); w.count(c, server); _ = server.Close() }()
@@ -76,7 +78,9 @@ func (w *Wire) URL(u string) string {
 	if err != nil {
 		return u
 	}
+	w.mu.Lock()
 	w.upstream = p.Host
+	w.mu.Unlock()
 	p.Host = w.target
 	return p.String()
 }
