@@ -630,7 +630,12 @@ func (w *world) rawOn(g *gorm.DB, rows, page int) (float64, float64, error) {
 		return 0, 0, fmt.Errorf("raw index: %w", err)
 	}
 	now := time.Now().UTC()
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	// Placeholders numbered as PostgreSQL takes them, and ids as text:
+	// through GORM, and with uuid.UUID's driver.Valuer (which pgx tries
+	// several encodings of before taking its value), Go spent more on a
+	// batch than the database did, and the ceiling was too low.
+	pg := w.db.Dialect() == store.Postgres
+	orgID, accountID, repID, teamID := w.org.ID.String(), w.account.String(), w.reps[0].ID.String(), w.team.ID.String()
 	var upd []string
 	for _, c := range cols[2:] {
 		upd = append(upd, c+" = excluded."+c)
@@ -645,11 +650,22 @@ func (w *world) rawOn(g *gorm.DB, rows, page int) (float64, float64, error) {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteString(row)
-			args = append(args, w.org.ID, uuid.New(), w.account, "unscheduled", "completed", now, now, 44.97, -93.26, 12.0, "order", int64(10050), int64(0), "Bench visit", w.reps[0].ID, w.team.ID, int64(done+i), now)
+			sb.WriteByte('(')
+			for c := range cols {
+				if c > 0 {
+					sb.WriteString(", ")
+				}
+				if pg {
+					sb.WriteString("$" + strconv.Itoa(len(args)+c+1))
+				} else {
+					sb.WriteByte('?')
+				}
+			}
+			sb.WriteByte(')')
+			args = append(args, orgID, uuid.NewString(), accountID, "unscheduled", "completed", now, now, 44.97, -93.26, 12.0, "order", int64(10050), int64(0), "Bench visit", repID, teamID, int64(done+i), now)
 		}
 		sb.WriteString(" ON CONFLICT (org_id, id) DO UPDATE SET " + strings.Join(upd, ", "))
-		if err := g.Exec(sb.String(), args...).Error; err != nil {
+		if _, err := g.Statement.ConnPool.ExecContext(w.ctx, sb.String(), args...); err != nil {
 			return 0, 0, fmt.Errorf("raw upsert: %w", err)
 		}
 	}
