@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
@@ -219,9 +222,9 @@ type nearestBranch struct {
 	shape       nearestShape
 	look, pivot []int32
 	at          []time.Time
-	id          []string
+	id          []pgtype.UUID
 	eq          [][]any
-	skip        []string
+	skip        []pgtype.UUID
 }
 
 func (b *nearestBranch) add(q int32, l nearestLook, vals []any) {
@@ -229,7 +232,7 @@ func (b *nearestBranch) add(q int32, l nearestLook, vals []any) {
 		b.look = append(b.look, q)
 		b.pivot = append(b.pivot, int32(k))
 		b.at = append(b.at, p.At.UTC())
-		b.id = append(b.id, p.ID.String())
+		b.id = append(b.id, pgtype.UUID{Bytes: p.ID, Valid: true})
 		for c := range b.eq {
 			b.eq[c] = append(b.eq[c], vals[c])
 		}
@@ -238,7 +241,7 @@ func (b *nearestBranch) add(q int32, l nearestLook, vals []any) {
 	// rewrote is stale in storage for all of them alike (the engine
 	// merges in its state in the batch).
 	for _, id := range l.Skip {
-		b.skip = append(b.skip, id.String())
+		b.skip = append(b.skip, pgtype.UUID{Bytes: id, Valid: true})
 	}
 }
 
@@ -249,7 +252,7 @@ func (b *nearestBranch) write(sb *strings.Builder, e *engine.Entity, param func(
 	sb.WriteString(`(SELECT p.q, p.i, n.id FROM unnest(` + param(b.look) + `::int4[], ` + param(b.pivot) + `::int4[], ` +
 		param(b.at) + `::timestamptz[], ` + param(b.id) + `::uuid[]`)
 	for c, col := range sh.eq {
-		sb.WriteString(", " + param(b.eq[c]) + "::" + pgArrayType(e, col))
+		sb.WriteString(", " + param(typedArray(b.eq[c], pgArrayType(e, col))) + "::" + pgArrayType(e, col))
 	}
 	sb.WriteString(`) AS p(q, i, pivot_at, pivot_id`)
 	for c := range sh.eq {
@@ -267,9 +270,9 @@ func (b *nearestBranch) write(sb *strings.Builder, e *engine.Entity, param func(
 		case len(c.in) == 0:
 			sb.WriteString(" AND false")
 		case c.null:
-			sb.WriteString(" AND (" + c.col + " = ANY(" + param(c.in) + "::" + pgArrayType(e, c.col) + ") OR " + c.col + " IS NULL)")
+			sb.WriteString(" AND (" + c.col + " = ANY(" + param(typedArray(c.in, pgArrayType(e, c.col))) + "::" + pgArrayType(e, c.col) + ") OR " + c.col + " IS NULL)")
 		default:
-			sb.WriteString(" AND " + c.col + " = ANY(" + param(c.in) + "::" + pgArrayType(e, c.col) + ")")
+			sb.WriteString(" AND " + c.col + " = ANY(" + param(typedArray(c.in, pgArrayType(e, c.col))) + "::" + pgArrayType(e, c.col) + ")")
 		}
 	}
 	for c, col := range sh.eq {
@@ -280,4 +283,52 @@ func (b *nearestBranch) write(sb *strings.Builder, e *engine.Entity, param func(
 	}
 	sb.WriteString(` AND (` + sh.field + `, id)` + cmp + `(p.pivot_at, p.pivot_id) ORDER BY ` + sh.field + order + `, id` + order +
 		` LIMIT ` + strconv.Itoa(sh.limit) + `) AS n)`)
+}
+
+// typedArray is vals, the values of an array parameter of type array, as
+// a slice pgx encodes in binary in one pass. Given a []any — or strings
+// for a uuid[] — it first tries binary, fails, formats the whole value
+// into an error it drops, and then sends text. Mixed values stay as they
+// are.
+func typedArray(vals []any, array string) any {
+	if len(vals) == 0 {
+		return vals
+	}
+	if array == "uuid[]" {
+		out := make([]pgtype.UUID, len(vals))
+		for i, v := range vals {
+			s, ok := v.(string)
+			id, err := uuid.Parse(s)
+			if !ok || err != nil {
+				return vals
+			}
+			out[i] = pgtype.UUID{Bytes: id, Valid: true}
+		}
+		return out
+	}
+	switch vals[0].(type) {
+	case string:
+		return sameTyped[string](vals)
+	case time.Time:
+		return sameTyped[time.Time](vals)
+	case float64:
+		return sameTyped[float64](vals)
+	case int64:
+		return sameTyped[int64](vals)
+	case bool:
+		return sameTyped[bool](vals)
+	}
+	return vals
+}
+
+func sameTyped[T any](vals []any) any {
+	out := make([]T, len(vals))
+	for i, v := range vals {
+		x, ok := v.(T)
+		if !ok {
+			return vals
+		}
+		out[i] = x
+	}
+	return out
 }

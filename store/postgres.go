@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -460,12 +461,12 @@ func (pgDialect) load(t *syncTx, e *engine.Entity, ids []uuid.UUID, clocks bool)
 	out := make(map[uuid.UUID]*engine.Record, len(ids))
 	// One array parameter: the statement is the same for any number
 	// of ids, so it is prepared once.
-	strs := make([]string, len(ids))
+	keys := make([]pgtype.UUID, len(ids))
 	for i, id := range ids {
-		strs[i] = id.String()
+		keys[i] = pgtype.UUID{Bytes: id, Valid: true}
 	}
 	q := `SELECT ` + strings.Join(columns(e), ", ") + ` FROM ` + e.Name + ` WHERE org_id = $1 AND id = ANY($2::uuid[])`
-	rows, err := t.tx.Statement.ConnPool.QueryContext(t.tx.Statement.Context, q, t.p.OrgID.String(), strs)
+	rows, err := t.tx.Statement.ConnPool.QueryContext(t.tx.Statement.Context, q, t.p.OrgID.String(), keys)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", e.Name, err)
 	}
