@@ -338,25 +338,33 @@ func (d pgDialect) readRecords(g *gorm.DB, load func(tx *gorm.DB) error) error {
 // evaluated per device row. It also draws the versions the push will
 // most likely need (see syncTx.versions) — after the record locks, which
 // it waits for: a push that writes a record after another gives it a
-// later version.
+// later version. And it reads the organisation's row, which most pushes'
+// rules consult (syncTx.Org).
 func (pgDialect) lockDevice(t *syncTx) (int64, error) {
 	var (
 		seq, locked int64
 		versions    string
+		orgName     sql.NullString
+		orgCreated  sql.NullTime
+		orgCeiling  sql.NullInt64
 	)
 	ms := waitLimitArg(t.tx.Statement.Context)
 	err := t.tx.Raw(`WITH `+limitsCTE+`, feed AS (SELECT pg_advisory_xact_lock_shared(?, ?) FROM limits),
 		device AS (INSERT INTO sync_devices (org_id, user_id, device_id, last_seq, updated_at) SELECT ?, ?, ?, 0, ? FROM feed
 			ON CONFLICT (org_id, user_id, device_id) DO UPDATE SET last_seq = sync_devices.last_seq
 			RETURNING last_seq, seq_log_from)
-		SELECT d.last_seq, d.seq_log_from, l.n, coalesce(v.versions, '') FROM device AS d
+		SELECT d.last_seq, d.seq_log_from, l.n, coalesce(v.versions, ''), o.name, o.created_at, o.order_value_ceiling FROM device AS d
 			CROSS JOIN LATERAL (SELECT count(pg_advisory_xact_lock(k)) AS n FROM unnest(?::bigint[]) AS k) AS l
 			CROSS JOIN LATERAL (SELECT string_agg(nextval('sync_version')::text, ',') AS versions
-				FROM generate_series(1, ?) WHERE l.n >= 0) AS v`,
+				FROM generate_series(1, ?) WHERE l.n >= 0) AS v
+			LEFT JOIN orgs AS o ON o.id = ?`,
 		ms, ms, feedLockClass, feedLockKey(t.p.OrgID), t.p.OrgID.String(), t.p.UserID.String(), t.p.DeviceID.String(), t.now,
-		t.lockArray(t.keys), len(t.keys)+versionSlack).Row().Scan(&seq, &t.seqLogFrom, &locked, &versions)
+		t.lockArray(t.keys), len(t.keys)+versionSlack, t.p.OrgID.String()).Row().Scan(&seq, &t.seqLogFrom, &locked, &versions, &orgName, &orgCreated, &orgCeiling)
 	if err != nil {
 		return 0, fmt.Errorf("lock device: %w", err)
+	}
+	if orgName.Valid {
+		t.org = &orgRow{ID: t.p.OrgID, Name: orgName.String, CreatedAt: orgCreated.Time, OrderValueCeiling: orgCeiling.Int64}
 	}
 	t.feedWriter, t.seqLogKnown = true, true
 	for v := range strings.SplitSeq(versions, ",") {

@@ -117,6 +117,9 @@ type syncTx struct {
 	// that a push's flush need not draw them (a round trip); NextVersions
 	// hands them out first.
 	versions []int64
+	// org is the organisation's row, when lockDevice read it with the
+	// device's (a round trip a push's rules would otherwise make).
+	org *orgRow
 }
 
 // LastSeq registers the device if it is new, locks its row until the push
@@ -351,6 +354,9 @@ func (t *syncTx) LockRecords(ctx context.Context, keys []engine.Key) error {
 }
 
 func (t *syncTx) Org(ctx context.Context) (models.Org, error) {
+	if t.org != nil {
+		return t.org.model(), nil
+	}
 	var r orgRow
 	if err := t.tx.Take(&r, "id = ?", t.p.OrgID).Error; err != nil {
 		return models.Org{}, fmt.Errorf("get org: %w", translate(err))
