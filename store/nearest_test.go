@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -63,11 +62,7 @@ func TestPushReadsNeighboursNotTheOrganisation(t *testing.T) {
 			fields := map[string]any{"account_id": team[i%len(team)].String(), "kind": "unscheduled", "status": "completed",
 				"outcome": "no_answer", "started_at": at.Format(time.RFC3339),
 				"ended_at": at.Add(10 * time.Minute).Format(time.RFC3339), "notes": fmt.Sprintf("call %d", seq)}
-			raw := map[string]json.RawMessage{}
-			for k, v := range fields {
-				raw[k], _ = json.Marshal(v)
-			}
-			muts[i] = engine.Mutation{Seq: seq, Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert, Fields: raw,
+			muts[i] = engine.Mutation{Seq: seq, Entity: "visits", ID: uuid.New(), Op: engine.OpUpsert, Fields: synctest.RawFields(t, fields),
 				HLC: engine.HLC{MS: f.Now().UnixMilli(), Counter: seq}}
 		}
 		return muts
