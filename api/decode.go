@@ -32,18 +32,33 @@ func decodeFetchJSON(c echo.Context, dst any) error {
 }
 
 func decodeBody(c echo.Context, dst any, textPlain bool) error {
+	raw, err := readBody(c, textPlain)
+	if err != nil {
+		return err
+	}
+	return decodeRaw(raw, dst)
+}
+
+// readBody checks that the body is JSON by its Content-Type and reads it.
+func readBody(c echo.Context, textPlain bool) ([]byte, error) {
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json") || (textPlain && mt == "text/plain")
 		if err != nil || !isJSON {
-			return models.Errorf(models.CodeUnsupportedMedia, "Content-Type must be application/json, not %q", ct)
+			return nil, models.Errorf(models.CodeUnsupportedMedia, "Content-Type must be application/json, not %q", ct)
 		}
 	}
 	raw, err := io.ReadAll(req.Body)
 	if err != nil {
-		return jsonError(err)
+		return nil, jsonError(err)
 	}
+	return raw, nil
+}
+
+// decodeRaw decodes a body read by readBody into dst: exactly one JSON
+// value, no member dst does not know, no NUL in a string.
+func decodeRaw(raw []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

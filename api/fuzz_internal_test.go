@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // check (CheckBatch), which is everything the handler does before the
 // engine reads the database. Properties: no panic; every refusal is a
 // *models.Error answered with a 4xx; a batch that passes has one mutation
-// per element, each a mutation or a 4xx rejection of its own. Seeds: testdata/fuzz/FuzzPushDecode.
+// per element, each a mutation or a 4xx rejection of its own; and the
+// handler's one-pass decoding (decodeWellFormed), where it succeeds,
+// reads the very mutations the two passes read. Seeds: testdata/fuzz/FuzzPushDecode.
 func FuzzPushDecode(f *testing.F) {
 	now := time.Date(2026, 12, 6, 9, 30, 0, 0, time.UTC)
 	en := engine.New(nil, sales.Entities(), func() time.Time { return now }, nil)
@@ -44,9 +47,23 @@ func FuzzPushDecode(f *testing.F) {
 			if len(muts) != len(pr.Mutations) {
 				t.Fatalf("%d mutations from %d elements", len(muts), len(pr.Mutations))
 			}
+			malformed := false
 			for _, m := range muts {
 				if m.Malformed != nil {
+					malformed = true
 					requireClientError(t, body, m.Malformed)
+				}
+			}
+			if wf, ok := decodeWellFormed(body); ok {
+				if malformed {
+					t.Fatalf("one pass decoded %q, whose mutations do not all decode", body)
+				}
+				one := make([]engine.Mutation, len(wf.Mutations))
+				for i, m := range wf.Mutations {
+					one[i] = m.mutation()
+				}
+				if *wf.SchemaVersion != *pr.SchemaVersion || !reflect.DeepEqual(one, muts) {
+					t.Fatalf("one pass read %+v, two passes %+v", one, muts)
 				}
 			}
 			return en.CheckBatch(*pr.SchemaVersion, muts)
