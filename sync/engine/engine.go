@@ -594,8 +594,8 @@ func (b *batch) prefetch(muts []Mutation, todo []int) error {
 			if f == nil || f.Ref == "" {
 				continue
 			}
-			var s string
-			if json.Unmarshal(raw, &s) != nil {
+			s, err := decodeString(raw)
+			if err != nil {
 				continue
 			}
 			if id, err := uuid.Parse(s); err == nil && !seen[Key{f.Ref, id}] {
