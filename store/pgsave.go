@@ -32,6 +32,7 @@ type pgColumn struct {
 	// joined is set when vals is one string of the column's texts
 	// separated by recordSep (joinedColumn), which the statement splits.
 	joined bool
+	param  int // the parameter's number in the statement
 }
 
 // recordSep separates the texts of a joined column. Valid JSON never
@@ -125,9 +126,9 @@ func fieldColumn(f *engine.Field, recs []*engine.Record) (pgColumn, error) {
 
 // unnestInsert builds INSERT INTO table (lead…, cols…) SELECT lead
 // expressions, unnested columns FROM from, unnest(…). The lead
-// expressions are the same for every row and use the first leadParams
-// parameters; the columns' arrays follow.
-func unnestInsert(table string, lead, leadExpr []string, leadParams int, from string, cols []pgColumn, suffix string) string {
+// expressions are the same for every row; each column's array is its
+// parameter.
+func unnestInsert(table string, lead, leadExpr []string, from string, cols []pgColumn, suffix string) string {
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO " + table + " (" + strings.Join(lead, ", "))
 	for _, c := range cols {
@@ -143,9 +144,9 @@ func unnestInsert(table string, lead, leadExpr []string, leadParams int, from st
 			sb.WriteString(", ")
 		}
 		if c.joined {
-			sb.WriteString("string_to_array($" + strconv.Itoa(leadParams+i+1) + "::text, chr(30))")
+			sb.WriteString("string_to_array($" + strconv.Itoa(c.param) + "::text, chr(30))")
 		} else {
-			sb.WriteString("$" + strconv.Itoa(leadParams+i+1) + "::" + c.array)
+			sb.WriteString("$" + strconv.Itoa(c.param) + "::" + c.array)
 		}
 	}
 	sb.WriteString(") AS u(")
@@ -202,8 +203,9 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 		}
 		cols = append(cols, c)
 	}
-	// The largest parameter last: pgx appends each parameter to a buffer
-	// that grows as it goes, and what comes after a large one copies it.
+	// The largest parameter last (see the statement's below): pgx appends
+	// each parameter to a buffer that grows as it goes, and what comes
+	// after a large one copies it.
 	cols = append(cols, joinedColumn("clocks", clocks, clockEnds))
 	var upd []string
 	for _, c := range cols {
@@ -212,14 +214,6 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 		default:
 			upd = append(upd, c.name+" = excluded."+c.name)
 		}
-	}
-	q := unnestInsert(e.Name, []string{"org_id"}, []string{"$1::uuid"}, 1, "", cols, "ON CONFLICT (org_id, id) DO UPDATE SET "+strings.Join(upd, ", "))
-	args := []any{t.p.OrgID.String()}
-	for _, c := range cols {
-		args = append(args, c.vals)
-	}
-	if _, err := t.tx.Statement.ConnPool.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("save %s: %w", e.Name, err)
 	}
 
 	// The feed rows, one per record, stamped with this transaction's id.
@@ -242,17 +236,32 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 		teamCol, userCol, {name: "visibility", array: "int4[]", vals: vis}, {name: "deleted", array: "bool[]", vals: deleted},
 		{name: "created_by", array: "uuid[]", vals: createdBy.vals}, {name: "created_version", array: "int8[]", vals: versions},
 		joinedColumn("doc", docs, docEnds)}
-	q = unnestInsert("sync_changes", []string{"org_id", "entity", "txid"}, []string{"$1::uuid", "$2::text", "x.txid"}, 2,
-		"(SELECT pg_current_xact_id()::text::bigint AS txid) AS x, ", feed,
-		`ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
+
+	// Records and feed rows in one statement, one round trip. Parameters:
+	// the organisation, the entity, every column's array and the two
+	// largest, each list's last (clocks, docs), at the end.
+	args := []any{t.p.OrgID.String(), e.Name}
+	bind := func(c *pgColumn) {
+		args = append(args, c.vals)
+		c.param = len(args)
+	}
+	for i := range cols[:len(cols)-1] {
+		bind(&cols[i])
+	}
+	for i := range feed[:len(feed)-1] {
+		bind(&feed[i])
+	}
+	bind(&cols[len(cols)-1])
+	bind(&feed[len(feed)-1])
+	q := "WITH saved AS (" + unnestInsert(e.Name, []string{"org_id"}, []string{"$1::uuid"}, "", cols,
+		"ON CONFLICT (org_id, id) DO UPDATE SET "+strings.Join(upd, ", ")) + ") " +
+		unnestInsert("sync_changes", []string{"org_id", "entity", "txid"}, []string{"$1::uuid", "$2::text", "x.txid"},
+			"(SELECT pg_current_xact_id()::text::bigint AS txid) AS x, ", feed,
+			`ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
 			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted,
 			doc = excluded.doc`)
-	args = []any{t.p.OrgID.String(), e.Name}
-	for _, c := range feed {
-		args = append(args, c.vals)
-	}
 	if _, err := t.tx.Statement.ConnPool.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("save %s changes: %w", e.Name, err)
+		return fmt.Errorf("save %s: %w", e.Name, err)
 	}
 	return nil
 }
