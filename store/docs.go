@@ -11,11 +11,21 @@ import (
 	"github.com/fieldsync/fieldsync/sync/engine"
 )
 
-// pullDocs is pullDoc of each of recs, encoded into one buffer, which
-// the docs share as strings: a push of 1,000 allocates its docs' bytes
-// once, not a buffer and a copy per record.
+// pullDocs is pullDoc of each of recs, encoded into one buffer sized
+// after the first, which the docs share as strings: a push of 1,000
+// allocates its docs' bytes once, not a buffer and a copy per record.
 func pullDocs(e *engine.Entity, recs []*engine.Record, precision time.Duration) []string {
-	b, ends := appendPullDocs(e, recs, precision, false)
+	if len(recs) == 0 {
+		return nil
+	}
+	ends := make([]int, len(recs))
+	b := pullDoc(make([]byte, 0, 1024), e, recs[0], precision)
+	ends[0] = len(b)
+	b = slices.Grow(b, (len(b)+64)*(len(recs)-1))
+	for i, r := range recs[1:] {
+		b = pullDoc(b, e, r, precision)
+		ends[i+1] = len(b)
+	}
 	// The buffer is never written again: its bytes can be the strings'.
 	all := unsafe.String(unsafe.SliceData(b), len(b))
 	out := make([]string, len(recs))
@@ -24,27 +34,6 @@ func pullDocs(e *engine.Entity, recs []*engine.Record, precision time.Duration) 
 		out[i], start = all[start:end], end
 	}
 	return out
-}
-
-// appendPullDocs encodes pullDoc of each of recs into one buffer sized
-// after the first, each but the first after recordSep when joined, and
-// returns the buffer and where each doc ends.
-func appendPullDocs(e *engine.Entity, recs []*engine.Record, precision time.Duration, joined bool) ([]byte, []int) {
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	ends := make([]int, len(recs))
-	b := pullDoc(make([]byte, 0, 1024), e, recs[0], precision)
-	ends[0] = len(b)
-	b = slices.Grow(b, (len(b)+64)*(len(recs)-1))
-	for i, r := range recs[1:] {
-		if joined {
-			b = append(b, recordSep)
-		}
-		b = pullDoc(b, e, r, precision)
-		ends[i+1] = len(b)
-	}
-	return b, ends
 }
 
 // pullDoc appends the pull encoding of r as it will be stored (the doc

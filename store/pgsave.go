@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -29,36 +27,6 @@ type pgColumn struct {
 	array string // "text[]", "int8[]", …
 	cast  string // a cast of each value, or ""
 	vals  any
-	// joined is set when vals is one string of the column's texts
-	// separated by recordSep (joinedColumn), which the statement splits.
-	joined bool
-	param  int // the parameter's number in the statement
-}
-
-// recordSep separates the texts of a joined column. Valid JSON never
-// holds it but escaped (\u001e), so JSON texts joined by it split back
-// exactly.
-const recordSep = '\x1e'
-
-// joinedColumn sends JSON texts as one text parameter the statement
-// splits, instead of a text[]: pgx encodes an array element by element
-// into a buffer it grows as it goes, and for a push of 500 docs that
-// growing and copying was the largest share of Save's CPU. b holds the
-// texts, each but the first after recordSep, and ends where each ends.
-// When a text held recordSep itself, the texts go as an array all the
-// same.
-func joinedColumn(name string, b []byte, ends []int) pgColumn {
-	// b is never written again: its bytes can be the strings'.
-	all := unsafe.String(unsafe.SliceData(b), len(b))
-	if strings.Count(all, string(rune(recordSep))) == len(ends)-1 {
-		return pgColumn{name: name, vals: all, joined: true}
-	}
-	texts := make([]string, len(ends))
-	start := 0
-	for i, end := range ends {
-		texts[i], start = all[start:end], end+1
-	}
-	return pgColumn{name: name, array: "text[]", vals: texts}
 }
 
 // uuidColumn gathers ids as a uuid[] parameter, which pgx sends as 16
@@ -126,9 +94,9 @@ func fieldColumn(f *engine.Field, recs []*engine.Record) (pgColumn, error) {
 
 // unnestInsert builds INSERT INTO table (lead…, cols…) SELECT lead
 // expressions, unnested columns FROM from, unnest(…). The lead
-// expressions are the same for every row; each column's array is its
-// parameter.
-func unnestInsert(table string, lead, leadExpr []string, from string, cols []pgColumn, suffix string) string {
+// expressions are the same for every row and use the first leadParams
+// parameters; the columns' arrays follow.
+func unnestInsert(table string, lead, leadExpr []string, leadParams int, from string, cols []pgColumn, suffix string) string {
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO " + table + " (" + strings.Join(lead, ", "))
 	for _, c := range cols {
@@ -143,11 +111,7 @@ func unnestInsert(table string, lead, leadExpr []string, from string, cols []pgC
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		if c.joined {
-			sb.WriteString("string_to_array($" + strconv.Itoa(c.param) + "::text, chr(30))")
-		} else {
-			sb.WriteString("$" + strconv.Itoa(c.param) + "::" + c.array)
-		}
+		sb.WriteString("$" + strconv.Itoa(leadParams+i+1) + "::" + c.array)
 	}
 	sb.WriteString(") AS u(")
 	for i := range cols {
@@ -178,24 +142,20 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 	}
 	versions := make([]int64, n)
 	deleted := make([]bool, n)
+	clocks := make([]string, n)
 	created := make([]time.Time, n)
 	updated := make([]time.Time, n)
-	var clocks []byte
-	clockEnds := make([]int, n)
 	for i, r := range recs {
-		if i > 0 {
-			clocks = append(clocks, recordSep)
+		c, err := r.ClocksJSON()
+		if err != nil {
+			return fmt.Errorf("encode clocks: %w", err)
 		}
-		clocks = r.AppendClocksJSON(clocks)
-		clockEnds[i] = len(clocks)
-		if i == 0 {
-			clocks = slices.Grow(clocks, (len(clocks)+16)*(n-1))
-		}
-		versions[i], deleted[i] = r.Version, r.Deleted
+		versions[i], deleted[i], clocks[i] = r.Version, r.Deleted, string(c)
 		created[i], updated[i] = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
 	}
 	cols := []pgColumn{ids, {name: "version", array: "int8[]", vals: versions}, {name: "deleted", array: "bool[]", vals: deleted},
-		createdBy, {name: "created_at", array: "timestamptz[]", vals: created}, {name: "updated_at", array: "timestamptz[]", vals: updated}}
+		{name: "clocks", array: "text[]", vals: clocks}, createdBy,
+		{name: "created_at", array: "timestamptz[]", vals: created}, {name: "updated_at", array: "timestamptz[]", vals: updated}}
 	for i := range e.Fields {
 		c, err := fieldColumn(&e.Fields[i], recs)
 		if err != nil {
@@ -203,10 +163,6 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 		}
 		cols = append(cols, c)
 	}
-	// The largest parameter last (see the statement's below): pgx appends
-	// each parameter to a buffer that grows as it goes, and what comes
-	// after a large one copies it.
-	cols = append(cols, joinedColumn("clocks", clocks, clockEnds))
 	var upd []string
 	for _, c := range cols {
 		switch c.name {
@@ -215,9 +171,16 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 			upd = append(upd, c.name+" = excluded."+c.name)
 		}
 	}
+	q := unnestInsert(e.Name, []string{"org_id"}, []string{"$1::uuid"}, 1, "", cols, "ON CONFLICT (org_id, id) DO UPDATE SET "+strings.Join(upd, ", "))
+	args := []any{t.p.OrgID.String()}
+	for _, c := range cols {
+		args = append(args, c.vals)
+	}
+	if _, err := t.tx.Statement.ConnPool.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("save %s: %w", e.Name, err)
+	}
 
 	// The feed rows, one per record, stamped with this transaction's id.
-	docs, docEnds := appendPullDocs(e, recs, time.Microsecond, true)
 	scopes := make([]engine.Scope, n)
 	vis := make([]int32, n)
 	for i, r := range recs {
@@ -235,33 +198,18 @@ func (t *syncTx) savePostgres(ctx context.Context, e *engine.Entity, recs []*eng
 	feed := []pgColumn{{name: "record_id", array: "uuid[]", vals: ids.vals}, {name: "version", array: "int8[]", vals: versions},
 		teamCol, userCol, {name: "visibility", array: "int4[]", vals: vis}, {name: "deleted", array: "bool[]", vals: deleted},
 		{name: "created_by", array: "uuid[]", vals: createdBy.vals}, {name: "created_version", array: "int8[]", vals: versions},
-		joinedColumn("doc", docs, docEnds)}
-
-	// Records and feed rows in one statement, one round trip. Parameters:
-	// the organisation, the entity, every column's array and the two
-	// largest, each list's last (clocks, docs), at the end.
-	args := []any{t.p.OrgID.String(), e.Name}
-	bind := func(c *pgColumn) {
-		args = append(args, c.vals)
-		c.param = len(args)
-	}
-	for i := range cols[:len(cols)-1] {
-		bind(&cols[i])
-	}
-	for i := range feed[:len(feed)-1] {
-		bind(&feed[i])
-	}
-	bind(&cols[len(cols)-1])
-	bind(&feed[len(feed)-1])
-	q := "WITH saved AS (" + unnestInsert(e.Name, []string{"org_id"}, []string{"$1::uuid"}, "", cols,
-		"ON CONFLICT (org_id, id) DO UPDATE SET "+strings.Join(upd, ", ")) + ") " +
-		unnestInsert("sync_changes", []string{"org_id", "entity", "txid"}, []string{"$1::uuid", "$2::text", "x.txid"},
-			"(SELECT pg_current_xact_id()::text::bigint AS txid) AS x, ", feed,
-			`ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
+		{name: "doc", array: "text[]", vals: pullDocs(e, recs, time.Microsecond)}}
+	q = unnestInsert("sync_changes", []string{"org_id", "entity", "txid"}, []string{"$1::uuid", "$2::text", "x.txid"}, 2,
+		"(SELECT pg_current_xact_id()::text::bigint AS txid) AS x, ", feed,
+		`ON CONFLICT (org_id, entity, record_id) DO UPDATE SET txid = excluded.txid, version = excluded.version,
 			team_id = excluded.team_id, user_id = excluded.user_id, visibility = excluded.visibility, deleted = excluded.deleted,
 			doc = excluded.doc`)
+	args = []any{t.p.OrgID.String(), e.Name}
+	for _, c := range feed {
+		args = append(args, c.vals)
+	}
 	if _, err := t.tx.Statement.ConnPool.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("save %s: %w", e.Name, err)
+		return fmt.Errorf("save %s changes: %w", e.Name, err)
 	}
 	return nil
 }

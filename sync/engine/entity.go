@@ -215,18 +215,9 @@ func (r *Record) ClocksJSON() ([]byte, error) {
 	if r.Clocks == nil && r.rawClocks != nil {
 		return r.rawClocks, nil
 	}
-	return r.AppendClocksJSON(make([]byte, 0, 2+len(r.Clocks)*80)), nil
-}
-
-// AppendClocksJSON appends the stored form of the record's clocks to b,
-// so that a batch's clocks can share one buffer. The JSON holds no
-// control bytes outside escapes: names go through AppendString.
-func (r *Record) AppendClocksJSON(b []byte) []byte {
-	if r.Clocks == nil && r.rawClocks != nil {
-		return append(b, r.rawClocks...)
-	}
 	// Written by hand: encoding/json's reflection over the map was a
 	// visible share of a push's CPU.
+	b := make([]byte, 0, 2+len(r.Clocks)*80)
 	b = append(b, '{')
 	first := true
 	for name, fc := range r.Clocks {
@@ -238,7 +229,7 @@ func (r *Record) AppendClocksJSON(b []byte) []byte {
 		b = append(b, ':')
 		b = fc.appendJSON(b)
 	}
-	return append(b, '}')
+	return append(b, '}'), nil
 }
 
 // Clone returns a deep enough copy to merge into.
