@@ -13,14 +13,17 @@ import (
 	"testing"
 
 	"github.com/fieldsync/fieldsync/internal/bench"
+	"github.com/fieldsync/fieldsync/store"
+	"github.com/fieldsync/fieldsync/store/storetest"
 )
 
 // TestBenchSmall runs `fieldsync bench` end to end at a tiny size on
-// SQLite: every phase runs and the summary names each figure with a ratio
+// the test database (SQLite, or PostgreSQL when FIELDSYNC_TEST_DATABASE_URL
+// is set): every phase runs and the summary names each figure with a ratio
 // against the raw ceiling. (The figures themselves are for people to read;
 // tests never time anything.)
 func TestBenchSmall(t *testing.T) {
-	url := "sqlite:" + filepath.Join(t.TempDir(), "bench.db")
+	url := storetest.URL(t)
 	got := invoke(t, context.Background(), env{}, "", "bench", "--database-url", url, "--devices", "2", "--batches", "4",
 		"--batch-size", "20", "--rounds", "2", "--latency-devices", "3", "--latency-every", "20ms", "--incremental", "50,200", "--history", "20",
 		"--team-devices", "2", "--team-batches", "1", "--same-minute", "--hostile", "--hostile-pushes", "2")
@@ -45,6 +48,22 @@ func TestBenchSmall(t *testing.T) {
 	} {
 		if !want.MatchString(got.stdout) {
 			t.Errorf("summary lacks %s:\n%s", want, got.stdout)
+		}
+	}
+	// On PostgreSQL the push's own writes are measured alone beside the
+	// raw ceiling, in copies of the tables it drops again.
+	sameWrites := regexp.MustCompile(`push's own writes alone, rows/s\s+\d+\s+\d+\s+\d+%\s+\(push ÷ same writes: \d+%\)`)
+	if pg := strings.HasPrefix(url, "postgres"); sameWrites.MatchString(got.stdout) != pg {
+		t.Errorf("on PostgreSQL %v, the summary has the same-writes line %v:\n%s", pg, !pg, got.stdout)
+	} else if pg {
+		db, err := store.Open(context.Background(), url, store.Options{})
+		if err != nil {
+			t.Fatalf("open the bench's database: %v", err)
+		}
+		defer db.Close()
+		var left int64
+		if err := db.Gorm().Raw("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE 'bench_same_%'").Row().Scan(&left); err != nil || left != 0 {
+			t.Errorf("tables of the same-writes ceiling left behind: %d (%v)", left, err)
 		}
 	}
 	if bad := invoke(t, context.Background(), env{}, "", "bench", "--rounds", "0"); bad.err == nil || !strings.Contains(bad.err.Error(), "positive") {

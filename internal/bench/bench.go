@@ -79,6 +79,7 @@ type Config struct {
 // round is one round of the throughput phase.
 type round struct {
 	push, pull, rawUpsert, rawRead float64
+	sameWrites                     float64 // PostgreSQL only
 	p50, p99                       time.Duration
 }
 
@@ -87,6 +88,9 @@ type Result struct {
 	PushRate, PullRate         float64 // mutations/s, records/s through the API (median round)
 	RawUpsertRate, RawReadRate float64 // rows/s, hand-written SQL, in the same rounds
 	PushRatioMin, PushRatioMax float64 // push / raw upsert over the rounds
+	// SameWritesRate is the database taking a push's writes alone
+	// (SameWrites), rows/s in the median push round; PostgreSQL only.
+	SameWritesRate             float64
 	PullRatioMin, PullRatioMax float64 // pull / raw read over the rounds
 	PushP50, PushP99           time.Duration
 	// Growth is how the throughput phase's pushes slowed over each
@@ -213,6 +217,9 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		bar = newBar(progress, label("raw"), 2)
 		r.rawUpsert, r.rawRead, err = w.raw(res.Rows, cfg.PullLimit)
 		bar.step()
+		if err == nil && w.db.Dialect() == store.Postgres {
+			r.sameWrites, err = w.sameWrites(cfg.Devices, cfg.Batches, cfg.BatchSize)
+		}
 		bar.done()
 		if err != nil {
 			return res, err
@@ -223,6 +230,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 	sort.Slice(rounds, func(i, j int) bool { return rounds[i].push/rounds[i].rawUpsert < rounds[j].push/rounds[j].rawUpsert })
 	mid := rounds[len(rounds)/2]
 	res.PushRate, res.RawUpsertRate, res.PushP50, res.PushP99 = mid.push, mid.rawUpsert, mid.p50, mid.p99
+	res.SameWritesRate = mid.sameWrites
 	res.PushRatioMin, res.PushRatioMax = rounds[0].push/rounds[0].rawUpsert, rounds[len(rounds)-1].push/rounds[len(rounds)-1].rawUpsert
 	sort.Slice(rounds, func(i, j int) bool { return rounds[i].pull/rounds[i].rawRead < rounds[j].pull/rounds[j].rawRead })
 	mid = rounds[len(rounds)/2]
@@ -1069,6 +1077,11 @@ func report(out io.Writer, cfg Config, r Result) {
 	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%   (rounds: %.0f–%.0f%%)\n", "pull records/s (pages of "+strconv.Itoa(cfg.PullLimit)+")",
 		r.PullRate, r.RawReadRate, 100*r.PullRate/r.RawReadRate, 100*r.PullRatioMin, 100*r.PullRatioMax)
 	fmt.Fprintf(out, "(%s)\n", RawCeiling)
+	if r.SameWritesRate > 0 {
+		fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%   (push ÷ same writes: %.0f%%)\n", "push's own writes alone, rows/s",
+			r.SameWritesRate, r.RawUpsertRate, 100*r.SameWritesRate/r.RawUpsertRate, 100*r.PushRate/r.SameWritesRate)
+		fmt.Fprintf(out, "(%s)\n", SameWrites)
+	}
 	fmt.Fprintf(out, "%-42s %14s\n", "push latency p50 / p99", r.PushP50.Round(time.Millisecond).String()+" / "+r.PushP99.Round(time.Millisecond).String())
 	reportGrowth(out, cfg, r.Growth)
 	if cfg.LatencyDevs > 0 {
