@@ -79,7 +79,7 @@ type Config struct {
 // round is one round of the throughput phase.
 type round struct {
 	push, pull, rawUpsert, rawRead float64
-	sameWrites                     float64 // PostgreSQL only
+	sameSent, sameMade             float64 // a push's own writes alone (samewrites.go); PostgreSQL only
 	p50, p99                       time.Duration
 }
 
@@ -88,9 +88,10 @@ type Result struct {
 	PushRate, PullRate         float64 // mutations/s, records/s through the API (median round)
 	RawUpsertRate, RawReadRate float64 // rows/s, hand-written SQL, in the same rounds
 	PushRatioMin, PushRatioMax float64 // push / raw upsert over the rounds
-	// SameWritesRate is the database taking a push's writes alone
-	// (SameWrites), rows/s in the median push round; PostgreSQL only.
-	SameWritesRate             float64
+	// SameSentRate and SameMadeRate are the database taking a push's
+	// writes alone (SameWrites), rows sent and rows made in the database,
+	// rows/s in the median push round; PostgreSQL only.
+	SameSentRate, SameMadeRate float64
 	PullRatioMin, PullRatioMax float64 // pull / raw read over the rounds
 	PushP50, PushP99           time.Duration
 	// Growth is how the throughput phase's pushes slowed over each
@@ -218,7 +219,10 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		r.rawUpsert, r.rawRead, err = w.raw(res.Rows, cfg.PullLimit)
 		bar.step()
 		if err == nil && w.db.Dialect() == store.Postgres {
-			r.sameWrites, err = w.sameWrites(cfg.Devices, cfg.Batches, cfg.BatchSize)
+			r.sameSent, err = w.sameWrites(cfg.Devices, cfg.Batches, cfg.BatchSize, sentRows)
+			if err == nil {
+				r.sameMade, err = w.sameWrites(cfg.Devices, cfg.Batches, cfg.BatchSize, madeInDatabase)
+			}
 		}
 		bar.done()
 		if err != nil {
@@ -230,7 +234,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 	sort.Slice(rounds, func(i, j int) bool { return rounds[i].push/rounds[i].rawUpsert < rounds[j].push/rounds[j].rawUpsert })
 	mid := rounds[len(rounds)/2]
 	res.PushRate, res.RawUpsertRate, res.PushP50, res.PushP99 = mid.push, mid.rawUpsert, mid.p50, mid.p99
-	res.SameWritesRate = mid.sameWrites
+	res.SameSentRate, res.SameMadeRate = mid.sameSent, mid.sameMade
 	res.PushRatioMin, res.PushRatioMax = rounds[0].push/rounds[0].rawUpsert, rounds[len(rounds)-1].push/rounds[len(rounds)-1].rawUpsert
 	sort.Slice(rounds, func(i, j int) bool { return rounds[i].pull/rounds[i].rawRead < rounds[j].pull/rounds[j].rawRead })
 	mid = rounds[len(rounds)/2]
@@ -1077,9 +1081,13 @@ func report(out io.Writer, cfg Config, r Result) {
 	fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%   (rounds: %.0f–%.0f%%)\n", "pull records/s (pages of "+strconv.Itoa(cfg.PullLimit)+")",
 		r.PullRate, r.RawReadRate, 100*r.PullRate/r.RawReadRate, 100*r.PullRatioMin, 100*r.PullRatioMax)
 	fmt.Fprintf(out, "(%s)\n", RawCeiling)
-	if r.SameWritesRate > 0 {
-		fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%   (push ÷ same writes: %.0f%%)\n", "push's own writes alone, rows/s",
-			r.SameWritesRate, r.RawUpsertRate, 100*r.SameWritesRate/r.RawUpsertRate, 100*r.PushRate/r.SameWritesRate)
+	if r.SameSentRate > 0 && r.SameMadeRate > 0 {
+		for _, l := range []struct {
+			what string
+			rate float64
+		}{{"push's writes alone, sent", r.SameSentRate}, {"push's writes alone, made by PostgreSQL", r.SameMadeRate}} {
+			fmt.Fprintf(out, "%-42s %14.0f %14.0f %7.0f%%   (push ÷ these writes: %.0f%%)\n", l.what, l.rate, r.RawUpsertRate, 100*l.rate/r.RawUpsertRate, 100*r.PushRate/l.rate)
+		}
 		fmt.Fprintf(out, "(%s)\n", SameWrites)
 	}
 	fmt.Fprintf(out, "%-42s %14s\n", "push latency p50 / p99", r.PushP50.Round(time.Millisecond).String()+" / "+r.PushP99.Round(time.Millisecond).String())

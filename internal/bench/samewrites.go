@@ -13,10 +13,19 @@ import (
 )
 
 // SameWrites says how sameWrites measures, for the report.
-const SameWrites = "same writes by hand: what a push of visits writes — the visit rows and their feed rows with docs, " +
-	"into copies of visits and sync_changes with all their indexes and the visits' foreign key, holding the same rows — " +
-	"as multi-row INSERT … ON CONFLICT of 500 rows each, a transaction per batch, on one connection per pushing device; " +
-	"no reads, no verification, no HTTP: the cost of the writes alone (PostgreSQL only)"
+const SameWrites = "a push's own writes alone: the visit rows and their feed rows with docs that the push phase wrote, copied with new ids " +
+	"into copies of visits and sync_changes with all their indexes and the visits' foreign key, holding the same rows; " +
+	"INSERT … ON CONFLICT of 500 rows each, a transaction per batch, on one connection per pushing device; no reads, no verification, " +
+	"no HTTP. Sent: the rows sent as the raw ceiling sends its rows (multi-row VALUES). Made by PostgreSQL: each batch made from " +
+	"its template row by the database itself, nothing sent — the most the database can do for these writes (PostgreSQL only)"
+
+// writeMode is how sameWrites hands the database its rows.
+type writeMode int
+
+const (
+	sentRows       writeMode = iota // multi-row VALUES, every value a parameter, as raw does
+	madeInDatabase                  // INSERT … SELECT from the template row, nothing sent
+)
 
 // sameWrites measures, on PostgreSQL, how fast the database takes the
 // very writes the throughput phase's pushes made (SameWrites): each
@@ -25,7 +34,7 @@ const SameWrites = "same writes by hand: what a push of visits writes — the vi
 // tables holding the same rows. Set beside the raw ceiling it splits the
 // gap between fieldsync and the ceiling into what the schema asks of the
 // database for each visit and what the server does around the writes.
-func (w *world) sameWrites(devices, batches, size int) (float64, error) {
+func (w *world) sameWrites(devices, batches, size int, mode writeMode) (float64, error) {
 	g := w.db.Gorm().WithContext(w.ctx)
 	const visits, feed = "bench_same_visits", "bench_same_feed"
 	drop := func() error { return g.Exec("DROP TABLE IF EXISTS " + visits + ", " + feed).Error }
@@ -55,16 +64,16 @@ func (w *world) sameWrites(devices, batches, size int) (float64, error) {
 	}
 	// Each device's template: its last pushed visit and feed row, every
 	// value as text, as PostgreSQL takes it back for the column.
+	ids := make([]string, devices)
 	vrows, frows := make([][]any, devices), make([][]any, devices)
 	for d := range devices {
-		var id string
-		if err := g.Raw("SELECT id::text FROM visits WHERE org_id = ? AND rep_id = ? ORDER BY version DESC LIMIT 1", w.org.ID, w.reps[d].ID).Row().Scan(&id); err != nil {
+		if err := g.Raw("SELECT id::text FROM visits WHERE org_id = ? AND rep_id = ? ORDER BY version DESC LIMIT 1", w.org.ID, w.reps[d].ID).Row().Scan(&ids[d]); err != nil {
 			return 0, fmt.Errorf("same writes: template of device %d: %w", d, err)
 		}
-		if vrows[d], err = w.textRow("visits", vcols, "id = '"+id+"'"); err != nil {
+		if vrows[d], err = w.textRow("visits", vcols, "id = '"+ids[d]+"'"); err != nil {
 			return 0, err
 		}
-		if frows[d], err = w.textRow("sync_changes", fcols, "entity = 'visits' AND record_id = '"+id+"'"); err != nil {
+		if frows[d], err = w.textRow("sync_changes", fcols, "entity = 'visits' AND record_id = '"+ids[d]+"'"); err != nil {
 			return 0, err
 		}
 	}
@@ -76,21 +85,32 @@ func (w *world) sameWrites(devices, batches, size int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	vq := sameWritesInsert(visits, vcols, size, "ON CONFLICT (org_id, id) DO UPDATE SET "+excludedAll(vcols, "org_id", "id", "created_at", "created_by"), nil)
-	fq := sameWritesInsert(feed, fcols, size, "ON CONFLICT (org_id, entity, record_id) DO UPDATE SET "+excludedAll(fcols, "org_id", "entity", "record_id", "created_by", "created_version"),
-		map[string]string{"txid": "pg_current_xact_id()::text::bigint"})
+	vset := "ON CONFLICT (org_id, id) DO UPDATE SET " + excludedAll(vcols, "org_id", "id", "created_at", "created_by")
+	fset := "ON CONFLICT (org_id, entity, record_id) DO UPDATE SET " + excludedAll(fcols, "org_id", "entity", "record_id", "created_by", "created_version")
+	txid := "pg_current_xact_id()::text::bigint"
+	var vq, fq string
+	if mode == madeInDatabase {
+		vq = madeInsert(visits, "visits", vcols, "id = $2", map[string]string{"id": "gen_random_uuid()", "version": "$3 + g"}, size, vset)
+		fq = madeInsert(feed, "sync_changes", fcols, "entity = 'visits' AND record_id = $2",
+			map[string]string{"record_id": "gen_random_uuid()", "version": "$3 + g", "created_version": "$3 + g", "txid": txid}, size, fset)
+	} else {
+		vq = sameWritesInsert(visits, vcols, size, vset, nil)
+		fq = sameWritesInsert(feed, fcols, size, fset, map[string]string{"txid": txid})
+	}
 	var eg errgroup.Group
 	start := time.Now()
 	for d := range devices {
 		base := version + int64(d*batches*size) + 1
 		eg.Go(func() error {
 			for b := range batches {
-				ids := make([]string, size)
-				for i := range ids {
-					ids[i] = uuid.NewString()
-				}
 				first := base + int64(b*size)
-				if err := sameWritesBatch(w, sqlDB, vq, fq, vcols, fcols, vrows[d], frows[d], ids, first); err != nil {
+				var err error
+				if mode == madeInDatabase {
+					err = madeBatch(w, sqlDB, vq, fq, ids[d], first)
+				} else {
+					err = sameWritesBatch(w, sqlDB, vq, fq, vcols, fcols, vrows[d], frows[d], size, first)
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -103,9 +123,44 @@ func (w *world) sameWrites(devices, batches, size int) (float64, error) {
 	return float64(devices*batches*size) / time.Since(start).Seconds(), nil
 }
 
+// madeInsert is INSERT INTO table SELECT …, n rows made from the row of
+// from where holds (with $1 the organisation, $2 the template's id), each
+// column copied but for those exprs replaces; g counts the rows from 0.
+func madeInsert(table, from string, cols []string, where string, exprs map[string]string, n int, suffix string) string {
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		sel[i] = c
+		if e, ok := exprs[c]; ok {
+			sel[i] = e
+		}
+	}
+	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(sel, ", ") +
+		" FROM " + from + ", generate_series(0, " + strconv.Itoa(n-1) + ") AS g WHERE org_id = $1 AND " + where + " " + suffix
+}
+
+// madeBatch writes one batch made in the database, in one transaction.
+func madeBatch(w *world, db *sql.DB, vq, fq, id string, first int64) error {
+	tx, err := db.BeginTx(w.ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.ExecContext(w.ctx, vq, w.org.ID.String(), id, first); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(w.ctx, fq, w.org.ID.String(), id, first); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // sameWritesBatch writes one batch: the visits, then their feed rows, in
 // one transaction, as a push does.
-func sameWritesBatch(w *world, db *sql.DB, vq, fq string, vcols, fcols []string, vrow, frow []any, ids []string, first int64) error {
+func sameWritesBatch(w *world, db *sql.DB, vq, fq string, vcols, fcols []string, vrow, frow []any, n int, first int64) error {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+	}
 	tx, err := db.BeginTx(w.ctx, nil)
 	if err != nil {
 		return err
