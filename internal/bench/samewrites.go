@@ -13,11 +13,12 @@ import (
 )
 
 // SameWrites says how sameWrites measures, for the report.
-const SameWrites = "a push's own writes alone: the visit rows and their feed rows with docs that the push phase wrote, copied with new ids " +
-	"into copies of visits and sync_changes with all their indexes and the visits' foreign key, holding the same rows; " +
-	"INSERT … ON CONFLICT of 500 rows each, a transaction per batch, on one connection per pushing device; no reads, no verification, " +
-	"no HTTP. Sent: the rows sent as the raw ceiling sends its rows (multi-row VALUES). Made by PostgreSQL: each batch made from " +
-	"its template row by the database itself, nothing sent — the most the database can do for these writes (PostgreSQL only)"
+const SameWrites = "a push's writes alone: for each visit the push phase wrote, its row, its feed row with its doc and its device's " +
+	"log row, copied with new ids into copies of visits, sync_changes and sync_mutations with all their indexes and foreign keys, " +
+	"holding the same rows; 500 rows each, written as the push writes them (upserts, the log inserted), a transaction per batch, " +
+	"on one connection per pushing device; no reads, no verification, no HTTP. Sent: every value sent as a parameter, as the raw " +
+	"ceiling sends its rows. Made by PostgreSQL: each batch made from its template rows by the database itself, nothing sent — " +
+	"the most the database can do for these writes (PostgreSQL only)"
 
 // writeMode is how sameWrites hands the database its rows.
 type writeMode int
@@ -27,90 +28,117 @@ const (
 	madeInDatabase                  // INSERT … SELECT from the template row, nothing sent
 )
 
+// sameTable is one table a push of visits writes a row of per visit.
+type sameTable struct {
+	src, copy string
+	template  string // where the template row is, given the visit's id as $2 (and the organisation as $1)
+	// conflict is the push's ON CONFLICT target, "" for a plain INSERT;
+	// kept are the columns its upsert leaves as they are.
+	conflict string
+	kept     []string
+	fresh    map[string]freshValue // columns each row gets anew
+}
+
+// freshValue is what a column gets in each written row.
+type freshValue int
+
+const (
+	newID      freshValue = iota // the row's new visit id
+	newVersion                   // the row's own number (a version, a seq)
+	txid                         // the writing transaction's id, as the feed stamps it
+)
+
+// pushTables are the rows a push writes for each visit (store.Feed.Push:
+// the record, its feed row, the device's log of the mutation).
+var pushTables = []sameTable{
+	{src: "visits", copy: "bench_same_visits", template: "id = $2", conflict: "(org_id, id)",
+		kept: []string{"org_id", "id", "created_at", "created_by"}, fresh: map[string]freshValue{"id": newID, "version": newVersion}},
+	{src: "sync_changes", copy: "bench_same_feed", template: "entity = 'visits' AND record_id = $2", conflict: "(org_id, entity, record_id)",
+		kept:  []string{"org_id", "entity", "record_id", "created_by", "created_version"},
+		fresh: map[string]freshValue{"record_id": newID, "version": newVersion, "created_version": newVersion, "txid": txid}},
+	{src: "sync_mutations", copy: "bench_same_log", template: "entity = 'visits' AND record_id = $2",
+		fresh: map[string]freshValue{"record_id": newID, "seq": newVersion}},
+}
+
 // sameWrites measures, on PostgreSQL, how fast the database takes the
-// very writes the throughput phase's pushes made (SameWrites): each
-// device's last pushed visit and its feed row, copied with new ids, in
-// batches of size on as many connections as devices, into copies of the
-// tables holding the same rows. Set beside the raw ceiling it splits the
-// gap between fieldsync and the ceiling into what the schema asks of the
-// database for each visit and what the server does around the writes.
+// very writes the throughput phase's pushes made (SameWrites), copied
+// from each device's last pushed visit, in batches of size on as many
+// connections as devices, into copies of the tables holding the same
+// rows. Set beside the raw ceiling it splits the gap between fieldsync
+// and the ceiling into what the schema asks of the database for each
+// visit and what the server does around the writes.
 func (w *world) sameWrites(devices, batches, size int, mode writeMode) (float64, error) {
 	g := w.db.Gorm().WithContext(w.ctx)
-	const visits, feed = "bench_same_visits", "bench_same_feed"
-	drop := func() error { return g.Exec("DROP TABLE IF EXISTS " + visits + ", " + feed).Error }
+	var copies []string
+	for _, t := range pushTables {
+		copies = append(copies, t.copy)
+	}
+	drop := func() error { return g.Exec("DROP TABLE IF EXISTS " + strings.Join(copies, ", ")).Error }
 	if err := drop(); err != nil {
 		return 0, fmt.Errorf("same writes: %w", err)
 	}
 	defer drop()
-	for _, q := range []string{
-		"CREATE TABLE " + visits + " (LIKE visits INCLUDING ALL)",
-		"ALTER TABLE " + visits + " ADD FOREIGN KEY (org_id) REFERENCES orgs (id)",
-		"INSERT INTO " + visits + " SELECT * FROM visits",
-		"CREATE TABLE " + feed + " (LIKE sync_changes INCLUDING ALL)",
-		"INSERT INTO " + feed + " SELECT * FROM sync_changes",
-		"ANALYZE " + visits + ", " + feed,
-	} {
-		if err := g.Exec(q).Error; err != nil {
-			return 0, fmt.Errorf("same writes: %w", err)
+	cols := make([][]string, len(pushTables))
+	for i, t := range pushTables {
+		var fks []string
+		if err := g.Raw("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = ?::regclass AND contype = 'f'", t.src).Scan(&fks).Error; err != nil {
+			return 0, fmt.Errorf("same writes: foreign keys of %s: %w", t.src, err)
+		}
+		stmts := []string{"CREATE TABLE " + t.copy + " (LIKE " + t.src + " INCLUDING ALL)"}
+		for _, fk := range fks {
+			stmts = append(stmts, "ALTER TABLE "+t.copy+" ADD "+fk)
+		}
+		stmts = append(stmts, "INSERT INTO "+t.copy+" SELECT * FROM "+t.src, "ANALYZE "+t.copy)
+		for _, q := range stmts {
+			if err := g.Exec(q).Error; err != nil {
+				return 0, fmt.Errorf("same writes: %w", err)
+			}
+		}
+		var err error
+		if cols[i], err = w.columns(t.src); err != nil {
+			return 0, err
 		}
 	}
-	vcols, err := w.columns("visits")
-	if err != nil {
-		return 0, err
-	}
-	fcols, err := w.columns("sync_changes")
-	if err != nil {
-		return 0, err
-	}
-	// Each device's template: its last pushed visit and feed row, every
-	// value as text, as PostgreSQL takes it back for the column.
+	// Each device's template: its last pushed visit, and that visit's
+	// rows in each table, every value as text, as PostgreSQL gives it.
 	ids := make([]string, devices)
-	vrows, frows := make([][]any, devices), make([][]any, devices)
+	rows := make([][][]any, devices)
 	for d := range devices {
 		if err := g.Raw("SELECT id::text FROM visits WHERE org_id = ? AND rep_id = ? ORDER BY version DESC LIMIT 1", w.org.ID, w.reps[d].ID).Row().Scan(&ids[d]); err != nil {
 			return 0, fmt.Errorf("same writes: template of device %d: %w", d, err)
 		}
-		if vrows[d], err = w.textRow("visits", vcols, "id = '"+ids[d]+"'"); err != nil {
-			return 0, err
-		}
-		if frows[d], err = w.textRow("sync_changes", fcols, "entity = 'visits' AND record_id = '"+ids[d]+"'"); err != nil {
-			return 0, err
+		for i, t := range pushTables {
+			r, err := w.textRow(t, cols[i], ids[d])
+			if err != nil {
+				return 0, err
+			}
+			rows[d] = append(rows[d], r)
 		}
 	}
-	var version int64
-	if err := g.Raw("SELECT coalesce(max(version), 0) FROM sync_changes").Row().Scan(&version); err != nil {
+	// New numbers above every version and seq the pushes used.
+	var first int64
+	if err := g.Raw("SELECT greatest((SELECT coalesce(max(version), 0) FROM sync_changes), (SELECT coalesce(max(seq), 0) FROM sync_mutations)) + 1").Row().Scan(&first); err != nil {
 		return 0, fmt.Errorf("same writes: %w", err)
 	}
 	sqlDB, err := g.DB()
 	if err != nil {
 		return 0, err
 	}
-	vset := "ON CONFLICT (org_id, id) DO UPDATE SET " + excludedAll(vcols, "org_id", "id", "created_at", "created_by")
-	fset := "ON CONFLICT (org_id, entity, record_id) DO UPDATE SET " + excludedAll(fcols, "org_id", "entity", "record_id", "created_by", "created_version")
-	txid := "pg_current_xact_id()::text::bigint"
-	var vq, fq string
-	if mode == madeInDatabase {
-		vq = madeInsert(visits, "visits", vcols, "id = $2", map[string]string{"id": "gen_random_uuid()", "version": "$3 + g"}, size, vset)
-		fq = madeInsert(feed, "sync_changes", fcols, "entity = 'visits' AND record_id = $2",
-			map[string]string{"record_id": "gen_random_uuid()", "version": "$3 + g", "created_version": "$3 + g", "txid": txid}, size, fset)
-	} else {
-		vq = sameWritesInsert(visits, vcols, size, vset, nil)
-		fq = sameWritesInsert(feed, fcols, size, fset, map[string]string{"txid": txid})
+	qs := make([]string, len(pushTables))
+	for i, t := range pushTables {
+		if mode == madeInDatabase {
+			qs[i] = madeInsert(t, cols[i], size)
+		} else {
+			qs[i] = sentInsert(t, cols[i], size)
+		}
 	}
 	var eg errgroup.Group
 	start := time.Now()
 	for d := range devices {
-		base := version + int64(d*batches*size) + 1
 		eg.Go(func() error {
 			for b := range batches {
-				first := base + int64(b*size)
-				var err error
-				if mode == madeInDatabase {
-					err = madeBatch(w, sqlDB, vq, fq, ids[d], first)
-				} else {
-					err = sameWritesBatch(w, sqlDB, vq, fq, vcols, fcols, vrows[d], frows[d], size, first)
-				}
-				if err != nil {
+				n := first + int64((d*batches+b)*size)
+				if err := w.sameBatch(sqlDB, mode, qs, cols, rows[d], ids[d], size, n); err != nil {
 					return err
 				}
 			}
@@ -123,89 +151,73 @@ func (w *world) sameWrites(devices, batches, size int, mode writeMode) (float64,
 	return float64(devices*batches*size) / time.Since(start).Seconds(), nil
 }
 
-// madeInsert is INSERT INTO table SELECT …, n rows made from the row of
-// from where holds (with $1 the organisation, $2 the template's id), each
-// column copied but for those exprs replaces; g counts the rows from 0.
-func madeInsert(table, from string, cols []string, where string, exprs map[string]string, n int, suffix string) string {
-	sel := make([]string, len(cols))
-	for i, c := range cols {
-		sel[i] = c
-		if e, ok := exprs[c]; ok {
-			sel[i] = e
+// sameBatch writes one batch of n visits numbered from first, each
+// table's rows in one statement, in one transaction, as a push does.
+func (w *world) sameBatch(db *sql.DB, mode writeMode, qs []string, cols [][]string, tmpl [][]any, id string, n int, first int64) error {
+	var newIDs []string
+	if mode == sentRows {
+		newIDs = make([]string, n)
+		for i := range newIDs {
+			newIDs[i] = uuid.NewString()
 		}
-	}
-	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(sel, ", ") +
-		" FROM " + from + ", generate_series(0, " + strconv.Itoa(n-1) + ") AS g WHERE org_id = $1 AND " + where + " " + suffix
-}
-
-// madeBatch writes one batch made in the database, in one transaction.
-func madeBatch(w *world, db *sql.DB, vq, fq, id string, first int64) error {
-	tx, err := db.BeginTx(w.ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.ExecContext(w.ctx, vq, w.org.ID.String(), id, first); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(w.ctx, fq, w.org.ID.String(), id, first); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-// sameWritesBatch writes one batch: the visits, then their feed rows, in
-// one transaction, as a push does.
-func sameWritesBatch(w *world, db *sql.DB, vq, fq string, vcols, fcols []string, vrow, frow []any, n int, first int64) error {
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = uuid.NewString()
 	}
 	tx, err := db.BeginTx(w.ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	vargs := make([]any, 0, len(ids)*len(vcols))
-	fargs := make([]any, 0, len(ids)*(len(fcols)-1))
-	for i, id := range ids {
-		v := strconv.FormatInt(first+int64(i), 10)
-		for c, name := range vcols {
-			switch name {
-			case "id":
-				vargs = append(vargs, id)
-			case "version":
-				vargs = append(vargs, v)
-			default:
-				vargs = append(vargs, vrow[c])
+	for k, t := range pushTables {
+		var args []any
+		if mode == madeInDatabase {
+			args = []any{w.org.ID.String(), id, first}
+		} else {
+			args = make([]any, 0, n*len(cols[k]))
+			for i := range n {
+				for c, name := range cols[k] {
+					f, ok := t.fresh[name]
+					switch {
+					case !ok:
+						args = append(args, tmpl[k][c])
+					case f == newID:
+						args = append(args, newIDs[i])
+					case f == newVersion:
+						args = append(args, strconv.FormatInt(first+int64(i), 10))
+					}
+				}
 			}
 		}
-		for c, name := range fcols {
-			switch name {
-			case "txid":
-			case "record_id":
-				fargs = append(fargs, id)
-			case "version", "created_version":
-				fargs = append(fargs, v)
-			default:
-				fargs = append(fargs, frow[c])
-			}
+		if _, err := tx.ExecContext(w.ctx, qs[k], args...); err != nil {
+			return fmt.Errorf("%s: %w", t.copy, err)
 		}
-	}
-	if _, err := tx.ExecContext(w.ctx, vq, vargs...); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(w.ctx, fq, fargs...); err != nil {
-		return err
 	}
 	return tx.Commit()
 }
 
-// sameWritesInsert is a multi-row INSERT of n rows into table, every
-// column a parameter except those exprs gives an expression for.
-func sameWritesInsert(table string, cols []string, n int, suffix string, exprs map[string]string) string {
+// onConflict is the push's ON CONFLICT clause for t, "" for none.
+func (t sameTable) onConflict(cols []string) string {
+	if t.conflict == "" {
+		return ""
+	}
+	var set []string
+	for _, c := range cols {
+		kept := false
+		for _, k := range t.kept {
+			kept = kept || c == k
+		}
+		if !kept {
+			set = append(set, c+" = excluded."+c)
+		}
+	}
+	return " ON CONFLICT " + t.conflict + " DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+const txidExpr = "pg_current_xact_id()::text::bigint"
+
+// sentInsert is a multi-row INSERT of n rows into t's copy, every value a
+// parameter but the transaction's id.
+func sentInsert(t sameTable, cols []string, n int) string {
 	var sb strings.Builder
-	sb.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
+	sb.WriteString("INSERT INTO " + t.copy + " (" + strings.Join(cols, ", ") + ") VALUES ")
 	p := 0
 	for i := range n {
 		if i > 0 {
@@ -216,8 +228,8 @@ func sameWritesInsert(table string, cols []string, n int, suffix string, exprs m
 			if c > 0 {
 				sb.WriteString(", ")
 			}
-			if e, ok := exprs[name]; ok {
-				sb.WriteString(e)
+			if f, ok := t.fresh[name]; ok && f == txid {
+				sb.WriteString(txidExpr)
 				continue
 			}
 			p++
@@ -225,23 +237,29 @@ func sameWritesInsert(table string, cols []string, n int, suffix string, exprs m
 		}
 		sb.WriteByte(')')
 	}
-	sb.WriteString(" " + suffix)
-	return sb.String()
+	return sb.String() + t.onConflict(cols)
 }
 
-// excludedAll is "c = excluded.c" for every column but those kept.
-func excludedAll(cols []string, kept ...string) string {
-	var set []string
-	for _, c := range cols {
-		keep := false
-		for _, k := range kept {
-			keep = keep || c == k
-		}
-		if !keep {
-			set = append(set, c+" = excluded."+c)
+// madeInsert is an INSERT into t's copy of n rows made from the template
+// row ($1 the organisation, $2 the template visit's id, $3 the first
+// number), each column copied but for the fresh ones.
+func madeInsert(t sameTable, cols []string, n int) string {
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		sel[i] = "t." + c
+		switch f, ok := t.fresh[c]; {
+		case !ok:
+		case f == newID:
+			sel[i] = "gen_random_uuid()"
+		case f == newVersion:
+			sel[i] = "$3::bigint + g"
+		case f == txid:
+			sel[i] = txidExpr
 		}
 	}
-	return strings.Join(set, ", ")
+	return "INSERT INTO " + t.copy + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(sel, ", ") +
+		" FROM (SELECT * FROM " + t.src + " WHERE org_id = $1 AND " + t.template + " LIMIT 1) AS t, generate_series(0, " +
+		strconv.Itoa(n-1) + ") AS g" + t.onConflict(cols)
 }
 
 // columns lists table's columns in their order.
@@ -257,9 +275,9 @@ func (w *world) columns(table string) ([]string, error) {
 	return cols, nil
 }
 
-// textRow reads the row of table where holds as text, one value per
+// textRow reads t's template row for the visit id as text, one value per
 // column (nil for NULL).
-func (w *world) textRow(table string, cols []string, where string) ([]any, error) {
+func (w *world) textRow(t sameTable, cols []string, id string) ([]any, error) {
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = c + "::text"
@@ -269,8 +287,13 @@ func (w *world) textRow(table string, cols []string, where string) ([]any, error
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	if err := w.db.Gorm().WithContext(w.ctx).Raw("SELECT "+strings.Join(sel, ", ")+" FROM "+table+" WHERE org_id = ? AND "+where, w.org.ID).Row().Scan(ptrs...); err != nil {
-		return nil, fmt.Errorf("same writes: template row of %s: %w", table, err)
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + t.src + " WHERE org_id = $1 AND " + t.template + " LIMIT 1"
+	sqlDB, err := w.db.Gorm().DB()
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlDB.QueryRowContext(w.ctx, q, w.org.ID.String(), id).Scan(ptrs...); err != nil {
+		return nil, fmt.Errorf("same writes: template row of %s: %w", t.src, err)
 	}
 	row := make([]any, len(cols))
 	for i, v := range vals {
