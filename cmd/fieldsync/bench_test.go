@@ -41,8 +41,9 @@ func TestBenchSmall(t *testing.T) {
 		regexp.MustCompile(`GET /v1/me p50 / p99 during pushes\s+\S+ / \S+`),
 		regexp.MustCompile(`/readyz p50 / p99 during pushes\s+\S+ / \S+\s+\(\d+ probes, \d+ not ready\)`),
 		regexp.MustCompile(`push latency, last two \(median\)\s+\S+\s+\(\d+\.\d+× the first two; target ≤ 2×\)`),
-		regexp.MustCompile(`paced p50 / p99, alone\s+\S+ / \S+\s+\(p99 of each run: \S+, \S+\)`),
-		regexp.MustCompile(`paced p50 / p99, with the hostile device\s+\S+ / \S+\s+\(p99 \d+\.\d+× alone; target ≤ 1\.25×; each run: \S+, \S+\)`),
+		regexp.MustCompile(`paced p50 / p99, alone\s+\S+ / \S+\s+\(p99 of each run: \S+, \S+, \S+, \S+\)`),
+		regexp.MustCompile(`paced p50 / p99, with the hostile device\s+\S+ / \S+\s+\(p99 of each run: \S+, \S+, \S+\)`),
+		regexp.MustCompile(`paced p99 with the hostile device ÷ alone\s+\d+\.\d+×\s+\(median p99 with ÷ median p99 alone; target ≤ 1\.25×\)`),
 		regexp.MustCompile(`hostile device pushes/s\s+\d+\.\d\s+\(\d+ mutations/s; \d+ × 429, \d+ × 503 in \d+\.\d s\)`),
 		regexp.MustCompile(`peak RSS\s+\d+\.\d MB`),
 	} {

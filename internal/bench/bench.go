@@ -71,7 +71,7 @@ type Config struct {
 	// purpose, to measure capacity, and run on Server. Nil uses Server.
 	HostileServer func(db *store.DB) (http.Handler, error)
 	// HostilePushes is how many times each paced device of the hostile
-	// phase pushes in each of its five runs; 0 means
+	// phase pushes in each of its runs (hostileRuns); 0 means
 	// DefaultHostilePushes (10).
 	HostilePushes int
 }
@@ -155,7 +155,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 		case i >= cfg.Devices+cfg.LatencyDevs:
 			w.budget[u.ID] = int64(cfg.TeamBatches * teamBatchMax)
 		case i >= cfg.Devices && cfg.Hostile:
-			w.budget[u.ID] = int64(16+5*cfg.HostilePushes) * 10
+			w.budget[u.ID] = int64(16+hostileRuns*cfg.HostilePushes) * 10
 		case i >= cfg.Devices:
 			w.budget[u.ID] = 16 * 10
 		case i == 0:
@@ -283,7 +283,7 @@ func Run(ctx context.Context, cfg Config, out, progress io.Writer) (Result, erro
 				}
 				defer hstop()
 			}
-			bar = newBar(progress, "hostile", 5*(cfg.LatencyDevs-1)*cfg.HostilePushes)
+			bar = newBar(progress, "hostile", hostileRuns*(cfg.LatencyDevs-1)*cfg.HostilePushes)
 			res.Hostile, err = w.hostilePhase(hbase, latencyReps[:cfg.LatencyDevs-1], w.reps[hostileRep], cfg.HostilePushes, cfg.BatchSize, cfg.LatencyEvery, bar)
 			bar.done()
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,42 @@ func TestJSONScan(t *testing.T) {
 		}
 		if _, err := readPull([]byte(d)); err == nil && !json.Valid([]byte(d)) {
 			t.Errorf("%q: readPull read a body that is not JSON", d)
+		}
+	}
+}
+
+// TestHostileRatio: the hostile figure is the median p99 of the runs with
+// the hostile device over the median p99 of the runs alone, so one run a
+// spell of the machine spoilt — alone or with — does not decide it.
+func TestHostileRatio(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var ds []time.Duration
+		for _, n := range ns {
+			ds = append(ds, time.Duration(n)*time.Millisecond)
+		}
+		return ds
+	}
+	for _, tc := range []struct {
+		name        string
+		alone, with []time.Duration
+		want        float64
+	}{
+		{"steady", ms(40, 40, 40, 40), ms(44, 44, 44), 1.1},
+		// The machine drifts from 40 to 80 ms alone and the runs with the
+		// device, between them, drift with it, 10 % above.
+		{"drift", ms(40, 60, 80, 80), ms(55, 77, 88), 1.1},
+		// A spell slows one run alone fivefold: the ratio of the two
+		// pooled p99s would read 0.22×.
+		{"a spoilt run alone", ms(40, 200, 40, 40), ms(44, 44, 44), 1.1},
+		// A spell slows one run with the device tenfold.
+		{"a spoilt run with", ms(40, 40, 40, 40), ms(44, 400, 48), 1.2},
+		// The device doubling every run's p99 is not hidden.
+		{"a real effect", ms(40, 45, 40, 200), ms(80, 90, 85), 85.0 / 42.5},
+		{"no runs", nil, nil, 0},
+	} {
+		r := hostileResult{AloneP99s: tc.alone, WithP99s: tc.with}
+		if got := r.Ratio(); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: %.4f×, want %.4f×", tc.name, got, tc.want)
 		}
 	}
 }
