@@ -30,9 +30,10 @@ import (
 // The figure is the median p99 of the runs with the hostile device over
 // the median p99 of the runs alone. With 200 paced devices the server is
 // near its capacity and a run's p99 swings with the machine (on these VMs
-// two runs alone in a row have differed 1.6×, and one pair of runs gave
-// 0.64× and the next, with the same build, 2.07×): a ratio of two single
-// p99s says more about the machine than about the hostile device. Runs
+// two runs alone in a row have differed 2.9×, and a ratio of pooled p99s
+// read 0.64× in one bench and 2.07× in the next, with the same build): a
+// ratio of two p99s says more about the machine than about the hostile
+// device. Runs
 // that alternate share the machine's drift, and each median drops the
 // one run, alone or with, that a spell of the machine spoilt.
 // Target: within hostileTarget.
