@@ -13,6 +13,15 @@ import (
 // The whole run is tested end to end by cmd/fieldsync's TestBenchSmall,
 // through the command and the real API; these cover the parts with rules.
 
+// ms is the durations of ns milliseconds.
+func ms(ns ...int) []time.Duration {
+	var ds []time.Duration
+	for _, n := range ns {
+		ds = append(ds, time.Duration(n)*time.Millisecond)
+	}
+	return ds
+}
+
 func TestPercentile(t *testing.T) {
 	seq := func(n int) []int {
 		s := make([]int, n)
@@ -20,13 +29,6 @@ func TestPercentile(t *testing.T) {
 			s[i] = n - i // descending, so the sort matters
 		}
 		return s
-	}
-	ms := func(ns ...int) []time.Duration {
-		var ds []time.Duration
-		for _, n := range ns {
-			ds = append(ds, time.Duration(n)*time.Millisecond)
-		}
-		return ds
 	}
 	for _, tc := range []struct {
 		name string
@@ -91,13 +93,6 @@ func TestNiceCeil(t *testing.T) {
 }
 
 func TestGrowth(t *testing.T) {
-	ms := func(ns ...int) []time.Duration {
-		var ds []time.Duration
-		for _, n := range ns {
-			ds = append(ds, time.Duration(n)*time.Millisecond)
-		}
-		return ds
-	}
 	for _, tc := range []struct {
 		name string
 		lats []time.Duration
@@ -181,13 +176,6 @@ func TestJSONScan(t *testing.T) {
 // the hostile device over the median p99 of the runs alone, so one run a
 // spell of the machine spoilt — alone or with — does not decide it.
 func TestHostileRatio(t *testing.T) {
-	ms := func(ns ...int) []time.Duration {
-		var ds []time.Duration
-		for _, n := range ns {
-			ds = append(ds, time.Duration(n)*time.Millisecond)
-		}
-		return ds
-	}
 	for _, tc := range []struct {
 		name        string
 		alone, with []time.Duration
